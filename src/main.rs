@@ -1,0 +1,193 @@
+//! # rftpd — FTP and FTPS for a Linux host's local accounts
+//!
+//! Layout:
+//! - [`master`]: binds, accepts, spawns one session process per connection, reaps.
+//! - [`session`]: the per-connection monitor (root, PAM, policy) and worker (libunftp, jailed).
+//! - [`auth`]: PAM, used only by the monitor.
+//! - [`jail`]: chroot and privilege drop, the one recipe.
+//! - [`config`]: the TOML model with vsftpd's option names.
+//! - [`sys`]: the only place with `unsafe`.
+//!
+//! This file only parses the command line and dispatches.
+
+mod auth;
+mod config;
+mod jail;
+mod logging;
+mod master;
+mod session;
+mod sys;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use config::{Config, DEFAULT_CONFIG_PATH};
+
+const USAGE: &str = "\
+Usage: rftpd [--config FILE]          run the server in the foreground
+       rftpd --check-config [--config FILE]
+                                      validate the configuration and exit
+       rftpd --version | --help
+
+Without --config, rftpd reads /etc/rftpd.toml when it exists, else runs on its
+embedded defaults. Logs go to stderr; RFTPD_LOG sets the filter (e.g. debug).";
+
+#[derive(Debug, PartialEq)]
+enum Mode {
+    Serve,
+    CheckConfig,
+    Version,
+    Help,
+    Session,
+}
+
+#[derive(Debug, PartialEq)]
+struct Args {
+    mode: Mode,
+    config: Option<PathBuf>,
+}
+
+fn parse_args(args: &[String]) -> Result<Args, String> {
+    let mut mode = Mode::Serve;
+    let mut config = None;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--config" | "-c" => {
+                let file = it.next().ok_or("--config needs a file")?;
+                config = Some(PathBuf::from(file));
+            }
+            s if s.starts_with("--config=") => {
+                config = Some(PathBuf::from(&s["--config=".len()..]))
+            }
+            "--check-config" => mode = Mode::CheckConfig,
+            "--version" | "-V" => mode = Mode::Version,
+            "--help" | "-h" => mode = Mode::Help,
+            "session" if args.len() == 1 => mode = Mode::Session,
+            other => return Err(format!("unknown argument: {other}")),
+        }
+    }
+    Ok(Args { mode, config })
+}
+
+/// Load the config the way the master does; `None` path with no default file = embedded defaults.
+fn load_config(
+    path: Option<PathBuf>,
+) -> Result<(Config, master::ConfigSource), config::ConfigErrors> {
+    let default_path = PathBuf::from(DEFAULT_CONFIG_PATH);
+    match path {
+        Some(p) => Config::load(&p).map(|c| (c, master::ConfigSource::File(p))),
+        None if default_path.exists() => {
+            Config::load(&default_path).map(|c| (c, master::ConfigSource::File(default_path)))
+        }
+        None => Ok((Config::default(), master::ConfigSource::Defaults)),
+    }
+}
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let args = match parse_args(&argv) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("rftpd: {e}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match args.mode {
+        Mode::Help => {
+            println!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        Mode::Version => {
+            println!("rftpd {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Mode::CheckConfig => match load_config(args.config) {
+            Ok((_, source)) => {
+                match source {
+                    master::ConfigSource::File(p) => {
+                        println!("{}: configuration is valid", p.display())
+                    }
+                    master::ConfigSource::Defaults => {
+                        println!("no {DEFAULT_CONFIG_PATH}; the embedded defaults are valid")
+                    }
+                }
+                ExitCode::SUCCESS
+            }
+            Err(errors) => {
+                eprintln!("{errors}");
+                ExitCode::from(1)
+            }
+        },
+        Mode::Session => {
+            logging::init();
+            let text = std::env::var(master::SESSION_CONFIG_ENV).unwrap_or_default();
+            if text.is_empty() {
+                eprintln!("rftpd: `session` is started by the rftpd master only");
+                return ExitCode::from(2);
+            }
+            match Config::parse(&text, "<from the master>") {
+                Ok(config) => session::monitor::run(config),
+                Err(errors) => {
+                    tracing::error!("bad session config: {errors}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Mode::Serve => {
+            let filter = logging::init();
+            match load_config(args.config) {
+                Ok((config, source)) => {
+                    match &source {
+                        master::ConfigSource::File(p) => {
+                            tracing::info!(file = %p.display(), "rftpd {} starting", env!("CARGO_PKG_VERSION"))
+                        }
+                        master::ConfigSource::Defaults => tracing::info!(
+                            "rftpd {} starting on the embedded defaults (no {DEFAULT_CONFIG_PATH})",
+                            env!("CARGO_PKG_VERSION")
+                        ),
+                    }
+                    master::run(config, source, filter)
+                }
+                Err(errors) => {
+                    for e in &errors.0 {
+                        tracing::error!("{e}");
+                    }
+                    eprintln!("rftpd: configuration invalid, not starting");
+                    ExitCode::from(1)
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Result<Args, String> {
+        parse_args(&list.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn command_lines_parse_as_documented() {
+        assert_eq!(
+            args(&[]).unwrap(),
+            Args {
+                mode: Mode::Serve,
+                config: None
+            }
+        );
+        assert_eq!(
+            args(&["--check-config", "--config", "/x.toml"]).unwrap(),
+            Args {
+                mode: Mode::CheckConfig,
+                config: Some("/x.toml".into())
+            }
+        );
+        assert_eq!(args(&["session"]).unwrap().mode, Mode::Session);
+        assert!(args(&["session", "--config", "x"]).is_err());
+        assert!(args(&["--config"]).is_err());
+        assert!(args(&["--bogus"]).is_err());
+    }
+}

@@ -1,0 +1,170 @@
+//! The monitor: the exec'd `rftpd session` process, one per connection, root, single-threaded.
+//!
+//! It forks the worker, then only answers the worker's requests over a socketpair and waits for
+//! it to end. It owns PAM and NSS (neither ever runs in a process that is or will be inside a
+//! user-writable jail) and closes the PAM session when the worker is gone. It never parses FTP
+//! and trusts nothing the worker sends: a malformed or out-of-order request kills the session.
+
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, OwnedFd};
+use std::process::ExitCode;
+
+use nix::sys::signal::{Signal, kill};
+use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::Pid;
+
+use crate::auth::PamLogin;
+use crate::config::Config;
+use crate::session::protocol::{MAX_MESSAGE, Reply, Request};
+use crate::session::{ExitReason, login, worker};
+use crate::sys::{self, Forked};
+
+/// Per-session resource limits, set before the worker exists so it inherits them.
+fn limit_resources() {
+    use nix::sys::resource::{Resource, setrlimit};
+    // No core files: a session's memory holds a password for a moment.
+    let _ = setrlimit(Resource::RLIMIT_CORE, 0, 0);
+    // Enough descriptors for a control connection, a data connection and a few files.
+    let _ = setrlimit(Resource::RLIMIT_NOFILE, 256, 256);
+}
+
+/// Entry point of `rftpd session`. Returns the exit code the master will read.
+pub fn run(config: Config) -> ExitCode {
+    let client = match sys::take_client_socket_from_stdin() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "session started without a client socket");
+            return ExitCode::from(ExitReason::Error as u8);
+        }
+    };
+    let peer = match client.peer_addr() {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(error = %e, "client went away before the session started");
+            return ExitCode::from(ExitReason::Closed as u8);
+        }
+    };
+    limit_resources();
+    let (monitor_end, worker_end) = match socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    ) {
+        Ok(pair) => pair,
+        Err(e) => {
+            tracing::error!(error = %e, "socketpair failed");
+            return ExitCode::from(ExitReason::Error as u8);
+        }
+    };
+    match sys::fork_single_threaded() {
+        Err(e) => {
+            tracing::error!(error = %e, "cannot fork the worker");
+            ExitCode::from(ExitReason::Error as u8)
+        }
+        Ok(Forked::Child) => {
+            drop(monitor_end);
+            let reason = worker::run(config, client, worker_end);
+            std::process::exit(reason as i32);
+        }
+        Ok(Forked::Parent(pid)) => {
+            drop(worker_end);
+            // The worker owns the connection; the monitor must not keep it alive.
+            drop(client);
+            let reason = serve_worker(&config, peer, pid, monitor_end);
+            ExitCode::from(reason as u8)
+        }
+    }
+}
+
+/// Why the monitor stopped listening to its worker.
+enum Stop {
+    /// The worker closed its end (it is exiting).
+    WorkerGone,
+    /// The worker sent something it must not; it has been killed.
+    Violation(String),
+}
+
+/// Answer requests until the worker goes away, then reap it and close PAM.
+fn serve_worker(config: &Config, peer: SocketAddr, worker: Pid, channel: OwnedFd) -> ExitReason {
+    let mut pam: Option<PamLogin> = None;
+    let mut failures: u32 = 0;
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    let stop = loop {
+        let (len, fd) = match sys::recv_message(channel.as_fd(), &mut buf) {
+            Ok(r) => r,
+            Err(e) if e.raw_os_error() == Some(nix::libc::EINTR) => continue,
+            Err(e) => break Stop::Violation(format!("bad message: {e}")),
+        };
+        if len == 0 {
+            break Stop::WorkerGone;
+        }
+        if fd.is_some() {
+            break Stop::Violation("worker sent a file descriptor".into());
+        }
+        let request = match Request::decode(&buf[..len]) {
+            Ok(r) => r,
+            Err(e) => break Stop::Violation(e.to_string()),
+        };
+        match request {
+            Request::Login { .. } if pam.is_some() => {
+                break Stop::Violation("login request after a successful login".into());
+            }
+            Request::Login { user, mut password } => {
+                let outcome = login::decide(config, &user, &password, peer.ip());
+                password.iter_mut().for_each(|b| *b = 0);
+                let sent = match outcome {
+                    Ok(accepted) => {
+                        tracing::info!(user = %user, client = %peer.ip(), jailed = accepted.grant.jailed,
+                            start = %accepted.grant.start_dir, "login ok");
+                        let msg = Reply::Granted(accepted.grant).encode();
+                        pam = Some(accepted.pam);
+                        sys::send_message(channel.as_fd(), &msg, Some(accepted.start_dir.as_fd()))
+                    }
+                    Err(reason) => {
+                        failures += 1;
+                        tracing::warn!(user = %user, client = %peer.ip(), reason = %reason, "login refused");
+                        let disconnect = failures >= 3;
+                        sys::send_message(
+                            channel.as_fd(),
+                            &Reply::Denied { disconnect }.encode(),
+                            None,
+                        )
+                    }
+                };
+                if let Err(e) = sent {
+                    tracing::debug!(error = %e, "worker gone before the login reply");
+                    break Stop::WorkerGone;
+                }
+            }
+        }
+    };
+    if let Stop::Violation(why) = &stop {
+        tracing::error!(client = %peer.ip(), reason = %why, "worker broke the monitor protocol; killing it");
+        let _ = kill(worker, Signal::SIGKILL);
+    }
+    let status = loop {
+        match waitpid(worker, None) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            other => break other,
+        }
+    };
+    if let Some(pam) = pam {
+        pam.close();
+    }
+    match (stop, status) {
+        (Stop::Violation(_), _) => ExitReason::Error,
+        (_, Ok(WaitStatus::Exited(_, code))) => {
+            ExitReason::from_code(code).unwrap_or(ExitReason::Error)
+        }
+        (_, Ok(WaitStatus::Signaled(_, signal, _))) => {
+            tracing::warn!(client = %peer.ip(), signal = %signal, "worker killed by a signal");
+            ExitReason::Error
+        }
+        (_, other) => {
+            tracing::error!(status = ?other, "unexpected worker status");
+            ExitReason::Error
+        }
+    }
+}

@@ -1,0 +1,271 @@
+//! The messages a worker and its monitor exchange over their `SOCK_SEQPACKET` socketpair.
+//!
+//! A small, explicit, typed set (one request, two replies), encoded by hand so that every field
+//! is length-checked on decode. The monitor treats every byte it receives as hostile: the worker
+//! parses FTP from the network and may be compromised. Nothing here ever carries a password in
+//! a `Debug` or log line.
+
+use std::fmt;
+
+/// Largest message either side accepts.
+pub const MAX_MESSAGE: usize = 16 * 1024;
+/// Longest user name the protocol carries (Linux allows 32; leave room, refuse nonsense).
+pub const MAX_USER: usize = 256;
+/// Longest password the protocol carries.
+pub const MAX_PASSWORD: usize = 1024;
+/// Most supplementary groups passed for one user.
+const MAX_GROUPS: usize = 65536 / 4;
+
+/// Worker → monitor.
+pub enum Request {
+    /// Check these credentials (the client's USER and PASS).
+    Login { user: String, password: Vec<u8> },
+}
+
+impl fmt::Debug for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Request::Login { user, .. } => write!(f, "Login {{ user: {user:?}, password: *** }}"),
+        }
+    }
+}
+
+/// What the worker needs to jail itself and serve a logged-in user. Travels with the open
+/// directory fd of the start (and jail) directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
+    /// chroot into the passed directory (true) or just start there (false).
+    pub jailed: bool,
+    pub user_name: String,
+    pub group_name: String,
+    /// Real path of the start directory (what a user who is not jailed sees).
+    pub start_dir: String,
+}
+
+/// Monitor → worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// Login accepted; the message carries the start directory's fd.
+    Granted(Grant),
+    /// Login refused. `disconnect`: too many failures, end the session after the reply.
+    Denied { disconnect: bool },
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct DecodeError(&'static str);
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "malformed message: {}", self.0)
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+const TAG_LOGIN: u8 = 1;
+const TAG_GRANTED: u8 = 2;
+const TAG_DENIED: u8 = 3;
+
+struct Writer(Vec<u8>);
+
+impl Writer {
+    fn u8(&mut self, v: u8) {
+        self.0.push(v);
+    }
+    fn u32(&mut self, v: u32) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn bytes(&mut self, b: &[u8]) {
+        self.u32(b.len() as u32);
+        self.0.extend_from_slice(b);
+    }
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        if self.0.len() < n {
+            return Err(DecodeError("truncated"));
+        }
+        let (head, tail) = self.0.split_at(n);
+        self.0 = tail;
+        Ok(head)
+    }
+    fn u8(&mut self) -> Result<u8, DecodeError> {
+        Ok(self.take(1)?[0])
+    }
+    fn u32(&mut self) -> Result<u32, DecodeError> {
+        let b = self.take(4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn bool(&mut self) -> Result<bool, DecodeError> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(DecodeError("bad boolean")),
+        }
+    }
+    fn bytes(&mut self, max: usize) -> Result<&'a [u8], DecodeError> {
+        let len = self.u32()? as usize;
+        if len > max {
+            return Err(DecodeError("field too long"));
+        }
+        self.take(len)
+    }
+    fn string(&mut self, max: usize) -> Result<String, DecodeError> {
+        let b = self.bytes(max)?;
+        String::from_utf8(b.to_vec()).map_err(|_| DecodeError("not UTF-8"))
+    }
+    fn finish(self) -> Result<(), DecodeError> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(DecodeError("trailing bytes"))
+        }
+    }
+}
+
+impl Request {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer(Vec::new());
+        match self {
+            Request::Login { user, password } => {
+                w.u8(TAG_LOGIN);
+                w.bytes(user.as_bytes());
+                w.bytes(password);
+            }
+        }
+        w.0
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Request, DecodeError> {
+        let mut r = Reader(bytes);
+        let req = match r.u8()? {
+            TAG_LOGIN => {
+                let user = r.string(MAX_USER)?;
+                let password = r.bytes(MAX_PASSWORD)?.to_vec();
+                Request::Login { user, password }
+            }
+            _ => return Err(DecodeError("unknown request")),
+        };
+        r.finish()?;
+        Ok(req)
+    }
+}
+
+impl Reply {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer(Vec::new());
+        match self {
+            Reply::Granted(g) => {
+                w.u8(TAG_GRANTED);
+                w.u32(g.uid);
+                w.u32(g.gid);
+                w.u32(g.groups.len() as u32);
+                for gid in &g.groups {
+                    w.u32(*gid);
+                }
+                w.u8(g.jailed as u8);
+                w.bytes(g.user_name.as_bytes());
+                w.bytes(g.group_name.as_bytes());
+                w.bytes(g.start_dir.as_bytes());
+            }
+            Reply::Denied { disconnect } => {
+                w.u8(TAG_DENIED);
+                w.u8(*disconnect as u8);
+            }
+        }
+        w.0
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Reply, DecodeError> {
+        let mut r = Reader(bytes);
+        let reply = match r.u8()? {
+            TAG_GRANTED => {
+                let uid = r.u32()?;
+                let gid = r.u32()?;
+                let n = r.u32()? as usize;
+                if n > MAX_GROUPS {
+                    return Err(DecodeError("too many groups"));
+                }
+                let groups = (0..n).map(|_| r.u32()).collect::<Result<Vec<_>, _>>()?;
+                let jailed = r.bool()?;
+                let user_name = r.string(MAX_USER)?;
+                let group_name = r.string(MAX_USER)?;
+                let start_dir = r.string(4096)?;
+                Reply::Granted(Grant {
+                    uid,
+                    gid,
+                    groups,
+                    jailed,
+                    user_name,
+                    group_name,
+                    start_dir,
+                })
+            }
+            TAG_DENIED => Reply::Denied {
+                disconnect: r.bool()?,
+            },
+            _ => return Err(DecodeError("unknown reply")),
+        };
+        r.finish()?;
+        Ok(reply)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn login_request_round_trips_and_hides_the_password_in_debug() {
+        let req = Request::Login {
+            user: "alice".into(),
+            password: b"s3cret".to_vec(),
+        };
+        let back = Request::decode(&req.encode()).unwrap();
+        let Request::Login { user, password } = &back;
+        assert_eq!(user, "alice");
+        assert_eq!(password, b"s3cret");
+        assert!(!format!("{back:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn replies_round_trip() {
+        let g = Reply::Granted(Grant {
+            uid: 1001,
+            gid: 1002,
+            groups: vec![1002, 27],
+            jailed: true,
+            user_name: "alice".into(),
+            group_name: "alice".into(),
+            start_dir: "/home/alice".into(),
+        });
+        assert_eq!(Reply::decode(&g.encode()).unwrap(), g);
+        let d = Reply::Denied { disconnect: true };
+        assert_eq!(Reply::decode(&d.encode()).unwrap(), d);
+    }
+
+    #[test]
+    fn hostile_messages_are_rejected() {
+        assert!(Request::decode(&[]).is_err());
+        assert!(Request::decode(&[9]).is_err());
+        // a user name claiming 4 GiB
+        assert!(Request::decode(&[TAG_LOGIN, 0xff, 0xff, 0xff, 0xff]).is_err());
+        let mut ok = Request::Login {
+            user: "a".into(),
+            password: vec![],
+        }
+        .encode();
+        ok.push(0);
+        assert_eq!(
+            Request::decode(&ok).unwrap_err(),
+            DecodeError("trailing bytes")
+        );
+        assert!(Reply::decode(&[TAG_DENIED, 7]).is_err());
+    }
+}
