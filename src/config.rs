@@ -6,16 +6,19 @@
 //! - reads and checks a configuration file ([`Config::load`], [`Config::parse`]) and reports
 //!   **every** problem it finds at once, each with the file, line, column and key, plus a
 //!   suggestion for misspelled keys;
-//! - answers the two per-user questions that depend only on the configuration:
-//!   the start/jail directory ([`Config::start_dir`]) and whether the user is jailed
-//!   ([`Config::is_jailed`]);
+//! - answers the per-user questions that depend only on the configuration:
+//!   the start/jail directory ([`Config::start_dir`]), whether the user is jailed
+//!   ([`Config::is_jailed`]), whether a login name is anonymous
+//!   ([`Config::is_anonymous_name`]), and reads the user list ([`Config::load_user_list`]);
+//! - lists the settings that are accepted but not (fully) enforced ([`Config::warnings`]);
 //! - serialises a validated configuration back to TOML ([`Config::to_toml_string`]) so the
 //!   master can hand it to child processes.
 //!
 //! What it must never do:
 //! - touch the network, or the filesystem beyond reading the configuration file, reading the
-//!   chroot list file and checking that listed files exist (no creating, writing, chmod,
-//!   chdir, chroot);
+//!   chroot list and user list files, and checking that the files it names exist and can be
+//!   opened (no creating, writing, chmod, chdir, chroot; the banner, certificate and key are
+//!   read by their users, not here);
 //! - change process state (uid, umask, signals, environment) or spawn anything;
 //! - accept a configuration it has not fully checked: `load`/`parse` only return `Ok` when
 //!   there is no problem at all; unknown keys are errors, never ignored;
@@ -23,6 +26,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::fs::Metadata;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::ops::Range;
@@ -52,12 +56,64 @@ pub struct Config {
     pub listen_port: u16,
     /// One-line greeting text; `None` = the server greets `220 (rftpd)`.
     pub ftpd_banner: Option<String>,
+    /// Multi-line greeting read from this file by the master; wins over `ftpd_banner`
+    /// (default `None`). Validation checks only that it is an absolute path to a readable
+    /// regular file of at most [`BANNER_FILE_MAX`] bytes.
+    pub banner_file: Option<PathBuf>,
 
     // --- Who may log in ---
     /// Local (PAM) accounts may log in (default true).
     pub local_enable: bool,
     /// PAM service name, i.e. the file in `/etc/pam.d/` (default `rftpd`).
     pub pam_service_name: String,
+    /// Check `userlist_file` at `USER`, before the password (default false).
+    pub userlist_enable: bool,
+    /// With `userlist_enable`: true = the listed users are refused (deny list), false = only
+    /// the listed users may log in (allow list) (default true).
+    pub userlist_deny: bool,
+    /// The user list: one user name per line (default `/etc/rftpd.user_list`); see
+    /// [`Config::load_user_list`].
+    pub userlist_file: PathBuf,
+    /// Let uid 0 log in when PAM accepts it (default false: rftpd refuses root regardless of
+    /// PAM). Not a vsftpd option.
+    pub allow_root_login: bool,
+    /// Close the connection after this many failed logins in it; 0 = unlimited (default 3).
+    pub max_login_fails: u32,
+    /// Seconds to wait before answering a failed login (default 1).
+    pub delay_failed_login: u64,
+    /// After this many failed logins from one client address within `ban_window` seconds,
+    /// refuse new connections from that address for `ban_time` seconds; 0 = off (default 10).
+    /// Not a vsftpd option.
+    pub ban_failed_logins: u32,
+    /// The window, in seconds, in which `ban_failed_logins` failures are counted (default 300).
+    pub ban_window: u64,
+    /// Seconds an address stays banned (default 900).
+    pub ban_time: u64,
+    /// `ftp` and `anonymous` may log in without an account (default false).
+    pub anonymous_enable: bool,
+    /// The local account anonymous sessions run as; its home is their jail unless `anon_root`
+    /// is set (default `ftp`).
+    pub ftp_username: String,
+    /// Jail and start directory of anonymous sessions instead of `ftp_username`'s home
+    /// (default `None`).
+    pub anon_root: Option<PathBuf>,
+    /// Anonymous users are not asked for a password (default false).
+    pub no_anon_password: bool,
+    /// Anonymous users may upload (needs `write_enable` too) (default false).
+    pub anon_upload_enable: bool,
+    /// Anonymous users may create directories (needs `write_enable` too) (default false).
+    pub anon_mkdir_write_enable: bool,
+    /// Anonymous users may delete and rename (needs `write_enable` too) (default false).
+    pub anon_other_write_enable: bool,
+    /// Umask for files and directories anonymous users create (default 0o077).
+    pub anon_umask: Mode,
+    /// Anonymous users may use TLS (default false).
+    pub allow_anon_ssl: bool,
+    /// With `ssl_enable` and `allow_anon_ssl`: anonymous logins must use TLS (default false).
+    pub force_anon_logins_ssl: bool,
+    /// With `ssl_enable` and `allow_anon_ssl`: anonymous data connections must use TLS
+    /// (default false).
+    pub force_anon_data_ssl: bool,
 
     // --- Jail ---
     /// Jail local users in their start directory (default true).
@@ -87,6 +143,19 @@ pub struct Config {
     pub dirlist_enable: bool,
     /// Show every owner and group as `ftp` (default false).
     pub hide_ids: bool,
+    /// Allow `SITE CHMOD` (needs `write_enable` too) (default true).
+    pub chmod_enable: bool,
+    /// vsftpd pattern (`{*.mp3,*.mov,.private}`, with `*` and `?`) on the last path component:
+    /// matching names are left out of listings (default `None`). Validation checks only that
+    /// the braces balance.
+    pub hide_file: Option<String>,
+    /// Same pattern syntax as `hide_file`: matching names are refused for every command
+    /// (default `None`).
+    pub deny_file: Option<String>,
+    /// List dot files even without `-a` (default false).
+    pub force_dot_files: bool,
+    /// Allow `LIST -R` (default false). Accepted, but not implemented: see [`Config::warnings`].
+    pub ls_recurse_enable: bool,
 
     // --- Data connections ---
     /// Allow PASV/EPSV (default true).
@@ -97,10 +166,57 @@ pub struct Config {
     pub pasv_max_port: u16,
     /// Address announced in the PASV reply (for NAT); `None` = the control connection's.
     pub pasv_address: Option<Ipv4Addr>,
+    /// Allow PORT/EPRT (active mode) (default false, unlike vsftpd): only takes effect with
+    /// `port_promiscuous`, see [`Config::warnings`].
+    pub port_enable: bool,
+    /// Let PORT/EPRT name any address and port, not only the client's own (default false).
+    pub port_promiscuous: bool,
+    /// Make active data connections from `ftp_data_port` (default false). Accepted but
+    /// ignored, see [`Config::warnings`].
+    pub connect_from_port_20: bool,
+    /// Source port of active data connections with `connect_from_port_20` (default 20).
+    pub ftp_data_port: u16,
 
-    // --- Timeouts ---
+    // --- Limits and timeouts ---
+    /// Most simultaneous connections in all; 0 = unlimited (default 2000).
+    pub max_clients: u32,
+    /// Most simultaneous connections from one client address; 0 = unlimited (default 50).
+    pub max_per_ip: u32,
     /// Seconds of inactivity before `421 Timeout.`; 0 = never (default 300).
     pub idle_session_timeout: u64,
+    /// Seconds a data transfer may stall before `421 Data timeout.`; 0 = never (default 300).
+    pub data_connection_timeout: u64,
+    /// Seconds to wait for the client to connect to a passive port (default 60).
+    pub accept_timeout: u64,
+    /// Seconds to wait for an active data connection to be established (default 60).
+    pub connect_timeout: u64,
+    /// Seconds an unauthenticated connection may stay before it is closed; at least 1
+    /// (default 60). Not a vsftpd option.
+    pub login_timeout: u64,
+
+    // --- TLS (explicit FTPS) ---
+    /// Offer `AUTH TLS` (default false).
+    pub ssl_enable: bool,
+    /// PEM certificate chain (default the Debian snakeoil certificate). Checked only with
+    /// `ssl_enable`.
+    pub rsa_cert_file: PathBuf,
+    /// PEM private key (default the Debian snakeoil key); empty = the key is in
+    /// `rsa_cert_file`. Checked only with `ssl_enable`.
+    pub rsa_private_key_file: PathBuf,
+    /// With `ssl_enable`: local users must log in over TLS (default true).
+    pub force_local_logins_ssl: bool,
+    /// With `ssl_enable`: local users' data connections must use TLS (`PROT P`) (default true).
+    pub force_local_data_ssl: bool,
+    /// With `ssl_enable`: data-connection TLS must resume the control connection's session
+    /// (default true).
+    pub require_ssl_reuse: bool,
+    /// TLS from the first byte (port 990 style) (default false). Not supported: `true` is
+    /// rejected by validation.
+    pub implicit_ssl: bool,
+    /// With `ssl_enable`: allow TLS 1.2 (default true).
+    pub ssl_tlsv1_2: bool,
+    /// With `ssl_enable`: allow TLS 1.3 (default true).
+    pub ssl_tlsv1_3: bool,
 }
 
 impl Default for Config {
@@ -112,8 +228,29 @@ impl Default for Config {
             listen_address6: None,
             listen_port: 21,
             ftpd_banner: None,
+            banner_file: None,
             local_enable: true,
             pam_service_name: "rftpd".to_owned(),
+            userlist_enable: false,
+            userlist_deny: true,
+            userlist_file: PathBuf::from("/etc/rftpd.user_list"),
+            allow_root_login: false,
+            max_login_fails: 3,
+            delay_failed_login: 1,
+            ban_failed_logins: 10,
+            ban_window: 300,
+            ban_time: 900,
+            anonymous_enable: false,
+            ftp_username: "ftp".to_owned(),
+            anon_root: None,
+            no_anon_password: false,
+            anon_upload_enable: false,
+            anon_mkdir_write_enable: false,
+            anon_other_write_enable: false,
+            anon_umask: Mode(0o077),
+            allow_anon_ssl: false,
+            force_anon_logins_ssl: false,
+            force_anon_data_ssl: false,
             chroot_local_user: true,
             chroot_list_enable: false,
             chroot_list_file: PathBuf::from("/etc/rftpd.chroot_list"),
@@ -126,14 +263,41 @@ impl Default for Config {
             download_enable: true,
             dirlist_enable: true,
             hide_ids: false,
+            chmod_enable: true,
+            hide_file: None,
+            deny_file: None,
+            force_dot_files: false,
+            ls_recurse_enable: false,
             pasv_enable: true,
             pasv_min_port: 0,
             pasv_max_port: 0,
             pasv_address: None,
+            port_enable: false,
+            port_promiscuous: false,
+            connect_from_port_20: false,
+            ftp_data_port: 20,
+            max_clients: 2000,
+            max_per_ip: 50,
             idle_session_timeout: 300,
+            data_connection_timeout: 300,
+            accept_timeout: 60,
+            connect_timeout: 60,
+            login_timeout: 60,
+            ssl_enable: false,
+            rsa_cert_file: PathBuf::from("/etc/ssl/certs/ssl-cert-snakeoil.pem"),
+            rsa_private_key_file: PathBuf::from("/etc/ssl/private/ssl-cert-snakeoil.key"),
+            force_local_logins_ssl: true,
+            force_local_data_ssl: true,
+            require_ssl_reuse: true,
+            implicit_ssl: false,
+            ssl_tlsv1_2: true,
+            ssl_tlsv1_3: true,
         }
     }
 }
+
+/// The largest `banner_file` accepted, in bytes (64 KiB).
+pub const BANNER_FILE_MAX: u64 = 64 * 1024;
 
 /// The largest value a [`Mode`] may hold when read from TOML.
 const MODE_MAX: u32 = 0o7777;
@@ -267,6 +431,7 @@ const NO_FILE: &str = "<input>";
 enum Kind {
     Bool,
     Port,
+    Count,
     Seconds,
     Str,
     Path,
@@ -280,6 +445,7 @@ impl Kind {
         match self {
             Kind::Bool => "a boolean (true/false)",
             Kind::Port => "a port number (an integer from 0 to 65535)",
+            Kind::Count => "a count (an integer from 0 to 4294967295)",
             Kind::Seconds => "a number of seconds (an integer, 0 or more)",
             Kind::Str => "a string",
             Kind::Path => "a path (a string)",
@@ -323,8 +489,29 @@ fields! {
     listen_address6: Ipv6,
     listen_port: Port,
     ftpd_banner: Str,
+    banner_file: Path,
     local_enable: Bool,
     pam_service_name: Str,
+    userlist_enable: Bool,
+    userlist_deny: Bool,
+    userlist_file: Path,
+    allow_root_login: Bool,
+    max_login_fails: Count,
+    delay_failed_login: Seconds,
+    ban_failed_logins: Count,
+    ban_window: Seconds,
+    ban_time: Seconds,
+    anonymous_enable: Bool,
+    ftp_username: Str,
+    anon_root: Path,
+    no_anon_password: Bool,
+    anon_upload_enable: Bool,
+    anon_mkdir_write_enable: Bool,
+    anon_other_write_enable: Bool,
+    anon_umask: Mode,
+    allow_anon_ssl: Bool,
+    force_anon_logins_ssl: Bool,
+    force_anon_data_ssl: Bool,
     chroot_local_user: Bool,
     chroot_list_enable: Bool,
     chroot_list_file: Path,
@@ -337,69 +524,72 @@ fields! {
     download_enable: Bool,
     dirlist_enable: Bool,
     hide_ids: Bool,
+    chmod_enable: Bool,
+    hide_file: Str,
+    deny_file: Str,
+    force_dot_files: Bool,
+    ls_recurse_enable: Bool,
     pasv_enable: Bool,
     pasv_min_port: Port,
     pasv_max_port: Port,
     pasv_address: Ipv4,
+    port_enable: Bool,
+    port_promiscuous: Bool,
+    connect_from_port_20: Bool,
+    ftp_data_port: Port,
+    max_clients: Count,
+    max_per_ip: Count,
     idle_session_timeout: Seconds,
+    data_connection_timeout: Seconds,
+    accept_timeout: Seconds,
+    connect_timeout: Seconds,
+    login_timeout: Seconds,
+    ssl_enable: Bool,
+    rsa_cert_file: Path,
+    rsa_private_key_file: Path,
+    force_local_logins_ssl: Bool,
+    force_local_data_ssl: Bool,
+    require_ssl_reuse: Bool,
+    implicit_ssl: Bool,
+    ssl_tlsv1_2: Bool,
+    ssl_tlsv1_3: Bool,
 }
 
 /// vsftpd options rftpd does not implement: named as such instead of "did you mean".
 const VSFTPD_ONLY: &[&str] = &[
-    "accept_timeout",
     "anon_max_rate",
-    "anon_mkdir_write_enable",
-    "anon_other_write_enable",
-    "anon_root",
-    "anon_umask",
-    "anon_upload_enable",
-    "anonymous_enable",
-    "async_abor_enable",
+    "anon_world_readable_only",
     "ascii_download_enable",
     "ascii_upload_enable",
+    "async_abor_enable",
     "background",
-    "banner_file",
-    "chmod_enable",
+    "ca_certs_file",
     "chown_uploads",
-    "connect_from_port_20",
-    "connect_timeout",
-    "data_connection_timeout",
-    "delay_failed_login",
-    "deny_file",
+    "debug_ssl",
+    "dsa_cert_file",
+    "dsa_private_key_file",
     "dual_log_enable",
-    "force_dot_files",
-    "force_local_data_ssl",
-    "force_local_logins_ssl",
-    "ftp_data_port",
-    "ftp_username",
     "guest_enable",
-    "hide_file",
-    "implicit_ssl",
     "isolate",
     "isolate_network",
     "local_max_rate",
     "log_ftp_protocol",
-    "ls_recurse_enable",
-    "max_clients",
-    "max_login_fails",
-    "max_per_ip",
-    "no_anon_password",
     "nopriv_user",
     "passwd_chroot_enable",
     "pasv_promiscuous",
-    "port_enable",
-    "port_promiscuous",
-    "require_ssl_reuse",
-    "rsa_cert_file",
-    "rsa_private_key_file",
     "seccomp_sandbox",
     "secure_chroot_dir",
-    "ssl_enable",
+    "ssl_ciphers",
+    "ssl_request_cert",
+    "ssl_sslv2",
+    "ssl_sslv3",
+    "ssl_tlsv1",
+    "ssl_tlsv1_1",
+    "strict_ssl_read_eof",
+    "strict_ssl_write_shutdown",
     "syslog_enable",
     "use_localtime",
-    "userlist_deny",
-    "userlist_enable",
-    "userlist_file",
+    "validate_cert",
     "vsftpd_log_file",
     "xferlog_enable",
     "xferlog_file",
@@ -415,6 +605,10 @@ fn related_keys(key: &str) -> &'static [&'static str] {
         "pasv_max_port" => &["pasv_min_port"],
         "chroot_list_file" => &["chroot_list_enable"],
         "user_sub_token" => &["local_root"],
+        "userlist_file" => &["userlist_enable"],
+        "ban_window" | "ban_time" => &["ban_failed_logins"],
+        "rsa_cert_file" | "rsa_private_key_file" => &["ssl_enable"],
+        "ssl_tlsv1_2" => &["ssl_tlsv1_3", "ssl_enable"],
         _ => &[],
     }
 }
@@ -528,8 +722,11 @@ impl Config {
     /// Semantic checks on an already-typed config (also called by [`Config::parse`]).
     /// Errors have `key` set, `file` = `<input>` and no line/column (`parse` fills those in).
     ///
-    /// With `chroot_list_enable`, this checks that `chroot_list_file` can be opened (vsftpd
-    /// treats a missing list as fatal); it reads nothing else.
+    /// It opens, but does not read, the files the configuration depends on: `chroot_list_file`
+    /// with `chroot_list_enable` and `userlist_file` with `userlist_enable` (vsftpd treats a
+    /// missing list as fatal), `banner_file` when set (also checking its size), and with
+    /// `ssl_enable` `rsa_cert_file` and a non-empty `rsa_private_key_file`. Each must be an
+    /// absolute path to a regular file.
     pub fn validate(&self) -> Result<(), Vec<ConfigError>> {
         let errors = self.problems();
         if errors.is_empty() {
@@ -542,8 +739,7 @@ impl Config {
     /// Exact round-trippable TOML (used to hand the validated config to child processes):
     /// `Config::parse(&c.to_toml_string(), ..) == Ok(c)` for every config that passes
     /// [`Config::validate`]. `None` keys are left out; modes are written as `0o…` integers.
-    /// A `chroot_list_file` that is not valid UTF-8 (impossible when read from TOML) is
-    /// written lossily.
+    /// A path that is not valid UTF-8 (impossible when read from TOML) is written lossily.
     pub fn to_toml_string(&self) -> String {
         fn line(out: &mut String, key: &str, value: impl fmt::Display) {
             out.push_str(key);
@@ -556,6 +752,14 @@ impl Config {
                 line(out, key, toml_string(&v.to_string()));
             }
         }
+        fn path(out: &mut String, key: &str, value: &Path) {
+            line(out, key, toml_string(&value.to_string_lossy()));
+        }
+        fn opt_path(out: &mut String, key: &str, value: &Option<PathBuf>) {
+            if let Some(v) = value {
+                path(out, key, v);
+            }
+        }
         let mode = |m: Mode| format!("0o{:03o}", m.0);
         let mut out = String::new();
         let o = &mut out;
@@ -566,14 +770,34 @@ impl Config {
         opt(o, "listen_address6", &self.listen_address6);
         line(o, "listen_port", self.listen_port);
         opt(o, "ftpd_banner", &self.ftpd_banner);
+        opt_path(o, "banner_file", &self.banner_file);
         out_comment(o, "Who may log in");
         line(o, "local_enable", self.local_enable);
         line(o, "pam_service_name", toml_string(&self.pam_service_name));
+        line(o, "userlist_enable", self.userlist_enable);
+        line(o, "userlist_deny", self.userlist_deny);
+        path(o, "userlist_file", &self.userlist_file);
+        line(o, "allow_root_login", self.allow_root_login);
+        line(o, "max_login_fails", self.max_login_fails);
+        line(o, "delay_failed_login", self.delay_failed_login);
+        line(o, "ban_failed_logins", self.ban_failed_logins);
+        line(o, "ban_window", self.ban_window);
+        line(o, "ban_time", self.ban_time);
+        line(o, "anonymous_enable", self.anonymous_enable);
+        line(o, "ftp_username", toml_string(&self.ftp_username));
+        opt_path(o, "anon_root", &self.anon_root);
+        line(o, "no_anon_password", self.no_anon_password);
+        line(o, "anon_upload_enable", self.anon_upload_enable);
+        line(o, "anon_mkdir_write_enable", self.anon_mkdir_write_enable);
+        line(o, "anon_other_write_enable", self.anon_other_write_enable);
+        line(o, "anon_umask", mode(self.anon_umask));
+        line(o, "allow_anon_ssl", self.allow_anon_ssl);
+        line(o, "force_anon_logins_ssl", self.force_anon_logins_ssl);
+        line(o, "force_anon_data_ssl", self.force_anon_data_ssl);
         out_comment(o, "Jail");
         line(o, "chroot_local_user", self.chroot_local_user);
         line(o, "chroot_list_enable", self.chroot_list_enable);
-        let list = self.chroot_list_file.to_string_lossy();
-        line(o, "chroot_list_file", toml_string(&list));
+        path(o, "chroot_list_file", &self.chroot_list_file);
         line(o, "allow_writeable_chroot", self.allow_writeable_chroot);
         opt(o, "local_root", &self.local_root);
         opt(o, "user_sub_token", &self.user_sub_token);
@@ -584,14 +808,96 @@ impl Config {
         line(o, "download_enable", self.download_enable);
         line(o, "dirlist_enable", self.dirlist_enable);
         line(o, "hide_ids", self.hide_ids);
+        line(o, "chmod_enable", self.chmod_enable);
+        opt(o, "hide_file", &self.hide_file);
+        opt(o, "deny_file", &self.deny_file);
+        line(o, "force_dot_files", self.force_dot_files);
+        line(o, "ls_recurse_enable", self.ls_recurse_enable);
         out_comment(o, "Data connections");
         line(o, "pasv_enable", self.pasv_enable);
         line(o, "pasv_min_port", self.pasv_min_port);
         line(o, "pasv_max_port", self.pasv_max_port);
         opt(o, "pasv_address", &self.pasv_address);
-        out_comment(o, "Timeouts");
+        line(o, "port_enable", self.port_enable);
+        line(o, "port_promiscuous", self.port_promiscuous);
+        line(o, "connect_from_port_20", self.connect_from_port_20);
+        line(o, "ftp_data_port", self.ftp_data_port);
+        out_comment(o, "Limits and timeouts");
+        line(o, "max_clients", self.max_clients);
+        line(o, "max_per_ip", self.max_per_ip);
         line(o, "idle_session_timeout", self.idle_session_timeout);
+        line(o, "data_connection_timeout", self.data_connection_timeout);
+        line(o, "accept_timeout", self.accept_timeout);
+        line(o, "connect_timeout", self.connect_timeout);
+        line(o, "login_timeout", self.login_timeout);
+        out_comment(o, "TLS (explicit FTPS)");
+        line(o, "ssl_enable", self.ssl_enable);
+        path(o, "rsa_cert_file", &self.rsa_cert_file);
+        path(o, "rsa_private_key_file", &self.rsa_private_key_file);
+        line(o, "force_local_logins_ssl", self.force_local_logins_ssl);
+        line(o, "force_local_data_ssl", self.force_local_data_ssl);
+        line(o, "require_ssl_reuse", self.require_ssl_reuse);
+        line(o, "implicit_ssl", self.implicit_ssl);
+        line(o, "ssl_tlsv1_2", self.ssl_tlsv1_2);
+        line(o, "ssl_tlsv1_3", self.ssl_tlsv1_3);
         out
+    }
+
+    /// Human-readable warnings about settings that are accepted but not (fully) enforced, for
+    /// the master to log at start. Empty when there is nothing to say. Independent of
+    /// [`Config::validate`]: call it on a validated configuration.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.port_enable && !self.port_promiscuous {
+            warnings.push(
+                "port_enable = true has no effect: active mode (PORT) is only offered with \
+                 port_promiscuous = true, because libunftp connects to the address in PORT \
+                 before it can be checked, which would make rftpd a port-scan/bounce oracle. \
+                 Active mode stays off."
+                    .to_owned(),
+            );
+        }
+        if self.port_enable && self.port_promiscuous {
+            warnings.push(
+                "active mode is on with port_promiscuous = true: clients may make rftpd \
+                 connect to any address and port (FTP bounce)."
+                    .to_owned(),
+            );
+        }
+        if self.connect_from_port_20 {
+            warnings.push(
+                "connect_from_port_20 is not supported and is ignored (active data \
+                 connections come from an ephemeral port)."
+                    .to_owned(),
+            );
+        }
+        if self.ls_recurse_enable {
+            warnings.push(
+                "ls_recurse_enable is accepted but LIST -R is not implemented by the FTP \
+                 engine; recursive listings are not produced."
+                    .to_owned(),
+            );
+        }
+        warnings
+    }
+
+    /// Whether `user` is one of the names vsftpd treats as anonymous: `ftp` or `anonymous`,
+    /// ASCII case-insensitively (vsftpd upper-cases the name and compares with `FTP` and
+    /// `ANONYMOUS`). Does not look at `anonymous_enable`: the caller decides what such a name
+    /// means when anonymous logins are off.
+    pub fn is_anonymous_name(&self, user: &str) -> bool {
+        user.eq_ignore_ascii_case("ftp") || user.eq_ignore_ascii_case("anonymous")
+    }
+
+    /// The names in `userlist_file`: one per line, whitespace trimmed, blank lines and lines
+    /// starting with `#` left out, in file order. Reads the file whatever `userlist_enable`
+    /// says; the list only means something when `userlist_enable` is true.
+    ///
+    /// # Errors
+    /// An unreadable file is returned as `Err`. **Callers must fail closed**: with
+    /// `userlist_enable`, treat an `Err` as "refuse the login", never as an empty list.
+    pub fn load_user_list(&self) -> io::Result<Vec<String>> {
+        read_name_list(&self.userlist_file)
     }
 
     /// The start/jail directory for a user: `local_root` with every occurrence of
@@ -618,13 +924,10 @@ impl Config {
     /// An unreadable list file is returned as `Err`. **Callers must fail closed**: treat an
     /// `Err` as "jailed" (or refuse the login), never as "not jailed".
     pub fn is_jailed(&self, user: &str) -> io::Result<bool> {
-        let listed = self.chroot_list_enable && {
-            let list = std::fs::read_to_string(&self.chroot_list_file)?;
-            list.lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                .any(|l| l == user)
-        };
+        let listed = self.chroot_list_enable
+            && read_name_list(&self.chroot_list_file)?
+                .iter()
+                .any(|l| l == user);
         Ok(self.chroot_local_user != listed)
     }
 
@@ -671,27 +974,80 @@ impl Config {
             );
         }
 
-        if self.chroot_list_enable {
-            let path = &self.chroot_list_file;
-            let shown = path.display();
-            let message = if !path.is_absolute() {
-                Some(format!("`{shown}` must be an absolute path"))
-            } else {
-                match std::fs::File::open(path).and_then(|f| f.metadata()) {
-                    Ok(meta) if meta.is_dir() => {
-                        Some(format!("`{shown}` is a directory, not a list of users"))
-                    }
-                    Ok(_) => None,
-                    Err(e) => Some(format!(
-                        "cannot read the chroot list `{shown}`: {} \
-                         (it is required because `chroot_list_enable` is true)",
-                        io_message(&e)
-                    )),
-                }
-            };
-            if let Some(message) = message {
-                add("chroot_list_file", message);
+        if let Some(path) = &self.banner_file {
+            match check_file(
+                path,
+                "the banner file",
+                "a text file",
+                "`banner_file` is set",
+            ) {
+                Ok(meta) if meta.len() > BANNER_FILE_MAX => add(
+                    "banner_file",
+                    format!(
+                        "`{}` is {} bytes long; a banner file may be at most {BANNER_FILE_MAX} \
+                         bytes (64 KiB)",
+                        path.display(),
+                        meta.len()
+                    ),
+                ),
+                Ok(_) => {}
+                Err(message) => add("banner_file", message),
             }
+        }
+
+        if self.userlist_enable
+            && let Err(message) = check_file(
+                &self.userlist_file,
+                "the user list",
+                "a list of users",
+                "`userlist_enable` is true",
+            )
+        {
+            add("userlist_file", message);
+        }
+
+        if self.ban_failed_logins > 0 {
+            for (key, value) in [("ban_window", self.ban_window), ("ban_time", self.ban_time)] {
+                if value == 0 {
+                    add(
+                        key,
+                        format!(
+                            "must be at least 1 while `ban_failed_logins` is {} \
+                             (set `ban_failed_logins = 0` to turn banning off)",
+                            self.ban_failed_logins
+                        ),
+                    );
+                }
+            }
+        }
+
+        let user = &self.ftp_username;
+        if user.is_empty() {
+            add("ftp_username", "must not be empty".to_owned());
+        } else if user.contains('\0') {
+            add(
+                "ftp_username",
+                format!("{user:?} must not contain a NUL character"),
+            );
+        }
+        if let Some(root) = &self.anon_root
+            && (!root.is_absolute() || root.as_os_str().as_encoded_bytes().contains(&0))
+        {
+            add(
+                "anon_root",
+                format!("`{}` must be an absolute path", root.display()),
+            );
+        }
+
+        if self.chroot_list_enable
+            && let Err(message) = check_file(
+                &self.chroot_list_file,
+                "the chroot list",
+                "a list of users",
+                "`chroot_list_enable` is true",
+            )
+        {
+            add("chroot_list_file", message);
         }
 
         if let Some(root) = &self.local_root
@@ -717,6 +1073,7 @@ impl Config {
         for (key, mode) in [
             ("local_umask", self.local_umask),
             ("file_open_mode", self.file_open_mode),
+            ("anon_umask", self.anon_umask),
         ] {
             if mode.0 > 0o777 {
                 add(
@@ -750,14 +1107,136 @@ impl Config {
             _ => {}
         }
 
-        if self.idle_session_timeout > i64::MAX as u64 {
+        for (key, pattern) in [
+            ("hide_file", &self.hide_file),
+            ("deny_file", &self.deny_file),
+        ] {
+            if let Some(pattern) = pattern
+                && !braces_balance(pattern)
+            {
+                add(
+                    key,
+                    format!(
+                        "{pattern:?} has unbalanced braces: every `{{` needs a matching `}}` \
+                         after it, e.g. \"{{*.mp3,*.mov,.private}}\""
+                    ),
+                );
+            }
+        }
+
+        for (key, seconds) in [
+            ("delay_failed_login", self.delay_failed_login),
+            ("ban_window", self.ban_window),
+            ("ban_time", self.ban_time),
+            ("idle_session_timeout", self.idle_session_timeout),
+            ("data_connection_timeout", self.data_connection_timeout),
+            ("accept_timeout", self.accept_timeout),
+            ("connect_timeout", self.connect_timeout),
+            ("login_timeout", self.login_timeout),
+        ] {
+            if seconds > i64::MAX as u64 {
+                add(key, format!("{seconds} is too large"));
+            }
+        }
+        if self.login_timeout == 0 {
+            add("login_timeout", "must be at least 1".to_owned());
+        }
+
+        if self.ssl_enable {
+            if !self.ssl_tlsv1_2 && !self.ssl_tlsv1_3 {
+                add(
+                    "ssl_tlsv1_2",
+                    "`ssl_tlsv1_2` and `ssl_tlsv1_3` are both false, so no TLS version is \
+                     left; turn at least one of them on (or turn `ssl_enable` off)"
+                        .to_owned(),
+                );
+            }
+            let because = "`ssl_enable` is true";
+            if let Err(message) = check_file(
+                &self.rsa_cert_file,
+                "the certificate file",
+                "a PEM file",
+                because,
+            ) {
+                add("rsa_cert_file", message);
+            }
+            if !self.rsa_private_key_file.as_os_str().is_empty()
+                && let Err(message) = check_file(
+                    &self.rsa_private_key_file,
+                    "the private key file",
+                    "a PEM file",
+                    because,
+                )
+            {
+                add("rsa_private_key_file", message);
+            }
+        }
+        if self.implicit_ssl {
             add(
-                "idle_session_timeout",
-                format!("{} is too large", self.idle_session_timeout),
+                "implicit_ssl",
+                "implicit_ssl is not supported: the FTP engine (libunftp) only does explicit \
+                 TLS (AUTH TLS); use ssl_enable with port 21"
+                    .to_owned(),
             );
         }
         problems
     }
+}
+
+/// Checks a file named in the configuration without reading it: `path` must be absolute and
+/// name a regular file that can be opened for reading. Returns its metadata, or the problem:
+/// `what` names the file ("the chroot list"), `kind` says what it should be ("a list of
+/// users"), `because` why it is needed ("`chroot_list_enable` is true").
+fn check_file(path: &Path, what: &str, kind: &str, because: &str) -> Result<Metadata, String> {
+    let shown = path.display();
+    if !path.is_absolute() {
+        return Err(format!("`{shown}` must be an absolute path"));
+    }
+    let cannot_read = |e: io::Error| {
+        format!(
+            "cannot read {what} `{shown}`: {} (it is required because {because})",
+            io_message(&e)
+        )
+    };
+    // Metadata first, so that opening a FIFO cannot block.
+    let meta = std::fs::metadata(path).map_err(cannot_read)?;
+    if meta.is_dir() {
+        return Err(format!("`{shown}` is a directory, not {kind}"));
+    }
+    if !meta.is_file() {
+        return Err(format!("`{shown}` is not a regular file, so not {kind}"));
+    }
+    std::fs::File::open(path).map_err(cannot_read)?;
+    Ok(meta)
+}
+
+/// Whether every `{` in a vsftpd filename pattern is closed by a later `}` and every `}`
+/// closes an earlier `{`.
+fn braces_balance(pattern: &str) -> bool {
+    let mut depth = 0usize;
+    for c in pattern.chars() {
+        match c {
+            '{' => depth += 1,
+            '}' => match depth.checked_sub(1) {
+                Some(d) => depth = d,
+                None => return false,
+            },
+            _ => {}
+        }
+    }
+    depth == 0
+}
+
+/// A list of user names: one per line, whitespace trimmed, blank lines and lines starting
+/// with `#` left out.
+fn read_name_list(path: &Path) -> io::Result<Vec<String>> {
+    let text = std::fs::read_to_string(path)?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect())
 }
 
 fn out_comment(out: &mut String, section: &str) {
@@ -885,7 +1364,7 @@ fn quoted_value_hint(kind: Kind, value: &DeValue<'_>) -> String {
             };
             format!("; write `{word}` without quotes")
         }
-        Kind::Port | Kind::Seconds if s.parse::<u64>().is_ok() => {
+        Kind::Port | Kind::Count | Kind::Seconds if s.parse::<u64>().is_ok() => {
             format!("; write `{s}` without quotes")
         }
         _ => String::new(),
@@ -926,7 +1405,9 @@ fn unknown_key_message(key: &str) -> String {
 }
 
 /// The closest known key: a case/dash variant, else the nearest within edit distance 3,
-/// else the nearest key that the unknown key is a prefix or suffix of (or the reverse).
+/// else the nearest key that the unknown key is a prefix or suffix of (or the reverse),
+/// preferring keys that are not about anonymous users (`umask` means `local_umask` far more
+/// often than `anon_umask`).
 fn suggest(key: &str) -> Option<&'static str> {
     let normal = key.to_ascii_lowercase().replace('-', "_");
     let names = || FIELDS.iter().map(|f| f.name);
@@ -942,12 +1423,14 @@ fn suggest(key: &str) -> Option<&'static str> {
     if normal.len() < 3 {
         return None;
     }
-    nearest(&mut names().filter(|n| {
-        n.starts_with(&normal)
-            || n.ends_with(&normal)
-            || normal.starts_with(n)
-            || normal.ends_with(n)
-    }))
+    names()
+        .filter(|n| {
+            n.starts_with(&normal)
+                || n.ends_with(&normal)
+                || normal.starts_with(n)
+                || normal.ends_with(n)
+        })
+        .min_by_key(|n| (n.starts_with("anon_"), levenshtein(&normal, n)))
 }
 
 /// Edit distance (insertions, deletions, substitutions) between two strings, by characters.
@@ -1013,6 +1496,9 @@ mod tests {
         errors.remove(0)
     }
 
+    /// A valid config in which every field differs from its default, except those in
+    /// [`LEFT_AT_DEFAULT`]. `list` is an existing file; it serves as every file the config
+    /// names (validation only checks that they can be opened).
     fn every_field_changed(list: &Path) -> Config {
         Config {
             listen: false,
@@ -1021,8 +1507,29 @@ mod tests {
             listen_address6: Some("2001:db8::21".parse().unwrap()),
             listen_port: 2121,
             ftpd_banner: Some("Welcome \"home\" \\ to rftpd\tnow ünïcode".to_owned()),
+            banner_file: Some(list.to_path_buf()),
             local_enable: false,
             pam_service_name: "ftp".to_owned(),
+            userlist_enable: true,
+            userlist_deny: false,
+            userlist_file: list.to_path_buf(),
+            allow_root_login: true,
+            max_login_fails: 0,
+            delay_failed_login: 5,
+            ban_failed_logins: 4,
+            ban_window: 60,
+            ban_time: 3600,
+            anonymous_enable: true,
+            ftp_username: "anonftp".to_owned(),
+            anon_root: Some(PathBuf::from("/srv/ftp \"pub\"")),
+            no_anon_password: true,
+            anon_upload_enable: true,
+            anon_mkdir_write_enable: true,
+            anon_other_write_enable: true,
+            anon_umask: Mode(0o022),
+            allow_anon_ssl: true,
+            force_anon_logins_ssl: true,
+            force_anon_data_ssl: true,
             chroot_local_user: false,
             chroot_list_enable: true,
             chroot_list_file: list.to_path_buf(),
@@ -1035,12 +1542,49 @@ mod tests {
             download_enable: false,
             dirlist_enable: false,
             hide_ids: true,
+            chmod_enable: false,
+            hide_file: Some("{*.mp3,*.mov,.private}".to_owned()),
+            deny_file: Some("*.exe".to_owned()),
+            force_dot_files: true,
+            ls_recurse_enable: true,
             pasv_enable: false,
             pasv_min_port: 40000,
             pasv_max_port: 40100,
             pasv_address: Some(Ipv4Addr::new(198, 51, 100, 1)),
+            port_enable: true,
+            port_promiscuous: true,
+            connect_from_port_20: true,
+            ftp_data_port: 2020,
+            max_clients: 0,
+            max_per_ip: 0,
             idle_session_timeout: 0,
+            data_connection_timeout: 0,
+            accept_timeout: 5,
+            connect_timeout: 0,
+            login_timeout: 1,
+            ssl_enable: true,
+            rsa_cert_file: list.to_path_buf(),
+            rsa_private_key_file: list.to_path_buf(),
+            force_local_logins_ssl: false,
+            force_local_data_ssl: false,
+            require_ssl_reuse: false,
+            implicit_ssl: false,
+            ssl_tlsv1_2: false,
+            ssl_tlsv1_3: true,
         }
+    }
+
+    /// The fields [`every_field_changed`] keeps at their defaults because no valid config
+    /// changes them together with the rest: with `ssl_enable` one TLS version must stay on,
+    /// and `implicit_ssl = true` is always rejected. Each is covered by its own test.
+    const LEFT_AT_DEFAULT: &[&str] = &["implicit_ssl", "ssl_tlsv1_3"];
+
+    /// The `key = …` line of `text`, if any.
+    fn line_of(text: &str, key: &str) -> Option<String> {
+        let prefix = format!("{key} = ");
+        text.lines()
+            .find(|l| l.starts_with(&prefix))
+            .map(str::to_owned)
     }
 
     fn manifest_dir() -> PathBuf {
@@ -1067,19 +1611,18 @@ mod tests {
         let changed = config.to_toml_string();
         let default_text = defaults.to_toml_string();
         for field in FIELDS {
-            let prefix = format!("{} = ", field.name);
-            let find = |text: &str| {
-                text.lines()
-                    .find(|l| l.starts_with(&prefix))
-                    .map(str::to_owned)
-            };
-            let line = find(&changed).unwrap_or_else(|| panic!("{} not written", field.name));
-            assert_ne!(
-                Some(line),
-                find(&default_text),
-                "{} is not changed",
-                field.name
-            );
+            let line = line_of(&changed, field.name)
+                .unwrap_or_else(|| panic!("{} not written", field.name));
+            if LEFT_AT_DEFAULT.contains(&field.name) {
+                assert_eq!(Some(line), line_of(&default_text, field.name));
+            } else {
+                assert_ne!(
+                    Some(line),
+                    line_of(&default_text, field.name),
+                    "{} is not changed",
+                    field.name
+                );
+            }
         }
         let text = config.to_toml_string();
         assert_eq!(
@@ -1091,6 +1634,36 @@ mod tests {
             Config::parse(&defaults.to_toml_string(), "<input>"),
             Ok(defaults)
         );
+    }
+
+    #[test]
+    fn the_fields_left_at_default_round_trip_or_are_rejected() {
+        // ssl_tlsv1_3 = false is valid on its own (and with ssl_enable and ssl_tlsv1_2).
+        let config = Config {
+            ssl_tlsv1_3: false,
+            ..Config::default()
+        };
+        let text = config.to_toml_string();
+        assert_eq!(
+            line_of(&text, "ssl_tlsv1_3").as_deref(),
+            Some("ssl_tlsv1_3 = false")
+        );
+        assert_eq!(Config::parse(&text, "<input>"), Ok(config));
+
+        // implicit_ssl = true is written and read back by serde, but never validates.
+        let config = Config {
+            implicit_ssl: true,
+            ..Config::default()
+        };
+        let text = config.to_toml_string();
+        assert_eq!(
+            line_of(&text, "implicit_ssl").as_deref(),
+            Some("implicit_ssl = true")
+        );
+        assert_eq!(toml::from_str::<Config>(&text).unwrap(), config);
+        let ConfigErrors(errors) = Config::parse(&text, "<input>").unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        assert_eq!(errors[0].key.as_deref(), Some("implicit_ssl"));
     }
 
     #[test]
@@ -1130,8 +1703,12 @@ mod tests {
             "listen_address",
             "listen_address6",
             "ftpd_banner",
+            "banner_file",
+            "anon_root",
             "local_root",
             "user_sub_token",
+            "hide_file",
+            "deny_file",
             "pasv_address",
         ];
         assert_eq!(optional_keys(), expected);
@@ -1175,13 +1752,19 @@ mod tests {
 
     #[test]
     fn a_vsftpd_option_rftpd_lacks_is_named_as_such() {
-        let error = one_error("anonymous_enable = false\n");
-        assert!(
-            error
-                .message
-                .contains("vsftpd option that rftpd does not support"),
-            "{error}"
-        );
+        for text in ["guest_enable = false\n", "ssl_tlsv1 = true\n"] {
+            let error = one_error(text);
+            assert!(
+                error
+                    .message
+                    .contains("vsftpd option that rftpd does not support"),
+                "{error}"
+            );
+        }
+        // Every key rftpd has is accepted, never named as a vsftpd-only option.
+        for field in FIELDS {
+            assert!(!VSFTPD_ONLY.contains(&field.name), "{}", field.name);
+        }
     }
 
     #[test]
@@ -1551,6 +2134,436 @@ mod tests {
         assert!(config.is_jailed("alice").is_err());
     }
 
+    /// A path under the temp dir that does not exist.
+    fn missing_path(name: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("rftpd-missing-{name}-{}", std::process::id()))
+    }
+
+    /// `key = "path"` as a TOML line.
+    fn path_line(key: &str, path: &Path) -> String {
+        format!("{key} = {}\n", toml_string(&path.display().to_string()))
+    }
+
+    #[test]
+    fn the_new_keys_have_the_documented_defaults() {
+        let c = Config::default();
+        assert!(!c.userlist_enable && c.userlist_deny);
+        assert_eq!(c.userlist_file, Path::new("/etc/rftpd.user_list"));
+        assert!(!c.allow_root_login);
+        assert_eq!((c.max_login_fails, c.delay_failed_login), (3, 1));
+        assert_eq!(
+            (c.ban_failed_logins, c.ban_window, c.ban_time),
+            (10, 300, 900)
+        );
+        assert!(!c.anonymous_enable && !c.no_anon_password);
+        assert_eq!(c.ftp_username, "ftp");
+        assert_eq!(c.anon_root, None);
+        assert!(!c.anon_upload_enable && !c.anon_mkdir_write_enable);
+        assert!(!c.anon_other_write_enable);
+        assert_eq!(c.anon_umask, Mode(0o077));
+        assert!(!c.allow_anon_ssl && !c.force_anon_logins_ssl && !c.force_anon_data_ssl);
+        assert_eq!((c.max_clients, c.max_per_ip), (2000, 50));
+        assert_eq!(
+            (
+                c.idle_session_timeout,
+                c.data_connection_timeout,
+                c.accept_timeout,
+                c.connect_timeout,
+                c.login_timeout
+            ),
+            (300, 300, 60, 60, 60)
+        );
+        assert!(!c.port_enable && !c.port_promiscuous && !c.connect_from_port_20);
+        assert_eq!(c.ftp_data_port, 20);
+        assert_eq!((c.banner_file.as_ref(), c.hide_file.as_ref()), (None, None));
+        assert_eq!(c.deny_file, None);
+        assert!(!c.force_dot_files && !c.ls_recurse_enable && c.chmod_enable);
+        assert!(!c.ssl_enable && !c.implicit_ssl);
+        assert_eq!(
+            c.rsa_cert_file,
+            Path::new("/etc/ssl/certs/ssl-cert-snakeoil.pem")
+        );
+        assert_eq!(
+            c.rsa_private_key_file,
+            Path::new("/etc/ssl/private/ssl-cert-snakeoil.key")
+        );
+        assert!(c.force_local_logins_ssl && c.force_local_data_ssl && c.require_ssl_reuse);
+        assert!(c.ssl_tlsv1_2 && c.ssl_tlsv1_3);
+    }
+
+    #[test]
+    fn counts_reject_negative_and_too_large_values() {
+        for text in [
+            "max_clients = -1",
+            "max_per_ip = 4294967296",
+            "max_login_fails = 1.5",
+        ] {
+            let error = one_error(text);
+            assert!(error.message.contains("a count"), "{text}: {error}");
+        }
+        let error = one_error("ban_failed_logins = \"5\"");
+        assert!(
+            error.message.contains("write `5` without quotes"),
+            "{error}"
+        );
+        let config = Config::parse("max_clients = 4294967295\nmax_per_ip = 0\n", "<input>");
+        assert_eq!(config.unwrap().max_clients, u32::MAX);
+    }
+
+    #[test]
+    fn an_enabled_user_list_with_a_missing_file_is_rejected_naming_the_path() {
+        let missing = missing_path("user-list");
+        let text = format!(
+            "userlist_enable = true\n{}",
+            path_line("userlist_file", &missing)
+        );
+        let error = one_error(&text);
+        assert_eq!(error.key.as_deref(), Some("userlist_file"));
+        assert_eq!(error.line, Some(2));
+        let shown = missing.display().to_string();
+        assert!(error.message.contains(&shown), "{error}");
+        assert!(error.message.contains("No such file"), "{error}");
+        assert!(error.message.contains("`userlist_enable`"), "{error}");
+
+        // Only the switch in the file: the error is located there.
+        let config = Config {
+            userlist_file: missing.clone(),
+            ..Config::default()
+        };
+        assert!(config.validate().is_ok(), "not enabled: not checked");
+        let error = one_error("\nuserlist_enable = true\n");
+        assert_eq!(error.key.as_deref(), Some("userlist_file"));
+        assert_eq!(error.line, Some(2));
+        assert!(error.message.contains("/etc/rftpd.user_list"), "{error}");
+
+        let list = TempFile::new("alice\n");
+        let text = format!(
+            "userlist_enable = true\nuserlist_deny = false\n{}",
+            path_line("userlist_file", &list.0)
+        );
+        let config = Config::parse(&text, "<input>").unwrap();
+        assert!(config.userlist_enable && !config.userlist_deny);
+        let error = one_error("userlist_enable = true\nuserlist_file = \"/\"\n");
+        assert!(error.message.contains("directory"), "{error}");
+        let error = one_error("userlist_enable = true\nuserlist_file = \"users\"\n");
+        assert!(error.message.contains("absolute"), "{error}");
+    }
+
+    #[test]
+    fn load_user_list_trims_and_skips_blank_and_comment_lines() {
+        let list = TempFile::new("# deny these\n\n  alice  \nbob\n#carol\n\tdave\n");
+        let config = Config {
+            userlist_file: list.0.clone(),
+            ..Config::default()
+        };
+        assert_eq!(config.load_user_list().unwrap(), ["alice", "bob", "dave"]);
+        let config = Config {
+            userlist_file: missing_path("user-list-load"),
+            ..Config::default()
+        };
+        assert!(config.load_user_list().is_err());
+    }
+
+    #[test]
+    fn is_anonymous_name_matches_ftp_and_anonymous_in_any_ascii_case() {
+        let config = Config::default();
+        for name in ["ftp", "FTP", "Ftp", "anonymous", "ANONYMOUS", "AnonYmous"] {
+            assert!(config.is_anonymous_name(name), "{name}");
+        }
+        for name in [
+            "",
+            "ftp ",
+            " ftp",
+            "ftpuser",
+            "anon",
+            "anonymous1",
+            "ſtp",
+            "root",
+        ] {
+            assert!(!config.is_anonymous_name(name), "{name:?}");
+        }
+        // ftp_username is the identity anonymous sessions run as, not a login name.
+        let config = Config {
+            ftp_username: "anonftp".to_owned(),
+            ..Config::default()
+        };
+        assert!(!config.is_anonymous_name("anonftp"));
+        assert!(config.is_anonymous_name("ftp"));
+    }
+
+    #[test]
+    fn banning_needs_a_window_and_a_time() {
+        for key in ["ban_window", "ban_time"] {
+            let error = one_error(&format!("{key} = 0\n"));
+            assert_eq!(error.key.as_deref(), Some(key));
+            assert_eq!(error.line, Some(1));
+            assert!(error.message.contains("`ban_failed_logins`"), "{error}");
+            let text = format!("ban_failed_logins = 0\n{key} = 0\n");
+            assert!(Config::parse(&text, "<input>").is_ok(), "{text}");
+        }
+        // A bad ban_failed_logins hides the consequences.
+        let error = one_error("ban_failed_logins = -1\nban_window = 0\n");
+        assert_eq!(error.key.as_deref(), Some("ban_failed_logins"));
+    }
+
+    #[test]
+    fn login_timeout_must_be_at_least_one_second() {
+        let error = one_error("login_timeout = 0\n");
+        assert_eq!(error.key.as_deref(), Some("login_timeout"));
+        assert_eq!(error.message, "must be at least 1");
+        let config = Config::parse("login_timeout = 1\n", "<input>").unwrap();
+        assert_eq!(config.login_timeout, 1);
+        for text in [
+            "data_connection_timeout = 0",
+            "accept_timeout = 0",
+            "connect_timeout = 0",
+            "delay_failed_login = 0",
+        ] {
+            assert!(Config::parse(text, "<input>").is_ok(), "{text}");
+        }
+    }
+
+    #[test]
+    fn seconds_beyond_i64_are_rejected_by_validate() {
+        let config = Config {
+            delay_failed_login: u64::MAX,
+            data_connection_timeout: u64::MAX,
+            login_timeout: u64::MAX,
+            ..Config::default()
+        };
+        let errors = config.validate().unwrap_err();
+        let keys: Vec<_> = errors.iter().map(|e| e.key.as_deref().unwrap()).collect();
+        assert_eq!(
+            keys,
+            [
+                "delay_failed_login",
+                "data_connection_timeout",
+                "login_timeout"
+            ]
+        );
+    }
+
+    #[test]
+    fn anonymous_settings_are_checked() {
+        let error = one_error("ftp_username = \"\"\n");
+        assert_eq!(error.key.as_deref(), Some("ftp_username"));
+        let error = one_error("ftp_username = \"a\\u0000b\"\n");
+        assert_eq!(error.key.as_deref(), Some("ftp_username"));
+        let error = one_error("anon_root = \"srv/ftp\"\n");
+        assert_eq!(error.key.as_deref(), Some("anon_root"));
+        assert!(error.message.contains("absolute"), "{error}");
+        let error = one_error("anon_umask = 0o1777\n");
+        assert_eq!(error.key.as_deref(), Some("anon_umask"));
+        let config = Config::parse(
+            "anonymous_enable = true\nanon_root = \"/srv/ftp\"\nanon_umask = \"022\"\n",
+            "<input>",
+        )
+        .unwrap();
+        assert_eq!(config.anon_root, Some(PathBuf::from("/srv/ftp")));
+        assert_eq!(config.anon_umask, Mode(0o022));
+        let error = one_error("anon_root = 1\n");
+        assert!(error.message.contains("a path"), "{error}");
+    }
+
+    #[test]
+    fn banner_file_must_be_a_readable_file_of_at_most_64_kib() {
+        let missing = missing_path("banner");
+        let error = one_error(&path_line("banner_file", &missing));
+        assert_eq!(error.key.as_deref(), Some("banner_file"));
+        assert_eq!(error.line, Some(1));
+        assert!(
+            error.message.contains(&missing.display().to_string()),
+            "{error}"
+        );
+        assert!(error.message.contains("No such file"), "{error}");
+
+        let error = one_error("banner_file = \"/\"\n");
+        assert!(error.message.contains("directory"), "{error}");
+        let error = one_error("banner_file = \"banner.txt\"\n");
+        assert!(error.message.contains("absolute"), "{error}");
+        let error = one_error("banner_file = \"/dev/null\"\n");
+        assert!(error.message.contains("regular file"), "{error}");
+
+        let largest = TempFile::new(&"x".repeat(64 * 1024));
+        let config = Config::parse(&path_line("banner_file", &largest.0), "<input>").unwrap();
+        assert_eq!(config.banner_file.as_deref(), Some(largest.0.as_path()));
+        let too_large = TempFile::new(&"x".repeat(64 * 1024 + 1));
+        let error = one_error(&path_line("banner_file", &too_large.0));
+        assert!(error.message.contains("65537 bytes"), "{error}");
+        assert!(error.message.contains("65536"), "{error}");
+    }
+
+    #[test]
+    fn hide_and_deny_patterns_need_balanced_braces() {
+        for key in ["hide_file", "deny_file"] {
+            for pattern in ["{*.mp3,*.mov", "*.mp3}", "}{", "{a}}", "{{a}"] {
+                let error = one_error(&format!("{key} = {}\n", toml_string(pattern)));
+                assert_eq!(error.key.as_deref(), Some(key), "{pattern}");
+                assert!(error.message.contains("unbalanced"), "{error}");
+            }
+            for pattern in ["{*.mp3,*.mov,.private}", "*.exe", "", "{a}{b}", "{{a}}"] {
+                let text = format!("{key} = {}\n", toml_string(pattern));
+                assert!(Config::parse(&text, "<input>").is_ok(), "{text}");
+            }
+        }
+    }
+
+    #[test]
+    fn tls_files_are_checked_only_with_ssl_enable() {
+        let missing = missing_path("cert");
+        let text = format!(
+            "{}{}",
+            path_line("rsa_cert_file", &missing),
+            path_line("rsa_private_key_file", &missing)
+        );
+        assert!(
+            Config::parse(&text, "<input>").is_ok(),
+            "ssl off: unchecked"
+        );
+        assert!(Config::default().validate().is_ok());
+
+        let errors = errors(&format!("ssl_enable = true\n{text}"));
+        let keys: Vec<_> = errors.iter().map(|e| e.key.as_deref().unwrap()).collect();
+        assert_eq!(
+            keys,
+            ["rsa_cert_file", "rsa_private_key_file"],
+            "{errors:#?}"
+        );
+        assert_eq!((errors[0].line, errors[1].line), (Some(2), Some(3)));
+        for error in &errors {
+            assert!(
+                error.message.contains(&missing.display().to_string()),
+                "{error}"
+            );
+            assert!(error.message.contains("`ssl_enable`"), "{error}");
+        }
+
+        // The default (snakeoil) paths are named, located at ssl_enable, when they are absent.
+        let config = Config {
+            ssl_enable: true,
+            rsa_cert_file: missing.clone(),
+            rsa_private_key_file: PathBuf::new(),
+            ..Config::default()
+        };
+        let errors = config.validate().unwrap_err();
+        assert_eq!(
+            errors.len(),
+            1,
+            "an empty key path is not checked: {errors:#?}"
+        );
+
+        let pem = TempFile::new("-----BEGIN CERTIFICATE-----\n");
+        let text = format!(
+            "ssl_enable = true\n{}rsa_private_key_file = \"\"\n",
+            path_line("rsa_cert_file", &pem.0)
+        );
+        let config = Config::parse(&text, "<input>").unwrap();
+        assert_eq!(config.rsa_private_key_file, PathBuf::new());
+        assert_eq!(
+            Config::parse(&config.to_toml_string(), "<input>"),
+            Ok(config)
+        );
+        let error = one_error("ssl_enable = true\nrsa_cert_file = \"cert.pem\"\n");
+        assert!(error.message.contains("absolute"), "{error}");
+    }
+
+    #[test]
+    fn ssl_needs_at_least_one_tls_version() {
+        let pem = TempFile::new("pem\n");
+        let files = format!(
+            "{}{}",
+            path_line("rsa_cert_file", &pem.0),
+            path_line("rsa_private_key_file", &pem.0)
+        );
+        let text = format!("ssl_enable = true\n{files}ssl_tlsv1_2 = false\nssl_tlsv1_3 = false\n");
+        let error = one_error(&text);
+        assert_eq!(error.key.as_deref(), Some("ssl_tlsv1_2"));
+        assert_eq!(error.line, Some(4));
+        for versions in ["ssl_tlsv1_2 = false\n", "ssl_tlsv1_3 = false\n"] {
+            let text = format!("ssl_enable = true\n{files}{versions}");
+            assert!(Config::parse(&text, "<input>").is_ok(), "{text}");
+        }
+        let text = "ssl_tlsv1_2 = false\nssl_tlsv1_3 = false\n";
+        assert!(Config::parse(text, "<input>").is_ok(), "ssl off: unchecked");
+    }
+
+    #[test]
+    fn implicit_ssl_is_rejected() {
+        let error = one_error("implicit_ssl = true\n");
+        assert_eq!(error.key.as_deref(), Some("implicit_ssl"));
+        assert_eq!(error.line, Some(1));
+        assert_eq!(
+            error.message,
+            "implicit_ssl is not supported: the FTP engine (libunftp) only does explicit TLS \
+             (AUTH TLS); use ssl_enable with port 21"
+        );
+        assert!(Config::parse("implicit_ssl = false\n", "<input>").is_ok());
+    }
+
+    #[test]
+    fn warnings_name_the_settings_that_are_not_enforced() {
+        assert_eq!(Config::default().warnings(), Vec::<String>::new());
+        let list = TempFile::new("alice\n");
+        // Every other setting, TLS and anonymous ones included, warns about nothing.
+        let quiet = Config {
+            port_enable: false,
+            connect_from_port_20: false,
+            ls_recurse_enable: false,
+            force_local_data_ssl: true,
+            allow_anon_ssl: false,
+            ..every_field_changed(&list.0)
+        };
+        assert_eq!(quiet.warnings(), Vec::<String>::new());
+
+        let config = Config {
+            port_enable: true,
+            ..Config::default()
+        };
+        let warnings = config.warnings();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].starts_with("port_enable = true has no effect"),
+            "{warnings:?}"
+        );
+        assert!(
+            warnings[0].ends_with("Active mode stays off."),
+            "{warnings:?}"
+        );
+
+        let config = Config {
+            port_enable: true,
+            port_promiscuous: true,
+            ..Config::default()
+        };
+        assert_eq!(
+            config.warnings(),
+            [
+                "active mode is on with port_promiscuous = true: clients may make rftpd connect \
+              to any address and port (FTP bounce)."
+            ]
+        );
+        let config = Config {
+            port_promiscuous: true,
+            ..Config::default()
+        };
+        assert!(config.warnings().is_empty(), "no active mode, no bounce");
+
+        let config = Config {
+            connect_from_port_20: true,
+            ls_recurse_enable: true,
+            ..Config::default()
+        };
+        assert_eq!(
+            config.warnings(),
+            [
+                "connect_from_port_20 is not supported and is ignored (active data connections \
+                 come from an ephemeral port).",
+                "ls_recurse_enable is accepted but LIST -R is not implemented by the FTP \
+                 engine; recursive listings are not produced."
+            ]
+        );
+    }
+
     #[test]
     fn suggestions_use_edit_distance_and_prefixes() {
         assert_eq!(levenshtein("kitten", "sitting"), 3);
@@ -1559,6 +2572,7 @@ mod tests {
         assert_eq!(suggest("chroot_local_usr"), Some("chroot_local_user"));
         assert_eq!(suggest("Write-Enable"), Some("write_enable"));
         assert_eq!(suggest("umask"), Some("local_umask"));
+        assert_eq!(suggest("anon_umsk"), Some("anon_umask"));
         assert_eq!(
             suggest("idle_session_timeout_seconds"),
             Some("idle_session_timeout")
