@@ -24,12 +24,58 @@ pub fn init() -> String {
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .with_target(false);
+    // A global filter, so libunftp's `#[instrument]` spans (which carry whole session structs)
+    // are never even created unless asked for.
     let _ = tracing_subscriber::registry()
-        .with(fmt.with_filter(filter))
+        .with(fmt)
+        .with(filter)
         .try_init();
-    // libunftp logs through slog -> log; route those records into tracing.
+    // libunftp logs through slog -> log; route those records into tracing. Bridged records
+    // arrive under one target, so their level is capped here instead.
     let _ = tracing_log::LogTracer::builder()
-        .with_max_level(log::LevelFilter::Info)
+        .with_max_level(bridged_level(&filter_text))
         .init();
     filter_text
+}
+
+/// Level cap for libunftp's bridged `log` records: an explicit `libunftp=LEVEL` directive wins;
+/// otherwise a bare `debug`/`trace` default applies; otherwise warnings only.
+fn bridged_level(filter: &str) -> log::LevelFilter {
+    let level = |name: &str| name.parse::<log::LevelFilter>().ok();
+    let directives: Vec<&str> = filter.split(',').map(str::trim).collect();
+    if let Some(l) = directives
+        .iter()
+        .find_map(|d| d.strip_prefix("libunftp="))
+        .and_then(level)
+    {
+        return l;
+    }
+    match directives
+        .iter()
+        .find(|d| !d.contains('='))
+        .and_then(|d| level(d))
+    {
+        Some(l) if l >= log::LevelFilter::Debug => l,
+        _ => log::LevelFilter::Warn,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn libunftp_records_are_warnings_only_unless_asked_for() {
+        assert_eq!(bridged_level(DEFAULT_FILTER), log::LevelFilter::Warn);
+        assert_eq!(bridged_level("info"), log::LevelFilter::Warn);
+        assert_eq!(bridged_level("debug"), log::LevelFilter::Debug);
+        assert_eq!(
+            bridged_level("info,libunftp=debug"),
+            log::LevelFilter::Debug
+        );
+        assert_eq!(
+            bridged_level("trace,libunftp=error"),
+            log::LevelFilter::Error
+        );
+    }
 }

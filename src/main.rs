@@ -103,7 +103,14 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Mode::CheckConfig => match load_config(args.config) {
-            Ok((_, source)) => {
+            Ok((config, source)) => {
+                if let Err(e) = master::Prepared::new(config.clone()) {
+                    eprintln!("{e}");
+                    return ExitCode::from(1);
+                }
+                for w in config.warnings() {
+                    eprintln!("warning: {w}");
+                }
                 match source {
                     master::ConfigSource::File(p) => {
                         println!("{}: configuration is valid", p.display())
@@ -127,7 +134,13 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
             match Config::parse(&text, "<from the master>") {
-                Ok(config) => session::monitor::run(config),
+                Ok(config) => {
+                    let handover = session::monitor::Handover {
+                        user_list: std::env::var(master::SESSION_USERLIST_ENV).unwrap_or_default(),
+                        banner: std::env::var(master::SESSION_BANNER_ENV).unwrap_or_default(),
+                    };
+                    session::monitor::run(config, handover)
+                }
                 Err(errors) => {
                     tracing::error!("bad session config: {errors}");
                     ExitCode::from(1)
@@ -147,7 +160,17 @@ fn main() -> ExitCode {
                             env!("CARGO_PKG_VERSION")
                         ),
                     }
-                    master::run(config, source, filter)
+                    for w in config.warnings() {
+                        tracing::warn!("{w}");
+                    }
+                    match master::Prepared::new(config) {
+                        Ok(prepared) => master::run(prepared, source, filter),
+                        Err(e) => {
+                            tracing::error!("{e}");
+                            eprintln!("rftpd: configuration invalid, not starting");
+                            ExitCode::from(1)
+                        }
+                    }
                 }
                 Err(errors) => {
                     for e in &errors.0 {

@@ -5,25 +5,32 @@
 //! fork+exec of this same binary (`rftpd session`) with the client socket as fd 0, an empty
 //! environment except the validated config, and nothing else inherited.
 
+mod limits;
 mod listen;
+mod systemd;
 
 use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{ExitCode, Stdio};
-use std::sync::{Arc, RwLock};
-use std::time::Instant;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::config::Config;
-use crate::session::ExitReason;
+use crate::session::{ExitReason, SessionEnd};
+use limits::{Admission, Limits};
 
 /// Environment variable that carries the validated config (TOML) to a session process.
 pub const SESSION_CONFIG_ENV: &str = "RFTPD_SESSION_CONFIG";
 /// Environment variable that carries the log filter to a session process.
 pub const LOG_ENV: &str = "RFTPD_LOG";
+/// Environment variable that carries the user list (`userlist_file`, one name per line).
+pub const SESSION_USERLIST_ENV: &str = "RFTPD_SESSION_USERLIST";
+/// Environment variable that carries the `banner_file` text.
+pub const SESSION_BANNER_ENV: &str = "RFTPD_SESSION_BANNER";
 
 /// Where the running config came from, for reloads.
 #[derive(Debug, Clone)]
@@ -32,24 +39,65 @@ pub enum ConfigSource {
     Defaults,
 }
 
+/// A validated configuration plus what the master read for it once (at start or reload), so
+/// every session gets exactly what was validated.
+#[derive(Clone)]
+pub struct Prepared {
+    pub config: Config,
+    toml: String,
+    user_list: String,
+    banner: String,
+    limits: Limits,
+}
+
+impl Prepared {
+    /// Read the files the config names (user list, banner, TLS pair) and check them.
+    pub fn new(config: Config) -> Result<Prepared, String> {
+        let user_list = if config.userlist_enable {
+            config
+                .load_user_list()
+                .map_err(|e| format!("userlist_file {}: {e}", config.userlist_file.display()))?
+                .join("\n")
+        } else {
+            String::new()
+        };
+        let banner = match &config.banner_file {
+            Some(path) => std::fs::read_to_string(path)
+                .map_err(|e| format!("banner_file {}: {e}", path.display()))?,
+            None => String::new(),
+        };
+        if config.ssl_enable {
+            crate::session::tls::load_identity(&config)?;
+        }
+        Ok(Prepared {
+            toml: config.to_toml_string(),
+            limits: Limits::from_config(&config),
+            config,
+            user_list,
+            banner,
+        })
+    }
+}
+
 struct State {
-    config: RwLock<(Config, String)>,
+    prepared: RwLock<Prepared>,
     source: ConfigSource,
     log_filter: String,
+    admission: Mutex<Admission>,
 }
 
 impl State {
-    fn config_toml(&self) -> String {
-        self.config
+    fn prepared(&self) -> Prepared {
+        self.prepared
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .1
             .clone()
     }
 }
 
 /// Run the server until SIGTERM or SIGINT.
-pub fn run(config: Config, source: ConfigSource, log_filter: String) -> ExitCode {
+pub fn run(prepared: Prepared, source: ConfigSource, log_filter: String) -> ExitCode {
+    let config = prepared.config.clone();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -61,10 +109,23 @@ pub fn run(config: Config, source: ConfigSource, log_filter: String) -> ExitCode
         }
     };
     runtime.block_on(async move {
-        let listeners = match listen::bind_all(&config) {
-            Ok(l) => l,
+        let listeners = match systemd::passed_listeners() {
+            Ok(passed) if !passed.is_empty() => {
+                tracing::info!(
+                    count = passed.len(),
+                    "using the listening sockets passed by systemd"
+                );
+                passed
+            }
+            Ok(_) => match listen::bind_all(&config) {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::error!("{e}");
+                    return ExitCode::FAILURE;
+                }
+            },
             Err(e) => {
-                tracing::error!("{e}");
+                tracing::error!(error = %e, "bad sockets from systemd");
                 return ExitCode::FAILURE;
             }
         };
@@ -73,14 +134,17 @@ pub fn run(config: Config, source: ConfigSource, log_filter: String) -> ExitCode
                 tracing::info!(address = %addr, "listening on {addr}");
             }
         }
-        let toml = config.to_toml_string();
         let state = Arc::new(State {
-            config: RwLock::new((config, toml)),
+            prepared: RwLock::new(prepared),
             source,
             log_filter,
+            admission: Mutex::new(Admission::default()),
         });
         for listener in listeners {
             tokio::spawn(accept_loop(listener, state.clone()));
+        }
+        if let Err(e) = systemd::notify("READY=1") {
+            tracing::warn!(error = %e, "cannot notify systemd");
         }
         wait_for_shutdown(state).await
     })
@@ -99,7 +163,11 @@ async fn wait_for_shutdown(state: Arc<State>) -> ExitCode {
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
-            _ = hup.recv() => reload(&state),
+            _ = hup.recv() => {
+                let _ = systemd::notify("RELOADING=1");
+                reload(&state);
+                let _ = systemd::notify("READY=1");
+            }
         }
     }
     tracing::info!("shutting down; running sessions continue until they end");
@@ -112,25 +180,55 @@ fn reload(state: &State) {
         tracing::info!("SIGHUP: running on embedded defaults, nothing to reload");
         return;
     };
-    match Config::load(path) {
+    let loaded = Config::load(path)
+        .map_err(|errors| {
+            errors
+                .0
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+        .and_then(Prepared::new);
+    match loaded {
         Ok(new) => {
-            let toml = new.to_toml_string();
-            *state.config.write().unwrap_or_else(|p| p.into_inner()) = (new, toml);
+            for w in new.config.warnings() {
+                tracing::warn!("{w}");
+            }
+            *state.prepared.write().unwrap_or_else(|p| p.into_inner()) = new;
             tracing::info!(file = %path.display(), "configuration reloaded; new sessions use it");
         }
-        Err(errors) => {
-            for e in &errors.0 {
-                tracing::error!("{e}");
-            }
+        Err(error) => {
+            tracing::error!("{error}");
             tracing::error!(file = %path.display(), "reload refused; keeping the running configuration");
         }
     }
 }
 
 async fn accept_loop(listener: TcpListener, state: Arc<State>) {
+    let mut last_sweep = Instant::now();
     loop {
         match listener.accept().await {
-            Ok((stream, _)) => spawn_session(stream, &state),
+            Ok((stream, peer)) => {
+                let prepared = state.prepared();
+                let now = Instant::now();
+                let admitted = {
+                    let mut admission = state.admission.lock().unwrap_or_else(|p| p.into_inner());
+                    if now.duration_since(last_sweep) > Duration::from_secs(60) {
+                        admission.sweep(&prepared.limits, now);
+                        last_sweep = now;
+                    }
+                    admission.admit(peer.ip(), &prepared.limits, now)
+                };
+                match admitted {
+                    Ok(()) => spawn_session(stream, peer, &prepared, state.clone()),
+                    Err(refusal) => {
+                        tracing::warn!(client = %peer.ip(), reason = refusal.describe(), "connection refused");
+                        // Best effort: a client that does not read its 421 just sees the close.
+                        let _ = stream.try_write(refusal.reply().as_bytes());
+                    }
+                }
+            }
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning.
                 tracing::warn!(error = %e, "accept failed");
@@ -141,8 +239,20 @@ async fn accept_loop(listener: TcpListener, state: Arc<State>) {
 }
 
 /// fork+exec `rftpd session` with the client socket as fd 0; reap it in a task.
-fn spawn_session(stream: TcpStream, state: &State) {
-    let peer = stream.peer_addr().ok();
+fn spawn_session(
+    stream: TcpStream,
+    peer: std::net::SocketAddr,
+    prepared: &Prepared,
+    state: Arc<State>,
+) {
+    let release = |state: &State| {
+        let limits = state.prepared().limits;
+        state
+            .admission
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .ended(peer.ip(), 0, &limits, Instant::now());
+    };
     let std_stream = match stream
         .into_std()
         .and_then(|s| s.set_nonblocking(false).map(|_| s))
@@ -150,6 +260,7 @@ fn spawn_session(stream: TcpStream, state: &State) {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(error = %e, "cannot hand over a connection");
+            release(&state);
             return;
         }
     };
@@ -158,7 +269,9 @@ fn spawn_session(stream: TcpStream, state: &State) {
         .arg0("rftpd")
         .arg("session")
         .env_clear()
-        .env(SESSION_CONFIG_ENV, state.config_toml())
+        .env(SESSION_CONFIG_ENV, &prepared.toml)
+        .env(SESSION_USERLIST_ENV, &prepared.user_list)
+        .env(SESSION_BANNER_ENV, &prepared.banner)
         .env(LOG_ENV, &state.log_filter)
         .stdin(Stdio::from(OwnedFd::from(std_stream)))
         .stdout(Stdio::null())
@@ -168,20 +281,42 @@ fn spawn_session(stream: TcpStream, state: &State) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "cannot start a session process");
+            release(&state);
             return;
         }
     };
     let pid = child.id().unwrap_or(0);
-    let client = peer.map(|p| p.to_string()).unwrap_or_else(|| "?".into());
-    tracing::debug!(client = %client, pid, "session started");
+    tracing::debug!(client = %peer, pid, "session started");
     tokio::spawn(async move {
         let status = child.wait().await;
-        let reason = match status.as_ref().ok().and_then(|s| s.code()) {
-            Some(code) => ExitReason::from_code(code)
-                .map(ExitReason::describe)
-                .unwrap_or("error"),
-            None => "killed",
+        let end = status
+            .as_ref()
+            .ok()
+            .and_then(|s| s.code())
+            .map(SessionEnd::from_code);
+        let (reason, failures) = match end {
+            Some(end) => (
+                end.reason.map(ExitReason::describe).unwrap_or("error"),
+                end.failed_logins,
+            ),
+            None => ("killed", 0),
         };
-        tracing::info!(client = %client, pid, duration_ms = started.elapsed().as_millis() as u64, reason, "session ended");
+        let limits = state.prepared().limits;
+        let banned = state
+            .admission
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .ended(peer.ip(), failures, &limits, Instant::now());
+        tracing::info!(
+            client = %peer,
+            pid,
+            duration_ms = started.elapsed().as_millis() as u64,
+            failed_logins = failures,
+            reason,
+            "session ended"
+        );
+        if banned {
+            tracing::warn!(client = %peer.ip(), ban_secs = limits.ban_time.as_secs(), "address banned after repeated failed logins");
+        }
     });
 }

@@ -11,17 +11,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use unftp_core::auth::{
-    AuthenticationError, Authenticator, Credentials, Principal, UserDetail, UserDetailError,
-    UserDetailProvider,
+    AuthenticationError, Authenticator, ChannelEncryptionState, Credentials, Principal, UserDetail,
+    UserDetailError, UserDetailProvider,
 };
 
 use crate::session::ExitReason;
 use crate::session::protocol::{MAX_MESSAGE, MAX_PASSWORD, MAX_USER, Reply, Request};
 use crate::session::worker::SessionShared;
 use crate::sys;
-
-/// How long a refused client waits for its `530` (vsftpd's `delay_failed_login` default).
-const FAILED_LOGIN_DELAY: Duration = Duration::from_secs(1);
 
 #[derive(Debug)]
 pub struct MonitorAuthenticator {
@@ -31,6 +28,11 @@ pub struct MonitorAuthenticator {
 impl MonitorAuthenticator {
     pub fn new(shared: Arc<SessionShared>) -> Self {
         MonitorAuthenticator { shared }
+    }
+
+    /// `delay_failed_login`: how long a refused client waits for its `530`.
+    async fn failed_login_delay(&self) {
+        tokio::time::sleep(Duration::from_secs(self.shared.config.delay_failed_login)).await;
     }
 }
 
@@ -52,6 +54,42 @@ fn ask_monitor(
 
 #[async_trait]
 impl Authenticator for MonitorAuthenticator {
+    /// libunftp asks this at every `USER`: rftpd's hook for vsftpd's answers that come before
+    /// the password. Refusals end the connection (see `SessionShared::refuse_and_exit`); the
+    /// monitor applies the same rules again at `PASS`, so a refusal missed here is not a hole.
+    async fn cert_auth_sufficient(&self, username: &str) -> bool {
+        let shared = &self.shared;
+        let config = &shared.config;
+        let anonymous = config.anonymous_enable && config.is_anonymous_name(username);
+        if !anonymous && shared.users.refuses(username) {
+            tracing::warn!(user = username, "refused at USER by userlist_file");
+            shared.refuse_and_exit("530 Permission denied.", ExitReason::Refused);
+        }
+        if config.ssl_enable && !shared.control_tls() {
+            if !anonymous && config.force_local_logins_ssl {
+                tracing::warn!(
+                    user = username,
+                    "plain-text login refused (force_local_logins_ssl)"
+                );
+                shared.refuse_and_exit(
+                    "530 Non-anonymous sessions must use encryption.",
+                    ExitReason::Refused,
+                );
+            }
+            if anonymous && config.force_anon_logins_ssl {
+                tracing::warn!(
+                    user = username,
+                    "plain-text anonymous login refused (force_anon_logins_ssl)"
+                );
+                shared.refuse_and_exit(
+                    "530 Anonymous sessions must use encryption.",
+                    ExitReason::Refused,
+                );
+            }
+        }
+        false
+    }
+
     async fn authenticate(
         &self,
         username: &str,
@@ -59,12 +97,14 @@ impl Authenticator for MonitorAuthenticator {
     ) -> Result<Principal, AuthenticationError> {
         let password = creds.password.clone().unwrap_or_default().into_bytes();
         if username.len() > MAX_USER || password.len() > MAX_PASSWORD {
-            tokio::time::sleep(FAILED_LOGIN_DELAY).await;
+            self.failed_login_delay().await;
             return Err(AuthenticationError::BadPassword);
         }
+        let tls = creds.command_channel_security == ChannelEncryptionState::Tls;
         let request = Request::Login {
             user: username.to_string(),
             password,
+            tls,
         };
         let shared = self.shared.clone();
         let answer = tokio::task::spawn_blocking(move || ask_monitor(&shared, &request)).await;
@@ -76,7 +116,7 @@ impl Authenticator for MonitorAuthenticator {
                 })
             }
             Ok(Ok((Reply::Denied { disconnect }, None))) => {
-                tokio::time::sleep(FAILED_LOGIN_DELAY).await;
+                self.failed_login_delay().await;
                 if disconnect {
                     // Let libunftp write its 530, then end the session.
                     tokio::spawn(async {

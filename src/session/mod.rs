@@ -15,8 +15,11 @@ pub mod listing;
 pub mod login;
 pub mod monitor;
 pub mod passive;
+pub mod policy;
 pub mod protocol;
+pub mod site;
 pub mod storage;
+pub mod tls;
 pub mod worker;
 
 /// How a session ended, as the monitor's exit code. The master reads it to log the end of the
@@ -30,8 +33,10 @@ pub enum ExitReason {
     Error = 1,
     /// Too many failed logins on this connection.
     LoginFailures = 2,
-    /// A policy refused the session after login (e.g. writable jail root).
+    /// A policy refused the session (user list, writable jail root, TLS required, …).
     Refused = 3,
+    /// A timeout ended the session (login, idle or data).
+    Timeout = 4,
 }
 
 impl ExitReason {
@@ -41,6 +46,7 @@ impl ExitReason {
             ExitReason::Error,
             ExitReason::LoginFailures,
             ExitReason::Refused,
+            ExitReason::Timeout,
         ]
         .into_iter()
         .find(|r| *r as i32 == code)
@@ -51,7 +57,50 @@ impl ExitReason {
             ExitReason::Closed => "closed",
             ExitReason::Error => "error",
             ExitReason::LoginFailures => "too many failed logins",
-            ExitReason::Refused => "refused after login",
+            ExitReason::Refused => "refused",
+            ExitReason::Timeout => "timeout",
+        }
+    }
+}
+
+/// A session's exit code, decoded: the reason in the low four bits, the number of failed
+/// logins (capped at 15) in the next four.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionEnd {
+    pub reason: Option<ExitReason>,
+    pub failed_logins: u32,
+}
+
+impl SessionEnd {
+    pub fn code(reason: ExitReason, failed_logins: u32) -> u8 {
+        (reason as u8) | ((failed_logins.min(15) as u8) << 4)
+    }
+
+    pub fn from_code(code: i32) -> SessionEnd {
+        SessionEnd {
+            reason: ExitReason::from_code(code & 0x0f),
+            failed_logins: ((code >> 4) & 0x0f) as u32,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_carry_reason_and_failure_count() {
+        for reason in [ExitReason::Closed, ExitReason::Refused, ExitReason::Timeout] {
+            for n in [0, 1, 3, 15, 40] {
+                let end = SessionEnd::from_code(i32::from(SessionEnd::code(reason, n)));
+                assert_eq!(
+                    end,
+                    SessionEnd {
+                        reason: Some(reason),
+                        failed_logins: n.min(15)
+                    }
+                );
+            }
         }
     }
 }

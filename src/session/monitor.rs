@@ -16,8 +16,9 @@ use nix::unistd::Pid;
 
 use crate::auth::PamLogin;
 use crate::config::Config;
+use crate::session::policy::UserList;
 use crate::session::protocol::{MAX_MESSAGE, Reply, Request};
-use crate::session::{ExitReason, login, worker};
+use crate::session::{ExitReason, SessionEnd, login, worker};
 use crate::sys::{self, Forked};
 
 /// Per-session resource limits, set before the worker exists so it inherits them.
@@ -27,10 +28,26 @@ fn limit_resources() {
     let _ = setrlimit(Resource::RLIMIT_CORE, 0, 0);
     // Enough descriptors for a control connection, a data connection and a few files.
     let _ = setrlimit(Resource::RLIMIT_NOFILE, 256, 256);
+    // Bounds what one connection can make the process allocate (libunftp's line reader has
+    // no length cap): past this, allocation fails and the session process dies alone.
+    let _ = setrlimit(
+        Resource::RLIMIT_AS,
+        SESSION_ADDRESS_SPACE,
+        SESSION_ADDRESS_SPACE,
+    );
+}
+
+/// Address-space limit of a session process.
+const SESSION_ADDRESS_SPACE: u64 = 1 << 30;
+
+/// What the master handed this session besides the config.
+pub struct Handover {
+    pub user_list: String,
+    pub banner: String,
 }
 
 /// Entry point of `rftpd session`. Returns the exit code the master will read.
-pub fn run(config: Config) -> ExitCode {
+pub fn run(config: Config, handover: Handover) -> ExitCode {
     let client = match sys::take_client_socket_from_stdin() {
         Ok(c) => c,
         Err(e) => {
@@ -38,6 +55,7 @@ pub fn run(config: Config) -> ExitCode {
             return ExitCode::from(ExitReason::Error as u8);
         }
     };
+    let users = UserList::new(&config, &handover.user_list);
     let peer = match client.peer_addr() {
         Ok(p) => p,
         Err(e) => {
@@ -65,15 +83,15 @@ pub fn run(config: Config) -> ExitCode {
         }
         Ok(Forked::Child) => {
             drop(monitor_end);
-            let reason = worker::run(config, client, worker_end);
+            let reason = worker::run(config, users, handover.banner, client, worker_end);
             std::process::exit(reason as i32);
         }
         Ok(Forked::Parent(pid)) => {
             drop(worker_end);
             // The worker owns the connection; the monitor must not keep it alive.
             drop(client);
-            let reason = serve_worker(&config, peer, pid, monitor_end);
-            ExitCode::from(reason as u8)
+            let (reason, failures) = serve_worker(&config, &users, peer, pid, monitor_end);
+            ExitCode::from(SessionEnd::code(reason, failures))
         }
     }
 }
@@ -86,9 +104,17 @@ enum Stop {
     Violation(String),
 }
 
-/// Answer requests until the worker goes away, then reap it and close PAM.
-fn serve_worker(config: &Config, peer: SocketAddr, worker: Pid, channel: OwnedFd) -> ExitReason {
+/// Answer requests until the worker goes away, then reap it and close PAM. Returns how the
+/// session ended and how many logins failed.
+fn serve_worker(
+    config: &Config,
+    users: &UserList,
+    peer: SocketAddr,
+    worker: Pid,
+    channel: OwnedFd,
+) -> (ExitReason, u32) {
     let mut pam: Option<PamLogin> = None;
+    let mut logged_in = false;
     let mut failures: u32 = 0;
     let mut buf = vec![0u8; MAX_MESSAGE];
     let stop = loop {
@@ -108,24 +134,36 @@ fn serve_worker(config: &Config, peer: SocketAddr, worker: Pid, channel: OwnedFd
             Err(e) => break Stop::Violation(e.to_string()),
         };
         match request {
-            Request::Login { .. } if pam.is_some() => {
+            Request::Login { .. } if logged_in => {
                 break Stop::Violation("login request after a successful login".into());
             }
-            Request::Login { user, mut password } => {
-                let outcome = login::decide(config, &user, &password, peer.ip());
+            Request::Login {
+                user,
+                mut password,
+                tls,
+            } => {
+                let attempt = login::Attempt {
+                    user: &user,
+                    password: &password,
+                    client: peer.ip(),
+                    tls,
+                };
+                let outcome = login::decide(config, users, &attempt);
                 password.iter_mut().for_each(|b| *b = 0);
                 let sent = match outcome {
                     Ok(accepted) => {
                         tracing::info!(user = %user, client = %peer.ip(), jailed = accepted.grant.jailed,
-                            start = %accepted.grant.start_dir, "login ok");
+                            anonymous = accepted.grant.anonymous, start = %accepted.grant.start_dir, "login ok");
                         let msg = Reply::Granted(accepted.grant).encode();
-                        pam = Some(accepted.pam);
+                        logged_in = true;
+                        pam = accepted.pam;
                         sys::send_message(channel.as_fd(), &msg, Some(accepted.start_dir.as_fd()))
                     }
                     Err(reason) => {
                         failures += 1;
                         tracing::warn!(user = %user, client = %peer.ip(), reason = %reason, "login refused");
-                        let disconnect = failures >= 3;
+                        let disconnect =
+                            config.max_login_fails > 0 && failures >= config.max_login_fails;
                         sys::send_message(
                             channel.as_fd(),
                             &Reply::Denied { disconnect }.encode(),
@@ -153,7 +191,7 @@ fn serve_worker(config: &Config, peer: SocketAddr, worker: Pid, channel: OwnedFd
     if let Some(pam) = pam {
         pam.close();
     }
-    match (stop, status) {
+    let reason = match (stop, status) {
         (Stop::Violation(_), _) => ExitReason::Error,
         (_, Ok(WaitStatus::Exited(_, code))) => {
             ExitReason::from_code(code).unwrap_or(ExitReason::Error)
@@ -166,5 +204,6 @@ fn serve_worker(config: &Config, peer: SocketAddr, worker: Pid, channel: OwnedFd
             tracing::error!(status = ?other, "unexpected worker status");
             ExitReason::Error
         }
-    }
+    };
+    (reason, failures)
 }

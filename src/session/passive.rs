@@ -11,13 +11,17 @@ use std::ops::RangeInclusive;
 
 use async_trait::async_trait;
 use libunftp::options::Binder;
+use std::sync::Arc;
 use tokio::net::TcpSocket;
 
 use crate::config::Config;
+use crate::session::tls::HandshakeLog;
 
 #[derive(Debug)]
 pub struct RangeBinder {
     enabled: bool,
+    /// Told about every new data connection, so TLS checks apply to the right one.
+    tls: Option<Arc<HandshakeLog>>,
     /// `None` = any port.
     range: Option<RangeInclusive<u16>>,
     /// Where the next scan starts, advanced on every bind.
@@ -25,7 +29,7 @@ pub struct RangeBinder {
 }
 
 impl RangeBinder {
-    pub fn from_config(config: &Config) -> Self {
+    pub fn from_config(config: &Config, tls: Option<Arc<HandshakeLog>>) -> Self {
         let range = match (config.pasv_min_port, config.pasv_max_port) {
             (0, 0) => None,
             (min, 0) => Some(min..=u16::MAX),
@@ -39,6 +43,7 @@ impl RangeBinder {
                 .unwrap_or(0);
         RangeBinder {
             enabled: config.pasv_enable,
+            tls,
             range,
             cursor: seed,
         }
@@ -74,6 +79,9 @@ impl Binder for RangeBinder {
                 "passive mode is disabled",
             ));
         }
+        if let Some(tls) = &self.tls {
+            tls.new_data_connection();
+        }
         let mut last_error =
             io::Error::new(io::ErrorKind::AddrInUse, "no free passive port in range");
         for port in self.candidates() {
@@ -102,7 +110,7 @@ mod tests {
             pasv_max_port: max,
             ..Config::default()
         };
-        RangeBinder::from_config(&config)
+        RangeBinder::from_config(&config, None)
     }
 
     #[test]
@@ -120,6 +128,7 @@ mod tests {
         let busy = holder.local_addr().unwrap().port();
         let mut only_busy = RangeBinder {
             enabled: true,
+            tls: None,
             range: Some(busy..=busy),
             cursor: 0,
         };
@@ -140,6 +149,7 @@ mod tests {
         for cursor in 0..2 {
             let mut b = RangeBinder {
                 enabled: true,
+                tls: None,
                 range: Some(lo..=hi),
                 cursor,
             };
@@ -154,7 +164,7 @@ mod tests {
             pasv_enable: false,
             ..Config::default()
         };
-        let mut b = RangeBinder::from_config(&config);
+        let mut b = RangeBinder::from_config(&config, None);
         assert!(b.bind("127.0.0.1".parse().unwrap(), 1..=1).await.is_err());
     }
 }

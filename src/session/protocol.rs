@@ -18,14 +18,21 @@ const MAX_GROUPS: usize = 65536 / 4;
 
 /// Worker → monitor.
 pub enum Request {
-    /// Check these credentials (the client's USER and PASS).
-    Login { user: String, password: Vec<u8> },
+    /// Check these credentials (the client's USER and PASS); `tls`: the control connection
+    /// is encrypted.
+    Login {
+        user: String,
+        password: Vec<u8>,
+        tls: bool,
+    },
 }
 
 impl fmt::Debug for Request {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Request::Login { user, .. } => write!(f, "Login {{ user: {user:?}, password: *** }}"),
+            Request::Login { user, tls, .. } => {
+                write!(f, "Login {{ user: {user:?}, password: ***, tls: {tls} }}")
+            }
         }
     }
 }
@@ -39,6 +46,8 @@ pub struct Grant {
     pub groups: Vec<u32>,
     /// chroot into the passed directory (true) or just start there (false).
     pub jailed: bool,
+    /// An anonymous session (`ftp` / `anonymous`): anonymous rights and umask apply.
+    pub anonymous: bool,
     pub user_name: String,
     pub group_name: String,
     /// Real path of the start directory (what a user who is not jailed sees).
@@ -133,10 +142,15 @@ impl Request {
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer(Vec::new());
         match self {
-            Request::Login { user, password } => {
+            Request::Login {
+                user,
+                password,
+                tls,
+            } => {
                 w.u8(TAG_LOGIN);
                 w.bytes(user.as_bytes());
                 w.bytes(password);
+                w.u8(*tls as u8);
             }
         }
         w.0
@@ -148,7 +162,12 @@ impl Request {
             TAG_LOGIN => {
                 let user = r.string(MAX_USER)?;
                 let password = r.bytes(MAX_PASSWORD)?.to_vec();
-                Request::Login { user, password }
+                let tls = r.bool()?;
+                Request::Login {
+                    user,
+                    password,
+                    tls,
+                }
             }
             _ => return Err(DecodeError("unknown request")),
         };
@@ -170,6 +189,7 @@ impl Reply {
                     w.u32(*gid);
                 }
                 w.u8(g.jailed as u8);
+                w.u8(g.anonymous as u8);
                 w.bytes(g.user_name.as_bytes());
                 w.bytes(g.group_name.as_bytes());
                 w.bytes(g.start_dir.as_bytes());
@@ -194,6 +214,7 @@ impl Reply {
                 }
                 let groups = (0..n).map(|_| r.u32()).collect::<Result<Vec<_>, _>>()?;
                 let jailed = r.bool()?;
+                let anonymous = r.bool()?;
                 let user_name = r.string(MAX_USER)?;
                 let group_name = r.string(MAX_USER)?;
                 let start_dir = r.string(4096)?;
@@ -202,6 +223,7 @@ impl Reply {
                     gid,
                     groups,
                     jailed,
+                    anonymous,
                     user_name,
                     group_name,
                     start_dir,
@@ -226,9 +248,15 @@ mod tests {
         let req = Request::Login {
             user: "alice".into(),
             password: b"s3cret".to_vec(),
+            tls: true,
         };
         let back = Request::decode(&req.encode()).unwrap();
-        let Request::Login { user, password } = &back;
+        let Request::Login {
+            user,
+            password,
+            tls,
+        } = &back;
+        assert!(*tls);
         assert_eq!(user, "alice");
         assert_eq!(password, b"s3cret");
         assert!(!format!("{back:?}").contains("s3cret"));
@@ -241,6 +269,7 @@ mod tests {
             gid: 1002,
             groups: vec![1002, 27],
             jailed: true,
+            anonymous: false,
             user_name: "alice".into(),
             group_name: "alice".into(),
             start_dir: "/home/alice".into(),
@@ -259,6 +288,7 @@ mod tests {
         let mut ok = Request::Login {
             user: "a".into(),
             password: vec![],
+            tls: false,
         }
         .encode();
         ok.push(0);

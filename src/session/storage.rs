@@ -1,17 +1,22 @@
 //! The session's storage backend: a lazy wrapper around `unftp_sbe_fs::Filesystem`.
 //!
 //! It holds no directory handle until `enter`, where it jails and drops the process (see
-//! `crate::jail`) and only then opens the filesystem at `/`. It enforces what a session may do
-//! (`write_enable`, `download_enable`, `dirlist_enable`), applies `local_umask` and
-//! `file_open_mode`, formats listings, and does its own large-buffer transfers. After `enter`
-//! every path is resolved by the kernel inside the chroot, as the user — never as root.
+//! `crate::jail`) and only then opens the filesystem at `/`. Every operation passes through
+//! one place that decides what this session may do ([`Rights`]: `write_enable`, the anonymous
+//! rights, `download_enable`, `dirlist_enable`, `deny_file`), and every data transfer first
+//! checks its connection's protection (`force_*_data_ssl`, `require_ssl_reuse`). It applies the
+//! umask and `file_open_mode`, hides `hide_file` names and dot files, formats listings, owns the
+//! data-connection timeout, and does its own large-buffer transfers. After `enter` every path is
+//! resolved by the kernel inside the chroot, as the user — never as root.
 
 use std::fmt::Debug;
+use std::future::Future;
 use std::io;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::SystemTime;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -24,6 +29,8 @@ use crate::jail;
 use crate::session::ExitReason;
 use crate::session::authenticator::SessionUser;
 use crate::session::listing::{OwnerNames, format_entry};
+use crate::session::policy::NamePattern;
+use crate::session::tls::DataHandshake;
 use crate::session::worker::SessionShared;
 
 /// Transfer chunk: large enough that the blocking-pool hop per chunk costs little.
@@ -31,70 +38,44 @@ const CHUNK: usize = 1 << 20;
 
 /// vsftpd's reply, word for word but for the program name; users and scripts search for it.
 const WRITABLE_ROOT_REFUSAL: &str =
-    "500 OOPS: rftpd: refusing to run with writable root inside chroot()\r\n";
+    "500 OOPS: rftpd: refusing to run with writable root inside chroot()";
+
+/// What the logged-in session may do; decided once at `enter`.
+#[derive(Debug, Clone, Default)]
+struct Rights {
+    upload: bool,
+    /// Overwrite, append, resume, delete, rename, remove directories.
+    modify: bool,
+    mkdir: bool,
+    chmod: bool,
+    download: bool,
+    dirlist: bool,
+    /// Whether data connections must be TLS for this session.
+    data_tls_required: bool,
+}
+
+/// Everything that exists only after login.
+#[derive(Debug)]
+struct Entered {
+    fs: Filesystem,
+    umask: u32,
+    owners: OwnerNames,
+    rights: Rights,
+}
 
 #[derive(Debug)]
 pub struct JailedStorage {
     shared: Arc<SessionShared>,
     /// `None` until `enter` has jailed the process.
-    inner: Option<Filesystem>,
-    owners: Option<OwnerNames>,
+    entered: Option<Entered>,
+    hide: NamePattern,
+    deny: NamePattern,
+    /// The session's working directory as last set by CWD (for SITE CHMOD's relative paths).
+    cwd: Mutex<PathBuf>,
 }
 
-impl JailedStorage {
-    pub fn new(shared: Arc<SessionShared>) -> Self {
-        JailedStorage {
-            shared,
-            inner: None,
-            owners: None,
-        }
-    }
-
-    fn fs(&self) -> Result<&Filesystem> {
-        self.inner
-            .as_ref()
-            .ok_or_else(|| Error::from(ErrorKind::PermissionDenied))
-    }
-
-    fn allow_write(&self) -> Result<()> {
-        if self.shared.config.write_enable {
-            Ok(())
-        } else {
-            Err(Error::from(ErrorKind::PermissionDenied))
-        }
-    }
-
-    fn allow_download(&self) -> Result<()> {
-        if self.shared.config.download_enable {
-            Ok(())
-        } else {
-            Err(Error::from(ErrorKind::PermissionDenied))
-        }
-    }
-
-    fn allow_dirlist(&self) -> Result<()> {
-        if self.shared.config.dirlist_enable {
-            Ok(())
-        } else {
-            Err(Error::from(ErrorKind::PermissionDenied))
-        }
-    }
-
-    /// Send vsftpd's writable-root refusal on the control connection and end the process.
-    fn refuse_writable_root(&self, user: &str) -> ! {
-        tracing::warn!(
-            user,
-            "refusing session: jail root is writable by the user and allow_writeable_chroot = false"
-        );
-        let mut control = std::fs::File::from(
-            self.shared
-                .control
-                .try_clone()
-                .unwrap_or_else(|_| std::process::exit(ExitReason::Refused as i32)),
-        );
-        let _ = io::Write::write_all(&mut control, WRITABLE_ROOT_REFUSAL.as_bytes());
-        std::process::exit(ExitReason::Refused as i32);
-    }
+fn denied() -> Error {
+    Error::from(ErrorKind::PermissionDenied)
 }
 
 /// Paths from libunftp are absolute in the session's view; after the jail that view is the
@@ -129,12 +110,140 @@ async fn fill<R: AsyncRead + Unpin>(input: &mut R, buf: &mut [u8]) -> io::Result
     Ok(filled)
 }
 
+impl JailedStorage {
+    pub fn new(shared: Arc<SessionShared>) -> Self {
+        let hide = NamePattern::parse(shared.config.hide_file.as_deref());
+        let deny = NamePattern::parse(shared.config.deny_file.as_deref());
+        JailedStorage {
+            shared,
+            entered: None,
+            hide,
+            deny,
+            cwd: Mutex::new(PathBuf::from("/")),
+        }
+    }
+
+    fn entered(&self) -> Result<&Entered> {
+        self.entered.as_ref().ok_or_else(denied)
+    }
+
+    /// The one gate: is this session allowed `right` on `path`?
+    fn allow(&self, right: impl Fn(&Rights) -> bool, path: &Path) -> Result<&Entered> {
+        let entered = self.entered()?;
+        if !right(&entered.rights) {
+            return Err(denied());
+        }
+        if self.deny.matches_path(path) {
+            tracing::info!(path = %path.display(), "refused by deny_file");
+            return Err(denied());
+        }
+        Ok(entered)
+    }
+
+    /// A data connection is about to carry data: refuse it if it is not protected as required.
+    fn check_data_connection(&self, entered: &Entered) -> Result<()> {
+        let Some(tls) = &self.shared.tls else {
+            return Ok(());
+        };
+        match tls.take_data_handshake() {
+            None if entered.rights.data_tls_required => {
+                tracing::warn!(
+                    "plain-text data connection refused (force_local_data_ssl / force_anon_data_ssl)"
+                );
+                Err(denied())
+            }
+            Some(DataHandshake::Full) if self.shared.config.require_ssl_reuse => {
+                tracing::warn!(
+                    "data connection TLS did not resume the control session (require_ssl_reuse)"
+                );
+                Err(denied())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn visible(&self, name: &str) -> bool {
+        !self.hide.matches_name(name)
+    }
+
+    fn visible_in_listing(&self, name: &str) -> bool {
+        self.visible(name) && (self.shared.config.force_dot_files || !name.starts_with('.'))
+    }
+
+    /// Network I/O of a transfer, bounded by `data_connection_timeout`: a transfer that moves
+    /// no byte for that long ends the session with vsftpd's reply.
+    async fn within_data_timeout<T>(&self, io: impl Future<Output = io::Result<T>>) -> Result<T> {
+        let secs = self.shared.config.data_connection_timeout;
+        if secs == 0 {
+            return io.await.map_err(Error::from);
+        }
+        match tokio::time::timeout(Duration::from_secs(secs), io).await {
+            Ok(r) => r.map_err(Error::from),
+            Err(_) => {
+                tracing::info!(
+                    seconds = secs,
+                    "data connection stalled; ending the session"
+                );
+                self.shared
+                    .refuse_and_exit("421 Data timeout. Reconnect. Sorry.", ExitReason::Timeout);
+            }
+        }
+    }
+
+    /// The umask in force for this session (0 before login).
+    pub fn umask(&self) -> u32 {
+        self.entered.as_ref().map_or(0, |e| e.umask)
+    }
+
+    /// `SITE CHMOD mode path`.
+    pub async fn chmod(&self, mode: u32, path: &str) -> Result<()> {
+        let base = self.cwd.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let path = real_path(&base.join(path));
+        self.allow(|r| r.chmod, &path)?;
+        blocking(move || std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)))
+            .await
+    }
+
+    fn rights_for(&self, anonymous: bool) -> Rights {
+        let c = &self.shared.config;
+        let (upload, modify, mkdir, chmod) = if anonymous {
+            (
+                c.write_enable && c.anon_upload_enable,
+                c.write_enable && c.anon_other_write_enable,
+                c.write_enable && c.anon_mkdir_write_enable,
+                false,
+            )
+        } else {
+            (
+                c.write_enable,
+                c.write_enable,
+                c.write_enable,
+                c.write_enable && c.chmod_enable,
+            )
+        };
+        Rights {
+            upload,
+            modify,
+            mkdir,
+            chmod,
+            download: c.download_enable,
+            dirlist: c.dirlist_enable,
+            data_tls_required: c.ssl_enable
+                && if anonymous {
+                    c.force_anon_data_ssl
+                } else {
+                    c.force_local_data_ssl
+                },
+        }
+    }
+}
+
 #[async_trait]
 impl StorageBackend<SessionUser> for JailedStorage {
     type Metadata = Meta;
 
     fn enter(&mut self, user: &SessionUser) -> io::Result<()> {
-        if self.inner.is_some() {
+        if self.entered.is_some() {
             tracing::error!("second login in one session; aborting");
             std::process::abort();
         }
@@ -149,26 +258,45 @@ impl StorageBackend<SessionUser> for JailedStorage {
             std::process::abort();
         };
         jail::enter(&grant, dir);
-        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
-            self.shared.config.local_umask.0,
-        ));
-        if grant.jailed && !self.shared.config.allow_writeable_chroot && jail::root_is_writable() {
-            self.refuse_writable_root(&user.name);
+        let config = &self.shared.config;
+        let umask = if grant.anonymous {
+            config.anon_umask
+        } else {
+            config.local_umask
+        };
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(umask.0));
+        // vsftpd refuses a writable jail root unless allowed — and always for anonymous users.
+        let refuse_writable = grant.anonymous || (grant.jailed && !config.allow_writeable_chroot);
+        if refuse_writable && jail::root_is_writable() {
+            tracing::warn!(
+                user = %user.name,
+                "refusing session: jail root is writable by the user (allow_writeable_chroot = false, or anonymous)"
+            );
+            self.shared
+                .refuse_and_exit(WRITABLE_ROOT_REFUSAL, ExitReason::Refused);
         }
-        match Filesystem::new("/") {
-            Ok(fs) => self.inner = Some(fs),
+        let fs = match Filesystem::new("/") {
+            Ok(fs) => fs,
             Err(e) => {
                 tracing::error!(error = %e, "cannot open the session's root; aborting");
                 std::process::abort();
             }
-        }
-        self.owners = Some(OwnerNames {
+        };
+        let owners = OwnerNames {
             uid: grant.uid,
             user: grant.user_name,
             gid: grant.gid,
             group: grant.group_name,
-            hide_ids: self.shared.config.hide_ids,
+            hide_ids: config.hide_ids,
+        };
+        let rights = self.rights_for(grant.anonymous);
+        self.entered = Some(Entered {
+            fs,
+            umask: umask.0,
+            owners,
+            rights,
         });
+        self.shared.logged_in.store(true, Ordering::SeqCst);
         Ok(())
     }
 
@@ -181,15 +309,45 @@ impl StorageBackend<SessionUser> for JailedStorage {
         user: &SessionUser,
         path: P,
     ) -> Result<Meta> {
-        self.fs()?.metadata(user, path).await
+        let e = self.allow(|_| true, path.as_ref())?;
+        e.fs.metadata(user, path).await
     }
 
     async fn list<P>(&self, user: &SessionUser, path: P) -> Result<Vec<Fileinfo<PathBuf, Meta>>>
     where
         P: AsRef<Path> + Send + Debug,
     {
-        self.allow_dirlist()?;
-        self.fs()?.list(user, path).await
+        let e = self.allow(|r| r.dirlist, path.as_ref())?;
+        self.check_data_connection(e)?;
+        let mut entries = e.fs.list(user, path).await?;
+        entries.retain(|f| {
+            f.path
+                .file_name()
+                .is_none_or(|n| self.visible(&n.to_string_lossy()))
+        });
+        Ok(entries)
+    }
+
+    /// `STAT path` lists over the control connection: no data connection to check.
+    async fn list_vec<P>(
+        &self,
+        user: &SessionUser,
+        path: P,
+    ) -> std::result::Result<Vec<String>, Error>
+    where
+        P: AsRef<Path> + Send + Debug,
+    {
+        let e = self.allow(|r| r.dirlist, path.as_ref())?;
+        let now = SystemTime::now();
+        let entries = e.fs.list(user, path).await?;
+        Ok(entries
+            .iter()
+            .filter_map(|f| {
+                let name = f.path.file_name()?.to_string_lossy().into_owned();
+                self.visible_in_listing(&name)
+                    .then(|| format_entry(&name, &f.metadata, &e.owners, now))
+            })
+            .collect())
     }
 
     async fn list_fmt<P>(
@@ -201,16 +359,14 @@ impl StorageBackend<SessionUser> for JailedStorage {
         P: AsRef<Path> + Send + Debug,
     {
         let path = path.as_ref().to_path_buf();
-        let owners = self
-            .owners
-            .clone()
-            .ok_or_else(|| Error::from(ErrorKind::PermissionDenied))?;
+        let e = self.allow(|r| r.dirlist, &path)?;
+        self.check_data_connection(e)?;
         // LIST of a file lists that one file.
-        let meta = self.metadata(user, &path).await?;
-        let entries = if meta.is_dir() {
-            self.list(user, &path).await?
+        let meta = e.fs.metadata(user, &path).await?;
+        let listing_dir = meta.is_dir();
+        let entries = if listing_dir {
+            e.fs.list(user, &path).await?
         } else {
-            self.allow_dirlist()?;
             let name = path
                 .file_name()
                 .map(PathBuf::from)
@@ -228,8 +384,38 @@ impl StorageBackend<SessionUser> for JailedStorage {
                 .file_name()
                 .map(|n| n.to_string_lossy())
                 .unwrap_or_default();
-            out.push_str(&format_entry(&name, &entry.metadata, &owners, now));
+            if listing_dir && !self.visible_in_listing(&name) {
+                continue;
+            }
+            out.push_str(&format_entry(&name, &entry.metadata, &e.owners, now));
             out.push_str("\r\n");
+        }
+        Ok(io::Cursor::new(out.into_bytes()))
+    }
+
+    async fn nlst<P>(
+        &self,
+        user: &SessionUser,
+        path: P,
+    ) -> std::result::Result<io::Cursor<Vec<u8>>, io::Error>
+    where
+        P: AsRef<Path> + Send + Debug,
+    {
+        let entries = self
+            .list(user, path)
+            .await
+            .map_err(|_| io::Error::from(io::ErrorKind::PermissionDenied))?;
+        let mut out = String::new();
+        for entry in &entries {
+            let name = entry
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default();
+            if self.visible_in_listing(&name) {
+                out.push_str(&name);
+                out.push_str("\r\n");
+            }
         }
         Ok(io::Cursor::new(out.into_bytes()))
     }
@@ -245,9 +431,9 @@ impl StorageBackend<SessionUser> for JailedStorage {
         W: AsyncWrite + Unpin + Sync + Send,
         P: AsRef<Path> + Send + Debug,
     {
-        self.allow_download()?;
-        self.fs()?;
         let path = real_path(path.as_ref());
+        let e = self.allow(|r| r.download, &path)?;
+        self.check_data_connection(e)?;
         let file = Arc::new(blocking(move || std::fs::File::open(path)).await?);
         let read_at = |file: Arc<std::fs::File>, mut buf: Vec<u8>, offset: u64| {
             blocking(move || {
@@ -266,11 +452,12 @@ impl StorageBackend<SessionUser> for JailedStorage {
             }
             offset += n as u64;
             pending = read_at(file.clone(), std::mem::take(&mut spare), offset);
-            output.write_all(&buf[..n]).await.map_err(Error::from)?;
+            self.within_data_timeout(output.write_all(&buf[..n]))
+                .await?;
             spare = buf;
             spare.resize(CHUNK, 0);
         }
-        output.flush().await.map_err(Error::from)?;
+        self.within_data_timeout(output.flush()).await?;
         Ok(offset - start_pos)
     }
 
@@ -280,9 +467,9 @@ impl StorageBackend<SessionUser> for JailedStorage {
         path: P,
         start_pos: u64,
     ) -> Result<Box<dyn AsyncRead + Send + Sync + Unpin>> {
-        self.allow_download()?;
-        self.fs()?;
         let path = real_path(path.as_ref());
+        let e = self.allow(|r| r.download, &path)?;
+        self.check_data_connection(e)?;
         let file = blocking(move || {
             let mut f = std::fs::File::open(path)?;
             io::Seek::seek(&mut f, io::SeekFrom::Start(start_pos))?;
@@ -302,18 +489,27 @@ impl StorageBackend<SessionUser> for JailedStorage {
         path: P,
         start_pos: u64,
     ) -> Result<u64> {
-        self.allow_write()?;
-        self.fs()?;
         let path = real_path(path.as_ref());
+        let e = self.allow(|r| r.upload, &path)?;
+        // Without the right to modify, an upload may only create a new file (vsftpd's rule for
+        // anonymous uploads): no overwrite, no append, no resume.
+        let may_modify = e.rights.modify;
+        if !may_modify && start_pos > 0 {
+            return Err(denied());
+        }
+        self.check_data_connection(e)?;
         let mode = self.shared.config.file_open_mode.0;
         let file = Arc::new(
             blocking(move || {
-                // The kernel applies the process umask (local_umask) to `mode`.
-                let f = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create(true)
-                    .mode(mode)
-                    .open(path)?;
+                let mut options = std::fs::OpenOptions::new();
+                // The kernel applies the process umask (local_umask / anon_umask) to `mode`.
+                options.write(true).mode(mode);
+                if may_modify {
+                    options.create(true);
+                } else {
+                    options.create_new(true);
+                }
+                let f = options.open(path)?;
                 f.set_len(start_pos)?;
                 Ok(f)
             })
@@ -324,7 +520,7 @@ impl StorageBackend<SessionUser> for JailedStorage {
         let mut buf = vec![0u8; CHUNK];
         let mut in_flight: Option<tokio::task::JoinHandle<io::Result<Vec<u8>>>> = None;
         loop {
-            let n = fill(&mut input, &mut buf).await.map_err(Error::from)?;
+            let n = self.within_data_timeout(fill(&mut input, &mut buf)).await?;
             let spare = match in_flight.take() {
                 Some(h) => h
                     .await
@@ -348,13 +544,13 @@ impl StorageBackend<SessionUser> for JailedStorage {
     }
 
     async fn del<P: AsRef<Path> + Send + Debug>(&self, user: &SessionUser, path: P) -> Result<()> {
-        self.allow_write()?;
-        self.fs()?.del(user, path).await
+        let e = self.allow(|r| r.modify, path.as_ref())?;
+        e.fs.del(user, path).await
     }
 
     async fn mkd<P: AsRef<Path> + Send + Debug>(&self, user: &SessionUser, path: P) -> Result<()> {
-        self.allow_write()?;
-        self.fs()?.mkd(user, path).await
+        let e = self.allow(|r| r.mkdir, path.as_ref())?;
+        e.fs.mkd(user, path).await
     }
 
     async fn rename<P: AsRef<Path> + Send + Debug>(
@@ -363,16 +559,21 @@ impl StorageBackend<SessionUser> for JailedStorage {
         from: P,
         to: P,
     ) -> Result<()> {
-        self.allow_write()?;
-        self.fs()?.rename(user, from, to).await
+        self.allow(|r| r.modify, to.as_ref())?;
+        let e = self.allow(|r| r.modify, from.as_ref())?;
+        e.fs.rename(user, from, to).await
     }
 
     async fn rmd<P: AsRef<Path> + Send + Debug>(&self, user: &SessionUser, path: P) -> Result<()> {
-        self.allow_write()?;
-        self.fs()?.rmd(user, path).await
+        let e = self.allow(|r| r.modify, path.as_ref())?;
+        e.fs.rmd(user, path).await
     }
 
     async fn cwd<P: AsRef<Path> + Send + Debug>(&self, user: &SessionUser, path: P) -> Result<()> {
-        self.fs()?.cwd(user, path).await
+        let path = path.as_ref().to_path_buf();
+        let e = self.allow(|_| true, &path)?;
+        e.fs.cwd(user, &path).await?;
+        *self.cwd.lock().unwrap_or_else(|p| p.into_inner()) = path;
+        Ok(())
     }
 }

@@ -154,3 +154,24 @@ pub fn take_client_socket_from_stdin() -> io::Result<std::net::TcpStream> {
     stream.peer_addr()?;
     Ok(stream)
 }
+
+/// Take ownership of a descriptor this process inherited at exec (systemd socket activation),
+/// marking it close-on-exec so no session process inherits it.
+///
+/// Only for descriptors the caller has proved are meant for this process (systemd's
+/// `LISTEN_PID` equals our pid), and each number at most once.
+pub fn take_inherited_fd(raw: std::os::fd::RawFd) -> io::Result<std::os::fd::OwnedFd> {
+    use nix::fcntl::{F_GETFD, F_SETFD, FdFlag, fcntl};
+    use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd};
+    if raw < 3 {
+        return Err(io::Error::other(format!("fd {raw} is not a passed socket")));
+    }
+    // SAFETY: borrowed only for the two fcntl calls below; if `raw` is not open, F_GETFD fails
+    // with EBADF and we return before claiming it.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(raw) };
+    fcntl(borrowed, F_GETFD)?;
+    fcntl(borrowed, F_SETFD(FdFlag::FD_CLOEXEC))?;
+    // SAFETY: the descriptor is open (checked above) and was handed to this process by its
+    // parent for exactly this use; the caller claims each number once, so this is its only owner.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}

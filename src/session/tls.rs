@@ -1,0 +1,205 @@
+//! TLS for one session: the rustls configuration shared by the control connection and its data
+//! connections, and the record of which handshakes happened.
+//!
+//! libunftp runs the handshakes; rftpd supplies the configuration. Its certificate resolver is
+//! asked on every full handshake and its session store on every resumption, so the session
+//! learns, without touching the sockets, whether the control channel is encrypted and whether
+//! the latest data connection was encrypted and resumed the control session. The storage layer
+//! uses that to refuse plain or non-resumed data (`force_local_data_ssl`, `require_ssl_reuse`).
+//! Never offers ALPN (FileZilla treats `x-filezilla-ftp` as "FileZilla Server").
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use rustls::ServerConfig;
+use rustls::crypto::ring as provider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{
+    ClientHello, ResolvesServerCert, ServerSessionMemoryCache, StoresServerSessions,
+};
+use rustls::sign::CertifiedKey;
+
+use crate::config::Config;
+
+/// How the latest data connection's TLS began.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataHandshake {
+    /// A new TLS session (did not resume the control connection's).
+    Full,
+    /// Resumed a session of this process (the control connection's).
+    Resumed,
+}
+
+/// What the handshakes of this session have shown so far.
+#[derive(Debug, Default)]
+pub struct HandshakeLog {
+    control_tls: AtomicBool,
+    last_data: Mutex<Option<DataHandshake>>,
+}
+
+impl HandshakeLog {
+    /// Whether the control connection has started TLS (after `AUTH TLS`).
+    pub fn control_tls(&self) -> bool {
+        self.control_tls.load(Ordering::SeqCst)
+    }
+
+    fn full_handshake(&self) {
+        // The first handshake of a session is always the control connection's.
+        if !self.control_tls.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        *self.last_data.lock().unwrap_or_else(|p| p.into_inner()) = Some(DataHandshake::Full);
+    }
+
+    fn resumed(&self) {
+        *self.last_data.lock().unwrap_or_else(|p| p.into_inner()) = Some(DataHandshake::Resumed);
+    }
+
+    /// A new passive data socket is being opened: forget the previous data connection.
+    pub fn new_data_connection(&self) {
+        *self.last_data.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// How the data connection now in use began (`None` = no TLS at all). Consumed.
+    pub fn take_data_handshake(&self) -> Option<DataHandshake> {
+        self.last_data
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+}
+
+/// Reads certificate chain and key (the key may be in the certificate file) and checks that
+/// they belong together. Errors name the file.
+pub fn load_identity(config: &Config) -> Result<Arc<CertifiedKey>, String> {
+    let cert_path = &config.rsa_cert_file;
+    let cert_pem = std::fs::read(cert_path)
+        .map_err(|e| format!("rsa_cert_file {}: {e}", cert_path.display()))?;
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| {
+            format!(
+                "rsa_cert_file {}: not a PEM certificate chain: {e}",
+                cert_path.display()
+            )
+        })?;
+    if chain.is_empty() {
+        return Err(format!(
+            "rsa_cert_file {}: no certificate in it",
+            cert_path.display()
+        ));
+    }
+    let key_path = if config.rsa_private_key_file.as_os_str().is_empty() {
+        cert_path.clone()
+    } else {
+        config.rsa_private_key_file.clone()
+    };
+    let key_pem = std::fs::read(&key_path)
+        .map_err(|e| format!("rsa_private_key_file {}: {e}", key_path.display()))?;
+    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
+        format!(
+            "rsa_private_key_file {}: no usable private key: {e}",
+            key_path.display()
+        )
+    })?;
+    let signing_key = provider::sign::any_supported_type(&key).map_err(|e| {
+        format!(
+            "rsa_private_key_file {}: unsupported key: {e}",
+            key_path.display()
+        )
+    })?;
+    let certified = CertifiedKey::new(chain, signing_key);
+    certified.keys_match().map_err(|e| {
+        format!(
+            "rsa_private_key_file {} does not match rsa_cert_file {}: {e}",
+            key_path.display(),
+            cert_path.display()
+        )
+    })?;
+    Ok(Arc::new(certified))
+}
+
+/// Hands out the one certificate and records every full handshake.
+struct RecordingResolver {
+    key: Arc<CertifiedKey>,
+    log: Arc<HandshakeLog>,
+}
+
+impl fmt::Debug for RecordingResolver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RecordingResolver")
+    }
+}
+
+impl ResolvesServerCert for RecordingResolver {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.log.full_handshake();
+        Some(self.key.clone())
+    }
+}
+
+/// rustls's in-memory session cache, recording every successful resumption.
+#[derive(Debug)]
+struct RecordingStore {
+    inner: Arc<ServerSessionMemoryCache>,
+    log: Arc<HandshakeLog>,
+}
+
+impl StoresServerSessions for RecordingStore {
+    fn put(&self, key: Vec<u8>, value: Vec<u8>) -> bool {
+        self.inner.put(key, value)
+    }
+
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        let found = self.inner.get(key);
+        if found.is_some() {
+            self.log.resumed();
+        }
+        found
+    }
+
+    fn take(&self, key: &[u8]) -> Option<Vec<u8>> {
+        let found = self.inner.take(key);
+        if found.is_some() {
+            self.log.resumed();
+        }
+        found
+    }
+
+    fn can_cache(&self) -> bool {
+        true
+    }
+}
+
+/// The session's rustls configuration (TLS versions from the config, no ALPN, resumption by
+/// session id and stateful TLS 1.3 tickets so every resumption passes through our store).
+pub fn server_config(
+    config: &Config,
+    key: Arc<CertifiedKey>,
+    log: Arc<HandshakeLog>,
+) -> Result<Arc<ServerConfig>, String> {
+    let mut versions: Vec<&'static rustls::SupportedProtocolVersion> = Vec::new();
+    if config.ssl_tlsv1_3 {
+        versions.push(&rustls::version::TLS13);
+    }
+    if config.ssl_tlsv1_2 {
+        versions.push(&rustls::version::TLS12);
+    }
+    let mut server = ServerConfig::builder_with_provider(Arc::new(provider::default_provider()))
+        .with_protocol_versions(&versions)
+        .map_err(|e| format!("TLS versions: {e}"))?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(RecordingResolver {
+            key,
+            log: log.clone(),
+        }));
+    server.session_storage = Arc::new(RecordingStore {
+        inner: ServerSessionMemoryCache::new(64),
+        log,
+    });
+    server.alpn_protocols.clear();
+    server.send_tls13_tickets = 4;
+    Ok(Arc::new(server))
+}
