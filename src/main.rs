@@ -12,6 +12,7 @@
 
 mod auth;
 mod config;
+mod import;
 mod jail;
 mod logging;
 mod master;
@@ -86,6 +87,9 @@ fn load_config(
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.first().is_some_and(|a| a == "import-vsftpd") {
+        return import::main(&argv[1..]);
+    }
     let args = match parse_args(&argv) {
         Ok(a) => a,
         Err(e) => {

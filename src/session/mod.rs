@@ -11,6 +11,7 @@
 //! Nothing in here may trust the worker once it has parsed a byte from the network.
 
 pub mod authenticator;
+pub mod fsmeta;
 pub mod listing;
 pub mod login;
 pub mod monitor;

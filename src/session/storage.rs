@@ -23,11 +23,12 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use unftp_core::storage::{
     Error, ErrorKind, FEATURE_RESTART, Fileinfo, Metadata, Result, StorageBackend,
 };
-use unftp_sbe_fs::{Filesystem, Meta};
+use unftp_sbe_fs::Filesystem;
 
 use crate::jail;
 use crate::session::ExitReason;
 use crate::session::authenticator::SessionUser;
+use crate::session::fsmeta::{self, FileMeta};
 use crate::session::listing::{OwnerNames, format_entry};
 use crate::session::policy::NamePattern;
 use crate::session::tls::DataHandshake;
@@ -88,6 +89,23 @@ fn real_path(path: &Path) -> PathBuf {
     }
 }
 
+/// Whether `..` components take `path` above `/`. The chroot would stop it anyway, but the
+/// session's idea of its directory (`PWD`) must not read `/..`, as with vsftpd.
+fn climbs_above_root(path: &Path) -> bool {
+    let mut depth: i64 = 0;
+    for c in path.components() {
+        match c {
+            std::path::Component::ParentDir => depth -= 1,
+            std::path::Component::Normal(_) => depth += 1,
+            _ => {}
+        }
+        if depth < 0 {
+            return true;
+        }
+    }
+    false
+}
+
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> io::Result<T> + Send + 'static,
 ) -> Result<T> {
@@ -131,6 +149,9 @@ impl JailedStorage {
     fn allow(&self, right: impl Fn(&Rights) -> bool, path: &Path) -> Result<&Entered> {
         let entered = self.entered()?;
         if !right(&entered.rights) {
+            return Err(denied());
+        }
+        if climbs_above_root(path) {
             return Err(denied());
         }
         if self.deny.matches_path(path) {
@@ -190,6 +211,16 @@ impl JailedStorage {
         }
     }
 
+    /// A directory's entries as `Fileinfo`s (vanished entries skipped).
+    async fn read_dir(&self, path: &Path) -> Result<Vec<Fileinfo<PathBuf, FileMeta>>> {
+        let path = real_path(path);
+        let entries = blocking(move || fsmeta::read_dir(&path)).await?;
+        Ok(entries
+            .into_iter()
+            .map(|(path, metadata)| Fileinfo { path, metadata })
+            .collect())
+    }
+
     /// The umask in force for this session (0 before login).
     pub fn umask(&self) -> u32 {
         self.entered.as_ref().map_or(0, |e| e.umask)
@@ -240,7 +271,7 @@ impl JailedStorage {
 
 #[async_trait]
 impl StorageBackend<SessionUser> for JailedStorage {
-    type Metadata = Meta;
+    type Metadata = FileMeta;
 
     fn enter(&mut self, user: &SessionUser) -> io::Result<()> {
         if self.entered.is_some() {
@@ -306,20 +337,25 @@ impl StorageBackend<SessionUser> for JailedStorage {
 
     async fn metadata<P: AsRef<Path> + Send + Debug>(
         &self,
-        user: &SessionUser,
+        _user: &SessionUser,
         path: P,
-    ) -> Result<Meta> {
-        let e = self.allow(|_| true, path.as_ref())?;
-        e.fs.metadata(user, path).await
+    ) -> Result<FileMeta> {
+        self.allow(|_| true, path.as_ref())?;
+        let path = real_path(path.as_ref());
+        blocking(move || fsmeta::stat(&path)).await
     }
 
-    async fn list<P>(&self, user: &SessionUser, path: P) -> Result<Vec<Fileinfo<PathBuf, Meta>>>
+    async fn list<P>(
+        &self,
+        _user: &SessionUser,
+        path: P,
+    ) -> Result<Vec<Fileinfo<PathBuf, FileMeta>>>
     where
         P: AsRef<Path> + Send + Debug,
     {
         let e = self.allow(|r| r.dirlist, path.as_ref())?;
         self.check_data_connection(e)?;
-        let mut entries = e.fs.list(user, path).await?;
+        let mut entries = self.read_dir(path.as_ref()).await?;
         entries.retain(|f| {
             f.path
                 .file_name()
@@ -331,7 +367,7 @@ impl StorageBackend<SessionUser> for JailedStorage {
     /// `STAT path` lists over the control connection: no data connection to check.
     async fn list_vec<P>(
         &self,
-        user: &SessionUser,
+        _user: &SessionUser,
         path: P,
     ) -> std::result::Result<Vec<String>, Error>
     where
@@ -339,7 +375,7 @@ impl StorageBackend<SessionUser> for JailedStorage {
     {
         let e = self.allow(|r| r.dirlist, path.as_ref())?;
         let now = SystemTime::now();
-        let entries = e.fs.list(user, path).await?;
+        let entries = self.read_dir(path.as_ref()).await?;
         Ok(entries
             .iter()
             .filter_map(|f| {
@@ -362,10 +398,10 @@ impl StorageBackend<SessionUser> for JailedStorage {
         let e = self.allow(|r| r.dirlist, &path)?;
         self.check_data_connection(e)?;
         // LIST of a file lists that one file.
-        let meta = e.fs.metadata(user, &path).await?;
+        let meta = self.metadata(user, &path).await?;
         let listing_dir = meta.is_dir();
         let entries = if listing_dir {
-            e.fs.list(user, &path).await?
+            self.read_dir(&path).await?
         } else {
             let name = path
                 .file_name()
@@ -569,11 +605,30 @@ impl StorageBackend<SessionUser> for JailedStorage {
         e.fs.rmd(user, path).await
     }
 
-    async fn cwd<P: AsRef<Path> + Send + Debug>(&self, user: &SessionUser, path: P) -> Result<()> {
+    async fn cwd<P: AsRef<Path> + Send + Debug>(&self, _user: &SessionUser, path: P) -> Result<()> {
         let path = path.as_ref().to_path_buf();
-        let e = self.allow(|_| true, &path)?;
-        e.fs.cwd(user, &path).await?;
+        self.allow(|_| true, &path)?;
+        let real = real_path(&path);
+        match tokio::task::spawn_blocking(move || fsmeta::can_enter(&real)).await {
+            Ok(r) => r?,
+            Err(e) => return Err(Error::new(ErrorKind::LocalError, e)),
+        }
         *self.cwd.lock().unwrap_or_else(|p| p.into_inner()) = path;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_that_climb_above_the_root_are_recognised() {
+        for p in ["/..", "..", "/a/../..", "/../../../etc/..", "a/../../b"] {
+            assert!(climbs_above_root(Path::new(p)), "{p}");
+        }
+        for p in ["/", "/a/..", "/a/b/../c", "a/.."] {
+            assert!(!climbs_above_root(Path::new(p)), "{p}");
+        }
     }
 }

@@ -1,0 +1,145 @@
+//! File metadata and directory reading for a logged-in session, straight from the kernel.
+//!
+//! Runs only after the jail and privilege drop, so every path is resolved inside the chroot,
+//! as the user. A directory entry that disappears between reading the directory and looking
+//! at the entry is skipped (files come and go while users list), never an error, and nothing
+//! here panics on a racing filesystem.
+
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use unftp_core::storage::{Error, ErrorKind, Metadata, Permissions};
+
+/// What a listing needs to know about one file.
+#[derive(Debug, Clone)]
+pub struct FileMeta {
+    len: u64,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    links: u64,
+    modified: SystemTime,
+    is_dir: bool,
+    is_file: bool,
+    /// Where a symbolic link points (as written in the link).
+    target: Option<PathBuf>,
+}
+
+impl FileMeta {
+    fn from_std(m: &std::fs::Metadata, target: Option<PathBuf>) -> FileMeta {
+        FileMeta {
+            len: m.len(),
+            mode: m.mode(),
+            uid: m.uid(),
+            gid: m.gid(),
+            links: m.nlink(),
+            modified: m.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+            is_dir: m.is_dir(),
+            is_file: m.is_file(),
+            target,
+        }
+    }
+}
+
+impl Metadata for FileMeta {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn is_dir(&self) -> bool {
+        self.is_dir
+    }
+
+    fn is_file(&self) -> bool {
+        self.is_file
+    }
+
+    fn is_symlink(&self) -> bool {
+        self.target.is_some()
+    }
+
+    fn modified(&self) -> Result<SystemTime, Error> {
+        Ok(self.modified)
+    }
+
+    fn gid(&self) -> u32 {
+        self.gid
+    }
+
+    fn uid(&self) -> u32 {
+        self.uid
+    }
+
+    fn links(&self) -> u64 {
+        self.links
+    }
+
+    fn permissions(&self) -> Permissions {
+        Permissions(self.mode & 0o7777)
+    }
+
+    fn readlink(&self) -> Option<&Path> {
+        self.target.as_deref()
+    }
+}
+
+/// `lstat` plus the link target of a symbolic link.
+pub fn stat(path: &Path) -> io::Result<FileMeta> {
+    let m = std::fs::symlink_metadata(path)?;
+    let target = if m.file_type().is_symlink() {
+        Some(std::fs::read_link(path)?)
+    } else {
+        None
+    };
+    Ok(FileMeta::from_std(&m, target))
+}
+
+/// Every entry of a directory with its metadata, skipping entries that vanish meanwhile.
+pub fn read_dir(path: &Path) -> io::Result<Vec<(PathBuf, FileMeta)>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(path)? {
+        let entry = entry?;
+        match stat(&entry.path()) {
+            Ok(meta) => out.push((PathBuf::from(entry.file_name()), meta)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
+/// Whether a session may change into `path`: a directory it can search.
+pub fn can_enter(path: &Path) -> Result<(), Error> {
+    let m = std::fs::metadata(path).map_err(Error::from)?;
+    if !m.is_dir() {
+        return Err(Error::from(ErrorKind::PermanentDirectoryNotAvailable));
+    }
+    nix::unistd::access(path, nix::unistd::AccessFlags::X_OK)
+        .map_err(|_| Error::from(ErrorKind::PermissionDenied))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_are_listed_with_their_metadata_and_links_are_not_followed() {
+        let dir = std::env::temp_dir().join(format!("rftpd-fsmeta-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("a.txt"), b"12345").unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", dir.join("link")).unwrap();
+        let mut entries = read_dir(&dir).unwrap();
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[0].0, PathBuf::from("a.txt"));
+        assert_eq!(entries[0].1.len(), 5);
+        assert!(entries[0].1.is_file() && !entries[0].1.is_symlink());
+        assert!(entries[1].1.is_symlink());
+        assert_eq!(entries[1].1.readlink(), Some(Path::new("/etc/passwd")));
+        assert!(can_enter(&dir).is_ok());
+        assert!(can_enter(&dir.join("a.txt")).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
