@@ -20,4 +20,4 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 cargo build --release --locked
-cargo test --release --locked -- --test-threads=4
+cargo test --release --locked --no-fail-fast -- --test-threads=4

@@ -39,6 +39,9 @@ pub enum ConfigSource {
     Defaults,
 }
 
+/// Largest user list or banner handed to a session.
+const MAX_HANDOVER: usize = 100_000;
+
 /// A validated configuration plus what the master read for it once (at start or reload), so
 /// every session gets exactly what was validated.
 #[derive(Clone)]
@@ -66,6 +69,14 @@ impl Prepared {
                 .map_err(|e| format!("banner_file {}: {e}", path.display()))?,
             None => String::new(),
         };
+        // Both travel to each session in its environment (one string must stay below the
+        // kernel's 128 KiB per-string limit for exec).
+        if user_list.len() > MAX_HANDOVER {
+            return Err(format!(
+                "userlist_file {}: larger than {MAX_HANDOVER} bytes, which rftpd does not support",
+                config.userlist_file.display()
+            ));
+        }
         if config.ssl_enable {
             crate::session::tls::load_identity(&config)?;
         }
