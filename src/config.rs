@@ -878,6 +878,27 @@ impl Config {
                     .to_owned(),
             );
         }
+        if self.accept_timeout != Config::default().accept_timeout {
+            warnings.push(format!(
+                "accept_timeout = {} is ignored: the FTP engine (libunftp) waits a fixed 15 s \
+                 for a passive data connection.",
+                self.accept_timeout
+            ));
+        }
+        if self.connect_timeout != Config::default().connect_timeout {
+            warnings.push(format!(
+                "connect_timeout = {} is ignored: active mode connections are made by the FTP \
+                 engine (libunftp) with its own timeout.",
+                self.connect_timeout
+            ));
+        }
+        if self.anonymous_enable && self.no_anon_password {
+            warnings.push(
+                "no_anon_password = true is not fully honoured: anonymous clients must still \
+                 send PASS (any password is accepted) because the FTP engine asks for one."
+                    .to_owned(),
+            );
+        }
         warnings
     }
 
@@ -2645,4 +2666,21 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn ignored_timeouts_and_no_anon_password_are_warned_about() {
+        let config = Config {
+            accept_timeout: 5,
+            connect_timeout: 5,
+            anonymous_enable: true,
+            no_anon_password: true,
+            ..Config::default()
+        };
+        let warnings = config.warnings().join("\n");
+        assert!(warnings.contains("accept_timeout = 5 is ignored"), "{warnings}");
+        assert!(warnings.contains("connect_timeout = 5 is ignored"), "{warnings}");
+        assert!(warnings.contains("no_anon_password"), "{warnings}");
+        assert!(Config::default().warnings().is_empty());
+    }
+
 }

@@ -13,6 +13,12 @@ pub const DEFAULT_FILTER: &str = "info,libunftp=warn,unftp_sbe_fs=warn,unftp_cor
 /// Install the global subscriber; returns the filter string in force (to pass to sessions).
 pub fn init() -> String {
     let wanted = std::env::var(crate::master::LOG_ENV).unwrap_or_default();
+    // libunftp's own spans and records stay at warnings unless the filter names it.
+    let wanted = if wanted.is_empty() || wanted.contains("libunftp") {
+        wanted
+    } else {
+        format!("{wanted},libunftp=warn,unftp_sbe_fs=warn,unftp_core=warn")
+    };
     let (filter_text, filter) = match wanted.parse::<Targets>() {
         Ok(t) if !wanted.is_empty() => (wanted, t),
         _ => (

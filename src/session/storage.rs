@@ -41,6 +41,22 @@ const CHUNK: usize = 1 << 20;
 const WRITABLE_ROOT_REFUSAL: &str =
     "500 OOPS: rftpd: refusing to run with writable root inside chroot()";
 
+/// Counts a data transfer as in progress for as long as it lives (the idle timer waits).
+struct Transfer<'a>(&'a SessionShared);
+
+impl<'a> Transfer<'a> {
+    fn start(shared: &'a SessionShared) -> Transfer<'a> {
+        shared.transfers.fetch_add(1, Ordering::SeqCst);
+        Transfer(shared)
+    }
+}
+
+impl Drop for Transfer<'_> {
+    fn drop(&mut self) {
+        self.0.transfers.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// What the logged-in session may do; decided once at `enter`.
 #[derive(Debug, Clone, Default)]
 struct Rights {
@@ -470,6 +486,7 @@ impl StorageBackend<SessionUser> for JailedStorage {
         let path = real_path(path.as_ref());
         let e = self.allow(|r| r.download, &path)?;
         self.check_data_connection(e)?;
+        let _transfer = Transfer::start(&self.shared);
         let file = Arc::new(blocking(move || std::fs::File::open(path)).await?);
         let read_at = |file: Arc<std::fs::File>, mut buf: Vec<u8>, offset: u64| {
             blocking(move || {
@@ -534,6 +551,7 @@ impl StorageBackend<SessionUser> for JailedStorage {
             return Err(denied());
         }
         self.check_data_connection(e)?;
+        let _transfer = Transfer::start(&self.shared);
         let mode = self.shared.config.file_open_mode.0;
         let file = Arc::new(
             blocking(move || {

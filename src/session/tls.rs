@@ -36,6 +36,8 @@ pub enum DataHandshake {
 #[derive(Debug, Default)]
 pub struct HandshakeLog {
     control_tls: AtomicBool,
+    /// A data connection has started TLS at least once.
+    data_seen: AtomicBool,
     last_data: Mutex<Option<DataHandshake>>,
 }
 
@@ -50,11 +52,21 @@ impl HandshakeLog {
         if !self.control_tls.swap(true, Ordering::SeqCst) {
             return;
         }
+        self.data_seen.store(true, Ordering::SeqCst);
         *self.last_data.lock().unwrap_or_else(|p| p.into_inner()) = Some(DataHandshake::Full);
     }
 
     fn resumed(&self) {
+        self.data_seen.store(true, Ordering::SeqCst);
         *self.last_data.lock().unwrap_or_else(|p| p.into_inner()) = Some(DataHandshake::Resumed);
+    }
+
+    /// Tickets are issued on the control connection only: a TLS 1.3 ticket sent on a data
+    /// connection is often never read (curl closes an upload's data connection without
+    /// reading), and unread data makes the client's kernel reset the connection, losing the
+    /// tail of the upload.
+    fn may_issue_tickets(&self) -> bool {
+        !self.data_seen.load(Ordering::SeqCst)
     }
 
     /// A new passive data socket is being opened: forget the previous data connection.
@@ -140,7 +152,9 @@ impl ResolvesServerCert for RecordingResolver {
     }
 }
 
-/// rustls's in-memory session cache, recording every successful resumption.
+/// rustls's in-memory session cache, recording every successful resumption. Sessions are not
+/// consumed by a resumption, so every data connection can resume the control connection's
+/// session (no 0-RTT data is accepted, so a reused ticket cannot replay anything).
 #[derive(Debug)]
 struct RecordingStore {
     inner: Arc<ServerSessionMemoryCache>,
@@ -149,7 +163,7 @@ struct RecordingStore {
 
 impl StoresServerSessions for RecordingStore {
     fn put(&self, key: Vec<u8>, value: Vec<u8>) -> bool {
-        self.inner.put(key, value)
+        self.log.may_issue_tickets() && self.inner.put(key, value)
     }
 
     fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
@@ -161,7 +175,7 @@ impl StoresServerSessions for RecordingStore {
     }
 
     fn take(&self, key: &[u8]) -> Option<Vec<u8>> {
-        let found = self.inner.take(key);
+        let found = self.inner.get(key);
         if found.is_some() {
             self.log.resumed();
         }
@@ -200,6 +214,7 @@ pub fn server_config(
         log,
     });
     server.alpn_protocols.clear();
-    server.send_tls13_tickets = 4;
+    server.send_tls13_tickets = 2;
+    server.max_early_data_size = 0;
     Ok(Arc::new(server))
 }

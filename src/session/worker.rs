@@ -37,6 +37,8 @@ pub struct SessionShared {
     pub logged_in: AtomicBool,
     /// Handshakes seen, when TLS is configured.
     pub tls: Option<Arc<HandshakeLog>>,
+    /// Data transfers in progress (the idle timer does not run during one).
+    pub transfers: std::sync::atomic::AtomicUsize,
     /// A second handle on the control connection, used only for the few replies libunftp
     /// cannot send (vsftpd's refusals and timeouts), each followed by the end of the process.
     control: OwnedFd,
@@ -177,9 +179,11 @@ async fn serve(
         grant: Mutex::new(None),
         logged_in: AtomicBool::new(false),
         tls: tls_log,
+        transfers: std::sync::atomic::AtomicUsize::new(0),
         control,
     });
     spawn_login_deadline(shared.clone());
+    spawn_idle_timer(shared.clone());
 
     let storage_shared = shared.clone();
     let mut builder = ServerBuilder::with_user_detail_provider(
@@ -188,11 +192,7 @@ async fn serve(
     )
     .authenticator(Arc::new(MonitorAuthenticator::new(shared.clone())))
     .greeting(greeting(&config, &banner))
-    .idle_session_timeout(if config.idle_session_timeout == 0 {
-        u64::MAX / 4
-    } else {
-        config.idle_session_timeout
-    })
+    .idle_session_timeout(libunftp_idle_timeout(&config))
     .binder(RangeBinder::from_config(&config, shared.tls.clone()))
     // Our binder picks the port from the configured range; libunftp only passes this through.
     .passive_ports(1..=65535)
@@ -231,6 +231,45 @@ async fn serve(
         tracing::debug!(error = %e, "control connection ended with an error");
     }
     ExitReason::Closed
+}
+
+/// libunftp's own idle timer is the fallback: it fires a little after rftpd's (below), which
+/// handles plain-text sessions with vsftpd's `421 Timeout.`; under TLS, where rftpd cannot
+/// write a reply, libunftp's fires and answers inside TLS (`221 Session timed out…`).
+fn libunftp_idle_timeout(config: &Config) -> u64 {
+    match config.idle_session_timeout {
+        0 => u64::MAX / 4,
+        secs => secs.saturating_add(2),
+    }
+}
+
+/// `idle_session_timeout`: the kernel knows when the client last sent a byte on the control
+/// connection (TCP_INFO), so rftpd can time the session out without reading the stream. A
+/// transfer in progress keeps the session alive.
+fn spawn_idle_timer(shared: Arc<SessionShared>) {
+    let limit_ms = shared.config.idle_session_timeout.saturating_mul(1000);
+    if limit_ms == 0 {
+        return;
+    }
+    let tick = Duration::from_millis((limit_ms / 4).clamp(250, 5000));
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(tick).await;
+            if shared.control_tls() || shared.transfers.load(Ordering::SeqCst) > 0 {
+                continue;
+            }
+            let silent_ms = match crate::sys::tcp_ms_since_last_receive(std::os::fd::AsFd::as_fd(
+                &shared.control,
+            )) {
+                Ok(ms) => u64::from(ms),
+                Err(_) => continue,
+            };
+            if silent_ms >= limit_ms {
+                tracing::info!(seconds = silent_ms / 1000, "idle session timed out");
+                shared.refuse_and_exit("421 Timeout.", ExitReason::Timeout);
+            }
+        }
+    });
 }
 
 /// An unauthenticated connection may not hold a process longer than `login_timeout`.

@@ -804,6 +804,73 @@ impl FtpClient {
         Ok(data)
     }
 
+    /// Wait up to `timeout` for the server to close the connection. Returns what it sent
+    /// meanwhile if it closed (EOF or reset), `None` if the connection is still open.
+    pub fn wait_closed(&mut self, timeout: Duration) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        // What the BufReader already holds counts as sent.
+        let mut out = self.reader.buffer().to_vec();
+        let consumed = out.len();
+        self.reader.consume(consumed);
+        let mut buf = [0u8; 4096];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            let _ = self.reader.get_ref().set_read_timeout(Some(left));
+            match self.reader.get_mut().read(&mut buf) {
+                Ok(0) => return Some(lossy(&out)),
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return None;
+                }
+                Err(_) => return Some(lossy(&out)),
+            }
+        }
+    }
+
+    /// Open a passive data connection with `EPSV` (connected, 10 s read timeout).
+    pub fn epsv_data(&mut self) -> io::Result<TcpStream> {
+        self.open_data()
+    }
+
+    /// Open a passive data connection with `PASV` (connected, 10 s read timeout).
+    pub fn pasv_data(&mut self) -> io::Result<TcpStream> {
+        let (code, text) = self.try_cmd("PASV")?;
+        if code != 227 {
+            return Err(io::Error::other(format!("PASV: {text}")));
+        }
+        let addr =
+            pasv_addr(&text).ok_or_else(|| io::Error::other(format!("cannot parse {text:?}")))?;
+        let data = TcpStream::connect_timeout(&addr, Duration::from_secs(10))?;
+        data.set_read_timeout(Some(Duration::from_secs(10)))?;
+        Ok(data)
+    }
+
+    /// Write raw bytes on the control connection (no line ending added).
+    pub fn send_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.writer.write_all(bytes)
+    }
+
+    /// Change how long reads on the control connection wait (`None` = forever).
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) {
+        let _ = self.reader.get_ref().set_read_timeout(timeout);
+    }
+
+    /// The client's end of the control connection.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.writer
+            .local_addr()
+            .expect("local address of the control socket")
+    }
+
     /// Run a command that sends data to us (LIST, NLST, RETR). Returns the final reply (or the
     /// first one, if it refused the transfer) and the data received.
     pub fn transfer_in(&mut self, line: &str) -> (u16, String, Vec<u8>) {
@@ -843,6 +910,34 @@ impl FtpClient {
         self.read_reply()
             .unwrap_or_else(|e| panic!("final reply to {line}: {e}"))
     }
+}
+
+/// The address in a `227 Entering Passive Mode (h1,h2,h3,h4,p1,p2)` reply.
+pub fn pasv_addr(text: &str) -> Option<SocketAddr> {
+    let inner = &text[text.find('(')? + 1..];
+    let inner = &inner[..inner.find(')')?];
+    let n: Vec<u8> = inner
+        .split(',')
+        .map(|v| v.trim().parse().ok())
+        .collect::<Option<_>>()?;
+    if n.len() != 6 {
+        return None;
+    }
+    let ip = std::net::Ipv4Addr::new(n[0], n[1], n[2], n[3]);
+    Some(SocketAddr::from((
+        ip,
+        u16::from(n[4]) << 8 | u16::from(n[5]),
+    )))
+}
+
+/// Run a Python 3 script (`python3 -c SCRIPT ARGS…`), killed after 60 s.
+pub fn python(script: &str, args: &[&str]) -> Output {
+    Command::new("timeout")
+        .args(["60", "python3", "-c", script])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run python3")
 }
 
 /// `"PATH"` in a 257 reply, with `""` unescaped.
