@@ -2532,6 +2532,9 @@ mod tests {
             ls_recurse_enable: false,
             force_local_data_ssl: true,
             allow_anon_ssl: false,
+            accept_timeout: Config::default().accept_timeout,
+            connect_timeout: Config::default().connect_timeout,
+            no_anon_password: false,
             ..every_field_changed(&list.0)
         };
         assert_eq!(quiet.warnings(), Vec::<String>::new());
