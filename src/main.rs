@@ -28,6 +28,8 @@ const USAGE: &str = "\
 Usage: rftpd [--config FILE]          run the server in the foreground
        rftpd --check-config [--config FILE]
                                       validate the configuration and exit
+       rftpd import-vsftpd [FILE]     print the rftpd.toml equivalent of a vsftpd.conf
+                                      (default /etc/vsftpd.conf)
        rftpd --version | --help
 
 Without --config, rftpd reads /etc/rftpd.toml when it exists, else runs on its
