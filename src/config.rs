@@ -2680,10 +2680,15 @@ mod tests {
             ..Config::default()
         };
         let warnings = config.warnings().join("\n");
-        assert!(warnings.contains("accept_timeout = 5 is ignored"), "{warnings}");
-        assert!(warnings.contains("connect_timeout = 5 is ignored"), "{warnings}");
+        assert!(
+            warnings.contains("accept_timeout = 5 is ignored"),
+            "{warnings}"
+        );
+        assert!(
+            warnings.contains("connect_timeout = 5 is ignored"),
+            "{warnings}"
+        );
         assert!(warnings.contains("no_anon_password"), "{warnings}");
         assert!(Config::default().warnings().is_empty());
     }
-
 }
