@@ -2641,6 +2641,19 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_configuration_reference_lists_every_key() {
+        let text = std::fs::read_to_string(manifest_dir().join("README.md")).unwrap();
+        for field in FIELDS {
+            let row = format!("| `{}` |", field.name);
+            assert!(
+                text.contains(&row),
+                "README.md has no row for {}",
+                field.name
+            );
+        }
+    }
+
+    #[test]
     fn the_shipped_config_mentions_every_key() {
         let text = std::fs::read_to_string(manifest_dir().join("config/rftpd.toml")).unwrap();
         let set = |name: &str| {
