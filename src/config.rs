@@ -878,26 +878,12 @@ impl Config {
                     .to_owned(),
             );
         }
-        if self.accept_timeout != Config::default().accept_timeout {
-            warnings.push(format!(
-                "accept_timeout = {} is ignored: the FTP engine (libunftp) waits a fixed 15 s \
-                 for a passive data connection.",
-                self.accept_timeout
-            ));
-        }
         if self.connect_timeout != Config::default().connect_timeout {
             warnings.push(format!(
                 "connect_timeout = {} is ignored: active mode connections are made by the FTP \
                  engine (libunftp) with its own timeout.",
                 self.connect_timeout
             ));
-        }
-        if self.anonymous_enable && self.no_anon_password {
-            warnings.push(
-                "no_anon_password = true is not fully honoured: anonymous clients must still \
-                 send PASS (any password is accepted) because the FTP engine asks for one."
-                    .to_owned(),
-            );
         }
         warnings
     }
@@ -2532,9 +2518,7 @@ mod tests {
             ls_recurse_enable: false,
             force_local_data_ssl: true,
             allow_anon_ssl: false,
-            accept_timeout: Config::default().accept_timeout,
             connect_timeout: Config::default().connect_timeout,
-            no_anon_password: false,
             ..every_field_changed(&list.0)
         };
         assert_eq!(quiet.warnings(), Vec::<String>::new());
@@ -2684,24 +2668,24 @@ mod tests {
     }
 
     #[test]
-    fn ignored_timeouts_and_no_anon_password_are_warned_about() {
+    fn an_ignored_connect_timeout_is_warned_about() {
         let config = Config {
-            accept_timeout: 5,
             connect_timeout: 5,
-            anonymous_enable: true,
-            no_anon_password: true,
             ..Config::default()
         };
         let warnings = config.warnings().join("\n");
         assert!(
-            warnings.contains("accept_timeout = 5 is ignored"),
-            "{warnings}"
-        );
-        assert!(
             warnings.contains("connect_timeout = 5 is ignored"),
             "{warnings}"
         );
-        assert!(warnings.contains("no_anon_password"), "{warnings}");
-        assert!(Config::default().warnings().is_empty());
+        assert!(
+            Config {
+                accept_timeout: 5,
+                no_anon_password: true,
+                ..Config::default()
+            }
+            .warnings()
+            .is_empty()
+        );
     }
 }

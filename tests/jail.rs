@@ -51,7 +51,6 @@ fn jailed_user_starts_at_root_and_sees_their_home_there() {
 }
 
 #[test]
-#[ignore = "libunftp starts every session at /; see README known gaps"]
 fn user_who_is_not_jailed_starts_in_their_home() {
     if !common::require_root() {
         return;

@@ -177,7 +177,7 @@ fn jailed_user(c: &Container) {
     let owner = c.ok("stat -c %U /home/alice/scenario.txt");
     assert_eq!(owner.trim(), "alice");
     // Jailed: /etc is not reachable.
-    let out = c.curl(ALICE, "ftp://127.0.0.1/etc/", "");
+    let out = c.curl(ALICE, "ftp://127.0.0.1/%2Fetc/", "");
     assert_ne!(out.status, 0, "a jailed user listed /etc:\n{}", out.stdout);
     // A home outside /home takes uploads too (ProtectSystem=full, not strict).
     let out = c.curl(BOB, "ftp://127.0.0.1/bob.txt", "-T /etc/hostname");
@@ -337,7 +337,7 @@ fn unjailed_user(c: &Container) {
     c.edit_config(|text| text.replace("chroot_local_user = true", "chroot_local_user = false"));
     assert!(c.config().contains("chroot_local_user = false"));
     c.restart().unwrap_or_else(|e| panic!("{e}"));
-    let out = c.curl(ALICE, "ftp://127.0.0.1/etc/", "");
+    let out = c.curl(ALICE, "ftp://127.0.0.1/%2Fetc/", "");
     assert_eq!(out.status, 0, "{}{}", out.stderr, c.journal());
     assert!(
         out.stdout.contains("passwd"),
@@ -346,7 +346,7 @@ fn unjailed_user(c: &Container) {
     );
     c.set_config(&good);
     c.restart().unwrap_or_else(|e| panic!("{e}"));
-    let out = c.curl(ALICE, "ftp://127.0.0.1/etc/", "");
+    let out = c.curl(ALICE, "ftp://127.0.0.1/%2Fetc/", "");
     assert_ne!(out.status, 0, "jailed again, /etc must be out of reach");
 }
 

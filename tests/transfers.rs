@@ -328,7 +328,6 @@ fn write_enable_false_refuses_every_change_but_allows_downloads() {
 }
 
 #[test]
-#[ignore = "libunftp answers RNFR itself without asking the storage backend; the rename is refused at RNTO (tested above). See README known gaps"]
 fn rnfr_is_refused_with_550_when_write_enable_is_false() {
     if !common::require_root() {
         return;

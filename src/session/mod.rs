@@ -11,10 +11,12 @@
 //! Nothing in here may trust the worker once it has parsed a byte from the network.
 
 pub mod authenticator;
+pub mod control;
 pub mod fsmeta;
 pub mod listing;
 pub mod login;
 pub mod monitor;
+pub mod netns;
 pub mod passive;
 pub mod policy;
 pub mod protocol;

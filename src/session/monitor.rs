@@ -16,6 +16,7 @@ use nix::unistd::Pid;
 
 use crate::auth::PamLogin;
 use crate::config::Config;
+use crate::session::passive::PassivePorts;
 use crate::session::policy::UserList;
 use crate::session::protocol::{MAX_MESSAGE, Reply, Request};
 use crate::session::{ExitReason, SessionEnd, login, worker};
@@ -63,6 +64,13 @@ pub fn run(config: Config, handover: Handover) -> ExitCode {
             return ExitCode::from(ExitReason::Closed as u8);
         }
     };
+    let local_ip = match client.local_addr() {
+        Ok(a) => crate::session::netns::unmapped(a.ip()),
+        Err(e) => {
+            tracing::warn!(error = %e, "client went away before the session started");
+            return ExitCode::from(ExitReason::Closed as u8);
+        }
+    };
     limit_resources();
     let (monitor_end, worker_end) = match socketpair(
         AddressFamily::Unix,
@@ -90,7 +98,11 @@ pub fn run(config: Config, handover: Handover) -> ExitCode {
             drop(worker_end);
             // The worker owns the connection; the monitor must not keep it alive.
             drop(client);
-            let (reason, failures) = serve_worker(&config, &users, peer, pid, monitor_end);
+            let addresses = Addresses {
+                client: peer,
+                local_ip,
+            };
+            let (reason, failures) = serve_worker(&config, &users, addresses, pid, monitor_end);
             ExitCode::from(SessionEnd::code(reason, failures))
         }
     }
@@ -104,15 +116,24 @@ enum Stop {
     Violation(String),
 }
 
+/// The two ends of the control connection, as the host sees them.
+struct Addresses {
+    client: SocketAddr,
+    /// Where the client connected to: passive sockets are bound here and nowhere else.
+    local_ip: std::net::IpAddr,
+}
+
 /// Answer requests until the worker goes away, then reap it and close PAM. Returns how the
 /// session ended and how many logins failed.
 fn serve_worker(
     config: &Config,
     users: &UserList,
-    peer: SocketAddr,
+    addresses: Addresses,
     worker: Pid,
     channel: OwnedFd,
 ) -> (ExitReason, u32) {
+    let peer = addresses.client;
+    let mut passive = PassivePorts::from_config(config);
     let mut pam: Option<PamLogin> = None;
     let mut logged_in = false;
     let mut failures: u32 = 0;
@@ -134,6 +155,25 @@ fn serve_worker(
             Err(e) => break Stop::Violation(e.to_string()),
         };
         match request {
+            Request::BindPassive if !logged_in => {
+                break Stop::Violation("passive socket requested before login".into());
+            }
+            Request::BindPassive => {
+                let sent = match passive.bind(addresses.local_ip) {
+                    Ok(listener) => sys::send_message(
+                        channel.as_fd(),
+                        &Reply::Bound.encode(),
+                        Some(listener.as_fd()),
+                    ),
+                    Err(e) => {
+                        tracing::warn!(error = %e, address = %addresses.local_ip, "no passive socket");
+                        sys::send_message(channel.as_fd(), &Reply::NotBound.encode(), None)
+                    }
+                };
+                if sent.is_err() {
+                    break Stop::WorkerGone;
+                }
+            }
             Request::Login { .. } if logged_in => {
                 break Stop::Violation("login request after a successful login".into());
             }

@@ -25,6 +25,9 @@ pub enum Request {
         password: Vec<u8>,
         tls: bool,
     },
+    /// After login: a passive data socket, bound (not listening) in the host's network on the
+    /// control connection's local address, with a port from the passive range.
+    BindPassive,
 }
 
 impl fmt::Debug for Request {
@@ -33,6 +36,7 @@ impl fmt::Debug for Request {
             Request::Login { user, tls, .. } => {
                 write!(f, "Login {{ user: {user:?}, password: ***, tls: {tls} }}")
             }
+            Request::BindPassive => f.write_str("BindPassive"),
         }
     }
 }
@@ -61,6 +65,10 @@ pub enum Reply {
     Granted(Grant),
     /// Login refused. `disconnect`: too many failures, end the session after the reply.
     Denied { disconnect: bool },
+    /// The passive socket; the message carries its fd.
+    Bound,
+    /// No passive socket (passive mode off, or no free port).
+    NotBound,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -77,6 +85,9 @@ impl std::error::Error for DecodeError {}
 const TAG_LOGIN: u8 = 1;
 const TAG_GRANTED: u8 = 2;
 const TAG_DENIED: u8 = 3;
+const TAG_BIND_PASSIVE: u8 = 4;
+const TAG_BOUND: u8 = 5;
+const TAG_NOT_BOUND: u8 = 6;
 
 struct Writer(Vec<u8>);
 
@@ -152,6 +163,7 @@ impl Request {
                 w.bytes(password);
                 w.u8(*tls as u8);
             }
+            Request::BindPassive => w.u8(TAG_BIND_PASSIVE),
         }
         w.0
     }
@@ -169,6 +181,7 @@ impl Request {
                     tls,
                 }
             }
+            TAG_BIND_PASSIVE => Request::BindPassive,
             _ => return Err(DecodeError("unknown request")),
         };
         r.finish()?;
@@ -198,6 +211,8 @@ impl Reply {
                 w.u8(TAG_DENIED);
                 w.u8(*disconnect as u8);
             }
+            Reply::Bound => w.u8(TAG_BOUND),
+            Reply::NotBound => w.u8(TAG_NOT_BOUND),
         }
         w.0
     }
@@ -232,6 +247,8 @@ impl Reply {
             TAG_DENIED => Reply::Denied {
                 disconnect: r.bool()?,
             },
+            TAG_BOUND => Reply::Bound,
+            TAG_NOT_BOUND => Reply::NotBound,
             _ => return Err(DecodeError("unknown reply")),
         };
         r.finish()?;
@@ -255,7 +272,10 @@ mod tests {
             user,
             password,
             tls,
-        } = &back;
+        } = &back
+        else {
+            panic!("decoded {back:?}");
+        };
         assert!(*tls);
         assert_eq!(user, "alice");
         assert_eq!(password, b"s3cret");
@@ -275,6 +295,13 @@ mod tests {
             start_dir: "/home/alice".into(),
         });
         assert_eq!(Reply::decode(&g.encode()).unwrap(), g);
+        for r in [Reply::Bound, Reply::NotBound] {
+            assert_eq!(Reply::decode(&r.encode()).unwrap(), r);
+        }
+        assert!(matches!(
+            Request::decode(&Request::BindPassive.encode()),
+            Ok(Request::BindPassive)
+        ));
         let d = Reply::Denied { disconnect: true };
         assert_eq!(Reply::decode(&d.encode()).unwrap(), d);
     }

@@ -177,6 +177,12 @@ impl JailedStorage {
         Ok(entered)
     }
 
+    /// Called first by every operation that libunftp runs on a data connection: one has
+    /// arrived (for the relay's `accept_timeout`).
+    fn data_connection_arrived(&self) {
+        self.shared.data_connections.fetch_add(1, Ordering::SeqCst);
+    }
+
     /// A data connection is about to carry data: refuse it if it is not protected as required.
     fn check_data_connection(&self, entered: &Entered) -> Result<()> {
         let Some(tls) = &self.shared.tls else {
@@ -222,7 +228,8 @@ impl JailedStorage {
                     "data connection stalled; ending the session"
                 );
                 self.shared
-                    .refuse_and_exit("421 Data timeout. Reconnect. Sorry.", ExitReason::Timeout);
+                    .end_session("421 Data timeout. Reconnect. Sorry.", ExitReason::Timeout);
+                Err(Error::from(ErrorKind::ConnectionClosed))
             }
         }
     }
@@ -320,7 +327,8 @@ impl StorageBackend<SessionUser> for JailedStorage {
                 "refusing session: jail root is writable by the user (allow_writeable_chroot = false, or anonymous)"
             );
             self.shared
-                .refuse_and_exit(WRITABLE_ROOT_REFUSAL, ExitReason::Refused);
+                .end_session(WRITABLE_ROOT_REFUSAL, ExitReason::Refused);
+            return Err(io::Error::other("writable jail root refused"));
         }
         let fs = match Filesystem::new("/") {
             Ok(fs) => fs,
@@ -337,6 +345,9 @@ impl StorageBackend<SessionUser> for JailedStorage {
             hide_ids: config.hide_ids,
         };
         let rights = self.rights_for(grant.anonymous);
+        self.shared
+            .rename_allowed
+            .store(rights.modify, Ordering::SeqCst);
         self.entered = Some(Entered {
             fs,
             umask: umask.0,
@@ -369,6 +380,7 @@ impl StorageBackend<SessionUser> for JailedStorage {
     where
         P: AsRef<Path> + Send + Debug,
     {
+        self.data_connection_arrived();
         let e = self.allow(|r| r.dirlist, path.as_ref())?;
         self.check_data_connection(e)?;
         let mut entries = self.read_dir(path.as_ref()).await?;
@@ -410,6 +422,7 @@ impl StorageBackend<SessionUser> for JailedStorage {
     where
         P: AsRef<Path> + Send + Debug,
     {
+        self.data_connection_arrived();
         let path = path.as_ref().to_path_buf();
         let e = self.allow(|r| r.dirlist, &path)?;
         self.check_data_connection(e)?;
@@ -483,6 +496,7 @@ impl StorageBackend<SessionUser> for JailedStorage {
         W: AsyncWrite + Unpin + Sync + Send,
         P: AsRef<Path> + Send + Debug,
     {
+        self.data_connection_arrived();
         let path = real_path(path.as_ref());
         let e = self.allow(|r| r.download, &path)?;
         self.check_data_connection(e)?;
@@ -520,6 +534,7 @@ impl StorageBackend<SessionUser> for JailedStorage {
         path: P,
         start_pos: u64,
     ) -> Result<Box<dyn AsyncRead + Send + Sync + Unpin>> {
+        self.data_connection_arrived();
         let path = real_path(path.as_ref());
         let e = self.allow(|r| r.download, &path)?;
         self.check_data_connection(e)?;
@@ -542,6 +557,7 @@ impl StorageBackend<SessionUser> for JailedStorage {
         path: P,
         start_pos: u64,
     ) -> Result<u64> {
+        self.data_connection_arrived();
         let path = real_path(path.as_ref());
         let e = self.allow(|r| r.upload, &path)?;
         // Without the right to modify, an upload may only create a new file (vsftpd's rule for

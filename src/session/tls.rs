@@ -42,11 +42,6 @@ pub struct HandshakeLog {
 }
 
 impl HandshakeLog {
-    /// Whether the control connection has started TLS (after `AUTH TLS`).
-    pub fn control_tls(&self) -> bool {
-        self.control_tls.load(Ordering::SeqCst)
-    }
-
     fn full_handshake(&self) {
         // The first handshake of a session is always the control connection's.
         if !self.control_tls.swap(true, Ordering::SeqCst) {

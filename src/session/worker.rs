@@ -1,101 +1,125 @@
-//! The worker: libunftp serving the one client connection, in a tokio current-thread runtime.
+//! The worker: libunftp and the control-connection relay, for one client, in a tokio
+//! current-thread runtime inside a private network namespace.
 //!
-//! Before login it runs as root but only parses FTP and forwards USER/PASS to the monitor; it
-//! never calls PAM or NSS. At login the storage backend jails it and drops to the user for
-//! good (see `crate::jail`). It must never open a directory handle before the jail, and never
-//! build the filesystem backend before `enter`.
+//! Before login it runs as root but only parses FTP (in the relay) and asks the monitor to
+//! decide logins; it never calls PAM or NSS. At login the storage backend jails it and drops to
+//! the user for good (see `crate::jail`). It must never open a directory handle before the
+//! jail, never build the filesystem backend before `enter`, and never reach the network except
+//! through the client's connection and the data sockets the monitor hands it.
 
-use std::io::Write;
-use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use libunftp::ServerBuilder;
 use libunftp::options::{ActivePassiveMode, FtpsRequired, PassiveHost};
+use tokio::net::{TcpListener, TcpSocket};
 
 use crate::config::Config;
-use crate::session::ExitReason;
-use crate::session::authenticator::{MonitorAuthenticator, SessionUserProvider};
-use crate::session::passive::RangeBinder;
+use crate::session::authenticator::{SessionUserProvider, TokenAuthenticator};
+use crate::session::control::{self, RelaySetup};
+use crate::session::passive::MonitorBinder;
 use crate::session::policy::UserList;
-use crate::session::protocol::Grant;
-use crate::session::site;
+use crate::session::protocol::{Grant, MAX_MESSAGE, Reply, Request};
 use crate::session::storage::JailedStorage;
 use crate::session::tls::{self, HandshakeLog};
+use crate::session::{ExitReason, netns, site};
+use crate::sys;
 
-/// What the libunftp extension points of one session share.
+/// What the relay and libunftp's extension points of one session share.
 #[derive(Debug)]
 pub struct SessionShared {
     pub config: Config,
     pub users: UserList,
     /// Our end of the socketpair to the monitor.
-    pub monitor: Mutex<OwnedFd>,
-    /// The accepted login, from the authenticator to the storage backend's `enter`.
+    monitor: Mutex<OwnedFd>,
+    /// The accepted login, from the relay to the storage backend's `enter`.
     pub grant: Mutex<Option<(Grant, OwnedFd)>>,
+    /// The one-time password the relay gives libunftp once the monitor accepted a login.
+    pub login_token: String,
     /// Set by `enter` once the session is jailed and logged in.
     pub logged_in: AtomicBool,
+    /// Whether this session may rename (decided at `enter`).
+    pub rename_allowed: AtomicBool,
     /// Handshakes seen, when TLS is configured.
     pub tls: Option<Arc<HandshakeLog>>,
     /// Data transfers in progress (the idle timer does not run during one).
-    pub transfers: std::sync::atomic::AtomicUsize,
-    /// A second handle on the control connection, used only for the few replies libunftp
-    /// cannot send (vsftpd's refusals and timeouts), each followed by the end of the process.
-    control: OwnedFd,
+    pub transfers: AtomicUsize,
+    /// Data connections that have reached the storage layer (for `accept_timeout`).
+    pub data_connections: AtomicUsize,
+    /// The last reply of a session that must end, for the relay to send (inside TLS if on).
+    ending: Mutex<Option<(String, ExitReason)>>,
+    ending_notify: tokio::sync::Notify,
 }
 
 impl SessionShared {
-    /// Whether the control connection is (being) encrypted: then nothing may be written on the
-    /// raw socket.
-    pub fn control_tls(&self) -> bool {
-        self.tls.as_ref().is_some_and(|t| t.control_tls())
-    }
-
-    /// Send one final reply that libunftp cannot send, then end the session. Under TLS the
-    /// reply cannot be written outside libunftp's TLS stream, so the connection just closes;
-    /// the log always says why.
-    pub fn refuse_and_exit(&self, reply: &str, reason: ExitReason) -> ! {
-        if !self.control_tls()
-            && let Ok(fd) = self.control.try_clone()
-        {
-            let mut raw = std::fs::File::from(fd);
-            let _ = raw.write_all(reply.as_bytes());
-            let _ = raw.write_all(b"\r\n");
+    /// One blocking request/reply round trip with the monitor.
+    pub fn ask_monitor(&self, request: &Request) -> std::io::Result<(Reply, Option<OwnedFd>)> {
+        let channel = self.monitor.lock().unwrap_or_else(|p| p.into_inner());
+        sys::send_message(channel.as_fd(), &request.encode(), None)?;
+        let mut buf = vec![0u8; MAX_MESSAGE];
+        let (len, fd) = sys::recv_message(channel.as_fd(), &mut buf)?;
+        if len == 0 {
+            return Err(std::io::Error::other("monitor closed the channel"));
         }
-        std::process::exit(reason as i32);
+        let reply = Reply::decode(&buf[..len]).map_err(std::io::Error::other)?;
+        Ok((reply, fd))
+    }
+
+    /// End the session with one last reply (vsftpd's refusals and timeouts). The relay sends
+    /// it and closes the connection; callers return an error meanwhile.
+    pub fn end_session(&self, reply: &str, reason: ExitReason) {
+        let mut ending = self.ending.lock().unwrap_or_else(|p| p.into_inner());
+        if ending.is_none() {
+            *ending = Some((reply.to_string(), reason));
+        }
+        self.ending_notify.notify_one();
+    }
+
+    pub fn take_ending(&self) -> Option<(String, ExitReason)> {
+        self.ending.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    pub async fn ending_notified(&self) {
+        self.ending_notify.notified().await
+    }
+
+    pub fn may_rename(&self) -> bool {
+        self.rename_allowed
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 
-/// Greeting text after "220 " (libunftp wants a `'static` str; a worker serves one
-/// connection, so leaking one small string per process is fine).
-fn greeting(config: &Config, banner: &str) -> &'static str {
-    let last = banner
-        .lines()
-        .last()
-        .filter(|_| config.banner_file.is_some());
-    let text = match (last, &config.ftpd_banner) {
-        (Some(line), _) => line.to_string(),
-        (None, Some(b)) => b.clone(),
-        (None, None) => "(rftpd)".to_string(),
-    };
-    Box::leak(text.into_boxed_str())
-}
-
-/// The lines of a multi-line `banner_file` before its last, sent as `220-` continuation lines
-/// ahead of libunftp's `220 ` greeting (which carries the last line).
-fn banner_prelude(config: &Config, banner: &str) -> String {
-    if config.banner_file.is_none() {
-        return String::new();
-    }
+/// The greeting: `banner_file` as `220-` lines and a final `220 ` line, or `ftpd_banner`.
+fn greeting(config: &Config, banner: &str) -> String {
     let lines: Vec<&str> = banner.lines().collect();
-    let mut out = String::new();
-    for line in lines.iter().take(lines.len().saturating_sub(1)) {
-        out.push_str("220-");
-        out.push_str(&line.replace('\r', ""));
-        out.push_str("\r\n");
+    if config.banner_file.is_some() && !lines.is_empty() {
+        let mut out = String::new();
+        for line in &lines[..lines.len() - 1] {
+            out.push_str(&format!("220-{}\r\n", line.replace('\r', "")));
+        }
+        out.push_str(&format!(
+            "220 {}\r\n",
+            lines[lines.len() - 1].replace('\r', "")
+        ));
+        return out;
     }
-    out
+    format!(
+        "220 {}\r\n",
+        config.ftpd_banner.as_deref().unwrap_or("(rftpd)")
+    )
 }
+
+/// A fresh random token (hex), from the kernel's generator.
+fn random_token() -> std::io::Result<String> {
+    let mut bytes = [0u8; 24];
+    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Where panics report to (see `run`).
+static PANIC_TARGET: OnceLock<Arc<SessionShared>> = OnceLock::new();
 
 /// Serve the connection until it ends.
 pub fn run(
@@ -105,11 +129,33 @@ pub fn run(
     client: std::net::TcpStream,
     monitor: OwnedFd,
 ) -> ExitReason {
-    // A panic anywhere (libunftp unwraps a failed data-channel TLS handshake) ends the session
-    // with a log line instead of leaving a half-working process behind.
+    let (client_ip, local_ip) = match (client.peer_addr(), client.local_addr()) {
+        (Ok(p), Ok(l)) => (netns::unmapped(p.ip()), netns::unmapped(l.ip())),
+        _ => return ExitReason::Closed,
+    };
+    // Still one thread: the namespace switch covers the whole process.
+    if let Err(e) = netns::isolate(client_ip) {
+        tracing::error!(error = %e, "cannot isolate the session's network; ending it");
+        return ExitReason::Error;
+    }
+    // A panic (libunftp unwraps a failed data-channel TLS handshake) ends the session with an
+    // FTP reply and a log line instead of leaving a half-working process behind.
     std::panic::set_hook(Box::new(|info| {
         tracing::error!(panic = %info, "session worker panicked; ending the session");
-        std::process::exit(ExitReason::Error as i32);
+        match PANIC_TARGET.get() {
+            Some(shared) => {
+                let text = if info
+                    .location()
+                    .is_some_and(|l| l.file().contains("datachan"))
+                {
+                    "425 Security: TLS negotiation on the data connection failed."
+                } else {
+                    "421 Internal error, closing the session."
+                };
+                shared.end_session(text, ExitReason::Error);
+            }
+            None => std::process::exit(ExitReason::Error as i32),
+        }
     }));
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -122,167 +168,186 @@ pub fn run(
             return ExitReason::Error;
         }
     };
-    runtime.block_on(serve(config, users, banner, client, monitor))
+    let session = Session {
+        config,
+        users,
+        banner,
+        client,
+        monitor,
+        client_ip,
+        local_ip,
+    };
+    runtime.block_on(session.serve())
 }
 
-async fn serve(
+struct Session {
     config: Config,
     users: UserList,
     banner: String,
     client: std::net::TcpStream,
     monitor: OwnedFd,
-) -> ExitReason {
-    let control = match client.try_clone().map(OwnedFd::from) {
-        Ok(fd) => fd,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot duplicate the control socket");
-            return ExitReason::Error;
-        }
-    };
-    // TLS material is read now, as root and before any client byte is parsed.
-    let (tls_log, tls_config) = if config.ssl_enable {
-        let log = Arc::new(HandshakeLog::default());
-        match tls::load_identity(&config)
-            .and_then(|key| tls::server_config(&config, key, log.clone()))
-        {
-            Ok(server_config) => (Some(log), Some(server_config)),
+    client_ip: IpAddr,
+    local_ip: IpAddr,
+}
+
+impl Session {
+    async fn serve(self) -> ExitReason {
+        let config = self.config;
+        // TLS material is read now, as root and before any client byte is parsed.
+        let (tls_log, tls_config) = if config.ssl_enable {
+            let log = Arc::new(HandshakeLog::default());
+            match tls::load_identity(&config)
+                .and_then(|key| tls::server_config(&config, key, log.clone()))
+            {
+                Ok(server_config) => (Some(log), Some(server_config)),
+                Err(e) => {
+                    tracing::error!("TLS: {e}");
+                    return ExitReason::Error;
+                }
+            }
+        } else {
+            (None, None)
+        };
+        let login_token = match random_token() {
+            Ok(t) => t,
             Err(e) => {
-                tracing::error!("TLS: {e}");
+                tracing::error!(error = %e, "no randomness for the login token");
                 return ExitReason::Error;
             }
-        }
-    } else {
-        (None, None)
-    };
-    let prelude = banner_prelude(&config, &banner);
-    if !prelude.is_empty() {
-        let mut raw = &client;
-        if raw.write_all(prelude.as_bytes()).is_err() {
-            return ExitReason::Closed;
-        }
-    }
-    if let Err(e) = client.set_nonblocking(true) {
-        tracing::error!(error = %e, "cannot make the control socket non-blocking");
-        return ExitReason::Error;
-    }
-    let stream = match tokio::net::TcpStream::from_std(client) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot register the control socket");
-            return ExitReason::Error;
-        }
-    };
-    let shared = Arc::new(SessionShared {
-        config: config.clone(),
-        users,
-        monitor: Mutex::new(monitor),
-        grant: Mutex::new(None),
-        logged_in: AtomicBool::new(false),
-        tls: tls_log,
-        transfers: std::sync::atomic::AtomicUsize::new(0),
-        control,
-    });
-    spawn_login_deadline(shared.clone());
-    spawn_idle_timer(shared.clone());
-
-    let storage_shared = shared.clone();
-    let mut builder = ServerBuilder::with_user_detail_provider(
-        Box::new(move || JailedStorage::new(storage_shared.clone())),
-        Arc::new(SessionUserProvider),
-    )
-    .authenticator(Arc::new(MonitorAuthenticator::new(shared.clone())))
-    .greeting(greeting(&config, &banner))
-    .idle_session_timeout(libunftp_idle_timeout(&config))
-    .binder(RangeBinder::from_config(&config, shared.tls.clone()))
-    // Our binder picks the port from the configured range; libunftp only passes this through.
-    .passive_ports(1..=65535)
-    .active_passive_mode(if config.port_enable && config.port_promiscuous {
-        ActivePassiveMode::ActiveAndPassive
-    } else {
-        ActivePassiveMode::PassiveOnly
-    });
-    if let Some(address) = config.pasv_address {
-        builder = builder.passive_host(PassiveHost::Ip(address));
-    }
-    if let Some(server_config) = tls_config {
-        // Login encryption is enforced by rftpd's own checks (with vsftpd's replies); data
-        // encryption by the storage layer on every transfer, PASV and EPSV alike. libunftp's
-        // PASV-only data check is kept as a first line.
-        let data = if config.force_local_data_ssl && config.force_anon_data_ssl {
-            FtpsRequired::All
-        } else if config.force_local_data_ssl {
-            FtpsRequired::Accounts
-        } else {
-            FtpsRequired::None
         };
-        builder = builder
-            .ftps_manual::<&str>(server_config)
-            .ftps_required(FtpsRequired::None, data);
-    }
-    builder = site::register(builder);
-    let server = match builder.build() {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot build the FTP server");
+        let Ok((relay_end, engine_end)) = internal_connection(self.client_ip).await else {
+            tracing::error!("cannot connect the relay to the FTP engine");
+            return ExitReason::Error;
+        };
+        if self.client.set_nonblocking(true).is_err() {
             return ExitReason::Error;
         }
+        let Ok(client) = tokio::net::TcpStream::from_std(self.client) else {
+            return ExitReason::Error;
+        };
+        let shared = Arc::new(SessionShared {
+            users: self.users,
+            monitor: Mutex::new(self.monitor),
+            grant: Mutex::new(None),
+            login_token,
+            logged_in: AtomicBool::new(false),
+            rename_allowed: AtomicBool::new(false),
+            tls: tls_log,
+            transfers: AtomicUsize::new(0),
+            data_connections: AtomicUsize::new(0),
+            ending: Mutex::new(None),
+            ending_notify: tokio::sync::Notify::new(),
+            config: config.clone(),
+        });
+        let _ = PANIC_TARGET.set(shared.clone());
+
+        let storage_shared = shared.clone();
+        let mut builder = ServerBuilder::with_user_detail_provider(
+            Box::new(move || JailedStorage::new(storage_shared.clone())),
+            Arc::new(SessionUserProvider),
+        )
+        .authenticator(Arc::new(TokenAuthenticator::new(shared.clone())))
+        .greeting("rftpd")
+        // The relay owns the idle timeout (with vsftpd's reply).
+        .idle_session_timeout(u64::MAX / 4)
+        .binder(MonitorBinder::new(shared.clone()))
+        // The monitor picks the port from the configured range; libunftp only passes this through.
+        .passive_ports(1..=65535)
+        .active_passive_mode(if config.port_enable && config.port_promiscuous {
+            ActivePassiveMode::ActiveAndPassive
+        } else {
+            ActivePassiveMode::PassiveOnly
+        });
+        // Inside the namespace the engine's own address is a loopback one: PASV must name the
+        // address the client connected to (or pasv_address).
+        let pasv_ip = config.pasv_address.or(match self.local_ip {
+            IpAddr::V4(v4) => Some(v4),
+            IpAddr::V6(_) => None,
+        });
+        if let Some(address) = pasv_ip {
+            builder = builder.passive_host(PassiveHost::Ip(address));
+        }
+        let acceptor = tls_config
+            .as_ref()
+            .map(|c| tokio_rustls::TlsAcceptor::from(c.clone()));
+        if let Some(server_config) = tls_config {
+            // Encryption is enforced by rftpd: logins in the relay, data on every transfer in
+            // the storage layer (libunftp's own checks cannot see the relay's TLS).
+            builder = builder
+                .ftps_manual::<&str>(server_config)
+                .ftps_required(FtpsRequired::None, FtpsRequired::None);
+        }
+        builder = site::register(builder);
+        let server = match builder.build() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot build the FTP server");
+                return ExitReason::Error;
+            }
+        };
+        tokio::spawn(async move {
+            if let Err(e) = server.service(engine_end).await {
+                tracing::debug!(error = %e, "FTP engine connection ended with an error");
+            }
+        });
+        let setup = RelaySetup {
+            shared: shared.clone(),
+            tls: acceptor,
+            greeting: greeting(&config, &self.banner),
+        };
+        control::run(client, relay_end, setup).await
+    }
+}
+
+/// A TCP connection inside the namespace from the client's own address to a loopback
+/// listener: (relay's end, libunftp's end). libunftp thus sees the client's address.
+async fn internal_connection(
+    client_ip: IpAddr,
+) -> std::io::Result<(tokio::net::TcpStream, tokio::net::TcpStream)> {
+    let (listen_at, socket) = match client_ip {
+        IpAddr::V4(_) => (
+            SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            TcpSocket::new_v4()?,
+        ),
+        IpAddr::V6(_) => (
+            SocketAddr::from((Ipv6Addr::LOCALHOST, 0)),
+            TcpSocket::new_v6()?,
+        ),
     };
-    if let Err(e) = server.service(stream).await {
-        tracing::debug!(error = %e, "control connection ended with an error");
+    let listener = TcpListener::bind(listen_at).await?;
+    socket.bind(SocketAddr::new(client_ip, 0))?;
+    let (connected, accepted) =
+        tokio::join!(socket.connect(listener.local_addr()?), listener.accept());
+    let relay_end = connected?;
+    let (engine_end, from) = accepted?;
+    if from != relay_end.local_addr()? {
+        return Err(std::io::Error::other(
+            "unexpected peer on the engine's listener",
+        ));
     }
-    ExitReason::Closed
+    Ok((relay_end, engine_end))
 }
 
-/// libunftp's own idle timer is the fallback: it fires a little after rftpd's (below), which
-/// handles plain-text sessions with vsftpd's `421 Timeout.`; under TLS, where rftpd cannot
-/// write a reply, libunftp's fires and answers inside TLS (`221 Session timed out…`).
-fn libunftp_idle_timeout(config: &Config) -> u64 {
-    match config.idle_session_timeout {
-        0 => u64::MAX / 4,
-        secs => secs.saturating_add(2),
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// `idle_session_timeout`: the kernel knows when the client last sent a byte on the control
-/// connection (TCP_INFO), so rftpd can time the session out without reading the stream. A
-/// transfer in progress keeps the session alive.
-fn spawn_idle_timer(shared: Arc<SessionShared>) {
-    let limit_ms = shared.config.idle_session_timeout.saturating_mul(1000);
-    if limit_ms == 0 {
-        return;
+    #[test]
+    fn greetings_follow_vsftpd() {
+        let config = Config::default();
+        assert_eq!(greeting(&config, ""), "220 (rftpd)\r\n");
+        let config = Config {
+            ftpd_banner: Some("Hello".into()),
+            ..Config::default()
+        };
+        assert_eq!(greeting(&config, ""), "220 Hello\r\n");
+        let config = Config {
+            banner_file: Some("/x".into()),
+            ..Config::default()
+        };
+        assert_eq!(
+            greeting(&config, "one\ntwo\r\nthree\n"),
+            "220-one\r\n220-two\r\n220 three\r\n"
+        );
     }
-    let tick = Duration::from_millis((limit_ms / 4).clamp(250, 5000));
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(tick).await;
-            if shared.control_tls() || shared.transfers.load(Ordering::SeqCst) > 0 {
-                continue;
-            }
-            let silent_ms = match crate::sys::tcp_ms_since_last_receive(std::os::fd::AsFd::as_fd(
-                &shared.control,
-            )) {
-                Ok(ms) => u64::from(ms),
-                Err(_) => continue,
-            };
-            if silent_ms >= limit_ms {
-                tracing::info!(seconds = silent_ms / 1000, "idle session timed out");
-                shared.refuse_and_exit("421 Timeout.", ExitReason::Timeout);
-            }
-        }
-    });
-}
-
-/// An unauthenticated connection may not hold a process longer than `login_timeout`.
-fn spawn_login_deadline(shared: Arc<SessionShared>) {
-    let limit = Duration::from_secs(shared.config.login_timeout.max(1));
-    tokio::spawn(async move {
-        tokio::time::sleep(limit).await;
-        if !shared.logged_in.load(Ordering::SeqCst) {
-            tracing::info!(
-                seconds = limit.as_secs(),
-                "no login in time; closing the connection"
-            );
-            shared.refuse_and_exit("421 Timeout.", ExitReason::Timeout);
-        }
-    });
 }

@@ -175,30 +175,3 @@ pub fn take_inherited_fd(raw: std::os::fd::RawFd) -> io::Result<std::os::fd::Own
     // parent for exactly this use; the caller claims each number once, so this is its only owner.
     Ok(unsafe { OwnedFd::from_raw_fd(raw) })
 }
-
-/// Milliseconds since the kernel last received data on a TCP socket (`TCP_INFO`'s
-/// `tcpi_last_data_recv`): how long the client has been silent, without reading the stream.
-pub fn tcp_ms_since_last_receive(socket: std::os::fd::BorrowedFd<'_>) -> io::Result<u32> {
-    use nix::libc;
-    use std::os::fd::AsRawFd;
-    let mut info = std::mem::MaybeUninit::<libc::tcp_info>::zeroed();
-    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
-    // SAFETY: `info` is a writable buffer of `len` bytes that outlives the call; the kernel
-    // writes at most `len` bytes and updates `len`. The fd is borrowed, so it is open.
-    let rc = unsafe {
-        libc::getsockopt(
-            socket.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_INFO,
-            info.as_mut_ptr().cast(),
-            &mut len,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the buffer was zero-initialised and the kernel filled a prefix of it; every bit
-    // pattern is a valid `tcp_info` (plain integers).
-    let info = unsafe { info.assume_init() };
-    Ok(info.tcpi_last_data_recv)
-}
