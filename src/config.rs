@@ -871,13 +871,6 @@ impl Config {
                     .to_owned(),
             );
         }
-        if self.ls_recurse_enable {
-            warnings.push(
-                "ls_recurse_enable is accepted but LIST -R is not implemented by the FTP \
-                 engine; recursive listings are not produced."
-                    .to_owned(),
-            );
-        }
         if self.connect_timeout != Config::default().connect_timeout {
             warnings.push(format!(
                 "connect_timeout = {} is ignored: active mode connections are made by the FTP \
@@ -2565,9 +2558,7 @@ mod tests {
             config.warnings(),
             [
                 "connect_from_port_20 is not supported and is ignored (active data connections \
-                 come from an ephemeral port).",
-                "ls_recurse_enable is accepted but LIST -R is not implemented by the FTP \
-                 engine; recursive listings are not produced."
+              come from an ephemeral port)."
             ]
         );
     }

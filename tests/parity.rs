@@ -785,6 +785,56 @@ fn dot_files_are_hidden_from_list_and_nlst_unless_force_dot_files() {
     }
 }
 
+#[test]
+fn list_dash_a_shows_dot_files_and_list_dash_r_recurses_only_when_enabled() {
+    if !common::require_root() {
+        return;
+    }
+    let user = TestUser::create();
+    let pam = PamService::create(&[]);
+    user.put_file(".dotfile", b"dot\n");
+    user.put_dir("sub");
+    user.put_file("sub/inner.txt", b"inner\n");
+
+    let server = Server::start("", &pam);
+    let mut ftp = FtpClient::connect(server.addr());
+    ftp.login_ok(&user);
+    let (reply, text, list) = ftp.transfer_in("LIST -a");
+    assert_eq!(reply, 226, "LIST -a: {text}");
+    assert!(
+        list_line(&lossy(&list), ".dotfile").is_some(),
+        "LIST -a:\n{}",
+        lossy(&list)
+    );
+    // The option applies to that one command only.
+    let (_, _, list) = ftp.transfer_in("LIST");
+    assert!(
+        list_line(&lossy(&list), ".dotfile").is_none(),
+        "LIST after LIST -a:\n{}",
+        lossy(&list)
+    );
+    let (_, _, list) = ftp.transfer_in("LIST -R");
+    assert!(
+        !lossy(&list).contains("inner.txt"),
+        "LIST -R without ls_recurse_enable:\n{}",
+        lossy(&list)
+    );
+    drop(ftp);
+    drop(server);
+
+    let server = Server::start("ls_recurse_enable = true", &pam);
+    let mut ftp = FtpClient::connect(server.addr());
+    ftp.login_ok(&user);
+    let (reply, text, list) = ftp.transfer_in("LIST -R");
+    assert_eq!(reply, 226, "LIST -R: {text}");
+    let list = lossy(&list);
+    assert!(
+        list.contains("/sub:"),
+        "no header for the subdirectory:\n{list}"
+    );
+    assert!(list_line(&list, "inner.txt").is_some(), "LIST -R:\n{list}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // SITE
 // ---------------------------------------------------------------------------------------------

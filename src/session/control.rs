@@ -27,7 +27,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::session::ExitReason;
 use crate::session::protocol::{MAX_PASSWORD, MAX_USER, Reply, Request};
-use crate::session::worker::SessionShared;
+use crate::session::worker::{ListFlags, SessionShared};
 
 /// Longest command line accepted from a client (vsftpd: 4 KiB).
 pub const MAX_LINE: usize = 4096;
@@ -664,6 +664,9 @@ async fn forward(
                 break ExitReason::Closed;
             }
             continue;
+        }
+        if matches!(verb.as_str(), "LIST" | "NLST") {
+            shared.set_list_flags(ListFlags::parse(split_command(&line).1));
         }
         if matches!(
             verb.as_str(),

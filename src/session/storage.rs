@@ -34,6 +34,9 @@ use crate::session::policy::NamePattern;
 use crate::session::tls::DataHandshake;
 use crate::session::worker::SessionShared;
 
+/// Most entries one `LIST -R` walks.
+const MAX_RECURSIVE_ENTRIES: usize = 100_000;
+
 /// Transfer chunk: large enough that the blocking-pool hop per chunk costs little.
 const CHUNK: usize = 1 << 20;
 
@@ -209,8 +212,9 @@ impl JailedStorage {
         !self.hide.matches_name(name)
     }
 
-    fn visible_in_listing(&self, name: &str) -> bool {
-        self.visible(name) && (self.shared.config.force_dot_files || !name.starts_with('.'))
+    /// Dot files appear with `force_dot_files` or when the client asked (`LIST -a`).
+    fn visible_in_listing(&self, name: &str, all: bool) -> bool {
+        self.visible(name) && (self.shared.config.force_dot_files || all || !name.starts_with('.'))
     }
 
     /// Network I/O of a transfer, bounded by `data_connection_timeout`: a transfer that moves
@@ -408,7 +412,7 @@ impl StorageBackend<SessionUser> for JailedStorage {
             .iter()
             .filter_map(|f| {
                 let name = f.path.file_name()?.to_string_lossy().into_owned();
-                self.visible_in_listing(&name)
+                self.visible_in_listing(&name, false)
                     .then(|| format_entry(&name, &f.metadata, &e.owners, now))
             })
             .collect())
@@ -441,19 +445,62 @@ impl StorageBackend<SessionUser> for JailedStorage {
                 metadata: meta,
             }]
         };
+        let flags = self.shared.take_list_flags();
         let now = SystemTime::now();
         let mut out = String::with_capacity(entries.len() * 64);
-        for entry in &entries {
-            let name = entry
-                .path
-                .file_name()
-                .map(|n| n.to_string_lossy())
-                .unwrap_or_default();
-            if listing_dir && !self.visible_in_listing(&name) {
-                continue;
+        if !listing_dir {
+            for entry in &entries {
+                out.push_str(&format_entry(
+                    &entry.path.to_string_lossy(),
+                    &entry.metadata,
+                    &e.owners,
+                    now,
+                ));
+                out.push_str("\r\n");
             }
-            out.push_str(&format_entry(&name, &entry.metadata, &e.owners, now));
-            out.push_str("\r\n");
+            return Ok(io::Cursor::new(out.into_bytes()));
+        }
+        // `LIST -R` (with ls_recurse_enable): `ls -R`'s layout, subdirectories depth first,
+        // bounded so one command cannot walk a whole disk.
+        let recursive = flags.recursive && self.shared.config.ls_recurse_enable;
+        let mut entries = entries;
+        entries.sort_by(|a, b| a.path.cmp(&b.path));
+        let mut pending = vec![(path.clone(), entries)];
+        let mut listed = 0usize;
+        while let Some((dir, entries)) = pending.pop() {
+            if recursive {
+                out.push_str(&format!("{}:\r\n", dir.display()));
+            }
+            let mut subdirs = Vec::new();
+            for entry in &entries {
+                let name = entry
+                    .path
+                    .file_name()
+                    .map(|n| n.to_string_lossy())
+                    .unwrap_or_default();
+                if !self.visible_in_listing(&name, flags.all) {
+                    continue;
+                }
+                out.push_str(&format_entry(&name, &entry.metadata, &e.owners, now));
+                out.push_str("\r\n");
+                if recursive && entry.metadata.is_dir() {
+                    subdirs.push(dir.join(&entry.path));
+                }
+            }
+            listed += entries.len();
+            if recursive && listed < MAX_RECURSIVE_ENTRIES && pending.len() < MAX_RECURSIVE_ENTRIES
+            {
+                // Depth first in name order: the last pushed is listed next.
+                for sub in subdirs.into_iter().rev() {
+                    if let Ok(mut sub_entries) = self.read_dir(&sub).await {
+                        sub_entries.sort_by(|a, b| a.path.cmp(&b.path));
+                        pending.push((sub, sub_entries));
+                    }
+                }
+            }
+            if recursive && !pending.is_empty() {
+                out.push_str("\r\n");
+            }
         }
         Ok(io::Cursor::new(out.into_bytes()))
     }
@@ -466,6 +513,7 @@ impl StorageBackend<SessionUser> for JailedStorage {
     where
         P: AsRef<Path> + Send + Debug,
     {
+        let flags = self.shared.take_list_flags();
         let entries = self
             .list(user, path)
             .await
@@ -477,7 +525,7 @@ impl StorageBackend<SessionUser> for JailedStorage {
                 .file_name()
                 .map(|n| n.to_string_lossy())
                 .unwrap_or_default();
-            if self.visible_in_listing(&name) {
+            if self.visible_in_listing(&name, flags.all) {
                 out.push_str(&name);
                 out.push_str("\r\n");
             }

@@ -48,6 +48,8 @@ pub struct SessionShared {
     pub transfers: AtomicUsize,
     /// Data connections that have reached the storage layer (for `accept_timeout`).
     pub data_connections: AtomicUsize,
+    /// Options of the last LIST/NLST (libunftp drops them; the relay passes them on here).
+    list_flags: Mutex<ListFlags>,
     /// The last reply of a session that must end, for the relay to send (inside TLS if on).
     ending: Mutex<Option<(String, ExitReason)>>,
     ending_notify: tokio::sync::Notify,
@@ -85,9 +87,43 @@ impl SessionShared {
         self.ending_notify.notified().await
     }
 
+    /// The relay saw `LIST`/`NLST` with these options.
+    pub fn set_list_flags(&self, flags: ListFlags) {
+        *self.list_flags.lock().unwrap_or_else(|p| p.into_inner()) = flags;
+    }
+
+    /// The options of the listing now being produced (consumed).
+    pub fn take_list_flags(&self) -> ListFlags {
+        std::mem::take(&mut *self.list_flags.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
     pub fn may_rename(&self) -> bool {
         self.rename_allowed
             .load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// `ls`-style options of a listing command that libunftp would drop.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ListFlags {
+    /// `-a`: dot files too.
+    pub all: bool,
+    /// `-R`: subdirectories too (only with `ls_recurse_enable`).
+    pub recursive: bool,
+}
+
+impl ListFlags {
+    /// Options from a `LIST`/`NLST` argument such as `-la dir` (only leading `-x` words).
+    pub fn parse(argument: &str) -> ListFlags {
+        let mut flags = ListFlags::default();
+        for word in argument
+            .split_whitespace()
+            .take_while(|w| w.starts_with('-') && *w != "--")
+        {
+            flags.all |= word.contains('a');
+            flags.recursive |= word.contains('R');
+        }
+        flags
     }
 }
 
@@ -235,6 +271,7 @@ impl Session {
             tls: tls_log,
             transfers: AtomicUsize::new(0),
             data_connections: AtomicUsize::new(0),
+            list_flags: Mutex::new(ListFlags::default()),
             ending: Mutex::new(None),
             ending_notify: tokio::sync::Notify::new(),
             config: config.clone(),
