@@ -134,6 +134,15 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
+/// The last component of a listed entry's path, for display.
+fn entry_name(entry: &Fileinfo<PathBuf, FileMeta>) -> std::borrow::Cow<'_, str> {
+    entry
+        .path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default()
+}
+
 /// Read until `buf` is full or the input ends.
 async fn fill<R: AsyncRead + Unpin>(input: &mut R, buf: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0;
@@ -473,11 +482,7 @@ impl StorageBackend<SessionUser> for JailedStorage {
             }
             let mut subdirs = Vec::new();
             for entry in &entries {
-                let name = entry
-                    .path
-                    .file_name()
-                    .map(|n| n.to_string_lossy())
-                    .unwrap_or_default();
+                let name = entry_name(entry);
                 if !self.visible_in_listing(&name, flags.all) {
                     continue;
                 }
@@ -520,11 +525,7 @@ impl StorageBackend<SessionUser> for JailedStorage {
             .map_err(|_| io::Error::from(io::ErrorKind::PermissionDenied))?;
         let mut out = String::new();
         for entry in &entries {
-            let name = entry
-                .path
-                .file_name()
-                .map(|n| n.to_string_lossy())
-                .unwrap_or_default();
+            let name = entry_name(entry);
             if self.visible_in_listing(&name, flags.all) {
                 out.push_str(&name);
                 out.push_str("\r\n");
