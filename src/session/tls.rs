@@ -78,26 +78,22 @@ impl HandshakeLog {
     }
 }
 
-/// Reads certificate chain and key (the key may be in the certificate file) and checks that
-/// they belong together. Errors name the file.
-pub fn load_identity(config: &Config) -> Result<Arc<CertifiedKey>, String> {
-    let cert_path = &config.rsa_cert_file;
-    let cert_pem = std::fs::read(cert_path)
+/// The certificate and key files as read from disk (as root, before any client byte is
+/// parsed). Parsing waits for the first handshake, so sessions that never use TLS don't pay
+/// for it; the master parses and checks the pair once at startup and on reload.
+pub struct IdentityFiles {
+    cert_path: std::path::PathBuf,
+    cert_pem: Vec<u8>,
+    key_path: std::path::PathBuf,
+    key_pem: Vec<u8>,
+}
+
+/// Read the certificate chain and key (the key may be in the certificate file). Errors name
+/// the file.
+pub fn read_identity(config: &Config) -> Result<IdentityFiles, String> {
+    let cert_path = config.rsa_cert_file.clone();
+    let cert_pem = std::fs::read(&cert_path)
         .map_err(|e| format!("rsa_cert_file {}: {e}", cert_path.display()))?;
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
-        .collect::<Result<_, _>>()
-        .map_err(|e| {
-            format!(
-                "rsa_cert_file {}: not a PEM certificate chain: {e}",
-                cert_path.display()
-            )
-        })?;
-    if chain.is_empty() {
-        return Err(format!(
-            "rsa_cert_file {}: no certificate in it",
-            cert_path.display()
-        ));
-    }
     let key_path = if config.rsa_private_key_file.as_os_str().is_empty() {
         cert_path.clone()
     } else {
@@ -105,32 +101,65 @@ pub fn load_identity(config: &Config) -> Result<Arc<CertifiedKey>, String> {
     };
     let key_pem = std::fs::read(&key_path)
         .map_err(|e| format!("rsa_private_key_file {}: {e}", key_path.display()))?;
-    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
-        format!(
-            "rsa_private_key_file {}: no usable private key: {e}",
-            key_path.display()
-        )
-    })?;
-    let signing_key = provider::sign::any_supported_type(&key).map_err(|e| {
-        format!(
-            "rsa_private_key_file {}: unsupported key: {e}",
-            key_path.display()
-        )
-    })?;
-    let certified = CertifiedKey::new(chain, signing_key);
-    certified.keys_match().map_err(|e| {
-        format!(
-            "rsa_private_key_file {} does not match rsa_cert_file {}: {e}",
-            key_path.display(),
-            cert_path.display()
-        )
-    })?;
-    Ok(Arc::new(certified))
+    Ok(IdentityFiles {
+        cert_path,
+        cert_pem,
+        key_path,
+        key_pem,
+    })
+}
+
+impl IdentityFiles {
+    /// Parse the pair and check that the key belongs to the certificate.
+    pub fn parse(&self) -> Result<Arc<CertifiedKey>, String> {
+        let (cert_path, key_path) = (&self.cert_path, &self.key_path);
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&self.cert_pem)
+            .collect::<Result<_, _>>()
+            .map_err(|e| {
+                format!(
+                    "rsa_cert_file {}: not a PEM certificate chain: {e}",
+                    cert_path.display()
+                )
+            })?;
+        if chain.is_empty() {
+            return Err(format!(
+                "rsa_cert_file {}: no certificate in it",
+                cert_path.display()
+            ));
+        }
+        let key = PrivateKeyDer::from_pem_slice(&self.key_pem).map_err(|e| {
+            format!(
+                "rsa_private_key_file {}: no usable private key: {e}",
+                key_path.display()
+            )
+        })?;
+        let signing_key = provider::sign::any_supported_type(&key).map_err(|e| {
+            format!(
+                "rsa_private_key_file {}: unsupported key: {e}",
+                key_path.display()
+            )
+        })?;
+        let certified = CertifiedKey::new(chain, signing_key);
+        certified.keys_match().map_err(|e| {
+            format!(
+                "rsa_private_key_file {} does not match rsa_cert_file {}: {e}",
+                key_path.display(),
+                cert_path.display()
+            )
+        })?;
+        Ok(Arc::new(certified))
+    }
+}
+
+/// Read and check the pair now (the master, at startup and reload).
+pub fn load_identity(config: &Config) -> Result<Arc<CertifiedKey>, String> {
+    read_identity(config)?.parse()
 }
 
 /// Hands out the one certificate and records every full handshake.
 struct RecordingResolver {
-    key: Arc<CertifiedKey>,
+    files: IdentityFiles,
+    key: std::sync::OnceLock<Option<Arc<CertifiedKey>>>,
     log: Arc<HandshakeLog>,
 }
 
@@ -143,7 +172,14 @@ impl fmt::Debug for RecordingResolver {
 impl ResolvesServerCert for RecordingResolver {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         self.log.full_handshake();
-        Some(self.key.clone())
+        self.key
+            .get_or_init(|| {
+                self.files
+                    .parse()
+                    .map_err(|e| tracing::error!("TLS: {e}"))
+                    .ok()
+            })
+            .clone()
     }
 }
 
@@ -186,7 +222,7 @@ impl StoresServerSessions for RecordingStore {
 /// session id and stateful TLS 1.3 tickets so every resumption passes through our store).
 pub fn server_config(
     config: &Config,
-    key: Arc<CertifiedKey>,
+    files: IdentityFiles,
     log: Arc<HandshakeLog>,
 ) -> Result<Arc<ServerConfig>, String> {
     let mut versions: Vec<&'static rustls::SupportedProtocolVersion> = Vec::new();
@@ -201,7 +237,8 @@ pub fn server_config(
         .map_err(|e| format!("TLS versions: {e}"))?
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(RecordingResolver {
-            key,
+            files,
+            key: std::sync::OnceLock::new(),
             log: log.clone(),
         }));
     server.session_storage = Arc::new(RecordingStore {

@@ -232,8 +232,8 @@ impl Session {
         // TLS material is read now, as root and before any client byte is parsed.
         let (tls_log, tls_config) = if config.ssl_enable {
             let log = Arc::new(HandshakeLog::default());
-            match tls::load_identity(&config)
-                .and_then(|key| tls::server_config(&config, key, log.clone()))
+            match tls::read_identity(&config)
+                .and_then(|files| tls::server_config(&config, files, log.clone()))
             {
                 Ok(server_config) => (Some(log), Some(server_config)),
                 Err(e) => {
