@@ -261,6 +261,9 @@ impl Session {
         let Ok(client) = tokio::net::TcpStream::from_std(self.client) else {
             return ExitReason::Error;
         };
+        // Replies are small and each one is awaited: Nagle's algorithm against the peer's
+        // delayed ACK would add up to 40 ms to every command.
+        let _ = client.set_nodelay(true);
         let shared = Arc::new(SessionShared {
             users: self.users,
             monitor: Mutex::new(self.monitor),
@@ -357,6 +360,8 @@ async fn internal_connection(
         tokio::join!(socket.connect(listener.local_addr()?), listener.accept());
     let relay_end = connected?;
     let (engine_end, from) = accepted?;
+    relay_end.set_nodelay(true)?;
+    engine_end.set_nodelay(true)?;
     if from != relay_end.local_addr()? {
         return Err(std::io::Error::other(
             "unexpected peer on the engine's listener",

@@ -10,6 +10,8 @@
 #
 # Environment (all optional):
 #   RFTPD_BIN=path      use this rftpd binary instead of `cargo build --release` in the repo
+#                       (RFTPD_REV=text labels it in the report)
+#   RFTPD_REF=commit    build that committed revision (git archive) instead of the working tree
 #   REPS=5              repetitions per rate/listing row     REPS_BIG=5  per 1 GiB row
 #   REPS_MEM=3          repetitions of the memory row        DURATION=8  seconds per rate rep
 #   MEM_SESSIONS=500    idle sessions for the memory row     MAX_SESSIONS=3000  cap of the max row
@@ -53,11 +55,23 @@ VSFTPD_BIN="$(command -v vsftpd || echo /usr/sbin/vsftpd)"
 # --- 2. rftpd --------------------------------------------------------------------------------
 if [ -n "${RFTPD_BIN:-}" ]; then
     RFTPD="$RFTPD_BIN"
+    RFTPD_LABEL="prebuilt ${RFTPD_REV:-$RFTPD_BIN}"
     log "using prebuilt $RFTPD"
+elif [ -n "${RFTPD_REF:-}" ]; then
+    # A committed revision, built from `git archive` (the working tree stays untouched).
+    rev="$(git -C "$REPO" rev-parse --short "$RFTPD_REF")"
+    src="$REPO/target/bench-src-$rev"
+    rm -rf "$src" && mkdir -p "$src"
+    git -C "$REPO" archive "$rev" | tar -x -C "$src"
+    log "cargo build --release of $RFTPD_REF ($rev)"
+    cargo build --release --manifest-path "$src/Cargo.toml" --target-dir "$REPO/target/bench-ref"
+    RFTPD="$REPO/target/bench-ref/release/rftpd"
+    RFTPD_LABEL="commit $rev"
 else
     log "cargo build --release"
     (cd "$REPO" && cargo build --release)
     RFTPD="$REPO/target/release/rftpd"
+    RFTPD_LABEL="working tree $(git -C "$REPO" describe --always --dirty 2>/dev/null || echo '(no git)')"
 fi
 [ -x "$RFTPD" ] || { echo "no rftpd binary at $RFTPD" >&2; exit 1; }
 
@@ -285,11 +299,11 @@ for pair in "rftpd:$RFTPD_PORT:$U_R" "vsftpd:$VSFTPD_PORT:$U_V"; do
     fi
 done
 
-NOTES+=("both: 127.0.0.1, PAM service vsftpd, chroot_local_user, allow_writeable_chroot, write_enable, local_umask 022, passive ranges of 5000 ports, idle_session_timeout 300; rftpd extra keys: ${RF_EXTRA[*]:-none}")
+NOTES+=("both: 127.0.0.1, PAM service vsftpd, chroot_local_user, allow_writeable_chroot, write_enable, local_umask 022, passive ranges of 5000 ports, idle_session_timeout 300; rftpd extra keys: $(printf '%s; ' "${RF_EXTRA[@]}" | sed "s|$W/tls/||g")")
 NOTES+=("vsftpd runs its built-in defaults plus the same settings (session_support=NO, isolate/isolate_network as built, max_clients/max_per_ip 5000, xferlog off)")
 
 # --- 6. Run ----------------------------------------------------------------------------------
-export W U_R U_V RFTPD_PORT VSFTPD_PORT RFTPD_PID VSFTPD_PID RF_TLS TLS_REASON BIG_SIZE RFTPD REPO
+export W U_R U_V RFTPD_PORT VSFTPD_PORT RFTPD_PID VSFTPD_PID RF_TLS TLS_REASON BIG_SIZE RFTPD REPO RFTPD_LABEL
 export PASS_R="${PASS[$U_R]}" PASS_V="${PASS[$U_V]}"
 NOTES_JSON="$(printf '%s\n' "${NOTES[@]}")" python3 - <<'EOF'
 import json, os, subprocess
@@ -304,7 +318,7 @@ machine = {
     "nproc": sh("nproc"), "cpu": cpu, "kernel": sh("uname -r"),
     "mem": sh("free -g | awk '/Mem:/ {print $2 \" GiB RAM\"}'"),
     "date": sh("date -u '+%Y-%m-%d %H:%M UTC'"), "load": sh("cut -d' ' -f1-3 /proc/loadavg"),
-    "rftpd": sh(f"{e['RFTPD']} --version") + " (" + (sh(f"git -C {e['REPO']} describe --always --dirty") or "no git") + ")",
+    "rftpd": sh(f"{e['RFTPD']} --version") + " (" + e["RFTPD_LABEL"] + ")",
     "vsftpd": "vsftpd " + sh("dpkg-query -W -f='${Version}' vsftpd"),
     "curl": sh("curl --version | head -1 | cut -d' ' -f1-2"),
 }
