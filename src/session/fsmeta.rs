@@ -101,13 +101,34 @@ pub fn read_dir(path: &Path) -> io::Result<Vec<(PathBuf, FileMeta)>> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(path)? {
         let entry = entry?;
-        match stat(&entry.path()) {
-            Ok(meta) => out.push((PathBuf::from(entry.file_name()), meta)),
+        // fstatat on the directory's descriptor: no path walk per entry, links not followed.
+        let meta = match entry.metadata() {
+            Ok(m) => m,
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => return Err(e),
-        }
+        };
+        let target = if meta.file_type().is_symlink() {
+            match std::fs::read_link(entry.path()) {
+                Ok(t) => Some(t),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            }
+        } else {
+            None
+        };
+        out.push((
+            PathBuf::from(entry.file_name()),
+            FileMeta::from_std(&meta, target),
+        ));
     }
     Ok(out)
+}
+
+/// The names in a directory, without looking at the entries.
+pub fn read_names(path: &Path) -> io::Result<Vec<String>> {
+    std::fs::read_dir(path)?
+        .map(|entry| entry.map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect()
 }
 
 /// Whether a session may change into `path`: a directory it can search.

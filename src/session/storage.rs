@@ -473,7 +473,7 @@ impl StorageBackend<SessionUser> for JailedStorage {
         // bounded so one command cannot walk a whole disk.
         let recursive = flags.recursive && self.shared.config.ls_recurse_enable;
         let mut entries = entries;
-        entries.sort_by(|a, b| a.path.cmp(&b.path));
+        entries.sort_unstable_by(|a, b| a.path.as_os_str().cmp(b.path.as_os_str()));
         let mut pending = vec![(path.clone(), entries)];
         let mut listed = 0usize;
         while let Some((dir, entries)) = pending.pop() {
@@ -498,7 +498,8 @@ impl StorageBackend<SessionUser> for JailedStorage {
                 // Depth first in name order: the last pushed is listed next.
                 for sub in subdirs.into_iter().rev() {
                     if let Ok(mut sub_entries) = self.read_dir(&sub).await {
-                        sub_entries.sort_by(|a, b| a.path.cmp(&b.path));
+                        sub_entries
+                            .sort_unstable_by(|a, b| a.path.as_os_str().cmp(b.path.as_os_str()));
                         pending.push((sub, sub_entries));
                     }
                 }
@@ -510,26 +511,30 @@ impl StorageBackend<SessionUser> for JailedStorage {
         Ok(io::Cursor::new(out.into_bytes()))
     }
 
+    /// Names only: no metadata is read (NLST of a large directory stays cheap).
     async fn nlst<P>(
         &self,
-        user: &SessionUser,
+        _user: &SessionUser,
         path: P,
     ) -> std::result::Result<io::Cursor<Vec<u8>>, io::Error>
     where
         P: AsRef<Path> + Send + Debug,
     {
+        self.data_connection_arrived();
         let flags = self.shared.take_list_flags();
-        let entries = self
-            .list(user, path)
+        let refused = |_| io::Error::from(io::ErrorKind::PermissionDenied);
+        let e = self.allow(|r| r.dirlist, path.as_ref()).map_err(refused)?;
+        self.check_data_connection(e).map_err(refused)?;
+        let dir = real_path(path.as_ref());
+        let mut names = blocking(move || fsmeta::read_names(&dir))
             .await
-            .map_err(|_| io::Error::from(io::ErrorKind::PermissionDenied))?;
-        let mut out = String::new();
-        for entry in &entries {
-            let name = entry_name(entry);
-            if self.visible_in_listing(&name, flags.all) {
-                out.push_str(&name);
-                out.push_str("\r\n");
-            }
+            .map_err(refused)?;
+        names.retain(|name| self.visible_in_listing(name, flags.all));
+        names.sort_unstable();
+        let mut out = String::with_capacity(names.iter().map(|n| n.len() + 2).sum());
+        for name in &names {
+            out.push_str(name);
+            out.push_str("\r\n");
         }
         Ok(io::Cursor::new(out.into_bytes()))
     }
