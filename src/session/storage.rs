@@ -34,6 +34,9 @@ use crate::session::policy::NamePattern;
 use crate::session::tls::DataHandshake;
 use crate::session::worker::SessionShared;
 
+/// First buffer of an upload (most uploads are small; large ones switch to `CHUNK`).
+const FIRST_UPLOAD_CHUNK: usize = 64 * 1024;
+
 /// Most entries one `LIST -R` walks.
 const MAX_RECURSIVE_ENTRIES: usize = 100_000;
 
@@ -141,6 +144,11 @@ fn entry_name(entry: &Fileinfo<PathBuf, FileMeta>) -> std::borrow::Cow<'_, str> 
         .file_name()
         .map(|n| n.to_string_lossy())
         .unwrap_or_default()
+}
+
+/// Buffer for reading `remaining` bytes: the whole rest of a small file, at most `CHUNK`.
+fn chunk_for(remaining: u64) -> usize {
+    usize::try_from(remaining).unwrap_or(CHUNK).clamp(1, CHUNK)
 }
 
 /// Read until `buf` is full or the input ends.
@@ -555,28 +563,41 @@ impl StorageBackend<SessionUser> for JailedStorage {
         let e = self.allow(|r| r.download, &path)?;
         self.check_data_connection(e)?;
         let _transfer = Transfer::start(&self.shared);
-        let file = Arc::new(blocking(move || std::fs::File::open(path)).await?);
+        // One trip to the blocking pool opens the file, learns its size and reads the first
+        // chunk: a small file costs a single hop and a buffer of its own size.
+        let (file, first, size) = blocking(move || {
+            let file = std::fs::File::open(path)?;
+            let size = file.metadata()?.len();
+            let mut buf = vec![0u8; chunk_for(size.saturating_sub(start_pos))];
+            let n = file.read_at(&mut buf, start_pos)?;
+            buf.truncate(n);
+            Ok((Arc::new(file), buf, size))
+        })
+        .await?;
         let read_at = |file: Arc<std::fs::File>, mut buf: Vec<u8>, offset: u64| {
             blocking(move || {
                 let n = file.read_at(&mut buf, offset)?;
-                Ok((buf, n))
+                buf.truncate(n);
+                Ok(buf)
             })
         };
         // Read ahead: the next chunk is read from disk while this one goes to the socket.
         let mut offset = start_pos;
-        let mut pending = read_at(file.clone(), vec![0u8; CHUNK], offset);
-        let mut spare = vec![0u8; CHUNK];
-        loop {
-            let (buf, n) = pending.await?;
-            if n == 0 {
-                break;
-            }
-            offset += n as u64;
-            pending = read_at(file.clone(), std::mem::take(&mut spare), offset);
-            self.within_data_timeout(output.write_all(&buf[..n]))
-                .await?;
-            spare = buf;
-            spare.resize(CHUNK, 0);
+        let mut current = first;
+        let mut spare: Vec<u8> = Vec::new();
+        while !current.is_empty() {
+            offset += current.len() as u64;
+            let next = (offset < size).then(|| {
+                let mut buf = std::mem::take(&mut spare);
+                buf.resize(CHUNK, 0);
+                read_at(file.clone(), buf, offset)
+            });
+            self.within_data_timeout(output.write_all(&current)).await?;
+            spare = std::mem::take(&mut current);
+            current = match next {
+                Some(pending) => pending.await?,
+                None => Vec::new(),
+            };
         }
         self.within_data_timeout(output.flush()).await?;
         Ok(offset - start_pos)
@@ -640,21 +661,27 @@ impl StorageBackend<SessionUser> for JailedStorage {
             .await?,
         );
         // Pipeline: the next chunk arrives from the network while this one goes to disk.
+        // Small uploads get a small buffer; one that fills it switches to full chunks.
         let mut offset = start_pos;
-        let mut buf = vec![0u8; CHUNK];
+        let mut want = FIRST_UPLOAD_CHUNK;
+        let mut buf = vec![0u8; want];
         let mut in_flight: Option<tokio::task::JoinHandle<io::Result<Vec<u8>>>> = None;
         loop {
             let n = self.within_data_timeout(fill(&mut input, &mut buf)).await?;
-            let spare = match in_flight.take() {
+            if n == buf.len() {
+                want = CHUNK;
+            }
+            let mut spare = match in_flight.take() {
                 Some(h) => h
                     .await
                     .map_err(|e| Error::new(ErrorKind::LocalError, e))?
                     .map_err(Error::from)?,
-                None => vec![0u8; CHUNK],
+                None => Vec::new(),
             };
             if n == 0 {
                 break;
             }
+            spare.resize(want, 0);
             let f = file.clone();
             let at = offset;
             let data = std::mem::replace(&mut buf, spare);
