@@ -4,9 +4,12 @@
 //! - [`monitor`]: root, single-threaded; owns PAM, NSS lookups and access policy, answers the
 //!   worker's requests, reports how the session ended through its exit code.
 //! - [`login`]: the monitor's decision for one USER/PASS pair.
-//! - [`worker`]: tokio + libunftp on the one connection; jails itself at login.
-//! - [`authenticator`], [`storage`], [`listing`], [`passive`]: the libunftp extension points.
-//! - [`protocol`]: the typed messages between worker and monitor.
+//! - [`worker`]: the one connection, in its own network namespace ([`netns`]): libunftp behind
+//!   the control-connection relay ([`control`]); jails itself at login.
+//! - [`authenticator`], [`storage`], [`passive`], [`site`]: the libunftp extension points;
+//!   [`fsmeta`] and [`listing`] read and format directories; [`tls`] the rustls setup.
+//! - [`policy`]: user list and file-name patterns; [`protocol`]: the typed messages between
+//!   worker and monitor.
 //!
 //! Nothing in here may trust the worker once it has parsed a byte from the network.
 
