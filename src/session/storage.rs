@@ -654,8 +654,15 @@ impl StorageBackend<SessionUser> for JailedStorage {
                 } else {
                     options.create_new(true);
                 }
+                // A fresh upload truncates at open: an ftruncate() after open would make ext4
+                // flush the file at close() (its auto_da_alloc), inside the transfer.
+                if start_pos == 0 {
+                    options.truncate(true);
+                }
                 let f = options.open(path)?;
-                f.set_len(start_pos)?;
+                if start_pos > 0 {
+                    f.set_len(start_pos)?;
+                }
                 Ok(f)
             })
             .await?,

@@ -529,6 +529,8 @@ class Row:
 def fmt(v):
     if v is None:
         return "n/a"
+    if float(v).is_integer():
+        return f"{v:.0f}"
     if v >= 100:
         return f"{v:.0f}"
     if v >= 10:
@@ -651,7 +653,8 @@ def main():
 
     def big_rows(direction, tls, target):
         key = f"{direction.lower()}{'_tls' if tls else ''}"
-        label = f"{direction} 1 GiB, {'TLS' if tls else 'plain'}"
+        size = "1 GiB" if big_size == 1 << 30 else f"{big_size / MIB:.0f} MiB"
+        label = f"{direction} {size}, {'TLS' if tls else 'plain'}"
         main = Row(key, f"{label} (transfer)", "MB/s", HIGHER, (">=", target), reps_big,
                    transfer(direction, tls, key), tls=tls)
         wall = Row(key + "_wall", f"{label} (wall clock, curl start to exit)", "MB/s", HIGHER,
@@ -729,7 +732,7 @@ def main():
     extra = []
     if ceiling:
         c = summary(ceiling)
-        extra.append(f"| loopback ceiling (plain TCP, 1 GiB, no FTP) | MB/s | {fmt(c[0])} ({fmt(c[1])}–{fmt(c[2])}) | (same) | | | |")
+        extra.append(f"| loopback ceiling (plain TCP, same file, no FTP) | MB/s | {fmt(c[0])} ({fmt(c[1])}–{fmt(c[2])}) | (same) | | | |")
         if retr_plain:
             cells = []
             for name in ("rftpd", "vsftpd"):

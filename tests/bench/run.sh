@@ -16,10 +16,11 @@
 #   REPS_MEM=3          repetitions of the memory row        DURATION=8  seconds per rate rep
 #   MEM_SESSIONS=500    idle sessions for the memory row     MAX_SESSIONS=3000  cap of the max row
 #   MAX_SESSIONS_BUDGET=150  seconds to open them            BIG_SIZE=1073741824  bytes
-#   ONLY=retr,stor,...  run only these rows (keys: retr (with the loopback ceiling) stor retr_tls stor_tls logins
-#                       small1 small8 list nlst mlsd mem max)
+#   ONLY=retr,stor,...  run only these rows; keys: retr (with the loopback ceiling) stor
+#                       retr_tls stor_tls logins small1 small8 list nlst mlsd mem max
 #   RFTPD_PORT=21210 VSFTPD_PORT=21211   control ports; passive ranges 20000-24999 / 25000-29999
-#   BENCH_OUT=file      also write the markdown report there
+#   BENCH_OUT=file      also write the markdown report there (BENCH_JSON=file: raw values)
+#   BENCH_LOGS=dir      copy both servers' logs and configs there before cleanup
 #   BENCH_KEEP=1        keep servers and users after the run until Enter is pressed (profiling)
 set -euo pipefail
 
@@ -41,13 +42,13 @@ log() { echo "[bench $(date +%H:%M:%S)] $*" >&2; }
 
 # --- 1. Packages -----------------------------------------------------------------------------
 need=()
-for pkg in vsftpd curl openssl python3 procps passwd; do
+for pkg in vsftpd curl openssl python3 procps passwd iproute2 libpam0g-dev; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
     log "installing ${need[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    # The package's own service must not grab port 21 or run beside ours.
+    # (Where systemd runs, the package also starts its own vsftpd on port 21; ours use other ports.)
     apt-get install -y -qq "${need[@]}" >/dev/null || { apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null; }
 fi
 VSFTPD_BIN="$(command -v vsftpd || echo /usr/sbin/vsftpd)"
@@ -119,6 +120,7 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+trap 'echo "run.sh: failed at line $LINENO: $BASH_COMMAND" >&2' ERR
 
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 ulimit -u unlimited 2>/dev/null || true
@@ -291,7 +293,7 @@ for pair in "rftpd:$RFTPD_PORT:$U_R" "vsftpd:$VSFTPD_PORT:$U_V"; do
     fi
     if $RF_TLS; then
         if curl -sS --fail -v --ssl-reqd -k --user "$u:${PASS[$u]}" "ftp://127.0.0.1:$port/" -l >/dev/null 2>"$W/preflight.err"; then
-            NOTES+=("$name TLS: $(grep -m1 -o 'SSL connection using .*' "$W/preflight.err")")
+            NOTES+=("$name TLS: $(grep -m1 -o 'SSL connection using .*' "$W/preflight.err" || echo 'negotiated (curl printed no cipher line)')")
         else
             echo "$name: TLS login + NLST failed: $(grep -v '^[*>}{<]' "$W/preflight.err" | tail -3)" >&2
             exit 1
