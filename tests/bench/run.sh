@@ -66,6 +66,7 @@ elif [ -n "${RFTPD_REF:-}" ]; then
     git -C "$REPO" archive "$rev" | tar -x -C "$src"
     log "cargo build --release of $RFTPD_REF ($rev)"
     cargo build --release --manifest-path "$src/Cargo.toml" --target-dir "$REPO/target/bench-ref"
+    rm -rf "$src"
     RFTPD="$REPO/target/bench-ref/release/rftpd"
     RFTPD_LABEL="commit $rev"
 else
