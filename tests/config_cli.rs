@@ -3,9 +3,7 @@
 mod common;
 
 use std::fs;
-use std::io::Read;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 use common::{RFTPD, TempDir, lossy};
 
@@ -125,41 +123,9 @@ fn server_with_a_bad_config_exits_before_listening() {
         &dir,
         "listen_address = \"127.0.0.1\"\nlisten_port = 0\nchroot_local_usr = true\n",
     );
-    let mut child = Command::new(RFTPD)
-        .args(["--config", &file])
-        .env("RFTPD_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start rftpd");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("rftpd kept running with a bad config");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut output = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut output)
-        .unwrap();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut output)
-        .unwrap();
+    let (status, output) = common::start_expecting_exit(std::path::Path::new(&file));
     assert!(
-        !status.success(),
+        status != Some(0),
         "rftpd exited 0 with a bad config: {output}"
     );
     assert!(

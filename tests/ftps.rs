@@ -688,35 +688,6 @@ fn the_writable_root_refusal_under_tls_ends_the_login_and_the_log_says_why() {
 // Certificate errors
 // ---------------------------------------------------------------------------------------------
 
-/// Run `rftpd --config FILE` until it exits (10 s at most); its exit code and all it printed.
-fn start_expecting_exit(config: &Path) -> (Option<i32>, String) {
-    let mut child = Command::new(RFTPD)
-        .arg("--config")
-        .arg(config)
-        .env("RFTPD_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start rftpd");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("rftpd kept running with a broken certificate configuration");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut text = String::new();
-    let _ = child.stdout.take().unwrap().read_to_string(&mut text);
-    let _ = child.stderr.take().unwrap().read_to_string(&mut text);
-    (status.code(), text)
-}
-
 fn check_config(config: &Path) -> Output {
     Command::new(RFTPD)
         .arg("--check-config")
@@ -759,7 +730,7 @@ fn a_missing_certificate_file_stops_check_config_and_startup_naming_the_file() {
         "--check-config should name {missing}: {}",
         describe(&out)
     );
-    let (status, text) = start_expecting_exit(&file);
+    let (status, text) = common::start_expecting_exit(&file);
     assert_ne!(status, Some(0), "{text}");
     assert!(!text.contains("listening on"), "it listened: {text}");
     assert!(
@@ -795,7 +766,7 @@ fn a_key_that_does_not_match_the_certificate_stops_startup_naming_both_files() {
         "--check-config should name both files: {}",
         describe(&out)
     );
-    let (status, text) = start_expecting_exit(&file);
+    let (status, text) = common::start_expecting_exit(&file);
     assert_ne!(status, Some(0), "{text}");
     assert!(!text.contains("listening on"), "it listened: {text}");
     assert!(

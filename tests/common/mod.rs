@@ -1052,3 +1052,32 @@ pub fn ipv6_loopback_configured() -> bool {
         })
         .unwrap_or(false)
 }
+
+/// Run `rftpd --config FILE` until it exits (10 s at most); its exit code and all it printed.
+pub fn start_expecting_exit(config: &Path) -> (Option<i32>, String) {
+    let mut child = Command::new(RFTPD)
+        .arg("--config")
+        .arg(config)
+        .env("RFTPD_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start rftpd");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("rftpd kept running with {}", config.display());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut text = String::new();
+    let _ = child.stdout.take().unwrap().read_to_string(&mut text);
+    let _ = child.stderr.take().unwrap().read_to_string(&mut text);
+    (status.code(), text)
+}
