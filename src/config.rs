@@ -66,6 +66,10 @@ pub struct Config {
     pub local_enable: bool,
     /// PAM service name, i.e. the file in `/etc/pam.d/` (default `rftpd`).
     pub pam_service_name: String,
+    /// Open a PAM session (`pam_open_session`) for each login and close it at logout, as
+    /// vsftpd's `session_support` (default false: PAM authenticates, checks the account and
+    /// establishes credentials only).
+    pub session_support: bool,
     /// Check `userlist_file` at `USER`, before the password (default false).
     pub userlist_enable: bool,
     /// With `userlist_enable`: true = the listed users are refused (deny list), false = only
@@ -231,6 +235,7 @@ impl Default for Config {
             banner_file: None,
             local_enable: true,
             pam_service_name: "rftpd".to_owned(),
+            session_support: false,
             userlist_enable: false,
             userlist_deny: true,
             userlist_file: PathBuf::from("/etc/rftpd.user_list"),
@@ -492,6 +497,7 @@ fields! {
     banner_file: Path,
     local_enable: Bool,
     pam_service_name: Str,
+    session_support: Bool,
     userlist_enable: Bool,
     userlist_deny: Bool,
     userlist_file: Path,
@@ -774,6 +780,7 @@ impl Config {
         out_comment(o, "Who may log in");
         line(o, "local_enable", self.local_enable);
         line(o, "pam_service_name", toml_string(&self.pam_service_name));
+        line(o, "session_support", self.session_support);
         line(o, "userlist_enable", self.userlist_enable);
         line(o, "userlist_deny", self.userlist_deny);
         path(o, "userlist_file", &self.userlist_file);
@@ -1510,6 +1517,7 @@ mod tests {
             banner_file: Some(list.to_path_buf()),
             local_enable: false,
             pam_service_name: "ftp".to_owned(),
+            session_support: true,
             userlist_enable: true,
             userlist_deny: false,
             userlist_file: list.to_path_buf(),

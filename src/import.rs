@@ -378,12 +378,7 @@ const VSFTPD_OPTIONS: &[VsftpdOption] = &[
         Some("NO"),
         NO_VIRTUAL_USERS,
     ),
-    opt(
-        "session_support",
-        Bool,
-        Some("NO"),
-        Some("rftpd always opens a PAM session for each login"),
-    ),
+    opt("session_support", Bool, Some("NO"), None),
     opt("download_enable", Bool, Some("YES"), None),
     opt("dirlist_enable", Bool, Some("YES"), None),
     opt("chmod_enable", Bool, Some("YES"), None),

@@ -1,7 +1,8 @@
 //! # rftpd — FTP and FTPS for a Linux host's local accounts
 //!
 //! Layout:
-//! - [`master`]: binds, accepts, spawns one session process per connection, reaps.
+//! - [`master`]: binds, accepts, admits, hands each connection to the spawner.
+//! - [`spawner`]: forks one session process per connection, reaps them, reports to the master.
 //! - [`session`]: the per-connection monitor (root, PAM, policy) and worker (libunftp, jailed).
 //! - [`auth`]: PAM, used only by the monitor.
 //! - [`jail`]: chroot and privilege drop, the one recipe.
@@ -17,6 +18,7 @@ mod jail;
 mod logging;
 mod master;
 mod session;
+mod spawner;
 mod sys;
 
 use std::path::PathBuf;
@@ -41,7 +43,7 @@ enum Mode {
     CheckConfig,
     Version,
     Help,
-    Session,
+    Spawner,
 }
 
 #[derive(Debug, PartialEq)]
@@ -66,7 +68,7 @@ fn parse_args(args: &[String]) -> Result<Args, String> {
             "--check-config" => mode = Mode::CheckConfig,
             "--version" | "-V" => mode = Mode::Version,
             "--help" | "-h" => mode = Mode::Help,
-            "session" if args.len() == 1 => mode = Mode::Session,
+            "spawner" if args.len() == 1 => mode = Mode::Spawner,
             other => return Err(format!("unknown argument: {other}")),
         }
     }
@@ -132,28 +134,30 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
-        Mode::Session => {
+        Mode::Spawner => {
             logging::init();
             let text = std::env::var(master::SESSION_CONFIG_ENV).unwrap_or_default();
             if text.is_empty() {
-                eprintln!("rftpd: `session` is started by the rftpd master only");
+                eprintln!("rftpd: `spawner` is started by the rftpd master only");
                 return ExitCode::from(2);
             }
             match Config::parse(&text, "<from the master>") {
-                Ok(config) => {
-                    let handover = session::monitor::Handover {
-                        user_list: std::env::var(master::SESSION_USERLIST_ENV).unwrap_or_default(),
-                        banner: std::env::var(master::SESSION_BANNER_ENV).unwrap_or_default(),
-                    };
-                    session::monitor::run(config, handover)
-                }
+                Ok(config) => ExitCode::from(spawner::run(
+                    config,
+                    std::env::var(master::SESSION_USERLIST_ENV).unwrap_or_default(),
+                    std::env::var(master::SESSION_BANNER_ENV).unwrap_or_default(),
+                )),
                 Err(errors) => {
-                    tracing::error!("bad session config: {errors}");
+                    tracing::error!("bad spawner config: {errors}");
                     ExitCode::from(1)
                 }
             }
         }
         Mode::Serve => {
+            if let Err(e) = sys::close_inherited_fds_on_exec() {
+                eprintln!("rftpd: cannot close the descriptors it inherited: {e}");
+                return ExitCode::from(1);
+            }
             let filter = logging::init();
             match load_config(args.config) {
                 Ok((config, source)) => {
@@ -214,8 +218,8 @@ mod tests {
                 config: Some("/x.toml".into())
             }
         );
-        assert_eq!(args(&["session"]).unwrap().mode, Mode::Session);
-        assert!(args(&["session", "--config", "x"]).is_err());
+        assert_eq!(args(&["spawner"]).unwrap().mode, Mode::Spawner);
+        assert!(args(&["spawner", "--config", "x"]).is_err());
         assert!(args(&["--config"]).is_err());
         assert!(args(&["--bogus"]).is_err());
     }

@@ -1,4 +1,5 @@
-//! Who may log in: PAM passwords, the PAM deny list, root, `local_enable`.
+//! Who may log in: PAM passwords, the PAM deny list, root, `local_enable`; PAM sessions
+//! (`session_support`).
 //!
 //! Known gap: libunftp answers a refused login with `530 Authentication failed` where vsftpd
 //! says `530 Login incorrect.`; these tests only check the code (530, curl exit 67).
@@ -177,5 +178,90 @@ fn local_enable_false_refuses_everyone() {
     assert!(
         line.contains("local_enable"),
         "the refusal should name local_enable: {line}"
+    );
+}
+
+/// A PAM service whose `session` stack also runs a script that appends
+/// `PAM_TYPE PAM_USER` to a file; returns the service, the file and the temp dir holding both.
+fn pam_with_session_recorder() -> (PamService, std::path::PathBuf, common::TempDir) {
+    let dir = common::TempDir::new();
+    let record = dir.path.join("pam-session.log");
+    let script = dir.path.join("record-session.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$PAM_TYPE $PAM_USER\" >> {}\n",
+            record.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let pam = PamService::create(&[]);
+    pam.append(&format!(
+        "session optional pam_exec.so {}",
+        script.display()
+    ));
+    (pam, record, dir)
+}
+
+#[test]
+fn session_support_opens_a_pam_session_at_login_and_closes_it_at_logout() {
+    if !common::require_root() {
+        return;
+    }
+    let user = TestUser::create();
+    let (pam, record, _dir) = pam_with_session_recorder();
+    let server = Server::start("session_support = true", &pam);
+
+    let mut ftp = FtpClient::connect(server.addr());
+    ftp.login_ok(&user);
+    assert_eq!(ftp.pwd(), "/");
+    let opened = std::fs::read_to_string(&record).unwrap_or_default();
+    assert_eq!(
+        opened.lines().collect::<Vec<_>>(),
+        [format!("open_session {}", user.name)],
+        "the PAM session is open while the user is logged in"
+    );
+    assert_eq!(ftp.cmd("QUIT").0, 221);
+    let closed = common::wait_until(Duration::from_secs(5), || {
+        std::fs::read_to_string(&record)
+            .unwrap_or_default()
+            .contains("close_session")
+    });
+    assert!(closed, "the PAM session was not closed at logout");
+    assert_eq!(
+        std::fs::read_to_string(&record)
+            .unwrap()
+            .lines()
+            .collect::<Vec<_>>(),
+        [
+            format!("open_session {}", user.name),
+            format!("close_session {}", user.name)
+        ]
+    );
+}
+
+#[test]
+fn without_session_support_no_pam_session_is_opened() {
+    if !common::require_root() {
+        return;
+    }
+    let user = TestUser::create();
+    let (pam, record, _dir) = pam_with_session_recorder();
+    // The default, as in vsftpd.
+    let server = Server::start("", &pam);
+
+    let mut ftp = FtpClient::connect(server.addr());
+    ftp.login_ok(&user);
+    assert_eq!(ftp.pwd(), "/");
+    assert_eq!(ftp.cmd("QUIT").0, 221);
+    assert!(
+        common::wait_until(Duration::from_secs(5), || server.monitors().is_empty()),
+        "the session did not end"
+    );
+    assert!(
+        !record.exists(),
+        "a PAM session module ran without session_support: {:?}",
+        std::fs::read_to_string(&record)
     );
 }

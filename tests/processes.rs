@@ -1,5 +1,6 @@
-//! The process model: one monitor (root) and one worker (the user, jailed) per session;
-//! sessions are independent of each other and of the master.
+//! The process model: the master, its session spawner, and one monitor (root) and one worker
+//! (the user, jailed) per session; sessions are independent of each other, of the master and
+//! of the spawner.
 
 mod common;
 
@@ -72,8 +73,31 @@ fn logged_in_worker_runs_as_the_user_inside_the_home_and_its_monitor_as_root() {
     assert_eq!(
         server.monitors(),
         vec![monitor],
-        "the worker's parent is the session's monitor, a child of the master"
+        "the worker's parent is the session's monitor, a child of the spawner"
     );
+    let spawner = common::ppid_of(monitor).expect("the monitor's parent");
+    assert_eq!(
+        server.spawners(),
+        vec![spawner],
+        "one spawner, the master's child"
+    );
+    // Forked, not exec'd: the sessions run the spawner's program image (that is what lets
+    // them share its relocated pages), and each process says what it is.
+    assert_eq!(
+        fs::read(format!("/proc/{monitor}/cmdline")).unwrap(),
+        fs::read(format!("/proc/{spawner}/cmdline")).unwrap(),
+        "the monitor was forked from the spawner"
+    );
+    for (pid, name) in [
+        (server.pid(), "rftpd"),
+        (spawner, "rftpd-spawner"),
+        (monitor, "rftpd-monitor"),
+        (worker, "rftpd-worker"),
+    ] {
+        assert_eq!(common::comm(pid), name, "process name of {pid}");
+    }
+    let (uids, _) = proc_ids(spawner);
+    assert_eq!(uids, [0; 4], "the spawner runs as root");
     let (uids, gids) = proc_ids(monitor);
     assert_eq!(uids, [0; 4], "the monitor runs as root");
     assert_eq!(gids, [0; 4], "the monitor keeps root's group");
@@ -183,4 +207,165 @@ fn killing_one_worker_leaves_the_other_sessions_and_the_master_alone() {
         describe(&out)
     );
     assert!(server.is_running(), "the master died");
+}
+
+/// The one spawner of `server`, once there is exactly one.
+fn single_spawner(server: &Server) -> u32 {
+    let mut spawners = Vec::new();
+    let found = common::wait_until(Duration::from_secs(5), || {
+        spawners = server.spawners();
+        spawners.len() == 1
+    });
+    assert!(found, "expected one spawner, found {spawners:?}");
+    spawners[0]
+}
+
+#[test]
+fn a_reload_hands_new_sessions_to_a_new_spawner_and_the_old_one_leaves_after_its_last() {
+    if !common::require_root() {
+        return;
+    }
+    let user = TestUser::create();
+    let pam = PamService::create(&[]);
+    let mut server = Server::start("", &pam);
+    let first = single_spawner(&server);
+
+    let mut old = FtpClient::connect(server.addr());
+    old.login_ok(&user);
+    assert_eq!(old.pwd(), "/");
+    common::signal(server.pid(), "HUP");
+    assert!(
+        server.wait_log("configuration reloaded", Duration::from_secs(5)),
+        "no `configuration reloaded` line"
+    );
+    // The old spawner stays for the session it started; a new one takes new sessions.
+    let spawners = server.spawners();
+    assert_eq!(spawners.len(), 2, "spawners after the reload: {spawners:?}");
+    assert!(spawners.contains(&first));
+    let mut fresh = FtpClient::connect(server.addr());
+    fresh.login_ok(&user);
+    assert_eq!(fresh.pwd(), "/");
+    let second = *spawners.iter().find(|p| **p != first).unwrap();
+    assert_eq!(
+        common::children_of(second).len(),
+        1,
+        "the new session belongs to the new spawner"
+    );
+    assert_eq!(old.cmd("NOOP").0, 200, "the old session goes on");
+
+    assert_eq!(old.cmd("QUIT").0, 221);
+    assert!(
+        common::wait_until(Duration::from_secs(5), || !common::process_alive(first)),
+        "the retired spawner did not exit after its last session"
+    );
+    assert_eq!(server.spawners(), vec![second]);
+    // Its session's end was still reported and counted.
+    assert!(
+        server.wait_log("session ended", Duration::from_secs(5)),
+        "no `session ended` line for the old session"
+    );
+    assert!(!server.log_contains("ended unexpectedly"));
+    assert_eq!(fresh.cmd("NOOP").0, 200);
+    assert!(server.is_running(), "the master died");
+}
+
+#[test]
+fn a_killed_spawner_is_replaced_and_its_sessions_go_on() {
+    if !common::require_root() {
+        return;
+    }
+    let user = TestUser::create();
+    let pam = PamService::create(&[]);
+    let mut server = Server::start("", &pam);
+    let first = single_spawner(&server);
+
+    let mut running = FtpClient::connect(server.addr());
+    running.login_ok(&user);
+    assert_eq!(running.pwd(), "/");
+    common::signal(first, "KILL");
+    assert!(
+        server.wait_log(
+            "the session spawner ended unexpectedly",
+            Duration::from_secs(5)
+        ),
+        "the master did not notice its spawner died"
+    );
+    let second = single_spawner(&server);
+    assert_ne!(second, first, "no new spawner");
+    assert_eq!(running.cmd("NOOP").0, 200, "the orphaned session goes on");
+    let out = curl(&[&server.ftp_url(&user, "/")]);
+    assert_eq!(code(&out), 0, "a new session: {}", describe(&out));
+    assert_eq!(running.cmd("QUIT").0, 221);
+    assert!(server.is_running(), "the master died");
+}
+
+#[test]
+fn stopping_the_master_lets_running_sessions_finish() {
+    if !common::require_root() {
+        return;
+    }
+    let user = TestUser::create();
+    let pam = PamService::create(&[]);
+    let mut server = Server::start("", &pam);
+    let spawner = single_spawner(&server);
+
+    let mut running = FtpClient::connect(server.addr());
+    running.login_ok(&user);
+    assert_eq!(running.pwd(), "/");
+    common::signal(server.pid(), "TERM");
+    assert!(
+        common::wait_until(Duration::from_secs(5), || !server.is_running()),
+        "the master did not stop on SIGTERM"
+    );
+    assert!(
+        std::net::TcpStream::connect(server.addr()).is_err(),
+        "the master still accepts connections"
+    );
+    assert_eq!(running.cmd("NOOP").0, 200, "the session was cut");
+    assert_eq!(running.pwd(), "/");
+    assert!(
+        common::process_alive(spawner),
+        "the spawner left before its session"
+    );
+    assert_eq!(running.cmd("QUIT").0, 221);
+    assert!(
+        common::wait_until(Duration::from_secs(5), || !common::process_alive(spawner)),
+        "the spawner outlived its last session"
+    );
+}
+
+#[test]
+fn descriptors_the_master_inherited_never_reach_a_session() {
+    if !common::require_root() {
+        return;
+    }
+    let user = TestUser::create();
+    let pam = PamService::create(&[]);
+    // A directory outside the user's home: an open handle to it inside the jail would be a way out.
+    let outside = TempDir::new();
+    let server = Server::start_inheriting_dir("", &pam, &outside.path);
+    assert!(
+        fs::read_link(format!("/proc/{}/fd/7", server.pid())).is_ok_and(|t| t == outside.path),
+        "the test did not give the master the descriptor"
+    );
+
+    let mut ftp = FtpClient::connect(server.addr());
+    ftp.login_ok(&user);
+    assert_eq!(ftp.pwd(), "/");
+    let worker = wait_for_workers(&server, 1)[0];
+    let monitor = common::ppid_of(worker).unwrap();
+    let spawner = common::ppid_of(monitor).unwrap();
+    for pid in [spawner, monitor, worker] {
+        let leaked: Vec<String> = fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .filter_map(|e| fs::read_link(e.ok()?.path()).ok())
+            .filter(|t| t.starts_with(&outside.path))
+            .map(|t| t.display().to_string())
+            .collect();
+        assert!(
+            leaked.is_empty(),
+            "process {pid} ({}) holds {leaked:?}",
+            common::comm(pid)
+        );
+    }
 }

@@ -226,11 +226,8 @@ fn kill_mode(c: &Container) {
             ALICE.0, ALICE.1
         ))
     };
-    // Session processes: the master's children.
-    let sessions = || {
-        c.run("pgrep -P \"$(systemctl show -p MainPID --value rftpd)\"")
-            .stdout
-    };
+    // Session processes: the monitors (the spawner's children, named by rftpd).
+    let sessions = || c.run("pgrep -x rftpd-monitor").stdout;
 
     // restart: the running download is cut (control-group: sessions end with the master).
     let mut child = download("4M");

@@ -1,8 +1,9 @@
-//! PAM policy: checks a user's password and opens their PAM session, in the monitor process.
+//! PAM policy: checks a user's password, establishes their credentials and (with
+//! `session_support`) opens their PAM session, in the monitor process.
 //!
 //! Runs as root, outside any jail, single-threaded. It sets `PAM_RHOST`, `PAM_TTY` and
-//! `PAM_RUSER`, runs `pam_authenticate` → `pam_acct_mgmt` → `pam_setcred` → `pam_open_session`
-//! and later closes the session. It must never log, copy or keep the password beyond the PAM
+//! `PAM_RUSER`, runs `pam_authenticate` → `pam_acct_mgmt` → `pam_setcred` (→ `pam_open_session`)
+//! and at logout closes what it opened. It must never log, copy or keep the password beyond the PAM
 //! conversation, and never accept a login whose `PAM_USER` a module changed.
 
 use std::ffi::{CStr, CString};
@@ -43,14 +44,15 @@ impl ConversationHandler for FtpConversation {
     }
 }
 
-/// A successful PAM login whose session is open until [`PamLogin::close`] (or drop).
+/// A successful PAM login whose credentials (and session, if one was opened) last until
+/// [`PamLogin::close`] (or drop).
 pub struct PamLogin {
     context: Context<FtpConversation>,
     session: Option<SessionToken>,
 }
 
 impl PamLogin {
-    /// `pam_close_session`, `pam_setcred(DELETE)`, `pam_end`.
+    /// `pam_close_session` (if opened), `pam_setcred(DELETE)`, `pam_end`.
     pub fn close(mut self) {
         if let Some(token) = self.session.take() {
             let session = self.context.unleak_session(token);
@@ -74,6 +76,8 @@ pub struct Attempt<'a> {
     pub service: &'a str,
     pub user: &'a str,
     pub remote_host: &'a str,
+    /// Open a PAM session (`session_support`), not only credentials.
+    pub open_session: bool,
 }
 
 /// Run the whole PAM stack for one attempt. On refusal, the error is PAM's reason, for the log.
@@ -114,12 +118,34 @@ pub fn login(attempt: &Attempt<'_>, password: &[u8]) -> Result<PamLogin, String>
         .password
         .iter_mut()
         .for_each(|b| *b = 0);
-    let session = context
-        .open_session(Flag::NONE)
-        .map_err(|e| format!("session refused: {e}"))?;
-    let token = session.leak();
+    let token = if attempt.open_session {
+        context
+            .open_session(Flag::NONE)
+            .map_err(|e| format!("session refused: {e}"))?
+            .leak()
+    } else {
+        context
+            .open_pseudo_session(Flag::NONE)
+            .map_err(|e| format!("credentials refused: {e}"))?
+            .leak()
+    };
     Ok(PamLogin {
         context,
         session: Some(token),
     })
+}
+
+/// A PAM transaction that is started and never used, held by the session spawner for its whole
+/// life: `pam_start` loads and relocates the service's modules once, and every session forked
+/// afterwards finds them already loaded (its own `pam_start` only bumps their reference counts),
+/// sharing those pages instead of relocating its own copies. No module function runs for it.
+pub struct PreloadedModules {
+    _context: Context<pam_client2::conv_null::Conversation>,
+}
+
+/// Load `service`'s PAM modules into this process (see [`PreloadedModules`]).
+pub fn preload_modules(service: &str) -> Result<PreloadedModules, String> {
+    Context::new(service, None, pam_client2::conv_null::Conversation::new())
+        .map(|context| PreloadedModules { _context: context })
+        .map_err(|e| format!("pam_start({service}): {e}"))
 }

@@ -1,18 +1,22 @@
-//! The master: binds the control sockets, accepts, and starts one session process per
-//! connection; reaps them and logs how each ended. Reloads its config on SIGHUP.
+//! The master: binds the control sockets, accepts, admits, and has one session process started
+//! per connection; logs how each ended and keeps the counts that span connections. Reloads its
+//! config on SIGHUP.
 //!
-//! It never parses FTP and never reads a byte from a client. Sessions are started by
-//! fork+exec of this same binary (`rftpd session`) with the client socket as fd 0, an empty
-//! environment except the validated config, and nothing else inherited.
+//! It never parses FTP and never reads a byte from a client. It never forks: sessions are forked
+//! by the spawner ([`spawner`]), a single-threaded process the master fork+execs with the
+//! validated config in an otherwise empty environment, once at start and again on each reload.
 
 mod limits;
 mod listen;
+mod spawner;
 mod systemd;
 
+use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{ExitCode, Stdio};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -21,9 +25,11 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::config::Config;
 use crate::session::{ExitReason, SessionEnd};
+use crate::spawner::protocol::{ProcessEnd, Report};
 use limits::{Admission, Limits};
+use spawner::SpawnerHandle;
 
-/// Environment variable that carries the validated config (TOML) to a session process.
+/// Environment variable that carries the validated config (TOML) to the spawner.
 pub const SESSION_CONFIG_ENV: &str = "RFTPD_SESSION_CONFIG";
 /// Environment variable that carries the log filter to a session process.
 pub const LOG_ENV: &str = "RFTPD_LOG";
@@ -69,7 +75,7 @@ impl Prepared {
                 .map_err(|e| format!("banner_file {}: {e}", path.display()))?,
             None => String::new(),
         };
-        // Both travel to each session in its environment (one string must stay below the
+        // Both travel to the spawner in its environment (one string must stay below the
         // kernel's 128 KiB per-string limit for exec).
         if user_list.len() > MAX_HANDOVER {
             return Err(format!(
@@ -95,6 +101,20 @@ struct State {
     source: ConfigSource,
     log_filter: String,
     admission: Mutex<Admission>,
+    /// The spawner new sessions go to (replaced on reload).
+    spawner: Mutex<Option<Arc<SpawnerHandle>>>,
+    /// Sessions handed to a spawner and not yet reported ended, by id.
+    sessions: Mutex<HashMap<u64, Session>>,
+    next_id: AtomicU64,
+}
+
+/// What the master remembers of one session.
+struct Session {
+    peer: SocketAddr,
+    started: Instant,
+    pid: u32,
+    /// Which spawner started it.
+    generation: u64,
 }
 
 impl State {
@@ -103,6 +123,23 @@ impl State {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    fn current_spawner(&self) -> Option<Arc<SpawnerHandle>> {
+        self.spawner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Give a session's admission slot back and count its failed logins.
+    /// Returns true if that got the address banned.
+    fn release(&self, peer: SocketAddr, failures: u32) -> bool {
+        let limits = self.prepared().limits;
+        self.admission
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .ended(peer.ip(), failures, &limits, Instant::now())
     }
 }
 
@@ -146,11 +183,21 @@ pub fn run(prepared: Prepared, source: ConfigSource, log_filter: String) -> Exit
             }
         }
         let state = Arc::new(State {
-            prepared: RwLock::new(prepared),
+            prepared: RwLock::new(prepared.clone()),
             source,
             log_filter,
             admission: Mutex::new(Admission::default()),
+            spawner: Mutex::new(None),
+            sessions: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
         });
+        match launch_spawner(&state, &prepared) {
+            Ok(handle) => *state.spawner.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the session spawner");
+                return ExitCode::FAILURE;
+            }
+        }
         for listener in listeners {
             tokio::spawn(accept_loop(listener, state.clone()));
         }
@@ -176,7 +223,7 @@ async fn wait_for_shutdown(state: Arc<State>) -> ExitCode {
             _ = int.recv() => break,
             _ = hup.recv() => {
                 let _ = systemd::notify("RELOADING=1");
-                reload(&state);
+                reload(&state).await;
                 let _ = systemd::notify("READY=1");
             }
         }
@@ -185,8 +232,9 @@ async fn wait_for_shutdown(state: Arc<State>) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// SIGHUP: re-read and validate the config; new sessions get it, running ones keep theirs.
-fn reload(state: &State) {
+/// SIGHUP: re-read and validate the config; new sessions get it (from a new spawner), running
+/// ones keep theirs.
+async fn reload(state: &Arc<State>) {
     let ConfigSource::File(path) = &state.source else {
         tracing::info!("SIGHUP: running on embedded defaults, nothing to reload");
         return;
@@ -206,7 +254,24 @@ fn reload(state: &State) {
             for w in new.config.warnings() {
                 tracing::warn!("{w}");
             }
+            let handle = match launch_spawner(state, &new) {
+                Ok(h) => h,
+                Err(e) => {
+                    tracing::error!(error = %e, "reload refused: cannot start a session spawner; keeping the running configuration");
+                    return;
+                }
+            };
             *state.prepared.write().unwrap_or_else(|p| p.into_inner()) = new;
+            let old = state
+                .spawner
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .replace(handle);
+            if let Some(old) = old
+                && let Err(e) = old.retire().await
+            {
+                tracing::warn!(error = %e, "cannot retire the previous session spawner");
+            }
             tracing::info!(file = %path.display(), "configuration reloaded; new sessions use it");
         }
         Err(error) => {
@@ -232,7 +297,7 @@ async fn accept_loop(listener: TcpListener, state: Arc<State>) {
                     admission.admit(peer.ip(), &prepared.limits, now)
                 };
                 match admitted {
-                    Ok(()) => spawn_session(stream, peer, &prepared, state.clone()),
+                    Ok(()) => start_session(stream, peer, &state).await,
                     Err(refusal) => {
                         tracing::warn!(client = %peer.ip(), reason = refusal.describe(), "connection refused");
                         // Best effort: a client that does not read its 421 just sees the close.
@@ -249,85 +314,171 @@ async fn accept_loop(listener: TcpListener, state: Arc<State>) {
     }
 }
 
-/// fork+exec `rftpd session` with the client socket as fd 0; reap it in a task.
-fn spawn_session(
-    stream: TcpStream,
-    peer: std::net::SocketAddr,
-    prepared: &Prepared,
+/// Start the spawner for `prepared` and the task that reads its reports.
+fn launch_spawner(state: &Arc<State>, prepared: &Prepared) -> std::io::Result<Arc<SpawnerHandle>> {
+    static GENERATION: AtomicU64 = AtomicU64::new(1);
+    let generation = GENERATION.fetch_add(1, Ordering::Relaxed);
+    let (handle, child) = SpawnerHandle::start(prepared, &state.log_filter, generation)?;
+    let handle = Arc::new(handle);
+    tracing::debug!(pid = handle.pid, generation, "session spawner started");
+    tokio::spawn(follow_spawner(state.clone(), handle.clone(), child));
+    Ok(handle)
+}
+
+/// Read one spawner's reports until it exits; then settle what it left behind.
+async fn follow_spawner(
     state: Arc<State>,
+    handle: Arc<SpawnerHandle>,
+    mut child: tokio::process::Child,
 ) {
-    let release = |state: &State| {
-        let limits = state.prepared().limits;
-        state
-            .admission
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .ended(peer.ip(), 0, &limits, Instant::now());
+    let why = loop {
+        match handle.next_report().await {
+            Ok(Some(report)) => on_report(&state, report),
+            Ok(None) => break None,
+            Err(e) => break Some(e),
+        }
     };
-    let std_stream = match stream
+    let status = child.wait().await;
+    // Sessions it never reported ended are lost to the count: give their slots back.
+    let orphans: Vec<Session> = {
+        let mut sessions = state.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        let ids: Vec<u64> = sessions
+            .iter()
+            .filter(|(_, s)| s.generation == handle.generation)
+            .map(|(id, _)| *id)
+            .collect();
+        ids.iter().filter_map(|id| sessions.remove(id)).collect()
+    };
+    for session in &orphans {
+        state.release(session.peer, 0);
+    }
+    let current = state
+        .current_spawner()
+        .is_some_and(|c| Arc::ptr_eq(&c, &handle));
+    if !current && why.is_none() && orphans.is_empty() {
+        tracing::debug!(pid = handle.pid, "retired session spawner exited");
+        return;
+    }
+    tracing::error!(pid = handle.pid, status = ?status, error = ?why, lost_sessions = orphans.len(),
+        "the session spawner ended unexpectedly");
+    if current {
+        let prepared = state.prepared();
+        match launch_spawner(&state, &prepared) {
+            Ok(new) => {
+                *state.spawner.lock().unwrap_or_else(|p| p.into_inner()) = Some(new);
+                tracing::warn!("started a new session spawner");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start a new session spawner; refusing connections");
+                *state.spawner.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            }
+        }
+    }
+}
+
+/// Account for one spawner report.
+fn on_report(state: &State, report: Report) {
+    match report {
+        Report::Started { id, pid } => {
+            if let Some(s) = state
+                .sessions
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_mut(&id)
+            {
+                s.pid = pid;
+                tracing::debug!(client = %s.peer, pid, "session started");
+            }
+        }
+        Report::NotStarted { id } => {
+            let session = state
+                .sessions
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
+            if let Some(s) = session {
+                tracing::error!(client = %s.peer, "the spawner could not start a session");
+                state.release(s.peer, 0);
+            }
+        }
+        Report::Ended { id, end } => {
+            let session = state
+                .sessions
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
+            let Some(s) = session else {
+                tracing::warn!(id, "the spawner reported the end of an unknown session");
+                return;
+            };
+            let (reason, failures) = match end {
+                ProcessEnd::Exited(code) => {
+                    let end = SessionEnd::from_code(i32::from(code));
+                    (
+                        end.reason.map(ExitReason::describe).unwrap_or("error"),
+                        end.failed_logins,
+                    )
+                }
+                ProcessEnd::Killed(_) => ("killed", 0),
+            };
+            let banned = state.release(s.peer, failures);
+            tracing::info!(
+                client = %s.peer,
+                pid = s.pid,
+                duration_ms = s.started.elapsed().as_millis() as u64,
+                failed_logins = failures,
+                reason,
+                "session ended"
+            );
+            if banned {
+                let ban_secs = state.prepared().limits.ban_time.as_secs();
+                tracing::warn!(client = %s.peer.ip(), ban_secs, "address banned after repeated failed logins");
+            }
+        }
+    }
+}
+
+/// Hand an admitted connection to the current spawner.
+async fn start_session(stream: TcpStream, peer: SocketAddr, state: &Arc<State>) {
+    let client = match stream
         .into_std()
         .and_then(|s| s.set_nonblocking(false).map(|_| s))
     {
-        Ok(s) => s,
+        Ok(s) => OwnedFd::from(s),
         Err(e) => {
             tracing::warn!(error = %e, "cannot hand over a connection");
-            release(&state);
+            state.release(peer, 0);
             return;
         }
     };
-    let mut command = std::process::Command::new("/proc/self/exe");
-    command
-        .arg0("rftpd")
-        .arg("session")
-        .env_clear()
-        .env(SESSION_CONFIG_ENV, &prepared.toml)
-        .env(SESSION_USERLIST_ENV, &prepared.user_list)
-        .env(SESSION_BANNER_ENV, &prepared.banner)
-        .env(LOG_ENV, &state.log_filter)
-        .stdin(Stdio::from(OwnedFd::from(std_stream)))
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
-    let started = Instant::now();
-    let mut child = match tokio::process::Command::from(command).spawn() {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start a session process");
-            release(&state);
-            return;
-        }
+    let Some(spawner) = state.current_spawner() else {
+        tracing::error!(client = %peer, "no session spawner is running; connection closed");
+        state.release(peer, 0);
+        return;
     };
-    let pid = child.id().unwrap_or(0);
-    tracing::debug!(client = %peer, pid, "session started");
-    tokio::spawn(async move {
-        let status = child.wait().await;
-        let end = status
-            .as_ref()
-            .ok()
-            .and_then(|s| s.code())
-            .map(SessionEnd::from_code);
-        let (reason, failures) = match end {
-            Some(end) => (
-                end.reason.map(ExitReason::describe).unwrap_or("error"),
-                end.failed_logins,
-            ),
-            None => ("killed", 0),
-        };
-        let limits = state.prepared().limits;
-        let banned = state
-            .admission
+    let id = state.next_id.fetch_add(1, Ordering::Relaxed);
+    state
+        .sessions
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(
+            id,
+            Session {
+                peer,
+                started: Instant::now(),
+                pid: 0,
+                generation: spawner.generation,
+            },
+        );
+    if let Err(e) = spawner.spawn(id, client).await {
+        tracing::error!(client = %peer, error = %e, "cannot hand a connection to the session spawner");
+        let removed = state
+            .sessions
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .ended(peer.ip(), failures, &limits, Instant::now());
-        tracing::info!(
-            client = %peer,
-            pid,
-            duration_ms = started.elapsed().as_millis() as u64,
-            failed_logins = failures,
-            reason,
-            "session ended"
-        );
-        if banned {
-            tracing::warn!(client = %peer.ip(), ban_secs = limits.ban_time.as_secs(), "address banned after repeated failed logins");
+            .remove(&id);
+        if removed.is_some() {
+            state.release(peer, 0);
         }
-    });
+    }
 }

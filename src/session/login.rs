@@ -70,6 +70,7 @@ pub fn decide(
     }
     let pam_attempt = auth::Attempt {
         service: &config.pam_service_name,
+        open_session: config.session_support,
         user,
         remote_host: &attempt.client.to_string(),
     };

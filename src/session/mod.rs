@@ -1,4 +1,5 @@
-//! One client connection: the `rftpd session` process (the monitor) and the worker it forks.
+//! One client connection: the session process the spawner forks (the monitor) and the worker
+//! the monitor forks.
 //!
 //! Layout:
 //! - [`monitor`]: root, single-threaded; owns PAM, NSS lookups and access policy, answers the

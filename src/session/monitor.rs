@@ -1,4 +1,5 @@
-//! The monitor: the exec'd `rftpd session` process, one per connection, root, single-threaded.
+//! The monitor: the session process the spawner forks for each connection, root,
+//! single-threaded.
 //!
 //! It forks the worker, then only answers the worker's requests over a socketpair and waits for
 //! it to end. It owns PAM and NSS (neither ever runs in a process that is or will be inside a
@@ -7,7 +8,6 @@
 
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, OwnedFd};
-use std::process::ExitCode;
 
 use nix::sys::signal::{Signal, kill};
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
@@ -41,34 +41,31 @@ fn limit_resources() {
 /// Address-space limit of a session process.
 const SESSION_ADDRESS_SPACE: u64 = 1 << 30;
 
-/// What the master handed this session besides the config.
-pub struct Handover {
-    pub user_list: String,
-    pub banner: String,
+/// What the master handed this session besides the config and the user list.
+pub struct Handover<'a> {
+    pub banner: &'a str,
 }
 
-/// Entry point of `rftpd session`. Returns the exit code the master will read.
-pub fn run(config: Config, handover: Handover) -> ExitCode {
-    let client = match sys::take_client_socket_from_stdin() {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "session started without a client socket");
-            return ExitCode::from(ExitReason::Error as u8);
-        }
-    };
-    let users = UserList::new(&config, &handover.user_list);
+/// Run one session for `client`. Returns the exit code the master will read
+/// ([`SessionEnd::code`]).
+pub fn run(
+    config: &Config,
+    users: &UserList,
+    handover: Handover<'_>,
+    client: std::net::TcpStream,
+) -> u8 {
     let peer = match client.peer_addr() {
         Ok(p) => p,
         Err(e) => {
             tracing::warn!(error = %e, "client went away before the session started");
-            return ExitCode::from(ExitReason::Closed as u8);
+            return ExitReason::Closed as u8;
         }
     };
     let local_ip = match client.local_addr() {
         Ok(a) => crate::session::netns::unmapped(a.ip()),
         Err(e) => {
             tracing::warn!(error = %e, "client went away before the session started");
-            return ExitCode::from(ExitReason::Closed as u8);
+            return ExitReason::Closed as u8;
         }
     };
     limit_resources();
@@ -81,17 +78,24 @@ pub fn run(config: Config, handover: Handover) -> ExitCode {
         Ok(pair) => pair,
         Err(e) => {
             tracing::error!(error = %e, "socketpair failed");
-            return ExitCode::from(ExitReason::Error as u8);
+            return ExitReason::Error as u8;
         }
     };
     match sys::fork_single_threaded() {
         Err(e) => {
             tracing::error!(error = %e, "cannot fork the worker");
-            ExitCode::from(ExitReason::Error as u8)
+            ExitReason::Error as u8
         }
         Ok(Forked::Child) => {
             drop(monitor_end);
-            let reason = worker::run(config, users, handover.banner, client, worker_end);
+            let _ = nix::sys::prctl::set_name(crate::spawner::WORKER_NAME);
+            let reason = worker::run(
+                config.clone(),
+                users.clone(),
+                handover.banner.to_string(),
+                client,
+                worker_end,
+            );
             std::process::exit(reason as i32);
         }
         Ok(Forked::Parent(pid)) => {
@@ -102,8 +106,8 @@ pub fn run(config: Config, handover: Handover) -> ExitCode {
                 client: peer,
                 local_ip,
             };
-            let (reason, failures) = serve_worker(&config, &users, addresses, pid, monitor_end);
-            ExitCode::from(SessionEnd::code(reason, failures))
+            let (reason, failures) = serve_worker(config, users, addresses, pid, monitor_end);
+            SessionEnd::code(reason, failures)
         }
     }
 }
@@ -215,6 +219,10 @@ fn serve_worker(
                     tracing::debug!(error = %e, "worker gone before the login reply");
                     break Stop::WorkerGone;
                 }
+                // PAM and the password hash ran deep and allocated a lot; none of it is needed
+                // again (and the discarded stack held the password for a moment).
+                sys::release_free_heap();
+                sys::discard_stack_below_caller();
             }
         }
     };

@@ -365,6 +365,7 @@ impl StorageBackend<SessionUser> for JailedStorage {
             group: grant.group_name,
             hide_ids: config.hide_ids,
         };
+        super::worker::LOGGED_IN.store(true, std::sync::atomic::Ordering::Relaxed);
         let rights = self.rights_for(grant.anonymous);
         self.shared
             .rename_allowed

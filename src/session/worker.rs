@@ -213,7 +213,29 @@ pub fn run(
         client_ip,
         local_ip,
     };
-    runtime.block_on(session.serve())
+    // Boxed: block_on's frames then pass a pointer around, not copies of the whole future.
+    runtime.block_on(Box::pin(settle_after_login(session.serve())))
+}
+
+/// Set once the session has logged in and jailed itself (see [`settle_after_login`]).
+pub static LOGGED_IN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Drive the session; once it has logged in, give back the heap and stack pages the login
+/// path used (TLS handshake, libunftp's login, the jail). Done here, in the outermost poll,
+/// where the stack is shallowest.
+async fn settle_after_login<F: std::future::Future<Output = ExitReason>>(session: F) -> ExitReason {
+    let mut session = std::pin::pin!(session);
+    let mut settled = false;
+    std::future::poll_fn(move |cx| {
+        let poll = session.as_mut().poll(cx);
+        if !settled && LOGGED_IN.load(std::sync::atomic::Ordering::Relaxed) {
+            settled = true;
+            crate::sys::release_free_heap();
+            crate::sys::discard_stack_below_caller();
+        }
+        poll
+    })
+    .await
 }
 
 struct Session {

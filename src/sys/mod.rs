@@ -135,24 +135,23 @@ pub fn recv_message(
     Ok((len, fds.pop()))
 }
 
-/// Take ownership of file descriptor 0, where the master put this session's client socket
-/// (inetd style), as a `TcpStream`. Fails if fd 0 is not a connected socket.
-pub fn take_client_socket_from_stdin() -> io::Result<std::net::TcpStream> {
+/// Take ownership of file descriptor 0, where the master put this process's channel (the
+/// spawner's `SOCK_SEQPACKET` socket), checking it is a socket of the `expected` type.
+pub fn take_stdin_socket(expected: nix::sys::socket::SockType) -> io::Result<std::os::fd::OwnedFd> {
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     let stdin = std::io::stdin();
     let raw = stdin.as_raw_fd();
-    // Prove fd 0 is open and is a socket before claiming it.
+    // Prove fd 0 is open and is a socket of the right kind before claiming it.
     let kind: nix::sys::socket::SockType =
         nix::sys::socket::getsockopt(&stdin, nix::sys::socket::sockopt::SockType)?;
-    if kind != nix::sys::socket::SockType::Stream {
-        return Err(io::Error::other("fd 0 is not a stream socket"));
+    if kind != expected {
+        return Err(io::Error::other(format!(
+            "fd 0 is a {kind:?} socket, not {expected:?}"
+        )));
     }
     // SAFETY: fd 0 is open (getsockopt just succeeded on it) and this process never uses stdin
     // for anything else, so the OwnedFd becomes its single owner.
-    let owned = unsafe { OwnedFd::from_raw_fd(raw) };
-    let stream = std::net::TcpStream::from(owned);
-    stream.peer_addr()?;
-    Ok(stream)
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
 }
 
 /// Take ownership of a descriptor this process inherited at exec (systemd socket activation),
@@ -174,4 +173,96 @@ pub fn take_inherited_fd(raw: std::os::fd::RawFd) -> io::Result<std::os::fd::Own
     // SAFETY: the descriptor is open (checked above) and was handed to this process by its
     // parent for exactly this use; the caller claims each number once, so this is its only owner.
     Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+/// Register an owned descriptor with the current tokio runtime's reactor.
+pub fn async_fd(
+    fd: std::os::fd::OwnedFd,
+) -> io::Result<tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>> {
+    // SAFETY: an `OwnedFd` is open for as long as it lives and `as_raw_fd` always returns the same
+    // number; the `AsyncFd` takes ownership, so nothing else can close or replace it meanwhile.
+    unsafe { tokio::io::unix::AsyncFd::register(fd) }.map_err(|e| io::Error::other(e.to_string()))
+}
+
+/// Return the allocator's free pages to the kernel (glibc `malloc_trim(0)`): the memory a login
+/// used and freed (PAM, the handshake) stops counting against every idle session.
+pub fn release_free_heap() {
+    // SAFETY: malloc_trim only walks glibc's own arenas under their locks; it has no
+    // preconditions and frees nothing that is in use.
+    unsafe { nix::libc::malloc_trim(0) };
+}
+
+/// Make every thread of this process allocate from the main malloc arena (glibc
+/// `mallopt(M_ARENA_MAX, 1)`). A session has one busy thread; a per-thread arena for its
+/// short-lived blocking-pool threads costs tens of KiB that outlive them. Inherited by fork.
+pub fn use_one_malloc_arena() {
+    // SAFETY: mallopt only sets a tuning parameter of glibc's allocator; any value is valid.
+    unsafe { nix::libc::mallopt(nix::libc::M_ARENA_MAX, 1) };
+}
+
+/// How far below the caller's frame [`discard_stack_below_caller`] leaves the stack alone.
+const STACK_KEEP_BELOW: usize = 4096;
+/// How far down it looks: the main thread's stack limit (RLIMIT_STACK default 8 MiB).
+const STACK_SPAN: usize = 8 * 1024 * 1024;
+
+/// Give back the pages of the calling thread's stack that lie more than a page below the
+/// caller's frame. A login runs deep (PAM and the password hash in the monitor, the handshake
+/// and libunftp's login path in the worker) and leaves tens of KiB of touched stack — and
+/// stale secrets in it — that an idle session never uses again; after this, the next use of
+/// those addresses gets fresh zero pages.
+///
+/// Only the main thread's stack is touched (the kernel keeps at least 128 MiB free below it
+/// for its growth, so the 8 MiB looked at hold nothing else); on any other thread this does
+/// nothing. Call it from a shallow frame.
+#[inline(never)]
+pub fn discard_stack_below_caller() {
+    if nix::unistd::gettid() != nix::unistd::getpid() {
+        return;
+    }
+    let marker = 0u8;
+    let here = std::hint::black_box(&marker) as *const u8 as usize;
+    let page = 4096usize;
+    let end = (here.saturating_sub(STACK_KEEP_BELOW)) & !(page - 1);
+    let start = end.saturating_sub(STACK_SPAN);
+    if start == 0 || end <= start {
+        return;
+    }
+    // SAFETY: [start, end) lies entirely below this function's own frame by at least a page (madvise's own frame
+    // needs a few bytes), in
+    // the main thread's stack or the gap the kernel keeps free below it (unmapped parts are
+    // skipped by madvise with ENOMEM). Memory below
+    // the stack pointer holds no live object: it belongs to frames that have returned, and no
+    // signal handler can be running on it during the system call. MADV_DONTNEED on private
+    // anonymous memory only replaces those pages with zero pages on their next use.
+    let _ = unsafe {
+        nix::libc::madvise(
+            start as *mut nix::libc::c_void,
+            end - start,
+            nix::libc::MADV_DONTNEED,
+        )
+    };
+}
+
+/// Mark every descriptor above 2 that this process inherited close-on-exec, so none reaches
+/// the spawner and, through it, a session (a directory handle from outside a jail would be a
+/// way out of it). Call first thing in the master, before any thread or descriptor of its own
+/// exists; descriptors systemd passes are claimed afterwards ([`take_inherited_fd`]).
+pub fn close_inherited_fds_on_exec() -> io::Result<()> {
+    use nix::fcntl::{F_GETFD, F_SETFD, FdFlag, fcntl};
+    use std::os::fd::{BorrowedFd, RawFd};
+    let listed: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|fd| *fd > 2)
+        .collect();
+    for raw in listed {
+        // SAFETY: borrowed only for the two fcntl calls; the process is still single-threaded,
+        // so nothing closes or reuses the number meanwhile. A number that was not open (the
+        // directory handle read_dir used, already closed) fails F_GETFD with EBADF and is skipped.
+        let fd = unsafe { BorrowedFd::borrow_raw(raw) };
+        if let Ok(flags) = fcntl(fd, F_GETFD) {
+            let flags = FdFlag::from_bits_truncate(flags) | FdFlag::FD_CLOEXEC;
+            fcntl(fd, F_SETFD(flags))?;
+        }
+    }
+    Ok(())
 }

@@ -390,6 +390,14 @@ impl PamService {
         fs::write(&service.file, text).expect("write the PAM service file");
         service
     }
+
+    /// Append one line (e.g. an extra `session` module) to the service file.
+    pub fn append(&self, line: &str) {
+        let mut text = fs::read_to_string(&self.file).expect("read the PAM service file");
+        text.push_str(line);
+        text.push('\n');
+        fs::write(&self.file, text).expect("write the PAM service file");
+    }
 }
 
 impl Drop for PamService {
@@ -434,6 +442,21 @@ impl Server {
     /// Start with a config of the test's base keys, where any key in `extra_toml` replaces the
     /// base one; wait until it says where it listens.
     pub fn start_with_log(extra_toml: &str, pam: &PamService, log_filter: &str) -> Server {
+        Server::launch(extra_toml, pam, log_filter, None)
+    }
+
+    /// Like [`Server::start`], but the master inherits an open, not close-on-exec, descriptor
+    /// (number 7) of `dir` from whoever started it — as a careless init script might pass.
+    pub fn start_inheriting_dir(extra_toml: &str, pam: &PamService, dir: &Path) -> Server {
+        Server::launch(extra_toml, pam, "info", Some(dir))
+    }
+
+    fn launch(
+        extra_toml: &str,
+        pam: &PamService,
+        log_filter: &str,
+        inherited_dir: Option<&Path>,
+    ) -> Server {
         let mut keys: BTreeMap<String, String> = BTreeMap::new();
         keys.insert("listen".into(), "true".into());
         keys.insert("listen_address".into(), "\"127.0.0.1\"".into());
@@ -450,7 +473,18 @@ impl Server {
         let config_file = dir.join("rftpd.toml");
         fs::write(&config_file, &text).expect("write the server config");
 
-        let mut child = Command::new(RFTPD)
+        let mut command = match inherited_dir {
+            None => Command::new(RFTPD),
+            Some(dir) => {
+                // `exec` keeps the shell's pid, so the pid is still the master's.
+                let mut sh = Command::new("/bin/sh");
+                sh.args(["-c", "exec 7<\"$1\"; shift; exec \"$@\"", "sh"])
+                    .arg(dir)
+                    .arg(RFTPD);
+                sh
+            }
+        };
+        let mut child = command
             .arg("--config")
             .arg(&config_file)
             .env("RFTPD_LOG", log_filter)
@@ -579,8 +613,13 @@ impl Server {
         session_workers(self.pid())
     }
 
-    /// Monitor processes (children of the master).
+    /// Monitor processes (children of the master's session spawners).
     pub fn monitors(&self) -> Vec<u32> {
+        session_monitors(self.pid())
+    }
+
+    /// The master's session spawners (its children: one, two while a reload drains).
+    pub fn spawners(&self) -> Vec<u32> {
         children_of(self.pid())
     }
 }
@@ -973,6 +1012,14 @@ fn status_ids(status: &str, key: &str) -> Option<[u32; 4]> {
     ids.try_into().ok()
 }
 
+/// A process's name (`/proc/PID/comm`), empty if it is gone.
+pub fn comm(pid: u32) -> String {
+    fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim_end()
+        .to_string()
+}
+
 /// The parent of a process, from its `PPid:` line.
 pub fn ppid_of(pid: u32) -> Option<u32> {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -1002,9 +1049,17 @@ fn descendants(pid: u32, out: &mut Vec<u32>) {
     }
 }
 
-/// Session workers: children of the master's children (the monitors).
-pub fn session_workers(master_pid: u32) -> Vec<u32> {
+/// Session monitors: children of the master's children (the spawners).
+pub fn session_monitors(master_pid: u32) -> Vec<u32> {
     children_of(master_pid)
+        .into_iter()
+        .flat_map(children_of)
+        .collect()
+}
+
+/// Session workers: children of the monitors.
+pub fn session_workers(master_pid: u32) -> Vec<u32> {
+    session_monitors(master_pid)
         .into_iter()
         .flat_map(children_of)
         .collect()

@@ -1,0 +1,111 @@
+//! The master's side of the session spawner: starts it (fork+exec of `rftpd spawner` carrying
+//! the validated configuration in its environment), hands it accepted client sockets, retires
+//! it on reload, and reads its reports.
+//!
+//! Everything here is async and never blocks the master's runtime. It never reads from a
+//! client socket; it only passes it on.
+
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::Stdio;
+
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+use tokio::io::unix::AsyncFd;
+
+use super::{LOG_ENV, Prepared, SESSION_BANNER_ENV, SESSION_CONFIG_ENV, SESSION_USERLIST_ENV};
+use crate::spawner::protocol::{MAX_RECORD, Order, Report};
+use crate::sys;
+
+/// One running spawner process, as the master sees it.
+pub struct SpawnerHandle {
+    channel: AsyncFd<OwnedFd>,
+    /// Tells this spawner's sessions apart from another's after a reload.
+    pub generation: u64,
+    pub pid: u32,
+}
+
+impl SpawnerHandle {
+    /// fork+exec `rftpd spawner` with `prepared`'s configuration; returns the handle and the
+    /// process (to reap).
+    pub fn start(
+        prepared: &Prepared,
+        log_filter: &str,
+        generation: u64,
+    ) -> io::Result<(SpawnerHandle, tokio::process::Child)> {
+        let (master_end, spawner_end) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )?;
+        // Only the master's end is non-blocking; the spawner waits on its end with poll().
+        fcntl(&master_end, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
+        let mut command = std::process::Command::new("/proc/self/exe");
+        command
+            .arg0("rftpd")
+            .arg("spawner")
+            .env_clear()
+            .env(SESSION_CONFIG_ENV, &prepared.toml)
+            .env(SESSION_USERLIST_ENV, &prepared.user_list)
+            .env(SESSION_BANNER_ENV, &prepared.banner)
+            .env(LOG_ENV, log_filter)
+            .stdin(Stdio::from(spawner_end))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        let child = tokio::process::Command::from(command).spawn()?;
+        let pid = child.id().unwrap_or(0);
+        Ok((
+            SpawnerHandle {
+                channel: sys::async_fd(master_end)?,
+                generation,
+                pid,
+            },
+            child,
+        ))
+    }
+
+    async fn send(&self, order: Order, fd: Option<std::os::fd::BorrowedFd<'_>>) -> io::Result<()> {
+        let bytes = order.encode();
+        loop {
+            let mut guard = self.channel.writable().await?;
+            match guard.try_io(|channel| sys::send_message(channel.get_ref().as_fd(), &bytes, fd)) {
+                Ok(result) => return result,
+                Err(_would_block) => continue,
+            }
+        }
+    }
+
+    /// Hand `client` to the spawner for a new session named `id`. The master's copy of the
+    /// socket is closed when this returns, whatever the outcome.
+    pub async fn spawn(&self, id: u64, client: OwnedFd) -> io::Result<()> {
+        self.send(Order::Spawn { id }, Some(client.as_fd())).await
+    }
+
+    /// Start no more sessions; the spawner exits after its last one.
+    pub async fn retire(&self) -> io::Result<()> {
+        self.send(Order::Retire, None).await
+    }
+
+    /// The next report, or `None` once the spawner has closed its end (it exited).
+    pub async fn next_report(&self) -> io::Result<Option<Report>> {
+        let mut buf = [0u8; MAX_RECORD + 1];
+        loop {
+            let mut guard = self.channel.readable().await?;
+            match guard.try_io(|channel| sys::recv_message(channel.get_ref().as_fd(), &mut buf)) {
+                Ok(Ok((0, _))) => return Ok(None),
+                Ok(Ok((_, Some(_)))) => {
+                    return Err(io::Error::other("the spawner sent a file descriptor"));
+                }
+                Ok(Ok((len, None))) => {
+                    return Report::decode(&buf[..len])
+                        .map(Some)
+                        .map_err(io::Error::other);
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_would_block) => continue,
+            }
+        }
+    }
+}

@@ -1,0 +1,284 @@
+//! The session spawner: a single-threaded root process the master fork+execs once (and again
+//! on each reload), which forks one session process (the monitor) per accepted connection.
+//!
+//! Why it exists: a session forked from an already running process shares that process's
+//! relocated binary, libraries and parsed configuration copy-on-write, where an exec per
+//! connection rebuilt all of them in every session (about 250 KiB each). The master itself
+//! cannot fork — it is multi-threaded — so this process, exec'd with exactly the configuration
+//! the master validated, forks for it.
+//!
+//! It reads orders from the master on fd 0 (a `SOCK_SEQPACKET` socket; see [`protocol`]),
+//! reaps its sessions and reports how each ended. It never reads from a client socket: the
+//! socket goes straight to the forked session. It trusts only its parent, the master; when the
+//! master goes away or retires it, it starts nothing more and exits after its last session.
+
+pub mod protocol;
+
+use std::collections::HashMap;
+use std::os::fd::{AsFd, OwnedFd};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::socket::SockType;
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
+
+use crate::config::Config;
+use crate::session::monitor::{self, Handover};
+use crate::session::policy::UserList;
+use crate::sys::{self, Forked};
+use protocol::{MAX_RECORD, Order, ProcessEnd, Report};
+
+/// Process names (`comm`, what `ps -o comm` and `pgrep` see) of the spawner and of the two
+/// processes of each session.
+pub const SPAWNER_NAME: &std::ffi::CStr = c"rftpd-spawner";
+pub const MONITOR_NAME: &std::ffi::CStr = c"rftpd-monitor";
+pub const WORKER_NAME: &std::ffi::CStr = c"rftpd-worker";
+
+/// Exit codes of the spawner itself.
+const EXIT_OK: u8 = 0;
+const EXIT_SETUP_FAILED: u8 = 1;
+
+/// What every session forked from here starts with.
+struct SessionTemplate {
+    config: Config,
+    users: UserList,
+    banner: String,
+}
+
+/// Entry point of `rftpd spawner`: serve the master's orders until it retires us or goes
+/// away and every session has ended.
+pub fn run(config: Config, user_list: String, banner: String) -> u8 {
+    let channel = match sys::take_stdin_socket(SockType::SeqPacket) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "the spawner is started by the rftpd master only");
+            return EXIT_SETUP_FAILED;
+        }
+    };
+    let _ = nix::sys::prctl::set_name(SPAWNER_NAME);
+    // SIGCHLD arrives through a signalfd, so one poll() waits for orders and ended sessions.
+    let mut sigchld = SigSet::empty();
+    sigchld.add(Signal::SIGCHLD);
+    let mut original_mask = SigSet::empty();
+    if let Err(e) = sigprocmask(
+        SigmaskHow::SIG_BLOCK,
+        Some(&sigchld),
+        Some(&mut original_mask),
+    ) {
+        tracing::error!(error = %e, "cannot block SIGCHLD");
+        return EXIT_SETUP_FAILED;
+    }
+    let children_signal =
+        match SignalFd::with_flags(&sigchld, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK) {
+            Ok(fd) => fd,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot create a signalfd");
+                return EXIT_SETUP_FAILED;
+            }
+        };
+    let users = UserList::new(&config, &user_list);
+    sys::use_one_malloc_arena();
+    let preloaded = preload_libraries(&config);
+    let template = SessionTemplate {
+        config,
+        users,
+        banner,
+    };
+    let mut spawner = Spawner {
+        template,
+        channel: Some(channel),
+        children_signal: Some(children_signal),
+        children: HashMap::new(),
+        retired: false,
+        original_mask,
+        _preloaded: preloaded,
+    };
+    spawner.serve()
+}
+
+struct Spawner {
+    template: SessionTemplate,
+    /// `None` once the master has gone away.
+    channel: Option<OwnedFd>,
+    /// SIGCHLD as a descriptor; `None` only in a forked session.
+    children_signal: Option<SignalFd>,
+    /// Running sessions: pid → the master's id for them.
+    children: HashMap<Pid, u64>,
+    retired: bool,
+    /// The signal mask to give back to forked sessions.
+    original_mask: SigSet,
+    /// Kept for the spawner's life; a forked session never ends it (it exits without
+    /// running destructors).
+    _preloaded: Option<crate::auth::PreloadedModules>,
+}
+
+/// Load, once, the shared libraries every session loads at login — the PAM service's modules
+/// and the NSS modules behind user and group lookups — so that forked sessions share their
+/// relocated pages (about 150 KiB per session otherwise). Failing here only costs memory:
+/// sessions load what they need themselves.
+fn preload_libraries(config: &Config) -> Option<crate::auth::PreloadedModules> {
+    // initgroups-style lookups walk every `group` source of nsswitch.conf, loading its modules.
+    let _ = nix::unistd::User::from_name("root");
+    let _ = nix::unistd::getgrouplist(c"root", nix::unistd::Gid::from_raw(0));
+    if !config.local_enable {
+        return None;
+    }
+    match crate::auth::preload_modules(&config.pam_service_name) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot preload the PAM modules; sessions load their own");
+            None
+        }
+    }
+}
+
+impl Spawner {
+    fn serve(&mut self) -> u8 {
+        let mut buf = [0u8; MAX_RECORD + 1];
+        loop {
+            let accepting = self.channel.is_some() && !self.retired;
+            if !accepting && self.children.is_empty() {
+                tracing::debug!("spawner: no sessions left; exiting");
+                return EXIT_OK;
+            }
+            let Some(children_signal) = &self.children_signal else {
+                return EXIT_SETUP_FAILED;
+            };
+            let (child_ready, order_ready) = {
+                let mut fds = vec![PollFd::new(children_signal.as_fd(), PollFlags::POLLIN)];
+                if let Some(channel) = &self.channel {
+                    fds.push(PollFd::new(channel.as_fd(), PollFlags::POLLIN));
+                }
+                match poll(&mut fds, PollTimeout::NONE) {
+                    Ok(_) => {}
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    Err(e) => {
+                        tracing::error!(error = %e, "spawner: poll failed");
+                        return EXIT_SETUP_FAILED;
+                    }
+                }
+                let ready = |fd: &PollFd<'_>| fd.revents().is_some_and(|r| !r.is_empty());
+                (ready(&fds[0]), fds.get(1).is_some_and(ready))
+            };
+            if child_ready {
+                // Drain the signalfd, then reap everything that has ended (signals coalesce).
+                while let Ok(Some(_)) = children_signal.read_signal() {}
+                self.reap();
+            }
+            if order_ready {
+                self.take_order(&mut buf);
+            }
+        }
+    }
+
+    /// Reap every ended session and report it.
+    fn reap(&mut self) {
+        loop {
+            let status = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(nix::errno::Errno::ECHILD) => return,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => {
+                    tracing::error!(error = %e, "spawner: waitpid failed");
+                    return;
+                }
+                Ok(s) => s,
+            };
+            let (pid, end) = match status {
+                WaitStatus::Exited(pid, code) => (pid, ProcessEnd::Exited(code as u8)),
+                WaitStatus::Signaled(pid, signal, _) => (pid, ProcessEnd::Killed(signal as i32)),
+                _ => continue,
+            };
+            if let Some(id) = self.children.remove(&pid) {
+                self.report(Report::Ended { id, end });
+            }
+        }
+    }
+
+    /// Send a report; a master that has gone away just stops getting them.
+    fn report(&mut self, report: Report) {
+        if let Some(channel) = &self.channel
+            && let Err(e) = sys::send_message(channel.as_fd(), &report.encode(), None)
+        {
+            tracing::debug!(error = %e, "spawner: the master is gone");
+            self.channel = None;
+        }
+    }
+
+    /// Read one order from the master and carry it out.
+    fn take_order(&mut self, buf: &mut [u8]) {
+        let Some(channel) = &self.channel else { return };
+        let received = sys::recv_message(channel.as_fd(), buf);
+        let (len, client) = match received {
+            Ok((0, _)) => {
+                tracing::debug!(
+                    "spawner: the master closed its end; finishing the running sessions"
+                );
+                self.channel = None;
+                return;
+            }
+            Ok(r) => r,
+            Err(e) if e.raw_os_error() == Some(nix::libc::EINTR) => return,
+            Err(e) => {
+                tracing::error!(error = %e, "spawner: bad message from the master; starting no more sessions");
+                self.channel = None;
+                return;
+            }
+        };
+        match (Order::decode(&buf[..len]), client) {
+            (Ok(Order::Spawn { id }), Some(client)) if !self.retired => self.spawn(id, client),
+            (Ok(Order::Spawn { id }), _) => {
+                tracing::error!(
+                    id,
+                    "spawner: a spawn order without a client socket, or after retiring"
+                );
+                self.report(Report::NotStarted { id });
+            }
+            (Ok(Order::Retire), None) => {
+                tracing::debug!(sessions = self.children.len(), "spawner retired");
+                self.retired = true;
+            }
+            (Ok(Order::Retire), Some(_)) | (Err(_), _) => {
+                tracing::error!("spawner: malformed order from the master; ignored");
+            }
+        }
+    }
+
+    /// Fork a session process for `client`.
+    fn spawn(&mut self, id: u64, client: OwnedFd) {
+        match sys::fork_single_threaded() {
+            Ok(Forked::Child) => {
+                // The session must hold nothing of the spawner's: not the master's channel, not
+                // the signalfd, not the blocked SIGCHLD.
+                self.channel = None;
+                self.children_signal = None;
+                let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.original_mask), None);
+                let _ = nix::sys::prctl::set_name(MONITOR_NAME);
+                let template = &self.template;
+                let code = monitor::run(
+                    &template.config,
+                    &template.users,
+                    Handover {
+                        banner: &template.banner,
+                    },
+                    std::net::TcpStream::from(client),
+                );
+                std::process::exit(i32::from(code));
+            }
+            Ok(Forked::Parent(pid)) => {
+                drop(client);
+                self.children.insert(pid, id);
+                self.report(Report::Started {
+                    id,
+                    pid: pid.as_raw() as u32,
+                });
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "spawner: cannot fork a session");
+                drop(client);
+                self.report(Report::NotStarted { id });
+            }
+        }
+    }
+}

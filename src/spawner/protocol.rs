@@ -1,0 +1,206 @@
+//! The messages between the master and its session spawner, over a `SOCK_SEQPACKET`
+//! socketpair: "start a session for this client" (with the client socket attached), "retire",
+//! and the spawner's reports of sessions started, not started and ended.
+//!
+//! Fixed-size little-endian records with a tag byte; decoding checks the exact length of
+//! every record. No message carries anything a client sent.
+
+use std::fmt;
+
+/// Longest record either side sends.
+pub const MAX_RECORD: usize = 32;
+
+/// Master → spawner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    /// Start a session (monitor and worker) for the client socket attached to this record.
+    /// `id` names the session in the reports.
+    Spawn { id: u64 },
+    /// Start no more sessions; exit once every session started so far has ended (SIGHUP: a
+    /// new spawner with the new configuration takes over).
+    Retire,
+}
+
+/// Spawner → master.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Report {
+    /// The session process for `id` runs as `pid`.
+    Started { id: u64, pid: u32 },
+    /// No session could be started for `id` (fork failed); the client socket is closed.
+    NotStarted { id: u64 },
+    /// The session process for `id` ended: with an exit code, or killed by a signal.
+    Ended { id: u64, end: ProcessEnd },
+}
+
+/// How a session process ended, from `waitpid`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcessEnd {
+    Exited(u8),
+    Killed(i32),
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct DecodeError(&'static str);
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "malformed spawner record: {}", self.0)
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+const SPAWN: u8 = 1;
+const RETIRE: u8 = 2;
+const STARTED: u8 = 3;
+const NOT_STARTED: u8 = 4;
+const EXITED: u8 = 5;
+const KILLED: u8 = 6;
+
+fn record(tag: u8, id: u64, extra: Option<[u8; 4]>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(13);
+    out.push(tag);
+    out.extend_from_slice(&id.to_le_bytes());
+    if let Some(e) = extra {
+        out.extend_from_slice(&e);
+    }
+    out
+}
+
+/// `(tag, id, 4 more bytes if present)`, checking the length matches what the tag needs.
+fn fields(bytes: &[u8]) -> Result<(u8, u64, Option<[u8; 4]>), DecodeError> {
+    let (&tag, rest) = bytes.split_first().ok_or(DecodeError("empty"))?;
+    let wants_extra = matches!(tag, STARTED | EXITED | KILLED);
+    let expected = if tag == RETIRE {
+        0
+    } else if wants_extra {
+        12
+    } else {
+        8
+    };
+    if rest.len() != expected {
+        return Err(DecodeError("wrong length"));
+    }
+    if tag == RETIRE {
+        return Ok((tag, 0, None));
+    }
+    let id = u64::from_le_bytes(rest[..8].try_into().map_err(|_| DecodeError("id"))?);
+    let extra = if wants_extra {
+        Some(rest[8..12].try_into().map_err(|_| DecodeError("value"))?)
+    } else {
+        None
+    };
+    Ok((tag, id, extra))
+}
+
+impl Order {
+    pub fn encode(&self) -> Vec<u8> {
+        match *self {
+            Order::Spawn { id } => record(SPAWN, id, None),
+            Order::Retire => vec![RETIRE],
+        }
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Order, DecodeError> {
+        match fields(bytes)? {
+            (SPAWN, id, None) => Ok(Order::Spawn { id }),
+            (RETIRE, _, None) => Ok(Order::Retire),
+            _ => Err(DecodeError("not an order")),
+        }
+    }
+}
+
+impl Report {
+    pub fn encode(&self) -> Vec<u8> {
+        match *self {
+            Report::Started { id, pid } => record(STARTED, id, Some(pid.to_le_bytes())),
+            Report::NotStarted { id } => record(NOT_STARTED, id, None),
+            Report::Ended {
+                id,
+                end: ProcessEnd::Exited(code),
+            } => record(EXITED, id, Some(u32::from(code).to_le_bytes())),
+            Report::Ended {
+                id,
+                end: ProcessEnd::Killed(signal),
+            } => record(KILLED, id, Some(signal.to_le_bytes())),
+        }
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Report, DecodeError> {
+        match fields(bytes)? {
+            (STARTED, id, Some(v)) => Ok(Report::Started {
+                id,
+                pid: u32::from_le_bytes(v),
+            }),
+            (NOT_STARTED, id, None) => Ok(Report::NotStarted { id }),
+            (EXITED, id, Some(v)) => {
+                let code = u8::try_from(u32::from_le_bytes(v))
+                    .map_err(|_| DecodeError("exit code out of range"))?;
+                Ok(Report::Ended {
+                    id,
+                    end: ProcessEnd::Exited(code),
+                })
+            }
+            (KILLED, id, Some(v)) => Ok(Report::Ended {
+                id,
+                end: ProcessEnd::Killed(i32::from_le_bytes(v)),
+            }),
+            _ => Err(DecodeError("not a report")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_record_survives_a_round_trip() {
+        for order in [
+            Order::Spawn { id: 0 },
+            Order::Spawn { id: u64::MAX },
+            Order::Retire,
+        ] {
+            assert_eq!(Order::decode(&order.encode()), Ok(order));
+            assert!(order.encode().len() <= MAX_RECORD);
+        }
+        for report in [
+            Report::Started { id: 7, pid: 4242 },
+            Report::NotStarted { id: 8 },
+            Report::Ended {
+                id: 9,
+                end: ProcessEnd::Exited(0x23),
+            },
+            Report::Ended {
+                id: u64::MAX,
+                end: ProcessEnd::Killed(9),
+            },
+        ] {
+            assert_eq!(Report::decode(&report.encode()), Ok(report));
+            assert!(report.encode().len() <= MAX_RECORD);
+        }
+    }
+
+    #[test]
+    fn truncated_padded_and_crossed_records_are_refused() {
+        let spawn = Order::Spawn { id: 5 }.encode();
+        assert!(Order::decode(&spawn[..spawn.len() - 1]).is_err());
+        let mut padded = spawn.clone();
+        padded.push(0);
+        assert!(Order::decode(&padded).is_err());
+        assert!(Order::decode(&[]).is_err());
+        assert!(Order::decode(&[99]).is_err());
+        // A report is not an order and the other way round.
+        assert!(Order::decode(&Report::NotStarted { id: 5 }.encode()).is_err());
+        assert!(Report::decode(&spawn).is_err());
+        // An exit code is one byte.
+        let mut bad = Report::Ended {
+            id: 1,
+            end: ProcessEnd::Exited(1),
+        }
+        .encode();
+        bad[9] = 0;
+        bad[10] = 1;
+        assert!(Report::decode(&bad).is_err());
+    }
+}
