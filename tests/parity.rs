@@ -864,6 +864,22 @@ fn site_chmod_changes_the_mode_on_disk() {
     let (reply, text) = ftp.cmd("SITE CHMOD 999 inner.txt");
     assert!((500..600).contains(&reply), "a bad mode is refused: {text}");
     assert_eq!(owner_and_mode(&nested).2, 0o640);
+    // Back up with CDUP (which libunftp handles without the storage layer), then XCUP at `/`.
+    assert_eq!(ftp.cmd("CDUP").0, 250);
+    // vsftpd's X-verbs (RFC 775) work too.
+    assert_eq!(ftp.cmd("XCWD sub").0, 250);
+    let (reply, text) = ftp.cmd("XPWD");
+    assert_eq!(
+        (reply, text.contains("\"/sub\"")),
+        (257, true),
+        "XPWD: {text}"
+    );
+    assert_eq!(ftp.cmd("XCUP").0, 250);
+    assert_eq!(ftp.pwd(), "/");
+    let (reply, text) = ftp.cmd("SITE CHMOD 604 mode.txt");
+    assert_eq!(reply, 200, "SITE CHMOD after CDUP: {text}");
+    assert_eq!(owner_and_mode(&file).2, 0o604);
+    assert_eq!(owner_and_mode(&nested).2, 0o640);
 }
 
 #[test]

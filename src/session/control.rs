@@ -148,6 +148,25 @@ fn split_command(line: &str) -> (String, &str) {
     }
 }
 
+/// RFC 775's X-verbs (XCUP, XCWD, XPWD, XMKD, XRMD), which vsftpd accepts and libunftp does
+/// not, renamed to the verbs libunftp knows; any other line is returned as it is.
+fn with_modern_verb(line: String) -> String {
+    let (verb, arg) = split_command(&line);
+    let modern = match verb.as_str() {
+        "XCUP" => "CDUP",
+        "XCWD" => "CWD",
+        "XPWD" => "PWD",
+        "XMKD" => "MKD",
+        "XRMD" => "RMD",
+        _ => return line,
+    };
+    if arg.is_empty() {
+        modern.to_string()
+    } else {
+        format!("{modern} {arg}")
+    }
+}
+
 /// A complete reply from libunftp: all its lines, and its code.
 struct EngineReply {
     code: u16,
@@ -645,7 +664,7 @@ async fn forward(
                 let _ = to_client.send(say("500 Command line too long.")).await;
                 break ExitReason::Refused;
             }
-            Ok(Ok(Line::Text(line))) => line,
+            Ok(Ok(Line::Text(line))) => with_modern_verb(line),
         };
         let (verb, _) = split_command(&line);
         let own_answer = match verb.as_str() {
@@ -667,6 +686,9 @@ async fn forward(
         }
         if matches!(verb.as_str(), "LIST" | "NLST") {
             shared.set_list_flags(ListFlags::parse(split_command(&line).1));
+        }
+        if verb == "CDUP" {
+            shared.working_dir_up();
         }
         if matches!(
             verb.as_str(),
@@ -696,6 +718,17 @@ async fn forward(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn x_verbs_become_the_verbs_libunftp_knows() {
+        assert_eq!(with_modern_verb("XPWD".into()), "PWD");
+        assert_eq!(with_modern_verb("xcup".into()), "CDUP");
+        assert_eq!(with_modern_verb("XCWD sub dir".into()), "CWD sub dir");
+        assert_eq!(with_modern_verb("XMKD new".into()), "MKD new");
+        assert_eq!(with_modern_verb("XRMD old".into()), "RMD old");
+        assert_eq!(with_modern_verb("RETR XPWD".into()), "RETR XPWD");
+        assert_eq!(with_modern_verb("XPWDX".into()), "XPWDX");
+    }
 
     #[tokio::test]
     async fn lines_are_split_capped_and_end_at_close() {

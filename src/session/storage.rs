@@ -14,8 +14,8 @@ use std::future::Future;
 use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -93,8 +93,6 @@ pub struct JailedStorage {
     entered: Option<Entered>,
     hide: NamePattern,
     deny: NamePattern,
-    /// The session's working directory as last set by CWD (for SITE CHMOD's relative paths).
-    cwd: Mutex<PathBuf>,
 }
 
 fn denied() -> Error {
@@ -173,7 +171,6 @@ impl JailedStorage {
             entered: None,
             hide,
             deny,
-            cwd: Mutex::new(PathBuf::from("/")),
         }
     }
 
@@ -272,7 +269,7 @@ impl JailedStorage {
 
     /// `SITE CHMOD mode path`.
     pub async fn chmod(&self, mode: u32, path: &str) -> Result<()> {
-        let base = self.cwd.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let base = self.shared.working_dir();
         let path = real_path(&base.join(path));
         self.allow(|r| r.chmod, &path)?;
         blocking(move || std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)))
@@ -365,7 +362,6 @@ impl StorageBackend<SessionUser> for JailedStorage {
             group: grant.group_name,
             hide_ids: config.hide_ids,
         };
-        super::worker::LOGGED_IN.store(true, std::sync::atomic::Ordering::Relaxed);
         let rights = self.rights_for(grant.anonymous);
         self.shared
             .rename_allowed
@@ -736,7 +732,7 @@ impl StorageBackend<SessionUser> for JailedStorage {
             Ok(r) => r?,
             Err(e) => return Err(Error::new(ErrorKind::LocalError, e)),
         }
-        *self.cwd.lock().unwrap_or_else(|p| p.into_inner()) = path;
+        self.shared.set_working_dir(path);
         Ok(())
     }
 }

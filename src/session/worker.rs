@@ -9,7 +9,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use libunftp::ServerBuilder;
@@ -50,12 +50,35 @@ pub struct SessionShared {
     pub data_connections: AtomicUsize,
     /// Options of the last LIST/NLST (libunftp drops them; the relay passes them on here).
     list_flags: Mutex<ListFlags>,
+    /// libunftp's working directory, mirrored for SITE CHMOD's relative paths (libunftp gives
+    /// SITE handlers none): set by the storage backend's `cwd`, moved up by the relay on CDUP
+    /// (which libunftp handles without the storage backend).
+    working_dir: Mutex<std::path::PathBuf>,
     /// The last reply of a session that must end, for the relay to send (inside TLS if on).
     ending: Mutex<Option<(String, ExitReason)>>,
     ending_notify: tokio::sync::Notify,
 }
 
 impl SessionShared {
+    pub fn working_dir(&self) -> std::path::PathBuf {
+        self.working_dir
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn set_working_dir(&self, path: std::path::PathBuf) {
+        *self.working_dir.lock().unwrap_or_else(|p| p.into_inner()) = path;
+    }
+
+    /// CDUP / XCUP: what libunftp does to its own copy (`PathBuf::pop`, so `/` stays `/`).
+    pub fn working_dir_up(&self) {
+        self.working_dir
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop();
+    }
+
     /// One blocking request/reply round trip with the monitor.
     pub fn ask_monitor(&self, request: &Request) -> std::io::Result<(Reply, Option<OwnedFd>)> {
         let channel = self.monitor.lock().unwrap_or_else(|p| p.into_inner());
@@ -154,8 +177,9 @@ fn random_token() -> std::io::Result<String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// Where panics report to (see `run`).
-static PANIC_TARGET: OnceLock<Arc<SessionShared>> = OnceLock::new();
+/// This process's one session, once set up: where panics report to (see `run`) and what
+/// [`settle_after_login`] watches.
+static SESSION: OnceLock<Arc<SessionShared>> = OnceLock::new();
 
 /// Serve the connection until it ends.
 pub fn run(
@@ -178,7 +202,7 @@ pub fn run(
     // FTP reply and a log line instead of leaving a half-working process behind.
     std::panic::set_hook(Box::new(|info| {
         tracing::error!(panic = %info, "session worker panicked; ending the session");
-        match PANIC_TARGET.get() {
+        match SESSION.get() {
             Some(shared) => {
                 let text = if info
                     .location()
@@ -217,9 +241,6 @@ pub fn run(
     runtime.block_on(Box::pin(settle_after_login(session.serve())))
 }
 
-/// Set once the session has logged in and jailed itself (see [`settle_after_login`]).
-pub static LOGGED_IN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
 /// Drive the session; once it has logged in, give back the heap and stack pages the login
 /// path used (TLS handshake, libunftp's login, the jail). Done here, in the outermost poll,
 /// where the stack is shallowest.
@@ -228,7 +249,11 @@ async fn settle_after_login<F: std::future::Future<Output = ExitReason>>(session
     let mut settled = false;
     std::future::poll_fn(move |cx| {
         let poll = session.as_mut().poll(cx);
-        if !settled && LOGGED_IN.load(std::sync::atomic::Ordering::Relaxed) {
+        if !settled
+            && SESSION
+                .get()
+                .is_some_and(|s| s.logged_in.load(Ordering::SeqCst))
+        {
             settled = true;
             crate::sys::release_free_heap();
             crate::sys::discard_stack_below_caller();
@@ -297,11 +322,12 @@ impl Session {
             transfers: AtomicUsize::new(0),
             data_connections: AtomicUsize::new(0),
             list_flags: Mutex::new(ListFlags::default()),
+            working_dir: Mutex::new(std::path::PathBuf::from("/")),
             ending: Mutex::new(None),
             ending_notify: tokio::sync::Notify::new(),
             config: config.clone(),
         });
-        let _ = PANIC_TARGET.set(shared.clone());
+        let _ = SESSION.set(shared.clone());
 
         let storage_shared = shared.clone();
         let mut builder = ServerBuilder::with_user_detail_provider(
