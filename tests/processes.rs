@@ -98,6 +98,16 @@ fn logged_in_worker_runs_as_the_user_inside_the_home_and_its_monitor_as_root() {
     }
     let (uids, _) = proc_ids(spawner);
     assert_eq!(uids, [0; 4], "the spawner runs as root");
+    // Standard input is /dev/null, not the spawner's channel to the master: programs a session
+    // runs (pam_exec) inherit it.
+    for pid in [spawner, monitor] {
+        assert_eq!(
+            fs::read_link(format!("/proc/{pid}/fd/0")).unwrap(),
+            std::path::PathBuf::from("/dev/null"),
+            "fd 0 of {}",
+            common::comm(pid)
+        );
+    }
     let (uids, gids) = proc_ids(monitor);
     assert_eq!(uids, [0; 4], "the monitor runs as root");
     assert_eq!(gids, [0; 4], "the monitor keeps root's group");

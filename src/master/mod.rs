@@ -97,7 +97,8 @@ impl Prepared {
 }
 
 struct State {
-    prepared: RwLock<Prepared>,
+    /// Shared, not copied per connection: it holds the user list and banner.
+    prepared: RwLock<Arc<Prepared>>,
     source: ConfigSource,
     log_filter: String,
     admission: Mutex<Admission>,
@@ -118,7 +119,7 @@ struct Session {
 }
 
 impl State {
-    fn prepared(&self) -> Prepared {
+    fn prepared(&self) -> Arc<Prepared> {
         self.prepared
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -130,6 +131,27 @@ impl State {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// The spawner to hand a connection to: the current one, or — if it has exited or none
+    /// could be started before — a new one for the running configuration.
+    fn live_spawner(self: &Arc<Self>) -> Option<Arc<SpawnerHandle>> {
+        let mut slot = self.spawner.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(handle) = slot.as_ref().filter(|h| !h.has_exited()) {
+            return Some(handle.clone());
+        }
+        match launch_spawner(self, &self.prepared()) {
+            Ok(new) => {
+                tracing::warn!(pid = new.pid, "started a new session spawner");
+                *slot = Some(new.clone());
+                Some(new)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start a session spawner; refusing connections");
+                *slot = None;
+                None
+            }
+        }
     }
 
     /// Give a session's admission slot back and count its failed logins.
@@ -183,7 +205,7 @@ pub fn run(prepared: Prepared, source: ConfigSource, log_filter: String) -> Exit
             }
         }
         let state = Arc::new(State {
-            prepared: RwLock::new(prepared.clone()),
+            prepared: RwLock::new(Arc::new(prepared.clone())),
             source,
             log_filter,
             admission: Mutex::new(Admission::default()),
@@ -261,7 +283,7 @@ async fn reload(state: &Arc<State>) {
                     return;
                 }
             };
-            *state.prepared.write().unwrap_or_else(|p| p.into_inner()) = new;
+            *state.prepared.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(new);
             let old = state
                 .spawner
                 .lock()
@@ -338,7 +360,13 @@ async fn follow_spawner(
             Err(e) => break Some(e),
         }
     };
+    if why.is_some() {
+        // It broke the protocol: it cannot be trusted to report further; replace it (its
+        // sessions go on without it).
+        let _ = child.start_kill();
+    }
     let status = child.wait().await;
+    handle.mark_exited();
     // Sessions it never reported ended are lost to the count: give their slots back.
     let orphans: Vec<Session> = {
         let mut sessions = state.sessions.lock().unwrap_or_else(|p| p.into_inner());
@@ -362,17 +390,8 @@ async fn follow_spawner(
     tracing::error!(pid = handle.pid, status = ?status, error = ?why, lost_sessions = orphans.len(),
         "the session spawner ended unexpectedly");
     if current {
-        let prepared = state.prepared();
-        match launch_spawner(&state, &prepared) {
-            Ok(new) => {
-                *state.spawner.lock().unwrap_or_else(|p| p.into_inner()) = Some(new);
-                tracing::warn!("started a new session spawner");
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot start a new session spawner; refusing connections");
-                *state.spawner.lock().unwrap_or_else(|p| p.into_inner()) = None;
-            }
-        }
+        // Replace it now rather than at the next connection.
+        let _ = state.live_spawner();
     }
 }
 
@@ -451,7 +470,7 @@ async fn start_session(stream: TcpStream, peer: SocketAddr, state: &Arc<State>) 
             return;
         }
     };
-    let Some(spawner) = state.current_spawner() else {
+    let Some(spawner) = state.live_spawner() else {
         tracing::error!(client = %peer, "no session spawner is running; connection closed");
         state.release(peer, 0);
         return;

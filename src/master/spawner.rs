@@ -9,6 +9,7 @@ use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
@@ -21,6 +22,8 @@ use crate::sys;
 /// One running spawner process, as the master sees it.
 pub struct SpawnerHandle {
     channel: AsyncFd<OwnedFd>,
+    /// Set once the process has been reaped.
+    exited: AtomicBool,
     /// Tells this spawner's sessions apart from another's after a reload.
     pub generation: u64,
     pub pid: u32,
@@ -59,11 +62,20 @@ impl SpawnerHandle {
         Ok((
             SpawnerHandle {
                 channel: sys::async_fd(master_end)?,
+                exited: AtomicBool::new(false),
                 generation,
                 pid,
             },
             child,
         ))
+    }
+
+    pub fn has_exited(&self) -> bool {
+        self.exited.load(Ordering::Acquire)
+    }
+
+    pub fn mark_exited(&self) {
+        self.exited.store(true, Ordering::Release);
     }
 
     async fn send(&self, order: Order, fd: Option<std::os::fd::BorrowedFd<'_>>) -> io::Result<()> {

@@ -50,7 +50,7 @@ struct SessionTemplate {
 /// Entry point of `rftpd spawner`: serve the master's orders until it retires us or goes
 /// away and every session has ended.
 pub fn run(config: Config, user_list: String, banner: String) -> u8 {
-    let channel = match sys::take_stdin_socket(SockType::SeqPacket) {
+    let channel = match sys::take_stdin_socket(SockType::SeqPacket).and_then(move_off_stdin) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "the spawner is started by the rftpd master only");
@@ -96,6 +96,18 @@ pub fn run(config: Config, user_list: String, banner: String) -> u8 {
         _preloaded: preloaded,
     };
     spawner.serve()
+}
+
+/// Move the master's channel from fd 0 to a close-on-exec descriptor above 2 and put
+/// `/dev/null` on fd 0, so that nothing a session runs (a `pam_exec` program) finds a socket —
+/// or a closed slot that its next open() would take — where it expects stdin.
+fn move_off_stdin(channel: OwnedFd) -> std::io::Result<OwnedFd> {
+    let moved = channel.try_clone()?;
+    let null = std::fs::File::open("/dev/null")?;
+    nix::unistd::dup2_stdin(&null)?;
+    // The OwnedFd for fd 0 is now /dev/null's; it must stay open, so it is not dropped.
+    std::mem::forget(channel);
+    Ok(moved)
 }
 
 struct Spawner {
