@@ -198,7 +198,7 @@ probe() {  # does `rftpd --check-config` accept the base config plus these lines
 probe || { echo "rftpd rejects the base benchmark config:" >&2; cat "$W/probe.err" >&2; exit 1; }
 
 RF_EXTRA=()
-for line in 'max_clients = 5000' 'max_per_ip = 5000' 'data_connection_timeout = 300' 'xferlog_enable = false'; do
+for line in 'max_clients = 5000' 'max_per_ip = 5000' 'data_connection_timeout = 300' 'session_support = false' 'xferlog_enable = false'; do
     if probe "$line"; then
         RF_EXTRA+=("$line")
     else
