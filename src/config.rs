@@ -170,13 +170,13 @@ pub struct Config {
     pub pasv_max_port: u16,
     /// Address announced in the PASV reply (for NAT); `None` = the control connection's.
     pub pasv_address: Option<Ipv4Addr>,
-    /// Allow PORT/EPRT (active mode) (default false, unlike vsftpd): only takes effect with
-    /// `port_promiscuous`, see [`Config::warnings`].
+    /// Allow PORT/EPRT (active mode) (default true, as vsftpd). The data connection is made by
+    /// the monitor, only to the client's own address and a port of 1024 or above unless
+    /// `port_promiscuous`.
     pub port_enable: bool,
     /// Let PORT/EPRT name any address and port, not only the client's own (default false).
     pub port_promiscuous: bool,
-    /// Make active data connections from `ftp_data_port` (default false). Accepted but
-    /// ignored, see [`Config::warnings`].
+    /// Make active data connections from `ftp_data_port` (default false).
     pub connect_from_port_20: bool,
     /// Source port of active data connections with `connect_from_port_20` (default 20).
     pub ftp_data_port: u16,
@@ -277,7 +277,7 @@ impl Default for Config {
             pasv_min_port: 0,
             pasv_max_port: 0,
             pasv_address: None,
-            port_enable: false,
+            port_enable: true,
             port_promiscuous: false,
             connect_from_port_20: false,
             ftp_data_port: 20,
@@ -855,35 +855,12 @@ impl Config {
     /// [`Config::validate`]: call it on a validated configuration.
     pub fn warnings(&self) -> Vec<String> {
         let mut warnings = Vec::new();
-        if self.port_enable && !self.port_promiscuous {
-            warnings.push(
-                "port_enable = true has no effect: active mode (PORT) is only offered with \
-                 port_promiscuous = true, because libunftp connects to the address in PORT \
-                 before it can be checked, which would make rftpd a port-scan/bounce oracle. \
-                 Active mode stays off."
-                    .to_owned(),
-            );
-        }
         if self.port_enable && self.port_promiscuous {
             warnings.push(
                 "active mode is on with port_promiscuous = true: clients may make rftpd \
                  connect to any address and port (FTP bounce)."
                     .to_owned(),
             );
-        }
-        if self.connect_from_port_20 {
-            warnings.push(
-                "connect_from_port_20 is not supported and is ignored (active data \
-                 connections come from an ephemeral port)."
-                    .to_owned(),
-            );
-        }
-        if self.connect_timeout != Config::default().connect_timeout {
-            warnings.push(format!(
-                "connect_timeout = {} is ignored: active mode connections are made by the FTP \
-                 engine (libunftp) with its own timeout.",
-                self.connect_timeout
-            ));
         }
         warnings
     }
@@ -1559,7 +1536,7 @@ mod tests {
             pasv_min_port: 40000,
             pasv_max_port: 40100,
             pasv_address: Some(Ipv4Addr::new(198, 51, 100, 1)),
-            port_enable: true,
+            port_enable: false,
             port_promiscuous: true,
             connect_from_port_20: true,
             ftp_data_port: 2020,
@@ -2181,7 +2158,7 @@ mod tests {
             ),
             (300, 300, 60, 60, 60)
         );
-        assert!(!c.port_enable && !c.port_promiscuous && !c.connect_from_port_20);
+        assert!(c.port_enable && !c.port_promiscuous && !c.connect_from_port_20);
         assert_eq!(c.ftp_data_port, 20);
         assert_eq!((c.banner_file.as_ref(), c.hide_file.as_ref()), (None, None));
         assert_eq!(c.deny_file, None);
@@ -2509,36 +2486,15 @@ mod tests {
     }
 
     #[test]
-    fn warnings_name_the_settings_that_are_not_enforced() {
+    fn only_a_promiscuous_active_mode_is_warned_about() {
         assert_eq!(Config::default().warnings(), Vec::<String>::new());
         let list = TempFile::new("alice\n");
-        // Every other setting, TLS and anonymous ones included, warns about nothing.
+        // Every other setting, TLS, anonymous and active-mode ones included, warns about nothing.
         let quiet = Config {
-            port_enable: false,
-            connect_from_port_20: false,
-            ls_recurse_enable: false,
-            force_local_data_ssl: true,
-            allow_anon_ssl: false,
-            connect_timeout: Config::default().connect_timeout,
+            port_promiscuous: false,
             ..every_field_changed(&list.0)
         };
         assert_eq!(quiet.warnings(), Vec::<String>::new());
-
-        let config = Config {
-            port_enable: true,
-            ..Config::default()
-        };
-        let warnings = config.warnings();
-        assert_eq!(warnings.len(), 1, "{warnings:?}");
-        assert!(
-            warnings[0].starts_with("port_enable = true has no effect"),
-            "{warnings:?}"
-        );
-        assert!(
-            warnings[0].ends_with("Active mode stays off."),
-            "{warnings:?}"
-        );
-
         let config = Config {
             port_enable: true,
             port_promiscuous: true,
@@ -2552,23 +2508,11 @@ mod tests {
             ]
         );
         let config = Config {
+            port_enable: false,
             port_promiscuous: true,
             ..Config::default()
         };
         assert!(config.warnings().is_empty(), "no active mode, no bounce");
-
-        let config = Config {
-            connect_from_port_20: true,
-            ls_recurse_enable: true,
-            ..Config::default()
-        };
-        assert_eq!(
-            config.warnings(),
-            [
-                "connect_from_port_20 is not supported and is ignored (active data connections \
-              come from an ephemeral port)."
-            ]
-        );
     }
 
     #[test]
@@ -2664,27 +2608,5 @@ mod tests {
                 assert!(set(field.name), "`{} = ...` missing", field.name);
             }
         }
-    }
-
-    #[test]
-    fn an_ignored_connect_timeout_is_warned_about() {
-        let config = Config {
-            connect_timeout: 5,
-            ..Config::default()
-        };
-        let warnings = config.warnings().join("\n");
-        assert!(
-            warnings.contains("connect_timeout = 5 is ignored"),
-            "{warnings}"
-        );
-        assert!(
-            Config {
-                accept_timeout: 5,
-                no_anon_password: true,
-                ..Config::default()
-            }
-            .warnings()
-            .is_empty()
-        );
     }
 }

@@ -158,13 +158,6 @@ pub fn import(text: &str, origin: &str) -> Imported {
         if listen.ignores(name).is_some() {
             continue;
         }
-        if let Some((_, why)) = STRICTER_DEFAULTS.iter().find(|(n, _)| *n == name) {
-            out.comment(format!(
-                "{name}: vsftpd's default is {}, rftpd's is stricter on purpose and kept: {why}",
-                option.default.unwrap_or("(unset)")
-            ));
-            continue;
-        }
         let toml = match option.kind.toml(option.default) {
             Ok(Some(toml)) => toml,
             // vsftpd's default is "unset": the same as rftpd's when rftpd leaves it unset too.
@@ -182,14 +175,6 @@ pub fn import(text: &str, origin: &str) -> Imported {
 
     out.finish(origin)
 }
-
-/// rftpd defaults that deliberately differ from vsftpd's: when the vsftpd file does not set
-/// these, rftpd's default is kept (with a comment) instead of vsftpd's.
-const STRICTER_DEFAULTS: &[(&str, &str)] = &[(
-    "port_enable",
-    "active mode (PORT) is off unless you set port_enable = true and port_promiscuous = true \
-     (rftpd.toml(5))",
-)];
 
 /// Why an unsupported option is not carried over, when nothing more specific is known.
 const NOT_IN_RFTPD: &str = "rftpd has no such setting";

@@ -75,4 +75,13 @@ fn one_server_serves_sessions_over_ipv6_and_ipv4() {
             .is_some(),
         "the login over IPv6 should be logged with the client address ::1"
     );
+    // Active mode is IPv4 only (the FTP engine's PORT is): refused plainly, nothing connects.
+    let listener = std::net::TcpListener::bind("[::1]:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (reply, text) = ftp.cmd(&format!("EPRT |2|::1|{port}|"));
+    assert_eq!(reply, 522, "EPRT over IPv6: {text}");
+    listener.set_nonblocking(true).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(listener.accept().is_err(), "rftpd connected anyway");
+    assert_eq!(ftp.cmd("NOOP").0, 200);
 }

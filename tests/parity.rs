@@ -1013,73 +1013,204 @@ fn port_argument(port: u16) -> String {
     format!("127,0,0,1,{},{}", port >> 8, port & 0xff)
 }
 
+/// A listener on `ip` at a free port at or above 1024 (as root, a port below 1024 can be asked
+/// for with `privileged`).
+fn listener_on(ip: &str, privileged: bool) -> TcpListener {
+    if !privileged {
+        return TcpListener::bind((ip, 0)).unwrap();
+    }
+    (600..1024)
+        .rev()
+        .find_map(|port| TcpListener::bind((ip, port)).ok())
+        .expect("a free port below 1024")
+}
+
 #[test]
-fn port_and_eprt_are_refused_and_nothing_connects_to_the_named_address() {
+fn curl_in_active_mode_lists_uploads_and_downloads_over_eprt_and_port() {
     if !common::require_root() {
         return;
     }
     let user = TestUser::create();
     let pam = PamService::create(&[]);
-    for extra in ["", "port_enable = true"] {
-        let server = Server::start(extra, &pam);
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let mut ftp = FtpClient::connect(server.addr());
-        ftp.login_ok(&user);
-
-        let (reply, text) = ftp.cmd(&format!("PORT {}", port_argument(port)));
+    // The default: port_enable = true, port_promiscuous = false.
+    let server = Server::start("", &pam);
+    let local = TempDir::new();
+    let data = common::rand_bytes(3 * 1024 * 1024 + 17);
+    let up = local.join("up.bin");
+    fs::write(&up, &data).unwrap();
+    for (mode, extra) in [("EPRT", &[][..]), ("PORT", &["--disable-eprt"][..])] {
+        let name = format!("active-{mode}.bin");
+        let with = |args: &[&str]| {
+            let mut all = vec!["-P", "127.0.0.1"];
+            all.extend_from_slice(extra);
+            all.extend_from_slice(args);
+            curl(&all)
+        };
+        let out = with(&["-T", up.to_str().unwrap(), &server.ftp_url(&user, &name)]);
+        assert_eq!(code(&out), 0, "{mode}: upload: {}", describe(&out));
         assert!(
-            (500..600).contains(&reply),
-            "with {extra:?}: PORT to a listener of ours: {text}"
+            fs::read(user.home.join(&name)).unwrap() == data,
+            "{mode}: the upload differs"
         );
-        let (reply, text) = ftp.cmd(&format!("EPRT |1|127.0.0.1|{port}|"));
+        let down = local.join(&format!("down-{name}"));
+        let out = with(&["-o", down.to_str().unwrap(), &server.ftp_url(&user, &name)]);
+        assert_eq!(code(&out), 0, "{mode}: download: {}", describe(&out));
         assert!(
-            (500..600).contains(&reply),
-            "with {extra:?}: EPRT to a listener of ours: {text}"
+            fs::read(&down).unwrap() == data,
+            "{mode}: the download differs"
         );
-        // A transfer after the refused PORT must not use it either.
-        let (reply, text) = ftp.cmd("LIST");
-        assert_ne!(reply, 150, "with {extra:?}: LIST after PORT: {text}");
+        let out = with(&["-v", &server.ftp_url(&user, "/")]);
+        assert_eq!(code(&out), 0, "{mode}: list: {}", describe(&out));
         assert!(
-            !connection_arrives(&listener, Duration::from_secs(2)),
-            "with {extra:?}: rftpd connected to the address named in PORT/EPRT"
+            list_line(&lossy(&out.stdout), &name).is_some(),
+            "{mode}: not listed: {}",
+            lossy(&out.stdout)
         );
-
-        let (reply, text) = ftp.cmd(&format!("PORT {}", port_argument(22)));
         assert!(
-            (500..600).contains(&reply),
-            "with {extra:?}: PORT to port 22: {text}"
+            lossy(&out.stderr).contains(&format!("> {mode} ")),
+            "{mode}: curl did not use {mode}: {}",
+            lossy(&out.stderr)
         );
-        assert_eq!(ftp.cmd("NOOP").0, 200, "the session goes on");
     }
 }
 
 #[test]
-fn check_config_warns_that_port_enable_leaves_active_mode_off() {
+fn port_and_eprt_to_another_host_or_a_privileged_port_are_refused_before_any_connection() {
+    if !common::require_root() {
+        return;
+    }
+    let user = TestUser::create();
+    let pam = PamService::create(&[]);
+    let server = Server::start("", &pam);
+    let mut ftp = FtpClient::connect(server.addr());
+    ftp.login_ok(&user);
+    // The client is 127.0.0.1; 127.0.0.2 is another host as far as rftpd can tell.
+    let elsewhere = listener_on("127.0.0.2", false);
+    let port = elsewhere.local_addr().unwrap().port();
+    let (reply, text) = ftp.cmd(&format!("PORT 127,0,0,2,{},{}", port >> 8, port & 0xff));
+    assert_eq!((reply, text.as_str()), (500, "500 Illegal PORT command."));
+    let (reply, text) = ftp.cmd(&format!("EPRT |1|127.0.0.2|{port}|"));
+    assert_eq!((reply, text.as_str()), (500, "500 Illegal EPRT command."));
+    // The client's own address, but a privileged port.
+    let low = listener_on("127.0.0.1", true);
+    let low_port = low.local_addr().unwrap().port();
+    let (reply, text) = ftp.cmd(&format!("PORT {}", port_argument(low_port)));
+    assert_eq!((reply, text.as_str()), (500, "500 Illegal PORT command."));
+    let (reply, text) = ftp.cmd("PORT 1,2,3");
+    assert_eq!((reply, text.as_str()), (500, "500 Illegal PORT command."));
+    // A transfer after the refused commands must not use them either.
+    let (reply, text) = ftp.cmd("LIST");
+    assert_ne!(reply, 150, "LIST after refused PORTs: {text}");
+    for (listener, what) in [(&elsewhere, "127.0.0.2"), (&low, "a port below 1024")] {
+        assert!(
+            !connection_arrives(listener, Duration::from_secs(1)),
+            "rftpd connected to {what}"
+        );
+    }
+    assert_eq!(ftp.cmd("NOOP").0, 200, "the session goes on");
+    assert!(server.log_contains("port_promiscuous = false"));
+
+    // port_promiscuous = true lets it through (and says so at startup).
+    let server = Server::start("port_promiscuous = true", &pam);
+    assert!(server.wait_log("FTP bounce", Duration::from_secs(5)));
+    let mut ftp = FtpClient::connect(server.addr());
+    ftp.login_ok(&user);
+    let (reply, text) = ftp.cmd(&format!("EPRT |1|127.0.0.2|{port}|"));
+    assert_eq!(reply, 200, "promiscuous EPRT: {text}");
+    assert!(connection_arrives(&elsewhere, Duration::from_secs(5)));
+}
+
+#[test]
+fn without_port_enable_port_and_eprt_are_unknown_commands_and_nothing_connects() {
+    if !common::require_root() {
+        return;
+    }
+    let user = TestUser::create();
+    let pam = PamService::create(&[]);
+    let server = Server::start("port_enable = false", &pam);
+    let listener = listener_on("127.0.0.1", false);
+    let port = listener.local_addr().unwrap().port();
+    let mut ftp = FtpClient::connect(server.addr());
+    ftp.login_ok(&user);
+    let (reply, text) = ftp.cmd(&format!("PORT {}", port_argument(port)));
+    assert_eq!((reply, text.as_str()), (500, "500 Unknown command."));
+    let (reply, text) = ftp.cmd(&format!("EPRT |1|127.0.0.1|{port}|"));
+    assert_eq!((reply, text.as_str()), (500, "500 Unknown command."));
+    let (reply, text) = ftp.cmd("LIST");
+    assert_ne!(reply, 150, "LIST after a refused PORT: {text}");
+    assert!(
+        !connection_arrives(&listener, Duration::from_secs(1)),
+        "rftpd connected to the address named in PORT/EPRT"
+    );
+}
+
+#[test]
+fn connect_from_port_20_makes_active_connections_from_ftp_data_port() {
+    if !common::require_root() {
+        return;
+    }
+    let user = TestUser::create();
+    let pam = PamService::create(&[]);
+    user.put_file("listed.txt", b"x\n");
+    // A free port stands in for 20, so the test does not depend on what else runs here.
+    let data_port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = Server::start(
+        &format!("connect_from_port_20 = true\nftp_data_port = {data_port}"),
+        &pam,
+    );
+    for round in 0..2 {
+        let listener = listener_on("127.0.0.1", false);
+        let port = listener.local_addr().unwrap().port();
+        let mut ftp = FtpClient::connect(server.addr());
+        ftp.login_ok(&user);
+        let (reply, text) = ftp.cmd(&format!("PORT {}", port_argument(port)));
+        assert_eq!(reply, 200, "round {round}: PORT: {text}");
+        let (mut data, from) = listener.accept().unwrap();
+        assert_eq!(from.port(), data_port, "round {round}: source port");
+        let (reply, text) = ftp.cmd("NLST");
+        assert_eq!(reply, 150, "round {round}: NLST: {text}");
+        let mut listing = String::new();
+        std::io::Read::read_to_string(&mut data, &mut listing).unwrap();
+        assert!(listing.contains("listed.txt"), "round {round}: {listing:?}");
+        let (reply, text) = ftp.read_reply().unwrap();
+        assert_eq!(reply, 226, "round {round}: {text}");
+        assert_eq!(ftp.cmd("QUIT").0, 221);
+    }
+}
+
+#[test]
+fn check_config_warns_about_a_promiscuous_active_mode_only() {
     if !common::require_root() {
         return;
     }
     let dir = TempDir::new();
     let file = dir.join("rftpd.toml");
-    fs::write(&file, "port_enable = true\n").unwrap();
-    fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
-    let out = std::process::Command::new(RFTPD)
-        .arg("--check-config")
-        .arg("--config")
-        .arg(&file)
-        .env_remove("RFTPD_LOG")
-        .output()
-        .expect("run rftpd --check-config");
-    let stderr = lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
-    let lower = stderr.to_lowercase();
-    let at = lower
-        .find("active mode")
-        .unwrap_or_else(|| panic!("no `active mode` in the warnings: {stderr}"));
-    assert!(
-        lower[at..].contains("stays off"),
-        "the warning should say active mode stays off: {stderr}"
-    );
+    for (text, warned) in [
+        ("port_enable = true\n", false),
+        ("port_promiscuous = true\n", true),
+        ("port_enable = false\nport_promiscuous = true\n", false),
+    ] {
+        fs::write(&file, text).unwrap();
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
+        let out = std::process::Command::new(RFTPD)
+            .arg("--check-config")
+            .arg("--config")
+            .arg(&file)
+            .env_remove("RFTPD_LOG")
+            .output()
+            .expect("run rftpd --check-config");
+        assert_eq!(out.status.code(), Some(0), "{text:?}: {}", describe(&out));
+        assert_eq!(
+            lossy(&out.stderr).contains("FTP bounce"),
+            warned,
+            "{text:?}: {}",
+            lossy(&out.stderr)
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

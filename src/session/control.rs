@@ -25,9 +25,9 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 
-use crate::session::ExitReason;
 use crate::session::protocol::{MAX_PASSWORD, MAX_USER, Reply, Request};
 use crate::session::worker::{ListFlags, SessionShared};
+use crate::session::{ExitReason, active};
 
 /// Longest command line accepted from a client (vsftpd: 4 KiB).
 pub const MAX_LINE: usize = 4096;
@@ -165,6 +165,38 @@ fn with_modern_verb(line: String) -> String {
     } else {
         format!("{modern} {arg}")
     }
+}
+
+/// A PORT or EPRT: the line for libunftp, or the reply to send instead (vsftpd's words).
+async fn active_mode(
+    shared: &Arc<SessionShared>,
+    verb: &str,
+    arg: &str,
+) -> Result<String, &'static str> {
+    let config = &shared.config;
+    let eprt = verb == "EPRT";
+    let target = if eprt {
+        active::parse_eprt(arg).ok_or("500 Bad EPRT command.")?
+    } else {
+        active::parse_port(arg).ok_or("500 Illegal PORT command.")?
+    };
+    if !active::allowed(target, shared.client_ip, config.port_promiscuous) {
+        tracing::warn!(address = %target, "PORT/EPRT to another host or a privileged port refused (port_promiscuous = false)");
+        return Err(if eprt {
+            "500 Illegal EPRT command."
+        } else {
+            "500 Illegal PORT command."
+        });
+    }
+    if shared.client_ip.is_ipv6() {
+        // libunftp's data connection must come from the client's address, and its PORT is IPv4
+        // only (see `active`).
+        return Err("522 Active mode is not supported over IPv6; use EPSV.");
+    }
+    let wait = Duration::from_secs(config.connect_timeout.max(1));
+    active::prepare(shared, target, wait)
+        .await
+        .ok_or("425 Failed to establish connection.")
 }
 
 /// A complete reply from libunftp: all its lines, and its code.
@@ -673,9 +705,8 @@ async fn forward(
             "AUTH" => Some("503 Already logged in."),
             // libunftp accepts RNFR without asking the storage backend.
             "RNFR" | "RNTO" if !shared.may_rename() => Some("550 Permission denied."),
-            "PORT" | "EPRT" if !(config.port_enable && config.port_promiscuous) => {
-                Some("550 Permission denied.")
-            }
+            // vsftpd with port_enable = NO does not know the commands at all.
+            "PORT" | "EPRT" if !config.port_enable => Some("500 Unknown command."),
             _ => None,
         };
         if let Some(text) = own_answer {
@@ -690,6 +721,20 @@ async fn forward(
         if verb == "CDUP" {
             shared.working_dir_up();
         }
+        // Active mode: checked here, connected by the monitor, libunftp given a stand-in.
+        let line = if matches!(verb.as_str(), "PORT" | "EPRT") {
+            match active_mode(&shared, &verb, split_command(&line).1).await {
+                Ok(engine_line) => engine_line,
+                Err(text) => {
+                    if to_client.send(say(text)).await.is_err() {
+                        break ExitReason::Closed;
+                    }
+                    continue;
+                }
+            }
+        } else {
+            line
+        };
         if matches!(
             verb.as_str(),
             "RETR" | "STOR" | "STOU" | "APPE" | "LIST" | "NLST" | "MLSD"

@@ -8,12 +8,14 @@
 //! - [`worker`]: the one connection, in its own network namespace ([`netns`]): libunftp behind
 //!   the control-connection relay ([`control`]); jails itself at login.
 //! - [`authenticator`], [`storage`], [`passive`], [`site`]: the libunftp extension points;
+//!   [`active`]: PORT/EPRT, connected by the monitor and spliced in;
 //!   [`fsmeta`] and [`listing`] read and format directories; [`tls`] the rustls setup.
 //! - [`policy`]: user list and file-name patterns; [`protocol`]: the typed messages between
 //!   worker and monitor.
 //!
 //! Nothing in here may trust the worker once it has parsed a byte from the network.
 
+pub mod active;
 pub mod authenticator;
 pub mod control;
 pub mod fsmeta;

@@ -19,7 +19,7 @@ use crate::config::Config;
 use crate::session::passive::PassivePorts;
 use crate::session::policy::UserList;
 use crate::session::protocol::{MAX_MESSAGE, Reply, Request};
-use crate::session::{ExitReason, SessionEnd, login, worker};
+use crate::session::{ExitReason, SessionEnd, active, login, worker};
 use crate::sys::{self, Forked};
 
 /// Per-session resource limits, set before the worker exists so it inherits them.
@@ -172,6 +172,35 @@ fn serve_worker(
                     Err(e) => {
                         tracing::warn!(error = %e, address = %addresses.local_ip, "no passive socket");
                         sys::send_message(channel.as_fd(), &Reply::NotBound.encode(), None)
+                    }
+                };
+                if sent.is_err() {
+                    break Stop::WorkerGone;
+                }
+            }
+            Request::ConnectActive(_) if !logged_in => {
+                break Stop::Violation("active connection requested before login".into());
+            }
+            Request::ConnectActive(target)
+                if !config.port_enable
+                    || !active::allowed(target, peer.ip(), config.port_promiscuous) =>
+            {
+                break Stop::Violation(format!(
+                    "active connection to {target} that the configuration forbids"
+                ));
+            }
+            Request::ConnectActive(target) => {
+                let from_port = config.connect_from_port_20.then_some(config.ftp_data_port);
+                let timeout = std::time::Duration::from_secs(config.connect_timeout.max(1));
+                let sent = match active::connect(target, addresses.local_ip, from_port, timeout) {
+                    Ok(stream) => sys::send_message(
+                        channel.as_fd(),
+                        &Reply::Connected.encode(),
+                        Some(stream.as_fd()),
+                    ),
+                    Err(e) => {
+                        tracing::info!(error = %e, address = %target, "active data connection failed");
+                        sys::send_message(channel.as_fd(), &Reply::NotConnected.encode(), None)
                     }
                 };
                 if sent.is_err() {

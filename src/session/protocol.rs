@@ -1,11 +1,12 @@
 //! The messages a worker and its monitor exchange over their `SOCK_SEQPACKET` socketpair.
 //!
-//! A small, explicit, typed set (one request, two replies), encoded by hand so that every field
+//! A small, explicit, typed set (three requests and their replies), encoded by hand so that every field
 //! is length-checked on decode. The monitor treats every byte it receives as hostile: the worker
 //! parses FTP from the network and may be compromised. Nothing here ever carries a password in
 //! a `Debug` or log line.
 
 use std::fmt;
+use std::net::{IpAddr, SocketAddr};
 
 /// Largest message either side accepts.
 pub const MAX_MESSAGE: usize = 16 * 1024;
@@ -28,6 +29,10 @@ pub enum Request {
     /// After login: a passive data socket, bound (not listening) in the host's network on the
     /// control connection's local address, with a port from the passive range.
     BindPassive,
+    /// After login, active mode (PORT/EPRT): a data connection to this address, made in the
+    /// host's network from the control connection's local address. The monitor checks the
+    /// address again (the client's own, a port of 1024 or above, unless `port_promiscuous`).
+    ConnectActive(SocketAddr),
 }
 
 impl fmt::Debug for Request {
@@ -37,6 +42,7 @@ impl fmt::Debug for Request {
                 write!(f, "Login {{ user: {user:?}, password: ***, tls: {tls} }}")
             }
             Request::BindPassive => f.write_str("BindPassive"),
+            Request::ConnectActive(a) => write!(f, "ConnectActive({a})"),
         }
     }
 }
@@ -69,6 +75,10 @@ pub enum Reply {
     Bound,
     /// No passive socket (passive mode off, or no free port).
     NotBound,
+    /// The active-mode data connection; the message carries its fd.
+    Connected,
+    /// The active-mode connection failed (refused, unreachable, timed out).
+    NotConnected,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -88,6 +98,9 @@ const TAG_DENIED: u8 = 3;
 const TAG_BIND_PASSIVE: u8 = 4;
 const TAG_BOUND: u8 = 5;
 const TAG_NOT_BOUND: u8 = 6;
+const TAG_CONNECT_ACTIVE: u8 = 7;
+const TAG_CONNECTED: u8 = 8;
+const TAG_NOT_CONNECTED: u8 = 9;
 
 struct Writer(Vec<u8>);
 
@@ -164,6 +177,20 @@ impl Request {
                 w.u8(*tls as u8);
             }
             Request::BindPassive => w.u8(TAG_BIND_PASSIVE),
+            Request::ConnectActive(address) => {
+                w.u8(TAG_CONNECT_ACTIVE);
+                match address.ip() {
+                    IpAddr::V4(ip) => {
+                        w.u8(4);
+                        w.0.extend_from_slice(&ip.octets());
+                    }
+                    IpAddr::V6(ip) => {
+                        w.u8(6);
+                        w.0.extend_from_slice(&ip.octets());
+                    }
+                }
+                w.0.extend_from_slice(&address.port().to_le_bytes());
+            }
         }
         w.0
     }
@@ -182,6 +209,21 @@ impl Request {
                 }
             }
             TAG_BIND_PASSIVE => Request::BindPassive,
+            TAG_CONNECT_ACTIVE => {
+                let ip = match r.u8()? {
+                    4 => {
+                        let b: [u8; 4] = r.take(4)?.try_into().map_err(|_| DecodeError("ip"))?;
+                        IpAddr::from(b)
+                    }
+                    6 => {
+                        let b: [u8; 16] = r.take(16)?.try_into().map_err(|_| DecodeError("ip"))?;
+                        IpAddr::from(b)
+                    }
+                    _ => return Err(DecodeError("bad address family")),
+                };
+                let port = r.take(2)?;
+                Request::ConnectActive(SocketAddr::new(ip, u16::from_le_bytes([port[0], port[1]])))
+            }
             _ => return Err(DecodeError("unknown request")),
         };
         r.finish()?;
@@ -213,6 +255,8 @@ impl Reply {
             }
             Reply::Bound => w.u8(TAG_BOUND),
             Reply::NotBound => w.u8(TAG_NOT_BOUND),
+            Reply::Connected => w.u8(TAG_CONNECTED),
+            Reply::NotConnected => w.u8(TAG_NOT_CONNECTED),
         }
         w.0
     }
@@ -249,6 +293,8 @@ impl Reply {
             },
             TAG_BOUND => Reply::Bound,
             TAG_NOT_BOUND => Reply::NotBound,
+            TAG_CONNECTED => Reply::Connected,
+            TAG_NOT_CONNECTED => Reply::NotConnected,
             _ => return Err(DecodeError("unknown reply")),
         };
         r.finish()?;
@@ -295,13 +341,25 @@ mod tests {
             start_dir: "/home/alice".into(),
         });
         assert_eq!(Reply::decode(&g.encode()).unwrap(), g);
-        for r in [Reply::Bound, Reply::NotBound] {
+        for r in [
+            Reply::Bound,
+            Reply::NotBound,
+            Reply::Connected,
+            Reply::NotConnected,
+        ] {
             assert_eq!(Reply::decode(&r.encode()).unwrap(), r);
         }
         assert!(matches!(
             Request::decode(&Request::BindPassive.encode()),
             Ok(Request::BindPassive)
         ));
+        for address in ["192.0.2.7:2121", "[2001:db8::1]:65535"] {
+            let address: SocketAddr = address.parse().unwrap();
+            assert!(matches!(
+                Request::decode(&Request::ConnectActive(address).encode()),
+                Ok(Request::ConnectActive(a)) if a == address
+            ));
+        }
         let d = Reply::Denied { disconnect: true };
         assert_eq!(Reply::decode(&d.encode()).unwrap(), d);
     }
@@ -324,5 +382,7 @@ mod tests {
             DecodeError("trailing bytes")
         );
         assert!(Reply::decode(&[TAG_DENIED, 7]).is_err());
+        assert!(Request::decode(&[TAG_CONNECT_ACTIVE, 5, 1, 2, 3, 4, 0, 1]).is_err());
+        assert!(Request::decode(&[TAG_CONNECT_ACTIVE, 4, 1, 2, 3, 4, 0]).is_err());
     }
 }

@@ -31,6 +31,8 @@ use crate::sys;
 #[derive(Debug)]
 pub struct SessionShared {
     pub config: Config,
+    /// The client's address (as the host sees it).
+    pub client_ip: IpAddr,
     pub users: UserList,
     /// Our end of the socketpair to the monitor.
     monitor: Mutex<OwnedFd>,
@@ -326,6 +328,7 @@ impl Session {
             ending: Mutex::new(None),
             ending_notify: tokio::sync::Notify::new(),
             config: config.clone(),
+            client_ip: self.client_ip,
         });
         let _ = SESSION.set(shared.clone());
 
@@ -341,7 +344,9 @@ impl Session {
         .binder(MonitorBinder::new(shared.clone()))
         // The monitor picks the port from the configured range; libunftp only passes this through.
         .passive_ports(1..=65535)
-        .active_passive_mode(if config.port_enable && config.port_promiscuous {
+        // Active connections are made by the monitor and handed to libunftp via a stand-in
+        // address (see `active`); the relay refuses PORT/EPRT when port_enable is off.
+        .active_passive_mode(if config.port_enable {
             ActivePassiveMode::ActiveAndPassive
         } else {
             ActivePassiveMode::PassiveOnly

@@ -628,12 +628,10 @@ impl Drop for Server {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let master = child.id();
-            // Session processes outlive the master: end them first, deepest first.
+            // Session processes outlive the master: stop the master first (so it starts no new
+            // spawner), then end the rest, deepest first.
             let mut tree = Vec::new();
             descendants(master, &mut tree);
-            for pid in tree.iter().rev() {
-                signal(*pid, "KILL");
-            }
             signal(master, "TERM");
             let ended = wait_until(Duration::from_secs(3), || {
                 matches!(child.try_wait(), Ok(Some(_)))
@@ -642,6 +640,9 @@ impl Drop for Server {
                 let _ = child.kill();
             }
             let _ = child.wait();
+            for pid in tree.iter().rev() {
+                signal(*pid, "KILL");
+            }
         }
         if std::thread::panicking() {
             // Give the reader thread a moment to collect the last lines.
