@@ -153,17 +153,14 @@ pub async fn prepare(
     if let Some(tls) = &shared.tls {
         tls.new_data_connection();
     }
-    let asking = shared.clone();
-    let answer =
-        tokio::task::spawn_blocking(move || asking.ask_monitor(&Request::ConnectActive(target)))
-            .await;
+    let answer = shared.ask_monitor(&Request::ConnectActive(target)).await;
     let real = match answer {
-        Ok(Ok((Reply::Connected, Some(fd)))) => std::net::TcpStream::from(fd),
-        Ok(Ok((Reply::NotConnected, None))) => {
+        Ok((Reply::Connected, Some(fd))) => std::net::TcpStream::from(fd),
+        Ok((Reply::NotConnected, None)) => {
             tracing::info!(address = %target, "active data connection failed");
             return None;
         }
-        Ok(Err(e)) => {
+        Err(e) => {
             tracing::warn!(error = %e, "monitor unreachable for an active connection");
             return None;
         }

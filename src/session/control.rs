@@ -525,11 +525,13 @@ impl Login<'_> {
             password,
             tls: self.tls_active,
         };
-        let asker = shared.clone();
-        let answer = tokio::task::spawn_blocking(move || asker.ask_monitor(&request)).await;
+        let answer = shared.ask_monitor(&request).await;
+        if let Request::Login { mut password, .. } = request {
+            password.iter_mut().for_each(|b| *b = 0);
+        }
         let (grant, dir) = match answer {
-            Ok(Ok((Reply::Granted(grant), Some(dir)))) => (grant, dir),
-            Ok(Ok((Reply::Denied { disconnect }, None))) => {
+            Ok((Reply::Granted(grant), Some(dir))) => (grant, dir),
+            Ok((Reply::Denied { disconnect }, None)) => {
                 tokio::time::sleep(Duration::from_secs(config.delay_failed_login)).await;
                 reply(client, "530 Login incorrect.")
                     .await

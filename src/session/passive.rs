@@ -108,10 +108,7 @@ impl Binder for MonitorBinder {
         if let Some(tls) = &self.shared.tls {
             tls.new_data_connection();
         }
-        let shared = self.shared.clone();
-        let answer = tokio::task::spawn_blocking(move || shared.ask_monitor(&Request::BindPassive))
-            .await
-            .map_err(io::Error::other)??;
+        let answer = self.shared.ask_monitor(&Request::BindPassive).await?;
         match answer {
             (Reply::Bound, Some(fd)) => {
                 let stream = std::net::TcpStream::from(fd);

@@ -34,8 +34,8 @@ pub struct SessionShared {
     /// The client's address (as the host sees it).
     pub client_ip: IpAddr,
     pub users: UserList,
-    /// Our end of the socketpair to the monitor.
-    monitor: Mutex<OwnedFd>,
+    /// Our end of the socketpair to the monitor (non-blocking, on the runtime's reactor).
+    monitor: tokio::sync::Mutex<tokio::io::unix::AsyncFd<OwnedFd>>,
     /// The accepted login, from the relay to the storage backend's `enter`.
     pub grant: Mutex<Option<(Grant, OwnedFd)>>,
     /// The one-time password the relay gives libunftp once the monitor accepted a login.
@@ -81,12 +81,32 @@ impl SessionShared {
             .pop();
     }
 
-    /// One blocking request/reply round trip with the monitor.
-    pub fn ask_monitor(&self, request: &Request) -> std::io::Result<(Reply, Option<OwnedFd>)> {
-        let channel = self.monitor.lock().unwrap_or_else(|p| p.into_inner());
-        sys::send_message(channel.as_fd(), &request.encode(), None)?;
+    /// One request/reply round trip with the monitor, on the runtime's own thread (no
+    /// blocking-pool hop: a passive socket costs one socketpair round trip). One at a time.
+    pub async fn ask_monitor(
+        &self,
+        request: &Request,
+    ) -> std::io::Result<(Reply, Option<OwnedFd>)> {
+        let channel = self.monitor.lock().await;
+        let mut bytes = request.encode();
+        let sent = loop {
+            let mut ready = channel.writable().await?;
+            if let Ok(result) =
+                ready.try_io(|c| sys::send_message(c.get_ref().as_fd(), &bytes, None))
+            {
+                break result;
+            }
+        };
+        // A login request carries the password.
+        bytes.iter_mut().for_each(|b| *b = 0);
+        sent?;
         let mut buf = vec![0u8; MAX_MESSAGE];
-        let (len, fd) = sys::recv_message(channel.as_fd(), &mut buf)?;
+        let (len, fd) = loop {
+            let mut ready = channel.readable().await?;
+            if let Ok(result) = ready.try_io(|c| sys::recv_message(c.get_ref().as_fd(), &mut buf)) {
+                break result?;
+            }
+        };
         if len == 0 {
             return Err(std::io::Error::other("monitor closed the channel"));
         }
@@ -313,9 +333,22 @@ impl Session {
         // Replies are small and each one is awaited: Nagle's algorithm against the peer's
         // delayed ACK would add up to 40 ms to every command.
         let _ = client.set_nodelay(true);
+        let monitor = match nix::fcntl::fcntl(
+            &self.monitor,
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+        )
+        .map_err(std::io::Error::from)
+        .and_then(|_| sys::async_fd(self.monitor))
+        {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot watch the monitor channel");
+                return ExitReason::Error;
+            }
+        };
         let shared = Arc::new(SessionShared {
             users: self.users,
-            monitor: Mutex::new(self.monitor),
+            monitor: tokio::sync::Mutex::new(monitor),
             grant: Mutex::new(None),
             login_token,
             logged_in: AtomicBool::new(false),
