@@ -154,6 +154,14 @@ impl State {
         }
     }
 
+    /// Stop tracking session `id`; its record, if it was still tracked.
+    fn forget(&self, id: u64) -> Option<Session> {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id)
+    }
+
     /// Give a session's admission slot back and count its failed logins.
     /// Returns true if that got the address banned.
     fn release(&self, peer: SocketAddr, failures: u32) -> bool {
@@ -370,12 +378,10 @@ async fn follow_spawner(
     // Sessions it never reported ended are lost to the count: give their slots back.
     let orphans: Vec<Session> = {
         let mut sessions = state.sessions.lock().unwrap_or_else(|p| p.into_inner());
-        let ids: Vec<u64> = sessions
-            .iter()
-            .filter(|(_, s)| s.generation == handle.generation)
-            .map(|(id, _)| *id)
-            .collect();
-        ids.iter().filter_map(|id| sessions.remove(id)).collect()
+        sessions
+            .extract_if(|_, s| s.generation == handle.generation)
+            .map(|(_, s)| s)
+            .collect()
     };
     for session in &orphans {
         state.release(session.peer, 0);
@@ -410,23 +416,13 @@ fn on_report(state: &State, report: Report) {
             }
         }
         Report::NotStarted { id } => {
-            let session = state
-                .sessions
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&id);
-            if let Some(s) = session {
+            if let Some(s) = state.forget(id) {
                 tracing::error!(client = %s.peer, "the spawner could not start a session");
                 state.release(s.peer, 0);
             }
         }
         Report::Ended { id, end } => {
-            let session = state
-                .sessions
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&id);
-            let Some(s) = session else {
+            let Some(s) = state.forget(id) else {
                 tracing::warn!(id, "the spawner reported the end of an unknown session");
                 return;
             };
@@ -491,12 +487,7 @@ async fn start_session(stream: TcpStream, peer: SocketAddr, state: &Arc<State>) 
         );
     if let Err(e) = spawner.spawn(id, client).await {
         tracing::error!(client = %peer, error = %e, "cannot hand a connection to the session spawner");
-        let removed = state
-            .sessions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&id);
-        if removed.is_some() {
+        if state.forget(id).is_some() {
             state.release(peer, 0);
         }
     }

@@ -79,14 +79,7 @@ impl SpawnerHandle {
     }
 
     async fn send(&self, order: Order, fd: Option<std::os::fd::BorrowedFd<'_>>) -> io::Result<()> {
-        let bytes = order.encode();
-        loop {
-            let mut guard = self.channel.writable().await?;
-            match guard.try_io(|channel| sys::send_message(channel.get_ref().as_fd(), &bytes, fd)) {
-                Ok(result) => return result,
-                Err(_would_block) => continue,
-            }
-        }
+        sys::send_message_async(&self.channel, &order.encode(), fd).await
     }
 
     /// Hand `client` to the spawner for a new session named `id`. The master's copy of the
@@ -103,21 +96,12 @@ impl SpawnerHandle {
     /// The next report, or `None` once the spawner has closed its end (it exited).
     pub async fn next_report(&self) -> io::Result<Option<Report>> {
         let mut buf = [0u8; MAX_RECORD + 1];
-        loop {
-            let mut guard = self.channel.readable().await?;
-            match guard.try_io(|channel| sys::recv_message(channel.get_ref().as_fd(), &mut buf)) {
-                Ok(Ok((0, _))) => return Ok(None),
-                Ok(Ok((_, Some(_)))) => {
-                    return Err(io::Error::other("the spawner sent a file descriptor"));
-                }
-                Ok(Ok((len, None))) => {
-                    return Report::decode(&buf[..len])
-                        .map(Some)
-                        .map_err(io::Error::other);
-                }
-                Ok(Err(e)) => return Err(e),
-                Err(_would_block) => continue,
-            }
+        match sys::recv_message_async(&self.channel, &mut buf).await? {
+            (0, _) => Ok(None),
+            (_, Some(_)) => Err(io::Error::other("the spawner sent a file descriptor")),
+            (len, None) => Report::decode(&buf[..len])
+                .map(Some)
+                .map_err(io::Error::other),
         }
     }
 }

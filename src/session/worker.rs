@@ -8,7 +8,7 @@
 //! through the client's connection and the data sockets the monitor hands it.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -89,24 +89,12 @@ impl SessionShared {
     ) -> std::io::Result<(Reply, Option<OwnedFd>)> {
         let channel = self.monitor.lock().await;
         let mut bytes = request.encode();
-        let sent = loop {
-            let mut ready = channel.writable().await?;
-            if let Ok(result) =
-                ready.try_io(|c| sys::send_message(c.get_ref().as_fd(), &bytes, None))
-            {
-                break result;
-            }
-        };
+        let sent = sys::send_message_async(&channel, &bytes, None).await;
         // A login request carries the password.
         bytes.iter_mut().for_each(|b| *b = 0);
         sent?;
         let mut buf = vec![0u8; MAX_MESSAGE];
-        let (len, fd) = loop {
-            let mut ready = channel.readable().await?;
-            if let Ok(result) = ready.try_io(|c| sys::recv_message(c.get_ref().as_fd(), &mut buf)) {
-                break result?;
-            }
-        };
+        let (len, fd) = sys::recv_message_async(&channel, &mut buf).await?;
         if len == 0 {
             return Err(std::io::Error::other("monitor closed the channel"));
         }

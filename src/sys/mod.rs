@@ -266,3 +266,32 @@ pub fn close_inherited_fds_on_exec() -> io::Result<()> {
     }
     Ok(())
 }
+
+/// [`send_message`] on a non-blocking socket registered with tokio: waits until it is writable.
+pub async fn send_message_async(
+    socket: &tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>,
+    bytes: &[u8],
+    fd: Option<std::os::fd::BorrowedFd<'_>>,
+) -> io::Result<()> {
+    use std::os::fd::AsFd;
+    loop {
+        let mut ready = socket.writable().await?;
+        if let Ok(result) = ready.try_io(|s| send_message(s.get_ref().as_fd(), bytes, fd)) {
+            return result;
+        }
+    }
+}
+
+/// [`recv_message`] on a non-blocking socket registered with tokio: waits until it is readable.
+pub async fn recv_message_async(
+    socket: &tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>,
+    buf: &mut [u8],
+) -> io::Result<(usize, Option<std::os::fd::OwnedFd>)> {
+    use std::os::fd::AsFd;
+    loop {
+        let mut ready = socket.readable().await?;
+        if let Ok(result) = ready.try_io(|s| recv_message(s.get_ref().as_fd(), buf)) {
+            return result;
+        }
+    }
+}

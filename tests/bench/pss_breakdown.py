@@ -12,10 +12,11 @@ The sessions stay open until the report is printed, then close. Loopback only (1
 
 import argparse
 import collections
-import os
 import re
 import socket
 import time
+
+from bench import descendants  # the same process-tree walk as the benchmark's memory row
 
 
 def read_reply(f):
@@ -42,26 +43,6 @@ def login(port, user, password):
     s.sendall(b"PWD\r\n")
     read_reply(f)
     return s, f
-
-
-def process_tree(root):
-    children = collections.defaultdict(list)
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as fh:
-                stat = fh.read()
-        except OSError:
-            continue
-        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
-        children[ppid].append(int(d))
-    out, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        out.append(pid)
-        todo.extend(children.get(pid, []))
-    return out
 
 
 def breakdown(pids):
@@ -104,7 +85,7 @@ def main():
 
     held = [login(a.port, a.user, a.password) for _ in range(a.sessions)]
     time.sleep(a.settle)
-    count, by_process, by_mapping = breakdown(process_tree(a.pid))
+    count, by_process, by_mapping = breakdown(descendants(a.pid))
     n = a.sessions
     print(f"processes: {dict(count)}")
     print(f"total: {sum(by_process.values()) / n:.1f} KiB PSS per session ({n} sessions)")
