@@ -66,6 +66,10 @@ pub struct Config {
     pub local_enable: bool,
     /// PAM service name, i.e. the file in `/etc/pam.d/` (default `rftpd`).
     pub pam_service_name: String,
+    /// TEMPORARY (replaced by the config split): the pre-login process's account.
+    pub nopriv_user: String,
+    /// TEMPORARY: the pre-login process's empty chroot.
+    pub secure_chroot_dir: PathBuf,
     /// Open a PAM session (`pam_open_session`) for each login and close it at logout, as
     /// vsftpd's `session_support` (default false: PAM authenticates, checks the account and
     /// establishes credentials only).
@@ -235,6 +239,8 @@ impl Default for Config {
             banner_file: None,
             local_enable: true,
             pam_service_name: "rftpd".to_owned(),
+            nopriv_user: "rftpd".to_owned(),
+            secure_chroot_dir: PathBuf::from("/run/rftpd/empty"),
             session_support: false,
             userlist_enable: false,
             userlist_deny: true,
@@ -1494,6 +1500,8 @@ mod tests {
             banner_file: Some(list.to_path_buf()),
             local_enable: false,
             pam_service_name: "ftp".to_owned(),
+            nopriv_user: "rftpd".to_owned(),
+            secure_chroot_dir: PathBuf::from("/run/rftpd/empty"),
             session_support: true,
             userlist_enable: true,
             userlist_deny: false,

@@ -1,25 +1,42 @@
 //! # rftpd — FTP and FTPS for a Linux host's local accounts
 //!
-//! Layout:
-//! - [`master`]: binds, accepts, admits, hands each connection to the spawner.
-//! - [`spawner`]: forks one session process per connection, reaps them, reports to the master.
-//! - [`session`]: the per-connection monitor (root, PAM, policy) and worker (libunftp, jailed).
-//! - [`auth`]: PAM, used only by the monitor.
-//! - [`jail`]: chroot and privilege drop, the one recipe.
-//! - [`config`]: the TOML model with vsftpd's option names.
-//! - [`sys`]: the only place with `unsafe`.
+//! Layout, by the process that runs the code and its rights:
+//! - [`master`] (root, tokio): binds, accepts, admits, hands each connection to the spawner.
+//!   Never reads a client's byte.
+//! - [`spawner`] (root, one thread): forks one monitor per connection, reaps, reports.
+//! - [`monitor`] (root, one thread, per session): PAM ([`auth`]), NSS, policy, the request
+//!   table, data sockets. Never reads a client's byte.
+//! - [`prelogin`] (`nopriv_user`, chrooted into an empty directory, no capabilities): owns the
+//!   control connection and its TLS for the whole session; the pre-login conversation.
+//! - [`worker`] (the logged-in user, jailed): libunftp behind the relay; [`storage`]: what it
+//!   does to files.
+//! - [`protocol`]: every message that crosses a process boundary; [`control`]: the control
+//!   connection's line and command parser, shared by the two that read it.
+//! - [`jail`]: root → user and root → `nopriv_user`, the two recipes; [`tls`], [`policy`].
+//! - [`config`] / [`import`]: the TOML model with vsftpd's option names, and the importer.
+//! - [`sys`]: the only place with `unsafe` (the compiler holds the line).
 //!
 //! This file only parses the command line and dispatches.
 
+#![deny(unsafe_code)]
+
 mod auth;
 mod config;
+mod control;
 mod import;
 mod jail;
 mod logging;
 mod master;
-mod session;
+mod monitor;
+mod policy;
+mod prelogin;
+mod protocol;
 mod spawner;
+mod storage;
+#[allow(unsafe_code)]
 mod sys;
+mod tls;
+mod worker;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -44,6 +61,7 @@ enum Mode {
     Version,
     Help,
     Spawner,
+    MonitorProbe,
 }
 
 #[derive(Debug, PartialEq)]
@@ -69,6 +87,7 @@ fn parse_args(args: &[String]) -> Result<Args, String> {
             "--version" | "-V" => mode = Mode::Version,
             "--help" | "-h" => mode = Mode::Help,
             "spawner" if args.len() == 1 => mode = Mode::Spawner,
+            "monitor-probe" => mode = Mode::MonitorProbe,
             other => return Err(format!("unknown argument: {other}")),
         }
     }
@@ -134,6 +153,20 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+        Mode::MonitorProbe => {
+            logging::init();
+            match load_config(args.config) {
+                Ok((config, _)) => {
+                    let list = config.load_user_list().unwrap_or_default().join("\n");
+                    let users = policy::UserList::new(&config, &list);
+                    ExitCode::from(monitor::probe::run(&config, &users))
+                }
+                Err(errors) => {
+                    eprintln!("{errors}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Mode::Spawner => {
             logging::init();
             let text = std::env::var(master::SESSION_CONFIG_ENV).unwrap_or_default();

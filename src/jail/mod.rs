@@ -1,7 +1,7 @@
 //! Login → jail → drop: the one recipe that turns a root worker into a user's jailed session.
 //!
-//! Called exactly once per session, from the storage backend's `enter`, after the monitor
-//! accepted the login. Order: chroot into the directory fd the monitor passed (never a path),
+//! Called exactly once per session, by the worker the monitor forked for a login it accepted,
+//! before the worker reads anything. Order: chroot into the directory fd the monitor passed (never a path),
 //! then supplementary groups, gid, uid (the libc wrappers, which change every thread), then
 //! prove the drop holds, then `no_new_privs`. Any failure aborts the process: a half-jailed
 //! worker must never serve another command. Nothing here reads a file inside the jail.
@@ -10,7 +10,10 @@ use std::os::fd::{AsFd, OwnedFd};
 
 use nix::unistd::{Gid, Uid};
 
-use crate::session::protocol::Grant;
+use crate::protocol::monitor::Grant;
+
+pub mod netns;
+pub mod nopriv;
 
 /// Log why the jail failed and kill this process. Never returns, never lets the client retry.
 fn die(step: &str, err: impl std::fmt::Display) -> ! {
@@ -20,6 +23,10 @@ fn die(step: &str, err: impl std::fmt::Display) -> ! {
 
 /// Jail (when `grant.jailed`) into `dir` and become the user for good.
 pub fn enter(grant: &Grant, dir: OwnedFd) {
+    // No capability can ever come back, whatever the process executes (reads /proc: first).
+    if let Err(e) = crate::sys::drop_capability_bounding_set() {
+        die("PR_CAPBSET_DROP", e);
+    }
     if let Err(e) = nix::unistd::fchdir(dir.as_fd()) {
         die("fchdir(start directory)", e);
     }
@@ -45,14 +52,28 @@ pub fn enter(grant: &Grant, dir: OwnedFd) {
     if let Err(e) = nix::unistd::setresuid(uid, uid, uid) {
         die("setresuid", e);
     }
+    if let Err(e) = crate::sys::clear_capabilities() {
+        die("capset", e);
+    }
     verify_dropped(uid, gid);
     if let Err(e) = nix::sys::prctl::set_no_new_privs() {
         die("PR_SET_NO_NEW_PRIVS", e);
     }
 }
 
+/// Be killed when the monitor goes (set after the id change, which clears the setting), and
+/// make sure it has not already gone.
+pub fn die_with_parent(parent: nix::unistd::Pid) {
+    if let Err(e) = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL) {
+        die("PR_SET_PDEATHSIG", e);
+    }
+    if nix::unistd::getppid() != parent {
+        die("parent check", "the monitor is gone");
+    }
+}
+
 /// All three uids and gids must be the user's, and root must be out of reach.
-fn verify_dropped(uid: Uid, gid: Gid) {
+pub(crate) fn verify_dropped(uid: Uid, gid: Gid) {
     match nix::unistd::getresuid() {
         Ok(r) if r.real == uid && r.effective == uid && r.saved == uid => {}
         Ok(r) => die("verify uids", format!("{r:?}")),

@@ -24,8 +24,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::config::Config;
-use crate::session::{ExitReason, SessionEnd};
-use crate::spawner::protocol::{ProcessEnd, Report};
+use crate::protocol::spawner::{ProcessEnd, Report};
+use crate::protocol::{ExitReason, SessionEnd};
 use limits::{Admission, Limits};
 use spawner::SpawnerHandle;
 
@@ -84,7 +84,7 @@ impl Prepared {
             ));
         }
         if config.ssl_enable {
-            crate::session::tls::load_identity(&config)?;
+            crate::tls::load_identity(&config)?;
         }
         Ok(Prepared {
             toml: config.to_toml_string(),

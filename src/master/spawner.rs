@@ -16,7 +16,7 @@ use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
 use tokio::io::unix::AsyncFd;
 
 use super::{LOG_ENV, Prepared, SESSION_BANNER_ENV, SESSION_CONFIG_ENV, SESSION_USERLIST_ENV};
-use crate::spawner::protocol::{MAX_RECORD, Order, Report};
+use crate::protocol::spawner::{MAX_RECORD, Order, Report};
 use crate::sys;
 
 /// One running spawner process, as the master sees it.

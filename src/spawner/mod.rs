@@ -12,8 +12,6 @@
 //! socket goes straight to the forked session. It trusts only its parent, the master; when the
 //! master goes away or retires it, it starts nothing more and exits after its last session.
 
-pub mod protocol;
-
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
 
@@ -25,16 +23,15 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 use crate::config::Config;
-use crate::session::monitor::{self, Handover};
-use crate::session::policy::UserList;
+use crate::monitor::{self, Handover};
+use crate::policy::UserList;
+use crate::protocol::spawner::{MAX_RECORD, Order, ProcessEnd, Report};
 use crate::sys::{self, Forked};
-use protocol::{MAX_RECORD, Order, ProcessEnd, Report};
 
 /// Process names (`comm`, what `ps -o comm` and `pgrep` see) of the spawner and of the two
 /// processes of each session.
 pub const SPAWNER_NAME: &std::ffi::CStr = c"rftpd-spawner";
 pub const MONITOR_NAME: &std::ffi::CStr = c"rftpd-monitor";
-pub const WORKER_NAME: &std::ffi::CStr = c"rftpd-worker";
 
 /// Exit codes of the spawner itself.
 const EXIT_OK: u8 = 0;

@@ -295,3 +295,169 @@ pub async fn recv_message_async(
         }
     }
 }
+
+/// Highest capability number the running kernel knows (`/proc/sys/kernel/cap_last_cap`).
+fn last_capability() -> u32 {
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(63)
+}
+
+/// Remove every capability from this process's bounding set, so nothing it ever executes or
+/// becomes can gain one back. Needs CAP_SETPCAP; call before dropping ids (reads `/proc`, so
+/// also before any chroot).
+pub fn drop_capability_bounding_set() -> io::Result<()> {
+    for cap in 0..=last_capability() {
+        // SAFETY: prctl(PR_CAPBSET_DROP, cap) takes plain integers and touches no memory of ours.
+        let r = unsafe {
+            nix::libc::prctl(
+                nix::libc::PR_CAPBSET_DROP,
+                nix::libc::c_ulong::from(cap),
+                0 as nix::libc::c_ulong,
+                0 as nix::libc::c_ulong,
+                0 as nix::libc::c_ulong,
+            )
+        };
+        if r != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// `struct __user_cap_header_struct` of `<linux/capability.h>`.
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: i32,
+}
+
+/// `struct __user_cap_data_struct`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+/// Empty this process's effective, permitted and inheritable capability sets (capset(2) with
+/// all-zero data); the ambient set empties with them. Lowering capabilities always succeeds.
+pub fn clear_capabilities() -> io::Result<()> {
+    let header = CapHeader {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let data = [CapData::default(); 2];
+    // SAFETY: capset reads one header and two data structs of exactly these C layouts
+    // (version 3 uses two); both live on our stack for the whole call and are not written.
+    let r = unsafe {
+        nix::libc::syscall(
+            nix::libc::SYS_capset,
+            &header as *const CapHeader,
+            data.as_ptr(),
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Whether this process holds any capability in its effective, permitted or inheritable set.
+pub fn has_capabilities() -> io::Result<bool> {
+    let mut header = CapHeader {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let mut data = [CapData::default(); 2];
+    // SAFETY: capget writes at most two data structs of this layout into `data` (and may write
+    // the header's version); both are ours, live and correctly sized for the whole call.
+    let r = unsafe {
+        nix::libc::syscall(
+            nix::libc::SYS_capget,
+            &mut header as *mut CapHeader,
+            data.as_mut_ptr(),
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(data
+        .iter()
+        .any(|d| d.effective != 0 || d.permitted != 0 || d.inheritable != 0))
+}
+
+/// Close every descriptor of this process except `keep` and 0–2. Call while single-threaded
+/// and before any chroot (it lists `/proc/self/fd`).
+pub fn close_all_fds_except(keep: &[std::os::fd::RawFd]) -> io::Result<()> {
+    use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+    let listed: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|fd| *fd > 2 && !keep.contains(fd))
+        .collect();
+    for raw in listed {
+        use nix::fcntl::{F_GETFD, fcntl};
+        // SAFETY: borrowed only to test that the number is open (the directory handle used for
+        // the listing is closed by now and fails with EBADF).
+        let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(raw) };
+        if fcntl(borrowed, F_GETFD).is_err() {
+            continue;
+        }
+        // SAFETY: the process is single-threaded and `raw` is open and not one the caller
+        // keeps: whoever held it is abandoned on purpose (the sandbox must hold nothing else),
+        // and nothing uses the number again after this close.
+        drop(unsafe { OwnedFd::from_raw_fd(raw) });
+    }
+    Ok(())
+}
+
+/// `struct sock_filter` of `<linux/filter.h>`: one classic BPF instruction.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BpfInstruction {
+    pub code: u16,
+    pub jt: u8,
+    pub jf: u8,
+    pub k: u32,
+}
+
+/// `struct sock_fprog`.
+#[repr(C)]
+struct BpfProgram {
+    len: u16,
+    filter: *const BpfInstruction,
+}
+
+const SO_ATTACH_REUSEPORT_CBPF: nix::libc::c_int = 51;
+
+/// Attach a classic BPF program that picks, for each new connection, which socket of the
+/// `SO_REUSEPORT` group `socket` belongs to gets it (its return value is the index).
+pub fn attach_reuseport_program(
+    socket: std::os::fd::BorrowedFd<'_>,
+    program: &[BpfInstruction],
+) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let fprog = BpfProgram {
+        len: u16::try_from(program.len()).map_err(|_| io::Error::other("BPF program too long"))?,
+        filter: program.as_ptr(),
+    };
+    // SAFETY: the kernel copies `fprog.len` instructions from `fprog.filter`, which points into
+    // `program`, alive and unmodified for the whole call; the option length is the struct's size.
+    let r = unsafe {
+        nix::libc::setsockopt(
+            socket.as_raw_fd(),
+            nix::libc::SOL_SOCKET,
+            SO_ATTACH_REUSEPORT_CBPF,
+            &fprog as *const BpfProgram as *const nix::libc::c_void,
+            std::mem::size_of::<BpfProgram>() as nix::libc::socklen_t,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

@@ -1058,11 +1058,21 @@ pub fn session_monitors(master_pid: u32) -> Vec<u32> {
         .collect()
 }
 
-/// Session workers: children of the monitors.
+/// Session workers: the monitors' children named `rftpd-worker` (one per logged-in session).
 pub fn session_workers(master_pid: u32) -> Vec<u32> {
+    session_children_named(master_pid, "rftpd-worker")
+}
+
+/// Pre-login processes: the monitors' children named `rftpd-prelogin` (one per session).
+pub fn session_prelogins(master_pid: u32) -> Vec<u32> {
+    session_children_named(master_pid, "rftpd-prelogin")
+}
+
+fn session_children_named(master_pid: u32, name: &str) -> Vec<u32> {
     session_monitors(master_pid)
         .into_iter()
         .flat_map(children_of)
+        .filter(|pid| comm(*pid) == name)
         .collect()
 }
 

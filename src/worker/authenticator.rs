@@ -14,7 +14,7 @@ use unftp_core::auth::{
     UserDetailProvider,
 };
 
-use crate::session::worker::SessionShared;
+use crate::worker::state::SessionShared;
 
 #[derive(Debug)]
 pub struct TokenAuthenticator {

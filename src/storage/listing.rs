@@ -103,6 +103,17 @@ fn mode_string(meta: &impl Metadata) -> String {
     s
 }
 
+/// A name as it may appear in a listing line. SECURITY: a CR is sent as CR NUL (RFC 959's
+/// Telnet convention, RFC 2640 §3.1) and an LF as NUL (vsftpd's mapping), so a file name can
+/// never end a line — nor, in a `STAT` reply on the control connection, forge a reply.
+pub fn wire_name(name: &str) -> std::borrow::Cow<'_, str> {
+    if name.contains(['\r', '\n']) {
+        std::borrow::Cow::Owned(name.replace('\r', "\r\0").replace('\n', "\0"))
+    } else {
+        std::borrow::Cow::Borrowed(name)
+    }
+}
+
 /// One `LIST` line (without the CRLF).
 pub fn format_entry(
     name: &str,
@@ -122,13 +133,13 @@ pub fn format_entry(
         owners.group_of(meta.gid()),
         meta.len(),
         time,
-        name
+        wire_name(name)
     );
     if meta.is_symlink()
         && let Some(target) = meta.readlink()
     {
         line.push_str(" -> ");
-        line.push_str(&target.to_string_lossy());
+        line.push_str(&wire_name(&target.to_string_lossy()));
     }
     line
 }

@@ -1,7 +1,8 @@
 //! The session's storage backend: a lazy wrapper around `unftp_sbe_fs::Filesystem`.
 //!
-//! It holds no directory handle until `enter`, where it jails and drops the process (see
-//! `crate::jail`) and only then opens the filesystem at `/`. Every operation passes through
+//! It runs in the worker, which jailed itself and dropped to the user before it read anything
+//! (see `crate::jail`); it holds no directory handle until `enter`, which opens the
+//! filesystem at `/`. Every operation passes through
 //! one place that decides what this session may do ([`Rights`]: `write_enable`, the anonymous
 //! rights, `download_enable`, `dirlist_enable`, `deny_file`), and every data transfer first
 //! checks its connection's protection (`force_*_data_ssl`, `require_ssl_reuse`). It applies the
@@ -25,14 +26,17 @@ use unftp_core::storage::{
 };
 use unftp_sbe_fs::Filesystem;
 
-use crate::jail;
-use crate::session::ExitReason;
-use crate::session::authenticator::SessionUser;
-use crate::session::fsmeta::{self, FileMeta};
-use crate::session::listing::{OwnerNames, format_entry};
-use crate::session::policy::NamePattern;
-use crate::session::tls::DataHandshake;
-use crate::session::worker::SessionShared;
+use crate::policy::NamePattern;
+use crate::protocol::ExitReason;
+use crate::tls::DataHandshake;
+use crate::worker::authenticator::SessionUser;
+use crate::worker::state::SessionShared;
+
+pub mod fsmeta;
+pub mod listing;
+
+use fsmeta::FileMeta;
+use listing::{OwnerNames, format_entry};
 
 /// First buffer of an upload (most uploads are small; large ones switch to `CHUNK`).
 const FIRST_UPLOAD_CHUNK: usize = 64 * 1024;
@@ -42,10 +46,6 @@ const MAX_RECURSIVE_ENTRIES: usize = 100_000;
 
 /// Transfer chunk: large enough that the blocking-pool hop per chunk costs little.
 const CHUNK: usize = 1 << 20;
-
-/// vsftpd's reply, word for word but for the program name; users and scripts search for it.
-const WRITABLE_ROOT_REFUSAL: &str =
-    "500 OOPS: rftpd: refusing to run with writable root inside chroot()";
 
 /// Counts a data transfer as in progress for as long as it lives (the idle timer waits).
 struct Transfer<'a>(&'a SessionShared);
@@ -272,6 +272,8 @@ impl JailedStorage {
         let base = self.shared.working_dir();
         let path = real_path(&base.join(path));
         self.allow(|r| r.chmod, &path)?;
+        // SECURITY: permission bits only, never setuid/setgid/sticky (vsftpd masks the same).
+        let mode = mode & 0o777;
         blocking(move || std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)))
             .await
     }
@@ -325,29 +327,18 @@ impl StorageBackend<SessionUser> for JailedStorage {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take();
-        let Some((grant, dir)) = granted else {
+        let Some(grant) = granted else {
             tracing::error!("enter without a login granted by the monitor; aborting");
             std::process::abort();
         };
-        jail::enter(&grant, dir);
         let config = &self.shared.config;
+        // The worker set the process umask at the jail; libunftp's `enter` must not change it.
         let umask = if grant.anonymous {
             config.anon_umask
         } else {
             config.local_umask
         };
-        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(umask.0));
-        // vsftpd refuses a writable jail root unless allowed — and always for anonymous users.
-        let refuse_writable = grant.anonymous || (grant.jailed && !config.allow_writeable_chroot);
-        if refuse_writable && jail::root_is_writable() {
-            tracing::warn!(
-                user = %user.name,
-                "refusing session: jail root is writable by the user (allow_writeable_chroot = false, or anonymous)"
-            );
-            self.shared
-                .end_session(WRITABLE_ROOT_REFUSAL, ExitReason::Refused);
-            return Err(io::Error::other("writable jail root refused"));
-        }
+        let _ = user;
         let fs = match Filesystem::new("/") {
             Ok(fs) => fs,
             Err(e) => {
@@ -538,7 +529,7 @@ impl StorageBackend<SessionUser> for JailedStorage {
         names.sort_unstable();
         let mut out = String::with_capacity(names.iter().map(|n| n.len() + 2).sum());
         for name in &names {
-            out.push_str(name);
+            out.push_str(&listing::wire_name(name));
             out.push_str("\r\n");
         }
         Ok(io::Cursor::new(out.into_bytes()))

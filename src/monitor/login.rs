@@ -13,8 +13,8 @@ use nix::unistd::{Group, User};
 
 use crate::auth::{self, PamLogin};
 use crate::config::Config;
-use crate::session::policy::UserList;
-use crate::session::protocol::Grant;
+use crate::policy::UserList;
+use crate::protocol::monitor::Grant;
 
 /// A login the monitor accepted.
 pub struct Accepted {

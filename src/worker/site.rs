@@ -2,13 +2,16 @@
 //!
 //! They act only through the session's storage backend, so the same rights apply as to every
 //! other command (`SITE CHMOD` needs `write_enable` and `chmod_enable`, never for anonymous).
+//!
+//! SECURITY: `SITE CHMOD` keeps only the permission bits (mode & 0777), as vsftpd does: a
+//! client never sets setuid, setgid or sticky bits.
 
 use async_trait::async_trait;
 use libunftp::ServerBuilder;
 use libunftp::options::{Reply, ReplyCode, SiteCommandContext, SiteCommandHandler};
 
-use crate::session::authenticator::SessionUser;
-use crate::session::storage::JailedStorage;
+use crate::storage::JailedStorage;
+use crate::worker::authenticator::SessionUser;
 
 type Context = SiteCommandContext<JailedStorage, SessionUser>;
 
@@ -40,7 +43,7 @@ impl SiteCommandHandler<JailedStorage, SessionUser> for Chmod {
         let Some((mode, path)) = parse_chmod(&ctx.arguments) else {
             return Reply::new(ReplyCode::ParameterSyntaxError, "Bad SITE CHMOD command.");
         };
-        match ctx.storage.chmod(mode, path).await {
+        match ctx.storage.chmod(mode & 0o777, path).await {
             Ok(()) => Reply::new(ReplyCode::CommandOkay, "SITE CHMOD command ok."),
             Err(e) if e.kind() == unftp_core::storage::ErrorKind::PermissionDenied => {
                 Reply::new(ReplyCode::FileError, "Permission denied.")

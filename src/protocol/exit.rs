@@ -1,35 +1,5 @@
-//! One client connection: the session process the spawner forks (the monitor) and the worker
-//! the monitor forks.
-//!
-//! Layout:
-//! - [`monitor`]: root, single-threaded; owns PAM, NSS lookups and access policy, answers the
-//!   worker's requests, reports how the session ended through its exit code.
-//! - [`login`]: the monitor's decision for one USER/PASS pair.
-//! - [`worker`]: the one connection, in its own network namespace ([`netns`]): libunftp behind
-//!   the control-connection relay ([`control`]); jails itself at login.
-//! - [`authenticator`], [`storage`], [`passive`], [`site`]: the libunftp extension points;
-//!   [`active`]: PORT/EPRT, connected by the monitor and spliced in;
-//!   [`fsmeta`] and [`listing`] read and format directories; [`tls`] the rustls setup.
-//! - [`policy`]: user list and file-name patterns; [`protocol`]: the typed messages between
-//!   worker and monitor.
-//!
-//! Nothing in here may trust the worker once it has parsed a byte from the network.
-
-pub mod active;
-pub mod authenticator;
-pub mod control;
-pub mod fsmeta;
-pub mod listing;
-pub mod login;
-pub mod monitor;
-pub mod netns;
-pub mod passive;
-pub mod policy;
-pub mod protocol;
-pub mod site;
-pub mod storage;
-pub mod tls;
-pub mod worker;
+//! How a session ended, as the monitor's exit code: the one message a session sends the
+//! master (through the spawner), so it must decode whatever number arrives.
 
 /// How a session ended, as the monitor's exit code. The master reads it to log the end of the
 /// session (and, later, to penalise addresses that keep failing).

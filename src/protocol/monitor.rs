@@ -1,11 +1,16 @@
-//! The messages a worker and its monitor exchange over their `SOCK_SEQPACKET` socketpair.
+//! The messages the pre-login process and the worker exchange with their monitor, each over
+//! its own `SOCK_SEQPACKET` socketpair.
 //!
-//! A small, explicit, typed set (three requests and their replies), encoded by hand so that every field
-//! is length-checked on decode. The monitor treats every byte it receives as hostile: the worker
-//! parses FTP from the network and may be compromised. Nothing here ever carries a password in
-//! a `Debug` or log line.
+//! A small, explicit, typed set (three requests and their replies), encoded by hand so that
+//! every field is length-checked on decode. Which request is allowed from whom and when is the
+//! monitor's request table (`crate::monitor::requests`); this module only says what the bytes
+//! mean. The monitor treats every byte it receives as hostile: both peers parse bytes from the
+//! network and may be compromised. Nothing here ever carries a password in a `Debug` or log
+//! line.
 
 use std::fmt;
+
+use super::wire::{DecodeError, Reader, Writer};
 use std::net::{IpAddr, SocketAddr};
 
 /// Largest message either side accepts.
@@ -14,22 +19,20 @@ pub const MAX_MESSAGE: usize = 16 * 1024;
 pub const MAX_USER: usize = 256;
 /// Longest password the protocol carries.
 pub const MAX_PASSWORD: usize = 1024;
-/// Most supplementary groups passed for one user.
-const MAX_GROUPS: usize = 65536 / 4;
 
-/// Worker → monitor.
+/// Pre-login process or worker → monitor.
 pub enum Request {
-    /// Check these credentials (the client's USER and PASS); `tls`: the control connection
-    /// is encrypted.
+    /// Pre-login process: check these credentials (the client's USER and PASS); `tls`: the
+    /// pre-login process says the control connection is encrypted.
     Login {
         user: String,
         password: Vec<u8>,
         tls: bool,
     },
-    /// After login: a passive data socket, bound (not listening) in the host's network on the
-    /// control connection's local address, with a port from the passive range.
+    /// Worker: a passive data socket, listening in the host's network on the control
+    /// connection's local address, with a port from the passive range.
     BindPassive,
-    /// After login, active mode (PORT/EPRT): a data connection to this address, made in the
+    /// Worker, active mode (PORT/EPRT): a data connection to this address, made in the
     /// host's network from the control connection's local address. The monitor checks the
     /// address again (the client's own, a port of 1024 or above, unless `port_promiscuous`).
     ConnectActive(SocketAddr),
@@ -47,8 +50,9 @@ impl fmt::Debug for Request {
     }
 }
 
-/// What the worker needs to jail itself and serve a logged-in user. Travels with the open
-/// directory fd of the start (and jail) directory.
+/// What the worker needs to jail itself and serve a logged-in user. Never serialized: the
+/// monitor forks the worker with it (and the open directory fd of the start and jail
+/// directory) in memory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grant {
     pub uid: u32,
@@ -64,11 +68,12 @@ pub struct Grant {
     pub start_dir: String,
 }
 
-/// Monitor → worker.
+/// Monitor → pre-login process or worker.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
-    /// Login accepted; the message carries the start directory's fd.
-    Granted(Grant),
+    /// Login accepted and the user's worker started; the message carries the pre-login
+    /// process's end of its link to the worker (a stream socket).
+    LoggedIn,
     /// Login refused. `disconnect`: too many failures, end the session after the reply.
     Denied { disconnect: bool },
     /// The passive socket; the message carries its fd.
@@ -81,19 +86,7 @@ pub enum Reply {
     NotConnected,
 }
 
-#[derive(Debug, PartialEq, Eq)]
-pub struct DecodeError(&'static str);
-
-impl fmt::Display for DecodeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "malformed message: {}", self.0)
-    }
-}
-
-impl std::error::Error for DecodeError {}
-
 const TAG_LOGIN: u8 = 1;
-const TAG_GRANTED: u8 = 2;
 const TAG_DENIED: u8 = 3;
 const TAG_BIND_PASSIVE: u8 = 4;
 const TAG_BOUND: u8 = 5;
@@ -101,66 +94,7 @@ const TAG_NOT_BOUND: u8 = 6;
 const TAG_CONNECT_ACTIVE: u8 = 7;
 const TAG_CONNECTED: u8 = 8;
 const TAG_NOT_CONNECTED: u8 = 9;
-
-struct Writer(Vec<u8>);
-
-impl Writer {
-    fn u8(&mut self, v: u8) {
-        self.0.push(v);
-    }
-    fn u32(&mut self, v: u32) {
-        self.0.extend_from_slice(&v.to_le_bytes());
-    }
-    fn bytes(&mut self, b: &[u8]) {
-        self.u32(b.len() as u32);
-        self.0.extend_from_slice(b);
-    }
-}
-
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
-        if self.0.len() < n {
-            return Err(DecodeError("truncated"));
-        }
-        let (head, tail) = self.0.split_at(n);
-        self.0 = tail;
-        Ok(head)
-    }
-    fn u8(&mut self) -> Result<u8, DecodeError> {
-        Ok(self.take(1)?[0])
-    }
-    fn u32(&mut self) -> Result<u32, DecodeError> {
-        let b = self.take(4)?;
-        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    }
-    fn bool(&mut self) -> Result<bool, DecodeError> {
-        match self.u8()? {
-            0 => Ok(false),
-            1 => Ok(true),
-            _ => Err(DecodeError("bad boolean")),
-        }
-    }
-    fn bytes(&mut self, max: usize) -> Result<&'a [u8], DecodeError> {
-        let len = self.u32()? as usize;
-        if len > max {
-            return Err(DecodeError("field too long"));
-        }
-        self.take(len)
-    }
-    fn string(&mut self, max: usize) -> Result<String, DecodeError> {
-        let b = self.bytes(max)?;
-        String::from_utf8(b.to_vec()).map_err(|_| DecodeError("not UTF-8"))
-    }
-    fn finish(self) -> Result<(), DecodeError> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(DecodeError("trailing bytes"))
-        }
-    }
-}
+const TAG_LOGGED_IN: u8 = 11;
 
 impl Request {
     pub fn encode(&self) -> Vec<u8> {
@@ -235,20 +169,7 @@ impl Reply {
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer(Vec::new());
         match self {
-            Reply::Granted(g) => {
-                w.u8(TAG_GRANTED);
-                w.u32(g.uid);
-                w.u32(g.gid);
-                w.u32(g.groups.len() as u32);
-                for gid in &g.groups {
-                    w.u32(*gid);
-                }
-                w.u8(g.jailed as u8);
-                w.u8(g.anonymous as u8);
-                w.bytes(g.user_name.as_bytes());
-                w.bytes(g.group_name.as_bytes());
-                w.bytes(g.start_dir.as_bytes());
-            }
+            Reply::LoggedIn => w.u8(TAG_LOGGED_IN),
             Reply::Denied { disconnect } => {
                 w.u8(TAG_DENIED);
                 w.u8(*disconnect as u8);
@@ -264,30 +185,7 @@ impl Reply {
     pub fn decode(bytes: &[u8]) -> Result<Reply, DecodeError> {
         let mut r = Reader(bytes);
         let reply = match r.u8()? {
-            TAG_GRANTED => {
-                let uid = r.u32()?;
-                let gid = r.u32()?;
-                let n = r.u32()? as usize;
-                if n > MAX_GROUPS {
-                    return Err(DecodeError("too many groups"));
-                }
-                let groups = (0..n).map(|_| r.u32()).collect::<Result<Vec<_>, _>>()?;
-                let jailed = r.bool()?;
-                let anonymous = r.bool()?;
-                let user_name = r.string(MAX_USER)?;
-                let group_name = r.string(MAX_USER)?;
-                let start_dir = r.string(4096)?;
-                Reply::Granted(Grant {
-                    uid,
-                    gid,
-                    groups,
-                    jailed,
-                    anonymous,
-                    user_name,
-                    group_name,
-                    start_dir,
-                })
-            }
+            TAG_LOGGED_IN => Reply::LoggedIn,
             TAG_DENIED => Reply::Denied {
                 disconnect: r.bool()?,
             },
@@ -330,18 +228,8 @@ mod tests {
 
     #[test]
     fn replies_round_trip() {
-        let g = Reply::Granted(Grant {
-            uid: 1001,
-            gid: 1002,
-            groups: vec![1002, 27],
-            jailed: true,
-            anonymous: false,
-            user_name: "alice".into(),
-            group_name: "alice".into(),
-            start_dir: "/home/alice".into(),
-        });
-        assert_eq!(Reply::decode(&g.encode()).unwrap(), g);
         for r in [
+            Reply::LoggedIn,
             Reply::Bound,
             Reply::NotBound,
             Reply::Connected,

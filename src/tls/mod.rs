@@ -1,7 +1,9 @@
-//! TLS for one session: the rustls configuration shared by the control connection and its data
-//! connections, and the record of which handshakes happened.
+//! TLS for one session: the rustls configurations of the control connection (the pre-login
+//! process runs its handshake) and of its data connections (the worker, through libunftp),
+//! and the record of which handshakes happened.
 //!
-//! libunftp runs the handshakes; rftpd supplies the configuration. Its certificate resolver is
+//! The control connection's sessions are carried to the worker (`protocol::link`) and put in
+//! its store, so data connections can resume them (`require_ssl_reuse`). Its certificate resolver is
 //! asked on every full handshake and its session store on every resumption, so the session
 //! learns, without touching the sockets, whether the control channel is encrypted and whether
 //! the latest data connection was encrypted and resumed the control session. The storage layer
@@ -42,6 +44,14 @@ pub struct HandshakeLog {
 }
 
 impl HandshakeLog {
+    /// The worker's record: the control handshake happened elsewhere (in the pre-login
+    /// process), so every handshake seen here is a data connection's.
+    pub fn for_data_connections() -> HandshakeLog {
+        let log = HandshakeLog::default();
+        log.control_tls.store(true, Ordering::SeqCst);
+        log
+    }
+
     fn full_handshake(&self) {
         // The first handshake of a session is always the control connection's.
         if !self.control_tls.swap(true, Ordering::SeqCst) {
@@ -81,6 +91,7 @@ impl HandshakeLog {
 /// The certificate and key files as read from disk (as root, before any client byte is
 /// parsed). Parsing waits for the first handshake, so sessions that never use TLS don't pay
 /// for it; the master parses and checks the pair once at startup and on reload.
+#[derive(Clone)]
 pub struct IdentityFiles {
     cert_path: std::path::PathBuf,
     cert_pem: Vec<u8>,
@@ -190,11 +201,33 @@ impl ResolvesServerCert for RecordingResolver {
 struct RecordingStore {
     inner: Arc<ServerSessionMemoryCache>,
     log: Arc<HandshakeLog>,
+    /// Every session stored, for the worker (the control connection's; capped).
+    stored: Arc<StoredSessions>,
+}
+
+/// The sessions a control connection's handshake left, to hand to the worker.
+#[derive(Debug, Default)]
+pub struct StoredSessions(Mutex<Vec<(Vec<u8>, Vec<u8>)>>);
+
+/// Most sessions kept for the worker.
+const MAX_STORED: usize = 8;
+
+impl StoredSessions {
+    pub fn take(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
 }
 
 impl StoresServerSessions for RecordingStore {
     fn put(&self, key: Vec<u8>, value: Vec<u8>) -> bool {
-        self.log.may_issue_tickets() && self.inner.put(key, value)
+        if !self.log.may_issue_tickets() {
+            return false;
+        }
+        let mut stored = self.stored.0.lock().unwrap_or_else(|p| p.into_inner());
+        if stored.len() < MAX_STORED {
+            stored.push((key.clone(), value.clone()));
+        }
+        self.inner.put(key, value)
     }
 
     fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
@@ -220,11 +253,15 @@ impl StoresServerSessions for RecordingStore {
 
 /// The session's rustls configuration (TLS versions from the config, no ALPN, resumption by
 /// session id and stateful TLS 1.3 tickets so every resumption passes through our store).
+///
+/// `resumable`: sessions to accept resumptions of (the worker's, from the control connection).
+/// Returns the configuration and where the sessions it stores are recorded.
 pub fn server_config(
     config: &Config,
     files: IdentityFiles,
     log: Arc<HandshakeLog>,
-) -> Result<Arc<ServerConfig>, String> {
+    resumable: Vec<(Vec<u8>, Vec<u8>)>,
+) -> Result<(Arc<ServerConfig>, Arc<StoredSessions>), String> {
     let mut versions: Vec<&'static rustls::SupportedProtocolVersion> = Vec::new();
     if config.ssl_tlsv1_3 {
         versions.push(&rustls::version::TLS13);
@@ -241,12 +278,18 @@ pub fn server_config(
             key: std::sync::OnceLock::new(),
             log: log.clone(),
         }));
+    let inner = ServerSessionMemoryCache::new(64);
+    for (key, value) in resumable {
+        inner.put(key, value);
+    }
+    let stored = Arc::new(StoredSessions::default());
     server.session_storage = Arc::new(RecordingStore {
-        inner: ServerSessionMemoryCache::new(64),
+        inner,
         log,
+        stored: stored.clone(),
     });
     server.alpn_protocols.clear();
     server.send_tls13_tickets = 2;
     server.max_early_data_size = 0;
-    Ok(Arc::new(server))
+    Ok((Arc::new(server), stored))
 }

@@ -1,0 +1,87 @@
+//! Root → `nopriv_user`: the sandbox the pre-login process enters before it reads the client's
+//! first byte (vsftpd's unprivileged pre-login process, OpenSSH's privsep child).
+//!
+//! In this order: a network namespace of its own with nothing in it; every descriptor closed
+//! but its two sockets (and 0–2); no core files and no processes (`RLIMIT_NPROC` 0); chroot
+//! into the empty, root-owned `secure_chroot_dir`; the capability bounding set emptied; no
+//! supplementary groups, the account's gid and uid for good; every capability set cleared;
+//! the drop proved; `no_new_privs`; not dumpable (so no other process of the same account can
+//! ptrace it or read its memory); killed with its monitor. Any failure aborts the process:
+//! a half-dropped pre-login process must never read a byte.
+
+use std::os::fd::RawFd;
+use std::path::Path;
+
+use nix::unistd::{Gid, Uid};
+
+/// The unprivileged account, resolved by the monitor (outside any jail).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Account {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+fn die(step: &str, err: impl std::fmt::Display) -> ! {
+    tracing::error!(step, error = %err, "pre-login sandbox step failed; aborting the session");
+    std::process::abort();
+}
+
+/// Enter the sandbox for good. `keep`: the descriptors that survive (the client's socket and
+/// the monitor channel). `parent`: the monitor's pid, to die with it.
+pub fn enter(account: Account, empty_dir: &Path, keep: &[RawFd], parent: nix::unistd::Pid) {
+    // SECURITY: no network but the sockets it was given (a compromised pre-login process can
+    // reach nothing else).
+    if let Err(e) = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET) {
+        die("unshare(CLONE_NEWNET)", e);
+    }
+    if let Err(e) = crate::sys::close_all_fds_except(keep) {
+        die("close descriptors", e);
+    }
+    use nix::sys::resource::{Resource, setrlimit};
+    if let Err(e) = setrlimit(Resource::RLIMIT_CORE, 0, 0) {
+        die("RLIMIT_CORE", e);
+    }
+    if let Err(e) = crate::sys::drop_capability_bounding_set() {
+        die("PR_CAPBSET_DROP", e);
+    }
+    if let Err(e) = nix::unistd::chroot(empty_dir) {
+        die("chroot(secure_chroot_dir)", e);
+    }
+    if let Err(e) = nix::unistd::chdir("/") {
+        die("chdir(/)", e);
+    }
+    let uid = Uid::from_raw(account.uid);
+    let gid = Gid::from_raw(account.gid);
+    if uid.is_root() {
+        die("nopriv_user", "is uid 0");
+    }
+    if let Err(e) = nix::unistd::setgroups(&[]) {
+        die("setgroups", e);
+    }
+    if let Err(e) = nix::unistd::setresgid(gid, gid, gid) {
+        die("setresgid", e);
+    }
+    if let Err(e) = nix::unistd::setresuid(uid, uid, uid) {
+        die("setresuid", e);
+    }
+    if let Err(e) = crate::sys::clear_capabilities() {
+        die("capset", e);
+    }
+    super::verify_dropped(uid, gid);
+    match crate::sys::has_capabilities() {
+        Ok(false) => {}
+        Ok(true) => die("verify capabilities", "a capability survived the drop"),
+        Err(e) => die("capget", e),
+    }
+    if let Err(e) = nix::sys::prctl::set_no_new_privs() {
+        die("PR_SET_NO_NEW_PRIVS", e);
+    }
+    if let Err(e) = nix::sys::prctl::set_dumpable(false) {
+        die("PR_SET_DUMPABLE", e);
+    }
+    // SECURITY: it can start no process (or thread) at all.
+    if let Err(e) = setrlimit(Resource::RLIMIT_NPROC, 0, 0) {
+        die("RLIMIT_NPROC", e);
+    }
+    super::die_with_parent(parent);
+}

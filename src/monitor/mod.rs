@@ -1,0 +1,191 @@
+//! The monitor: the session process the spawner forks for each connection — root,
+//! single-threaded, one per session.
+//!
+//! It forks the pre-login process at once (which owns the client's connection from then on),
+//! answers its requests and, for a login it accepted, forks the user's worker and answers that
+//! one's. It owns PAM and NSS (neither ever runs in a process that parses client bytes or is
+//! inside a jail), makes the data sockets in the host's network, and closes the PAM session
+//! when the session is over. It never reads a byte of the client's connection, and trusts
+//! nothing its children send: what is allowed when is the request table ([`requests`]), and
+//! anything else ends the session.
+//!
+//! Layout: [`requests`] (the table and its handlers), [`login`] (one USER/PASS decision),
+//! [`passive`] / [`active`] (data sockets), [`probe`] (the same monitor with a test in place of
+//! the pre-login process).
+
+pub mod active;
+pub mod login;
+pub mod passive;
+pub mod probe;
+pub mod requests;
+
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::OwnedFd;
+
+use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+use nix::unistd::Pid;
+
+use crate::config::Config;
+use crate::jail::nopriv::Account;
+use crate::policy::UserList;
+use crate::protocol::{ExitReason, SessionEnd};
+use crate::sys::{self, Forked};
+use crate::tls::IdentityFiles;
+
+/// Per-session resource limits, set before any child exists so both inherit them.
+fn limit_resources() {
+    use nix::sys::resource::{Resource, setrlimit};
+    // No core files: a session's memory holds a password for a moment.
+    let _ = setrlimit(Resource::RLIMIT_CORE, 0, 0);
+    // Enough descriptors for a control connection, a data connection and a few files.
+    let _ = setrlimit(Resource::RLIMIT_NOFILE, 256, 256);
+    // Bounds what one connection can make a session process allocate.
+    let _ = setrlimit(
+        Resource::RLIMIT_AS,
+        SESSION_ADDRESS_SPACE,
+        SESSION_ADDRESS_SPACE,
+    );
+}
+
+/// Address-space limit of a session process.
+const SESSION_ADDRESS_SPACE: u64 = 1 << 30;
+
+/// What the master handed this session besides the config and the user list.
+pub struct Handover<'a> {
+    pub banner: &'a str,
+}
+
+/// The two ends of the control connection, as the host sees them.
+#[derive(Debug, Clone, Copy)]
+pub struct Addresses {
+    pub client: SocketAddr,
+    /// Where the client connected to: data sockets are made here and nowhere else.
+    pub local_ip: IpAddr,
+}
+
+/// What every child of this monitor starts from (inherited through fork, never re-read).
+pub struct SessionSetup<'a> {
+    pub config: &'a Config,
+    pub users: &'a UserList,
+    pub addresses: Addresses,
+    /// The certificate and key, read as root before any child exists (`ssl_enable`).
+    pub tls_files: Option<IdentityFiles>,
+}
+
+/// The pre-login process's account, looked up here (NSS runs only in the monitor).
+fn nopriv_account(config: &Config) -> Result<Account, String> {
+    let user = nix::unistd::User::from_name(&config.nopriv_user)
+        .map_err(|e| format!("nopriv_user {}: {e}", config.nopriv_user))?
+        .ok_or_else(|| format!("nopriv_user {} has no passwd entry", config.nopriv_user))?;
+    if user.uid.is_root() {
+        return Err(format!("nopriv_user {} is uid 0", config.nopriv_user));
+    }
+    Ok(Account {
+        uid: user.uid.as_raw(),
+        gid: user.gid.as_raw(),
+    })
+}
+
+/// The client's and our address, or why the session cannot start.
+fn addresses(client: &std::net::TcpStream) -> Option<Addresses> {
+    match (client.peer_addr(), client.local_addr()) {
+        (Ok(peer), Ok(local)) => Some(Addresses {
+            client: peer,
+            local_ip: crate::jail::netns::unmapped(local.ip()),
+        }),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::warn!(error = %e, "client went away before the session started");
+            None
+        }
+    }
+}
+
+/// Run one session for `client`. Returns the exit code the master will read
+/// ([`SessionEnd::code`]).
+pub fn run(
+    config: &Config,
+    users: &UserList,
+    handover: Handover<'_>,
+    client: std::net::TcpStream,
+) -> u8 {
+    let Some(addresses) = addresses(&client) else {
+        return ExitReason::Closed as u8;
+    };
+    limit_resources();
+    let account = match nopriv_account(config) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!("cannot start the pre-login process: {e}");
+            return ExitReason::Error as u8;
+        }
+    };
+    let tls_files = if config.ssl_enable {
+        match crate::tls::read_identity(config) {
+            Ok(files) => Some(files),
+            Err(e) => {
+                tracing::error!("TLS: {e}");
+                return ExitReason::Error as u8;
+            }
+        }
+    } else {
+        None
+    };
+    let (monitor_end, prelogin_end) = match socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    ) {
+        Ok(pair) => pair,
+        Err(e) => {
+            tracing::error!(error = %e, "socketpair failed");
+            return ExitReason::Error as u8;
+        }
+    };
+    let monitor_pid = nix::unistd::getpid();
+    match sys::fork_single_threaded() {
+        Err(e) => {
+            tracing::error!(error = %e, "cannot fork the pre-login process");
+            ExitReason::Error as u8
+        }
+        Ok(Forked::Child) => {
+            drop(monitor_end);
+            let _ = nix::sys::prctl::set_name(PRELOGIN_NAME);
+            let reason = crate::prelogin::run(crate::prelogin::Start {
+                config,
+                users,
+                banner: handover.banner,
+                client,
+                channel: prelogin_end,
+                account,
+                tls_files,
+                parent: monitor_pid,
+            });
+            std::process::exit(reason as i32);
+        }
+        Ok(Forked::Parent(pid)) => {
+            drop(prelogin_end);
+            // The pre-login process owns the connection; the monitor must not keep it alive.
+            drop(client);
+            let setup = SessionSetup {
+                config,
+                users,
+                addresses,
+                tls_files,
+            };
+            let (reason, failures) = requests::serve(&setup, Some(pid), monitor_end);
+            SessionEnd::code(reason, failures)
+        }
+    }
+}
+
+/// Process names, as `ps` and the tests see them.
+pub const PRELOGIN_NAME: &std::ffi::CStr = c"rftpd-prelogin";
+pub const WORKER_NAME: &std::ffi::CStr = c"rftpd-worker";
+
+/// A child of the monitor and the monitor's end of its channel.
+pub struct Child {
+    /// `None` for the probe's stand-in pre-login process (a test, not our child).
+    pub pid: Option<Pid>,
+    pub channel: Option<OwnedFd>,
+}

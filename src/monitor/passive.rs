@@ -1,0 +1,365 @@
+//! Passive-mode data sockets: a port from `pasv_min_port..=pasv_max_port`, bound in the host's
+//! network by the monitor and handed to the worker.
+//!
+//! The worker lives in a private network namespace (see `netns`), so it cannot make a socket
+//! that clients can reach; it asks the monitor, which binds on the control connection's own
+//! local address only. Many sessions share one range, so a busy port is normal: the scan
+//! covers the whole range from a per-session starting point and takes the first free port.
+//! `0/0` means any port the kernel picks; `pasv_enable = false` refuses every passive socket.
+//! Nothing here binds outside the configured range or on another address.
+//!
+//! SECURITY: a session has at most one passive listener at a time, whatever its worker asks:
+//! a new one shuts the previous one down (for the worker's copy too), and one nobody used is
+//! shut down after `accept_timeout`. Each listener shares its port with a *trap* listener
+//! (`SO_REUSEPORT`, with a BPF program that sends connections from the client's address to
+//! the real listener and every other one to the trap), so a connection from another address
+//! never reaches libunftp — which would drop the real transfer with it — and the monitor
+//! accepts it, logs it and closes it. Both sockets are owned by a per-session file-system uid,
+//! so no other session's listener can ever join the group.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::ops::RangeInclusive;
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use nix::sys::socket::{
+    AddressFamily, Backlog, Shutdown, SockFlag, SockType, SockaddrStorage, bind, listen,
+    setsockopt, shutdown, socket, sockopt,
+};
+
+use crate::config::Config;
+use crate::sys::BpfInstruction;
+
+/// The monitor's side: the range and where the next scan starts.
+#[derive(Debug)]
+pub struct PassivePorts {
+    enabled: bool,
+    /// `None` = any port.
+    range: Option<RangeInclusive<u16>>,
+    cursor: u32,
+}
+
+impl PassivePorts {
+    pub fn from_config(config: &Config) -> Self {
+        let range = match (config.pasv_min_port, config.pasv_max_port) {
+            (0, 0) => None,
+            (min, 0) => Some(min..=u16::MAX),
+            (min, max) => Some(min.max(1)..=max),
+        };
+        // Spread concurrent sessions over the range so they rarely collide on the first try.
+        let seed = std::process::id().wrapping_mul(2_654_435_761)
+            ^ std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0);
+        PassivePorts {
+            enabled: config.pasv_enable,
+            range,
+            cursor: seed,
+        }
+    }
+
+    /// The ports to try, in order, for one bind.
+    fn candidates(&mut self) -> Vec<u16> {
+        match &self.range {
+            None => vec![0],
+            Some(r) => {
+                let (start, end) = (u32::from(*r.start()), u32::from(*r.end()));
+                let len = end - start + 1;
+                let first = self.cursor % len;
+                self.cursor = self.cursor.wrapping_add(1);
+                (0..len)
+                    .map(|i| (start + (first + i) % len) as u16)
+                    .collect()
+            }
+        }
+    }
+
+    /// A listener on `ip` with the first free port of the range, and its trap for connections
+    /// from anywhere but `client`.
+    pub fn bind(&mut self, ip: IpAddr, client: IpAddr) -> io::Result<Passive> {
+        if !self.enabled {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "passive mode is disabled",
+            ));
+        }
+        let mut last_error =
+            io::Error::new(io::ErrorKind::AddrInUse, "no free passive port in range");
+        for port in self.candidates() {
+            match Passive::open(SocketAddr::new(ip, port), client) {
+                Ok(p) => return Ok(p),
+                Err(e) => last_error = e,
+            }
+        }
+        Err(last_error)
+    }
+}
+
+/// One passive port: the listener the worker accepts on, and the monitor's trap beside it.
+#[derive(Debug)]
+pub struct Passive {
+    listener: TcpListener,
+    trap: Option<TcpListener>,
+    opened: Instant,
+}
+
+/// The uid that owns this session's passive sockets (see the module header): unique among
+/// live sessions, and no account's.
+fn socket_owner() -> nix::unistd::Uid {
+    nix::unistd::Uid::from_raw(3_000_000_000 + std::process::id())
+}
+
+const SKF_NET_OFF: u32 = 0xfff0_0000; // -0x100000: offsets from the network header
+const BPF_LD_W_ABS: u16 = 0x20;
+const BPF_JEQ_K: u16 = 0x15;
+const BPF_RET_K: u16 = 0x06;
+
+/// The reuseport program: 0 (the real listener) for a connection from `client`, else 1 (the
+/// trap).
+fn steering_program(client: IpAddr) -> Vec<BpfInstruction> {
+    let ins = |code, jt, jf, k| BpfInstruction { code, jt, jf, k };
+    let words: Vec<u32> = match client {
+        IpAddr::V4(v4) => vec![u32::from(v4)],
+        IpAddr::V6(v6) => v6
+            .octets()
+            .chunks(4)
+            .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+    };
+    // The source address: IPv4 header offset 12, IPv6 offset 8.
+    let first = if client.is_ipv4() { 12 } else { 8 };
+    let mut program = Vec::new();
+    let n = words.len() as u8;
+    for (i, word) in words.iter().enumerate() {
+        let i = i as u8;
+        program.push(ins(
+            BPF_LD_W_ABS,
+            0,
+            0,
+            SKF_NET_OFF + first + 4 * u32::from(i),
+        ));
+        // Mismatch: jump past the remaining pairs and the "return 0" to "return 1".
+        program.push(ins(BPF_JEQ_K, 0, 2 * (n - 1 - i) + 1, *word));
+    }
+    program.push(ins(BPF_RET_K, 0, 0, 0));
+    program.push(ins(BPF_RET_K, 0, 0, 1));
+    program
+}
+
+fn reusable_socket(address: SocketAddr) -> io::Result<OwnedFd> {
+    let family = if address.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    };
+    let fd = socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)?;
+    setsockopt(&fd, sockopt::ReusePort, &true)?;
+    Ok(fd)
+}
+
+impl Passive {
+    fn open(address: SocketAddr, client: IpAddr) -> io::Result<Passive> {
+        let client = crate::jail::netns::unmapped(client);
+        // The sockets' owner is the file-system uid they are created under (one thread).
+        let previous = nix::unistd::setfsuid(socket_owner());
+        let made = (reusable_socket(address), reusable_socket(address));
+        nix::unistd::setfsuid(previous);
+        let (real, trap) = (made.0?, made.1?);
+        bind(
+            std::os::fd::AsRawFd::as_raw_fd(&real),
+            &SockaddrStorage::from(address),
+        )?;
+        let bound = TcpListener::from(real);
+        let address = bound.local_addr()?;
+        let real = OwnedFd::from(bound);
+        // The group's order is the order of listen(): the real listener is index 0.
+        listen(&real, Backlog::new(64).unwrap_or(Backlog::MAXCONN))?;
+        let listener = TcpListener::from(real);
+        let steered = bind(
+            std::os::fd::AsRawFd::as_raw_fd(&trap),
+            &SockaddrStorage::from(address),
+        )
+        .and_then(|()| listen(&trap, Backlog::new(8).unwrap_or(Backlog::MAXCONN)))
+        .map_err(io::Error::from)
+        .and_then(|()| {
+            crate::sys::attach_reuseport_program(listener.as_fd(), &steering_program(client))
+        });
+        let trap = match steered {
+            Ok(()) => {
+                let trap = TcpListener::from(trap);
+                trap.set_nonblocking(true)?;
+                Some(trap)
+            }
+            Err(e) => {
+                // Without it libunftp drops a wrong-address connection (and the transfer).
+                tracing::warn!(error = %e, port = address.port(), "no trap for wrong-address data connections");
+                None
+            }
+        };
+        Ok(Passive {
+            listener,
+            trap,
+            opened: Instant::now(),
+        })
+    }
+
+    /// The listener to pass to the worker.
+    pub fn listener(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.listener.as_fd()
+    }
+
+    pub fn trap(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.trap.as_ref().map(|t| t.as_fd())
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// When an unused listener is shut down.
+    pub fn expires(&self, accept_timeout: Duration) -> Instant {
+        self.opened + accept_timeout + Duration::from_secs(1)
+    }
+
+    /// Accept what reached the trap, log it and close it.
+    pub fn refuse_intruders(&self) {
+        let Some(trap) = &self.trap else { return };
+        for _ in 0..16 {
+            match trap.accept() {
+                Ok((stream, from)) => {
+                    tracing::warn!(from = %from, port = self.port(),
+                        "data connection from another address than the client's refused");
+                    drop(stream);
+                }
+                Err(_) => break,
+            }
+        }
+    }
+}
+
+impl Drop for Passive {
+    /// SECURITY: stop listening for the worker's copy too (shutting a listening socket down
+    /// disconnects it; the port is free once both copies are closed).
+    fn drop(&mut self) {
+        let _ = shutdown(
+            std::os::fd::AsRawFd::as_raw_fd(&self.listener),
+            Shutdown::Read,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ports(min: u16, max: u16) -> PassivePorts {
+        let config = Config {
+            pasv_min_port: min,
+            pasv_max_port: max,
+            ..Config::default()
+        };
+        PassivePorts::from_config(&config)
+    }
+
+    #[test]
+    fn candidates_cover_the_whole_range_once() {
+        let mut p = ports(40000, 40009);
+        let mut c = p.candidates();
+        c.sort();
+        assert_eq!(c, (40000..=40009).collect::<Vec<_>>());
+        assert_eq!(ports(0, 0).candidates(), vec![0]);
+    }
+
+    #[test]
+    fn a_busy_port_is_skipped_not_an_error() {
+        let holder = TcpListener::bind("127.0.0.1:0").unwrap();
+        let busy = holder.local_addr().unwrap().port();
+        let local: IpAddr = "127.0.0.1".parse().unwrap();
+        let mut only_busy = PassivePorts {
+            enabled: true,
+            range: Some(busy..=busy),
+            cursor: 0,
+        };
+        assert!(only_busy.bind(local, local).is_err());
+        // A range of the busy port and its neighbour: the scan must get past the busy one
+        // (unless the neighbour is taken too, which would make the check meaningless).
+        let next = busy.checked_add(1).unwrap_or(busy - 1);
+        if TcpListener::bind(("127.0.0.1", next)).is_err() {
+            eprintln!("neighbour port {next} busy; checking the single-port refusal only");
+            return;
+        }
+        let (lo, hi) = (busy.min(next), busy.max(next));
+        for cursor in 0..2 {
+            let mut p = PassivePorts {
+                enabled: true,
+                range: Some(lo..=hi),
+                cursor,
+            };
+            assert_eq!(p.bind(local, local).unwrap().port(), next);
+        }
+    }
+
+    #[test]
+    fn disabled_passive_mode_binds_nothing() {
+        let config = Config {
+            pasv_enable: false,
+            ..Config::default()
+        };
+        assert!(
+            PassivePorts::from_config(&config)
+                .bind("127.0.0.1".parse().unwrap(), "127.0.0.1".parse().unwrap())
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn connections_from_another_address_go_to_the_trap() {
+        use std::net::TcpStream;
+        let local: IpAddr = "127.0.0.1".parse().unwrap();
+        let passive = ports(0, 0).bind(local, local).unwrap();
+        assert!(passive.trap().is_some(), "the trap must be there");
+        let port = passive.port();
+        let _intruder = socket_from("127.0.0.2", port).expect("connect from 127.0.0.2");
+        let trap = passive.trap.as_ref().unwrap();
+        trap.set_nonblocking(false).unwrap();
+        let (_, from) = trap.accept().unwrap();
+        assert_eq!(from.ip(), "127.0.0.2".parse::<IpAddr>().unwrap());
+        let _client = TcpStream::connect((local, port)).unwrap();
+        let (_, from) = passive.listener.accept().unwrap();
+        assert_eq!(from.ip(), local);
+    }
+
+    fn socket_from(ip: &str, port: u16) -> Option<std::net::TcpStream> {
+        use std::os::fd::AsRawFd;
+        let fd = socket(
+            AddressFamily::Inet,
+            SockType::Stream,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .ok()?;
+        let from: SocketAddr = format!("{ip}:0").parse().unwrap();
+        bind(fd.as_raw_fd(), &SockaddrStorage::from(from)).ok()?;
+        let to: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        nix::sys::socket::connect(fd.as_raw_fd(), &SockaddrStorage::from(to)).ok()?;
+        Some(std::net::TcpStream::from(fd))
+    }
+
+    #[test]
+    fn the_steering_program_compares_every_word_of_the_address() {
+        let v4 = steering_program("192.0.2.1".parse().unwrap());
+        assert_eq!(v4.len(), 4);
+        assert_eq!(v4[0].k, SKF_NET_OFF + 12);
+        assert_eq!(v4[1].k, 0xc000_0201);
+        assert_eq!((v4[1].jt, v4[1].jf), (0, 1));
+        let v6 = steering_program("2001:db8::1".parse().unwrap());
+        assert_eq!(v6.len(), 10);
+        assert_eq!(v6[0].k, SKF_NET_OFF + 8);
+        assert_eq!(v6[1].jf, 7);
+        assert_eq!(v6[7].jf, 1);
+        assert_eq!(v6[9].k, 1);
+        assert_eq!(v6[8].k, 0);
+    }
+}

@@ -1,0 +1,556 @@
+//! The monitor's request table and its handlers: which request is allowed from which child in
+//! which phase of the session (OpenSSH `monitor.c`'s `{request, flags, handler}` table).
+//!
+//! SECURITY: both children parse bytes from the network and may be compromised. A request not
+//! in the table for its sender and phase, a malformed message, or a message carrying a
+//! descriptor ends the whole session (both children are killed). The monitor itself counts
+//! failed logins, applies `max_login_fails` and the `delay_failed_login` wait (measured from
+//! the request, so a refusal takes as long whatever the reason), and decides every data socket
+//! again — none of it depends on the pre-login process or the worker obeying a reply.
+
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{Signal, kill};
+use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::Pid;
+
+use super::passive::{Passive, PassivePorts};
+use super::{Child, SessionSetup, WORKER_NAME, active, login};
+use crate::auth::PamLogin;
+use crate::control::port;
+use crate::logging::Escaped;
+use crate::protocol::ExitReason;
+use crate::protocol::monitor::{MAX_MESSAGE, Reply, Request};
+use crate::sys::{self, Forked};
+
+/// Who sent a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peer {
+    Prelogin,
+    Worker,
+}
+
+/// Where the session is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// No login accepted yet.
+    BeforeLogin,
+    /// One login accepted; its worker runs.
+    LoggedIn,
+    /// `max_login_fails` reached: nothing more is answered.
+    LoginsExhausted,
+}
+
+/// The kinds of request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Login,
+    BindPassive,
+    ConnectActive,
+}
+
+/// One row of the table: this request, from this peer, in this phase.
+struct Rule {
+    kind: Kind,
+    from: Peer,
+    phase: Phase,
+}
+
+/// Every request the monitor answers. Anything else ends the session.
+const TABLE: &[Rule] = &[
+    // Once per attempt, and never again after one succeeded.
+    Rule {
+        kind: Kind::Login,
+        from: Peer::Prelogin,
+        phase: Phase::BeforeLogin,
+    },
+    Rule {
+        kind: Kind::BindPassive,
+        from: Peer::Worker,
+        phase: Phase::LoggedIn,
+    },
+    Rule {
+        kind: Kind::ConnectActive,
+        from: Peer::Worker,
+        phase: Phase::LoggedIn,
+    },
+];
+
+/// Whether the table allows `kind` from `from` in `phase`.
+pub fn allowed(kind: Kind, from: Peer, phase: Phase) -> bool {
+    TABLE
+        .iter()
+        .any(|r| r.kind == kind && r.from == from && r.phase == phase)
+}
+
+fn kind_of(request: &Request) -> Kind {
+    match request {
+        Request::Login { .. } => Kind::Login,
+        Request::BindPassive => Kind::BindPassive,
+        Request::ConnectActive(_) => Kind::ConnectActive,
+    }
+}
+
+/// How long a child may take to exit once its partner is gone.
+const PARTNER_GONE_GRACE: Duration = Duration::from_secs(3);
+/// How long the pre-login process has to send the last `530` after the last allowed failure.
+const EXHAUSTED_GRACE: Duration = Duration::from_secs(2);
+
+/// One session's monitor state.
+struct Monitor<'a> {
+    setup: &'a SessionSetup<'a>,
+    prelogin: Child,
+    worker: Option<Child>,
+    phase: Phase,
+    failures: u32,
+    pam: Option<PamLogin>,
+    ports: PassivePorts,
+    /// The one passive listener this session may have.
+    passive: Option<Passive>,
+    /// Why the session must end now (a broken rule), for the log.
+    violation: Option<String>,
+    /// When to kill children that are still alive (their partner is gone, or logins ran out).
+    kill_at: Option<Instant>,
+}
+
+/// Answer requests until both children have gone, then reap them and close PAM. Returns how
+/// the session ended and how many logins failed. `prelogin`: the pre-login process's pid
+/// (`None` when a test stands in for it), `channel`: the monitor's end of its channel.
+pub fn serve(
+    setup: &SessionSetup<'_>,
+    prelogin: Option<Pid>,
+    channel: OwnedFd,
+) -> (ExitReason, u32) {
+    let mut m = Monitor {
+        setup,
+        prelogin: Child {
+            pid: prelogin,
+            channel: Some(channel),
+        },
+        worker: None,
+        phase: Phase::BeforeLogin,
+        failures: 0,
+        pam: None,
+        ports: PassivePorts::from_config(setup.config),
+        passive: None,
+        violation: None,
+        kill_at: None,
+    };
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    while m.violation.is_none() && (m.prelogin.channel.is_some() || m.worker_channel_open()) {
+        m.wait_and_answer(&mut buf);
+    }
+    m.finish()
+}
+
+impl Monitor<'_> {
+    fn worker_channel_open(&self) -> bool {
+        self.worker.as_ref().is_some_and(|w| w.channel.is_some())
+    }
+
+    /// The earliest timer: the passive listener's expiry, the kill deadline.
+    fn next_deadline(&self) -> Option<Instant> {
+        let accept_timeout = Duration::from_secs(self.setup.config.accept_timeout.max(1));
+        let expiry = self.passive.as_ref().map(|p| p.expires(accept_timeout));
+        [expiry, self.kill_at].into_iter().flatten().min()
+    }
+
+    fn wait_and_answer(&mut self, buf: &mut [u8]) {
+        let timeout = match self.next_deadline() {
+            None => PollTimeout::NONE,
+            Some(at) => {
+                let ms = at.saturating_duration_since(Instant::now()).as_millis();
+                PollTimeout::try_from(ms.min(60_000) as i32).unwrap_or(PollTimeout::MAX)
+            }
+        };
+        let (prelogin_ready, worker_ready, trap_ready) = {
+            let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(3);
+            let mut slots = [None; 3];
+            let wanted = PollFlags::POLLIN;
+            if let Some(c) = &self.prelogin.channel {
+                slots[0] = Some(fds.len());
+                fds.push(PollFd::new(c.as_fd(), wanted));
+            }
+            if let Some(c) = self.worker.as_ref().and_then(|w| w.channel.as_ref()) {
+                slots[1] = Some(fds.len());
+                fds.push(PollFd::new(c.as_fd(), wanted));
+            }
+            if let Some(t) = self.passive.as_ref().and_then(|p| p.trap()) {
+                slots[2] = Some(fds.len());
+                fds.push(PollFd::new(t, wanted));
+            }
+            match poll(&mut fds, timeout) {
+                Ok(_) => {}
+                Err(nix::errno::Errno::EINTR) => return,
+                Err(e) => {
+                    self.violation = Some(format!("poll failed: {e}"));
+                    return;
+                }
+            }
+            let ready = |slot: Option<usize>| {
+                slot.and_then(|i| fds[i].revents())
+                    .is_some_and(|r| !r.is_empty())
+            };
+            (ready(slots[0]), ready(slots[1]), ready(slots[2]))
+        };
+        let now = Instant::now();
+        let accept_timeout = Duration::from_secs(self.setup.config.accept_timeout.max(1));
+        if self
+            .passive
+            .as_ref()
+            .is_some_and(|p| p.expires(accept_timeout) <= now)
+        {
+            // SECURITY: an unused passive port does not stay open.
+            self.passive = None;
+        }
+        if self.kill_at.is_some_and(|at| at <= now) {
+            self.kill_at = None;
+            self.kill_children();
+        }
+        if trap_ready && let Some(p) = &self.passive {
+            p.refuse_intruders();
+        }
+        if prelogin_ready {
+            self.receive(Peer::Prelogin, buf);
+        }
+        if worker_ready && self.violation.is_none() {
+            self.receive(Peer::Worker, buf);
+        }
+    }
+
+    fn channel(&self, peer: Peer) -> Option<&OwnedFd> {
+        match peer {
+            Peer::Prelogin => self.prelogin.channel.as_ref(),
+            Peer::Worker => self.worker.as_ref().and_then(|w| w.channel.as_ref()),
+        }
+    }
+
+    /// The peer has closed its channel (it is exiting).
+    fn gone(&mut self, peer: Peer) {
+        match peer {
+            Peer::Prelogin => self.prelogin.channel = None,
+            Peer::Worker => {
+                if let Some(w) = &mut self.worker {
+                    w.channel = None;
+                }
+                self.passive = None;
+            }
+        }
+        // The partner notices on its own (its link closes); if it does not, it is killed.
+        if self.kill_at.is_none() {
+            self.kill_at = Some(Instant::now() + PARTNER_GONE_GRACE);
+        }
+    }
+
+    fn receive(&mut self, peer: Peer, buf: &mut [u8]) {
+        let Some(channel) = self.channel(peer) else {
+            return;
+        };
+        let (len, fd) = match sys::recv_message(channel.as_fd(), buf) {
+            Ok(r) => r,
+            Err(e) if e.raw_os_error() == Some(nix::libc::EINTR) => return,
+            Err(e) => {
+                self.violation = Some(format!("bad message from the {peer:?}: {e}"));
+                return;
+            }
+        };
+        if len == 0 {
+            self.gone(peer);
+            return;
+        }
+        if fd.is_some() {
+            self.violation = Some(format!("the {peer:?} sent a file descriptor"));
+            return;
+        }
+        let request = match Request::decode(&buf[..len]) {
+            Ok(r) => r,
+            Err(e) => {
+                self.violation = Some(format!("the {peer:?} sent a {e}"));
+                return;
+            }
+        };
+        buf[..len].iter_mut().for_each(|b| *b = 0);
+        let kind = kind_of(&request);
+        if !allowed(kind, peer, self.phase) {
+            self.violation = Some(format!(
+                "{kind:?} request from the {peer:?} is not allowed ({:?})",
+                self.phase
+            ));
+            return;
+        }
+        match request {
+            Request::Login {
+                user,
+                password,
+                tls,
+            } => self.login(user, password, tls),
+            Request::BindPassive => self.bind_passive(),
+            Request::ConnectActive(target) => self.connect_active(target),
+        }
+    }
+
+    /// Send a reply to `peer`; a peer that cannot take it has gone.
+    fn reply(&mut self, peer: Peer, reply: &Reply, fd: Option<std::os::fd::BorrowedFd<'_>>) {
+        let Some(channel) = self.channel(peer) else {
+            return;
+        };
+        if let Err(e) = sys::send_message(channel.as_fd(), &reply.encode(), fd) {
+            tracing::debug!(error = %e, ?peer, "child gone before its reply");
+            self.gone(peer);
+        }
+    }
+
+    fn login(&mut self, user: String, mut password: Vec<u8>, tls: bool) {
+        let started = Instant::now();
+        let config = self.setup.config;
+        let client = self.setup.addresses.client;
+        // SECURITY: `tls` is the pre-login process's word. It only protects the password on
+        // the wire: a pre-login process that lies about it serves its own client, who typed
+        // the password, and no other session.
+        let attempt = login::Attempt {
+            user: &user,
+            password: &password,
+            client: client.ip(),
+            tls,
+        };
+        let outcome = login::decide(config, self.setup.users, &attempt);
+        password.iter_mut().for_each(|b| *b = 0);
+        match outcome {
+            Ok(accepted) => {
+                let grant = accepted.grant.clone();
+                match self.start_worker(accepted) {
+                    Ok(link) => {
+                        tracing::info!(user = %Escaped(&user), client = %client.ip(), port = client.port(),
+                            jailed = grant.jailed, anonymous = grant.anonymous,
+                            start = %Escaped(&grant.start_dir), "login ok");
+                        self.phase = Phase::LoggedIn;
+                        self.reply(Peer::Prelogin, &Reply::LoggedIn, Some(link.as_fd()));
+                    }
+                    Err(e) => {
+                        self.violation = Some(format!("cannot start the user's worker: {e}"));
+                    }
+                }
+            }
+            Err(reason) => {
+                self.failures += 1;
+                tracing::warn!(user = %Escaped(&user), client = %client.ip(), port = client.port(),
+                    reason = %Escaped(&reason), "login refused");
+                // SECURITY: the same wait whatever the reason (unknown user, wrong password,
+                // policy), counted from the request, not from PAM's answer.
+                let delay = Duration::from_secs(config.delay_failed_login);
+                std::thread::sleep((started + delay).saturating_duration_since(Instant::now()));
+                let disconnect =
+                    config.max_login_fails > 0 && self.failures >= config.max_login_fails;
+                if disconnect {
+                    self.phase = Phase::LoginsExhausted;
+                    self.kill_at = Some(Instant::now() + EXHAUSTED_GRACE);
+                }
+                self.reply(Peer::Prelogin, &Reply::Denied { disconnect }, None);
+            }
+        }
+        // PAM and the password hash ran deep and allocated a lot; none of it is needed
+        // again (and the discarded stack held the password for a moment).
+        sys::release_free_heap();
+        sys::discard_stack_below_caller();
+    }
+
+    /// Fork the worker for an accepted login; returns the pre-login process's end of the link.
+    fn start_worker(&mut self, accepted: login::Accepted) -> std::io::Result<OwnedFd> {
+        let (link_prelogin, link_worker) = socketpair(
+            AddressFamily::Unix,
+            SockType::Stream,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )?;
+        let (monitor_end, worker_end) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )?;
+        let parent = nix::unistd::getpid();
+        match sys::fork_single_threaded()? {
+            Forked::Child => {
+                let _ = nix::sys::prctl::set_name(WORKER_NAME);
+                let keep = [
+                    link_worker.as_raw_fd(),
+                    worker_end.as_raw_fd(),
+                    accepted.start_dir.as_raw_fd(),
+                ];
+                // SECURITY: the worker holds nothing of the monitor's (the pre-login channel,
+                // passive listeners). The monitor's objects that owned them are never dropped
+                // in this process: it leaves through `exit`, whatever happens.
+                if sys::close_all_fds_except(&keep).is_err() {
+                    std::process::abort();
+                }
+                let setup = self.setup;
+                let start = crate::worker::Start {
+                    config: setup.config,
+                    grant: accepted.grant,
+                    dir: accepted.start_dir,
+                    link: link_worker,
+                    channel: worker_end,
+                    addresses: setup.addresses,
+                    tls_files: setup.tls_files.clone(),
+                    parent,
+                };
+                let reason = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    crate::worker::run(start)
+                }))
+                .unwrap_or(ExitReason::Error);
+                std::process::exit(reason as i32);
+            }
+            Forked::Parent(pid) => {
+                drop(link_worker);
+                drop(worker_end);
+                drop(accepted.start_dir);
+                self.worker = Some(Child {
+                    pid: Some(pid),
+                    channel: Some(monitor_end),
+                });
+                self.pam = accepted.pam;
+                Ok(link_prelogin)
+            }
+        }
+    }
+
+    fn bind_passive(&mut self) {
+        // SECURITY: one passive listener per session; asking again closes the previous one.
+        self.passive = None;
+        let addresses = self.setup.addresses;
+        match self.ports.bind(addresses.local_ip, addresses.client.ip()) {
+            Ok(p) => {
+                let listener = p.listener().try_clone_to_owned();
+                self.passive = Some(p);
+                match listener {
+                    Ok(l) => self.reply(Peer::Worker, &Reply::Bound, Some(l.as_fd())),
+                    Err(_) => self.reply(Peer::Worker, &Reply::NotBound, None),
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, address = %addresses.local_ip, "no passive socket");
+                self.reply(Peer::Worker, &Reply::NotBound, None);
+            }
+        }
+    }
+
+    fn connect_active(&mut self, target: SocketAddr) {
+        let config = self.setup.config;
+        let addresses = self.setup.addresses;
+        // SECURITY: checked again here; the worker's relay already refused it if it obeys.
+        if !config.port_enable
+            || !port::allowed(target, addresses.client.ip(), config.port_promiscuous)
+        {
+            self.violation = Some(format!(
+                "active connection to {target} that the configuration forbids"
+            ));
+            return;
+        }
+        let from_port = config.connect_from_port_20.then_some(config.ftp_data_port);
+        let timeout = Duration::from_secs(config.connect_timeout.max(1));
+        match active::connect(target, addresses.local_ip, from_port, timeout) {
+            Ok(stream) => self.reply(Peer::Worker, &Reply::Connected, Some(stream.as_fd())),
+            Err(e) => {
+                tracing::info!(error = %e, address = %target, "active data connection failed");
+                self.reply(Peer::Worker, &Reply::NotConnected, None);
+            }
+        }
+    }
+
+    fn kill_children(&mut self) {
+        for pid in [self.prelogin.pid, self.worker.as_ref().and_then(|w| w.pid)]
+            .into_iter()
+            .flatten()
+        {
+            let _ = kill(pid, Signal::SIGKILL);
+        }
+        self.prelogin.channel = None;
+        if let Some(w) = &mut self.worker {
+            w.channel = None;
+        }
+    }
+
+    /// Reap both children, close PAM, and say how the session ended.
+    fn finish(mut self) -> (ExitReason, u32) {
+        let client = self.setup.addresses.client;
+        if let Some(why) = &self.violation {
+            tracing::error!(client = %client.ip(), port = client.port(), reason = %why,
+                "a session process broke the monitor protocol; ending the session");
+            self.kill_children();
+        }
+        self.passive = None;
+        let prelogin = self.prelogin.pid.map(reap);
+        let worker = self.worker.as_ref().and_then(|w| w.pid).map(reap);
+        for (role, status) in [("pre-login process", &prelogin), ("worker", &worker)] {
+            if let Some(Ok(WaitStatus::Signaled(_, signal, _))) = status
+                && self.violation.is_none()
+            {
+                tracing::warn!(client = %client.ip(), port = client.port(), signal = %signal,
+                    "{role} killed by a signal");
+            }
+        }
+        if let Some(pam) = self.pam.take() {
+            pam.close();
+        }
+        let reason = if self.phase == Phase::LoginsExhausted {
+            ExitReason::LoginFailures
+        } else if self.violation.is_some() {
+            ExitReason::Error
+        } else {
+            match worker.or(prelogin) {
+                Some(Ok(WaitStatus::Exited(_, code))) => {
+                    ExitReason::from_code(code).unwrap_or(ExitReason::Error)
+                }
+                Some(Ok(WaitStatus::Signaled(..))) => ExitReason::Error,
+                None => ExitReason::Closed,
+                Some(other) => {
+                    tracing::error!(status = ?other, "unexpected session process status");
+                    ExitReason::Error
+                }
+            }
+        };
+        (reason, self.failures)
+    }
+}
+
+fn reap(pid: Pid) -> nix::Result<WaitStatus> {
+    loop {
+        match waitpid(pid, None) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            other => return other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_allows_each_request_only_from_its_peer_and_phase() {
+        use Kind::*;
+        use Peer::*;
+        use Phase::*;
+        for kind in [Login, BindPassive, ConnectActive] {
+            for from in [Prelogin, Worker] {
+                for phase in [BeforeLogin, LoggedIn, LoginsExhausted] {
+                    let expected = matches!(
+                        (kind, from, phase),
+                        (Login, Prelogin, BeforeLogin)
+                            | (BindPassive, Worker, LoggedIn)
+                            | (ConnectActive, Worker, LoggedIn)
+                    );
+                    assert_eq!(
+                        allowed(kind, from, phase),
+                        expected,
+                        "{kind:?} {from:?} {phase:?}"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,399 @@
+//! The pre-login conversation: greeting, `AUTH TLS`, `USER`/`PASS` (decided by the monitor),
+//! and the commands clients send before logging in, with vsftpd's replies; everything else
+//! gets `530 Please login with USER and PASS.`
+//!
+//! SECURITY: the whole phase — TLS handshake and the monitor's answers included — is bounded
+//! by `login_timeout`; every line goes through the one command parser; a client that goes
+//! away ends the session. Passwords are zeroed after use and never logged.
+
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncWriteExt;
+use tokio::io::unix::AsyncFd;
+
+use super::client::Client;
+use crate::config::Config;
+use crate::control::command;
+use crate::control::line::{Line, LineReader, MAX_LINE};
+use crate::logging::Escaped;
+use crate::policy::UserList;
+use crate::protocol::ExitReason;
+use crate::protocol::link::Preamble;
+use crate::protocol::monitor::{MAX_MESSAGE, MAX_PASSWORD, MAX_USER, Reply, Request};
+use crate::tls::StoredSessions;
+
+/// The features listed before login (and by libunftp after it): RFC 2389.
+fn features(tls: bool) -> String {
+    let mut list = vec![
+        " EPSV",
+        " MDTM",
+        " MLSD",
+        " MLST",
+        " REST STREAM",
+        " SIZE",
+        " UTF8",
+    ];
+    if tls {
+        list.extend([" AUTH TLS", " PBSZ", " PROT"]);
+    }
+    list.sort_unstable();
+    let mut out = String::from("211-Extensions supported:\r\n");
+    for f in list {
+        out.push_str(f);
+        out.push_str("\r\n");
+    }
+    out.push_str("211 END");
+    out
+}
+
+/// How one command of the conversation turned out.
+enum Step {
+    /// Go on reading commands.
+    Continue,
+    /// The monitor accepted the login and started the worker: here is the link to it.
+    LoggedIn(OwnedFd),
+}
+
+pub struct Conversation<'a> {
+    config: &'a Config,
+    users: &'a UserList,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    stored: Option<Arc<StoredSessions>>,
+    monitor: AsyncFd<OwnedFd>,
+    client_address: String,
+    lines: LineReader,
+    pending_user: Option<String>,
+    preamble: Preamble,
+}
+
+impl<'a> Conversation<'a> {
+    pub fn new(
+        config: &'a Config,
+        users: &'a UserList,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+        stored: Option<Arc<StoredSessions>>,
+        monitor: AsyncFd<OwnedFd>,
+        client_address: String,
+    ) -> Self {
+        Conversation {
+            config,
+            users,
+            tls,
+            stored,
+            monitor,
+            client_address,
+            lines: LineReader::default(),
+            pending_user: None,
+            preamble: Preamble::default(),
+        }
+    }
+
+    /// Greet, converse until a login is accepted, then carry the session to the worker.
+    pub async fn run(mut self, client: tokio::net::TcpStream, greeting: String) -> ExitReason {
+        let mut client = Client::Plain(client);
+        let deadline = Instant::now() + Duration::from_secs(self.config.login_timeout.max(1));
+        let outcome =
+            tokio::time::timeout_at(deadline.into(), self.converse(&mut client, &greeting)).await;
+        let link = match outcome {
+            Err(_) => {
+                tracing::info!(client = %self.client_address, seconds = self.config.login_timeout,
+                    "no login in time; closing the connection");
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(2), say(&mut client, "421 Timeout."))
+                        .await;
+                let _ = tokio::time::timeout(Duration::from_secs(2), client.shutdown()).await;
+                return ExitReason::Timeout;
+            }
+            Ok(Err(reason)) => {
+                let _ = tokio::time::timeout(Duration::from_secs(2), client.shutdown()).await;
+                return reason;
+            }
+            Ok(Ok(link)) => link,
+        };
+        let link = std::os::unix::net::UnixStream::from(link);
+        let link = match link
+            .set_nonblocking(true)
+            .and_then(|()| tokio::net::UnixStream::from_std(link))
+        {
+            Ok(l) => l,
+            Err(_) => return ExitReason::Error,
+        };
+        if let Some(stored) = &self.stored {
+            self.preamble.tls_sessions = stored.take();
+        }
+        let mut first = self.preamble.encode();
+        // Commands the client sent after PASS, before our 230, go to the worker as they came.
+        first.extend_from_slice(&self.lines.take_pending());
+        super::pump::run(client, link, first).await
+    }
+
+    async fn converse(
+        &mut self,
+        client: &mut Client,
+        greeting: &str,
+    ) -> Result<OwnedFd, ExitReason> {
+        write(client, greeting).await?;
+        loop {
+            let line = match self.lines.next(client, MAX_LINE).await {
+                Err(_) | Ok(Line::Closed) => return Err(ExitReason::Closed),
+                Ok(Line::TooLong) => {
+                    say(client, "500 Command line too long.").await?;
+                    continue;
+                }
+                Ok(Line::Text(l)) => l,
+            };
+            let command = match command::parse(&line) {
+                Ok(c) => c,
+                Err(refusal) => {
+                    tracing::info!(client = %self.client_address,
+                        line = %Escaped(&String::from_utf8_lossy(&line)), "command refused before login");
+                    say(client, refusal.reply()).await?;
+                    continue;
+                }
+            };
+            let arg = command.arg.as_ref();
+            let step = match command.verb.as_str() {
+                "AUTH" => self.auth(client, arg).await?,
+                "USER" => self.user(client, arg.trim()).await?,
+                "PASS" => self.pass(client, arg).await?,
+                "QUIT" => {
+                    let _ = say(client, "221 Goodbye.").await;
+                    return Err(ExitReason::Closed);
+                }
+                "FEAT" => {
+                    say(client, &features(self.tls.is_some())).await?;
+                    Step::Continue
+                }
+                "SYST" => {
+                    say(client, "215 UNIX Type: L8").await?;
+                    Step::Continue
+                }
+                "NOOP" => {
+                    say(client, "200 NOOP ok.").await?;
+                    Step::Continue
+                }
+                "OPTS" => {
+                    let reply = if arg.trim().eq_ignore_ascii_case("UTF8 ON") {
+                        "200 Always in UTF8 mode."
+                    } else {
+                        "501 Option not understood."
+                    };
+                    say(client, reply).await?;
+                    Step::Continue
+                }
+                "PBSZ" | "PROT" if self.tls.is_some() => {
+                    let reply = self.protection(&command.verb, arg);
+                    say(client, reply).await?;
+                    Step::Continue
+                }
+                _ => {
+                    say(client, "530 Please login with USER and PASS.").await?;
+                    Step::Continue
+                }
+            };
+            if let Step::LoggedIn(link) = step {
+                return Ok(link);
+            }
+        }
+    }
+
+    /// `PBSZ` and `PROT` before login (vsftpd's replies); remembered for the worker.
+    fn protection(&mut self, verb: &str, arg: &str) -> &'static str {
+        if !self.preamble.control_tls {
+            return if verb == "PBSZ" {
+                "503 PBSZ needs a secure connection."
+            } else {
+                "503 PROT needs a secure connection."
+            };
+        }
+        if verb == "PBSZ" {
+            self.preamble.pbsz = true;
+            return "200 PBSZ set to 0.";
+        }
+        match arg.trim().to_ascii_uppercase().as_str() {
+            "P" => {
+                self.preamble.prot_private = Some(true);
+                "200 PROT now Private."
+            }
+            "C" => {
+                self.preamble.prot_private = Some(false);
+                "200 PROT now Clear."
+            }
+            "S" | "E" => "536 PROT not supported.",
+            _ => "504 PROT not recognised.",
+        }
+    }
+
+    async fn auth(&mut self, client: &mut Client, arg: &str) -> Result<Step, ExitReason> {
+        let Some(acceptor) = self.tls.clone() else {
+            say(client, "530 Please login with USER and PASS.").await?;
+            return Ok(Step::Continue);
+        };
+        if self.preamble.control_tls {
+            say(client, "503 Already using TLS.").await?;
+            return Ok(Step::Continue);
+        }
+        if !matches!(
+            arg.trim().to_ascii_uppercase().as_str(),
+            "TLS" | "SSL" | "TLS-C" | "TLS-P"
+        ) {
+            say(client, "504 Unknown AUTH type.").await?;
+            return Ok(Step::Continue);
+        }
+        say(client, "234 Proceed with negotiation.").await?;
+        if self.lines.pending() {
+            tracing::warn!(client = %self.client_address,
+                "client sent data after AUTH TLS before the handshake; closing");
+            return Err(ExitReason::Refused);
+        }
+        let Client::Plain(tcp) = std::mem::replace(client, Client::Upgrading) else {
+            return Err(ExitReason::Error);
+        };
+        match acceptor.accept(tcp).await {
+            Ok(tls) => {
+                *client = Client::Tls(Box::new(tls));
+                self.preamble.control_tls = true;
+                Ok(Step::Continue)
+            }
+            Err(e) => {
+                tracing::info!(client = %self.client_address, error = %e,
+                    "control connection TLS handshake failed");
+                Err(ExitReason::Closed)
+            }
+        }
+    }
+
+    async fn user(&mut self, client: &mut Client, name: &str) -> Result<Step, ExitReason> {
+        let config = self.config;
+        let tls_active = self.preamble.control_tls;
+        if name.is_empty() || name.len() > MAX_USER {
+            say(client, "530 Permission denied.").await?;
+            return Ok(Step::Continue);
+        }
+        let anonymous = config.anonymous_enable && config.is_anonymous_name(name);
+        if !anonymous && self.users.refuses(name) {
+            tracing::warn!(client = %self.client_address, user = %Escaped(name),
+                "login refused at USER by userlist_file");
+            say(client, "530 Permission denied.").await?;
+            return Err(ExitReason::Refused);
+        }
+        if config.ssl_enable {
+            let refusal = if anonymous && tls_active && !config.allow_anon_ssl {
+                Some((
+                    "530 Anonymous sessions may not use encryption.",
+                    "anonymous login over TLS refused (allow_anon_ssl = false)",
+                ))
+            } else if !tls_active && anonymous && config.force_anon_logins_ssl {
+                Some((
+                    "530 Anonymous sessions must use encryption.",
+                    "plain-text anonymous login refused (force_anon_logins_ssl)",
+                ))
+            } else if !tls_active && !anonymous && config.force_local_logins_ssl {
+                Some((
+                    "530 Non-anonymous sessions must use encryption.",
+                    "plain-text login refused (force_local_logins_ssl)",
+                ))
+            } else {
+                None
+            };
+            if let Some((text, why)) = refusal {
+                tracing::warn!(client = %self.client_address, user = %Escaped(name), "{why}");
+                say(client, text).await?;
+                return Ok(Step::Continue);
+            }
+        }
+        self.pending_user = Some(name.to_string());
+        if anonymous && config.no_anon_password {
+            // no_anon_password: an anonymous user is logged in at USER, as vsftpd does.
+            return self.pass(client, "").await;
+        }
+        say(client, "331 Please specify the password.").await?;
+        Ok(Step::Continue)
+    }
+
+    async fn pass(&mut self, client: &mut Client, password: &str) -> Result<Step, ExitReason> {
+        let Some(mut user) = self.pending_user.take() else {
+            say(client, "503 Login with USER first.").await?;
+            return Ok(Step::Continue);
+        };
+        let mut password = password.as_bytes().to_vec();
+        if password.len() > MAX_PASSWORD {
+            // Still the monitor's refusal, with its delay and its count: a name that can be
+            // no account's.
+            user.clear();
+            password.clear();
+        }
+        let request = Request::Login {
+            user,
+            password,
+            tls: self.preamble.control_tls,
+        };
+        let answer = self.ask_monitor(&request).await;
+        if let Request::Login { mut password, .. } = request {
+            password.iter_mut().for_each(|b| *b = 0);
+        }
+        match answer {
+            Ok((Reply::LoggedIn, Some(link))) => Ok(Step::LoggedIn(link)),
+            Ok((Reply::Denied { disconnect }, None)) => {
+                say(client, "530 Login incorrect.").await?;
+                if disconnect {
+                    return Err(ExitReason::LoginFailures);
+                }
+                Ok(Step::Continue)
+            }
+            Ok(_) => {
+                tracing::error!("the monitor answered a login out of protocol; ending the session");
+                Err(ExitReason::Error)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "lost the monitor during login; ending the session");
+                Err(ExitReason::Error)
+            }
+        }
+    }
+
+    async fn ask_monitor(&self, request: &Request) -> std::io::Result<(Reply, Option<OwnedFd>)> {
+        let mut bytes = request.encode();
+        let sent = crate::sys::send_message_async(&self.monitor, &bytes, None).await;
+        // The request carries the password.
+        bytes.iter_mut().for_each(|b| *b = 0);
+        sent?;
+        let mut buf = vec![0u8; MAX_MESSAGE];
+        let (len, fd) = crate::sys::recv_message_async(&self.monitor, &mut buf).await?;
+        if len == 0 {
+            return Err(std::io::Error::other("monitor closed the channel"));
+        }
+        let reply = Reply::decode(&buf[..len]).map_err(std::io::Error::other)?;
+        Ok((reply, fd))
+    }
+}
+
+/// Write bytes; a client that cannot take them has gone.
+async fn write(client: &mut Client, text: &str) -> Result<(), ExitReason> {
+    client
+        .write_all(text.as_bytes())
+        .await
+        .map_err(|_| ExitReason::Closed)?;
+    client.flush().await.map_err(|_| ExitReason::Closed)
+}
+
+/// Send one reply (CRLF added).
+async fn say(client: &mut Client, text: &str) -> Result<(), ExitReason> {
+    write(client, &format!("{text}\r\n")).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::features;
+
+    #[test]
+    fn features_are_listed_as_libunftp_lists_them_after_login() {
+        assert_eq!(
+            features(true),
+            "211-Extensions supported:\r\n AUTH TLS\r\n EPSV\r\n MDTM\r\n MLSD\r\n MLST\r\n PBSZ\r\n PROT\r\n REST STREAM\r\n SIZE\r\n UTF8\r\n211 END"
+        );
+        assert!(!features(false).contains("AUTH"));
+    }
+}

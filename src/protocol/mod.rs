@@ -1,0 +1,17 @@
+//! Every message that crosses a process boundary, in one place: typed, size-capped and
+//! checked on decode. Nothing here decides anything; the receivers do (the monitor's request
+//! table, the spawner's loop).
+//!
+//! - [`spawner`]: master ↔ spawner (admitted connections, how sessions ended).
+//! - [`monitor`]: pre-login process and worker → monitor (login, data sockets) and replies.
+//! - [`link`]: the pre-login process's first words to the worker on their link.
+//! - [`exit`]: a session's exit code, read by the spawner and the master.
+//! - `wire`: the shared encoding.
+
+pub mod exit;
+pub mod link;
+pub mod monitor;
+pub mod spawner;
+mod wire;
+
+pub use exit::{ExitReason, SessionEnd};

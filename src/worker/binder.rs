@@ -1,0 +1,59 @@
+//! libunftp's `Binder` for passive mode, answered by the monitor: the worker lives in a network
+//! namespace of its own, so the listening socket clients reach is made (and watched) by the
+//! monitor in the host's network and passed in.
+
+use std::io;
+use std::net::IpAddr;
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use libunftp::options::Binder;
+use tokio::net::TcpSocket;
+
+use crate::protocol::monitor::{Reply, Request};
+use crate::worker::state::SessionShared;
+
+/// The worker's side: libunftp's `Binder`, answered by the monitor.
+#[derive(Debug)]
+pub struct MonitorBinder {
+    shared: Arc<SessionShared>,
+}
+
+impl MonitorBinder {
+    pub fn new(shared: Arc<SessionShared>) -> Self {
+        MonitorBinder { shared }
+    }
+}
+
+#[async_trait]
+impl Binder for MonitorBinder {
+    async fn bind(
+        &mut self,
+        _in_namespace: IpAddr,
+        _ignored: RangeInclusive<u16>,
+    ) -> io::Result<TcpSocket> {
+        if let Some(tls) = &self.shared.tls {
+            tls.new_data_connection();
+        }
+        let answer = self.shared.monitor.ask(&Request::BindPassive).await?;
+        match answer {
+            (Reply::Bound, Some(fd)) => {
+                let stream = std::net::TcpStream::from(fd);
+                stream.set_nonblocking(true)?;
+                Ok(TcpSocket::from_std_stream(stream))
+            }
+            (Reply::NotBound, None) => {
+                tracing::warn!("no passive port available");
+                Err(io::Error::new(
+                    io::ErrorKind::AddrNotAvailable,
+                    "no passive socket",
+                ))
+            }
+            _ => {
+                tracing::error!("monitor answered a passive socket request out of protocol");
+                std::process::exit(crate::protocol::ExitReason::Error as i32);
+            }
+        }
+    }
+}

@@ -1,0 +1,458 @@
+//! The worker's relay: between the link to the pre-login process (the client's commands, as
+//! they came) and libunftp's in-process connection.
+//!
+//! It first logs libunftp in — with the user's name and a one-time token, for the login the
+//! monitor already accepted — replays the `PBSZ`/`PROT` given before login, and says `230`.
+//! Then it forwards commands and replies line by line, answering the few commands libunftp
+//! would get wrong itself (USER/PASS/AUTH after login, RNFR without rights, PORT/EPRT, which
+//! are checked here and connected by the monitor), and owns the idle, data and accept
+//! timeouts, the line cap, and every final reply of a session that must end.
+//!
+//! It never parses a path and never touches a file. Every line goes through one parser
+//! (`crate::control::command`) and libunftp is given the line rebuilt from it. Every wait on
+//! libunftp has a deadline.
+
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWriteExt};
+use tokio::net::UnixStream;
+use tokio::sync::mpsc;
+
+use crate::control::command;
+use crate::control::line::{Line, LineReader, MAX_LINE};
+use crate::control::port;
+use crate::logging::Escaped;
+use crate::protocol::ExitReason;
+use crate::protocol::link::Preamble;
+use crate::worker::active;
+use crate::worker::state::{ListFlags, SessionShared};
+
+/// Longest reply line accepted from libunftp.
+const MAX_ENGINE_LINE: usize = 1 << 20;
+/// Longest wait for libunftp to answer one command of the login, or to take a command.
+const ENGINE_TIMEOUT: Duration = Duration::from_secs(20);
+
+type EngineRead = tokio::net::tcp::OwnedReadHalf;
+type EngineWrite = tokio::net::tcp::OwnedWriteHalf;
+
+/// RFC 775's X-verbs (XCUP, XCWD, XPWD, XMKD, XRMD), which vsftpd accepts and libunftp does
+/// not: the verbs libunftp knows.
+fn modern_verb(verb: &str) -> Option<&'static str> {
+    Some(match verb {
+        "XCUP" => "CDUP",
+        "XCWD" => "CWD",
+        "XPWD" => "PWD",
+        "XMKD" => "MKD",
+        "XRMD" => "RMD",
+        _ => return None,
+    })
+}
+
+/// A PORT or EPRT: the line for libunftp, or the reply to send instead (vsftpd's words).
+async fn active_mode(
+    shared: &Arc<SessionShared>,
+    verb: &str,
+    arg: &str,
+) -> Result<String, &'static str> {
+    let config = &shared.config;
+    let eprt = verb == "EPRT";
+    let target = if eprt {
+        port::parse_eprt(arg).ok_or("500 Bad EPRT command.")?
+    } else {
+        port::parse_port(arg).ok_or("500 Illegal PORT command.")?
+    };
+    if !port::allowed(target, shared.client_ip, config.port_promiscuous) {
+        tracing::warn!(address = %target, "PORT/EPRT to another host or a privileged port refused (port_promiscuous = false)");
+        return Err(if eprt {
+            "500 Illegal EPRT command."
+        } else {
+            "500 Illegal PORT command."
+        });
+    }
+    if shared.client_ip.is_ipv6() {
+        // libunftp's data connection must come from the client's address, and its PORT is IPv4
+        // only (see `active`).
+        return Err("522 Active mode is not supported over IPv6; use EPSV.");
+    }
+    let wait = Duration::from_secs(config.connect_timeout.max(1));
+    active::prepare(shared, target, wait)
+        .await
+        .ok_or("425 Failed to establish connection.")
+}
+
+/// A complete reply from libunftp: all its lines, and its code.
+struct EngineReply {
+    code: u16,
+    #[cfg_attr(not(test), allow(dead_code))]
+    text: String,
+}
+
+async fn read_engine_reply<R: AsyncRead + Unpin>(
+    lines: &mut LineReader,
+    r: &mut R,
+) -> io::Result<EngineReply> {
+    let mut text = String::new();
+    loop {
+        let line = match lines.next(r, MAX_ENGINE_LINE).await? {
+            Line::Text(l) => String::from_utf8_lossy(&l).into_owned(),
+            Line::Closed => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "FTP engine closed",
+                ));
+            }
+            Line::TooLong => return Err(io::Error::other("FTP engine reply too long")),
+        };
+        text.push_str(&line);
+        text.push_str("\r\n");
+        let b = line.as_bytes();
+        if b.len() >= 4 && b[..3].iter().all(u8::is_ascii_digit) && b[3] == b' ' {
+            let code = line[..3].parse().unwrap_or(0);
+            return Ok(EngineReply { code, text });
+        }
+        if b.len() == 3 && b.iter().all(u8::is_ascii_digit) {
+            return Ok(EngineReply {
+                code: line.parse().unwrap_or(0),
+                text,
+            });
+        }
+    }
+}
+
+/// What the relay needs besides the two connections.
+pub struct RelaySetup {
+    pub shared: Arc<SessionShared>,
+    /// The account libunftp is logged in as.
+    pub user: String,
+    /// Where a user who is not jailed starts (libunftp starts every session at `/`).
+    pub start_dir: Option<String>,
+    pub preamble: Preamble,
+}
+
+async fn engine_round_trip(
+    line: &str,
+    engine_lines: &mut LineReader,
+    engine_read: &mut EngineRead,
+    engine_write: &mut EngineWrite,
+) -> io::Result<EngineReply> {
+    let exchange = async {
+        engine_write.write_all(line.as_bytes()).await?;
+        engine_write.write_all(b"\r\n").await?;
+        read_engine_reply(engine_lines, engine_read).await
+    };
+    tokio::time::timeout(ENGINE_TIMEOUT, exchange)
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the FTP engine did not answer"))?
+}
+
+/// Log libunftp in and serve the session until it ends; returns why it ended.
+pub async fn run(link: UnixStream, engine: tokio::net::TcpStream, setup: RelaySetup) -> ExitReason {
+    let (mut engine_read, mut engine_write) = engine.into_split();
+    let mut engine_lines = LineReader::default();
+    let shared = setup.shared.clone();
+    let mut link = link;
+    let greeting = tokio::time::timeout(
+        ENGINE_TIMEOUT,
+        read_engine_reply(&mut engine_lines, &mut engine_read),
+    )
+    .await;
+    if !matches!(greeting, Ok(Ok(_))) {
+        tracing::error!("the FTP engine did not greet");
+        return ExitReason::Error;
+    }
+    let login = [
+        (format!("USER {}", setup.user), 331),
+        (format!("PASS {}", shared.login_token), 230),
+    ];
+    for (line, expected) in login {
+        match engine_round_trip(
+            &line,
+            &mut engine_lines,
+            &mut engine_read,
+            &mut engine_write,
+        )
+        .await
+        {
+            Ok(answer) if answer.code == expected => {}
+            Ok(answer) => {
+                if let Some((text, reason)) = shared.take_ending() {
+                    let _ = link_write(&mut link, &text).await;
+                    return reason;
+                }
+                tracing::error!(code = answer.code, "FTP engine refused the granted login");
+                return ExitReason::Error;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "FTP engine login failed");
+                return ExitReason::Error;
+            }
+        }
+    }
+    let mut replay: Vec<String> = Vec::new();
+    if let Some(dir) = &setup.start_dir {
+        replay.push(format!("CWD {dir}"));
+    }
+    if setup.preamble.pbsz {
+        replay.push("PBSZ 0".into());
+    }
+    if let Some(private) = setup.preamble.prot_private {
+        replay.push(if private { "PROT P" } else { "PROT C" }.into());
+    }
+    for line in replay {
+        match engine_round_trip(
+            &line,
+            &mut engine_lines,
+            &mut engine_read,
+            &mut engine_write,
+        )
+        .await
+        {
+            Ok(answer) if (200..300).contains(&answer.code) => {}
+            Ok(answer) => {
+                tracing::warn!(command = %Escaped(&line), code = answer.code, "FTP engine refused a pre-login setting")
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "FTP engine gone during login");
+                return ExitReason::Error;
+            }
+        }
+    }
+    if link_write(&mut link, "230 Login successful.")
+        .await
+        .is_err()
+    {
+        return ExitReason::Closed;
+    }
+    forward(
+        link,
+        LineReader::default(),
+        engine_lines,
+        engine_read,
+        engine_write,
+        shared,
+    )
+    .await
+}
+
+async fn link_write(link: &mut UnixStream, text: &str) -> io::Result<()> {
+    link.write_all(text.as_bytes()).await?;
+    link.write_all(b"\r\n").await?;
+    link.flush().await
+}
+
+/// After login: commands client → engine, replies engine → client, line by line.
+async fn forward(
+    client: UnixStream,
+    mut client_lines: LineReader,
+    mut engine_lines: LineReader,
+    mut engine_read: EngineRead,
+    mut engine_write: EngineWrite,
+    shared: Arc<SessionShared>,
+) -> ExitReason {
+    let (mut client_read, mut client_write) = client.into_split();
+    let (to_client, mut outbox) = mpsc::channel::<Vec<u8>>(64);
+    // One writer, so lines from the engine and the relay's own replies never interleave.
+    let writer = tokio::spawn(async move {
+        while let Some(bytes) = outbox.recv().await {
+            if client_write.write_all(&bytes).await.is_err() || client_write.flush().await.is_err()
+            {
+                break;
+            }
+        }
+        let _ = client_write.shutdown().await;
+    });
+    let engine_to_client = to_client.clone();
+    let mut replies = tokio::spawn(async move {
+        while let Ok(Line::Text(line)) = engine_lines.next(&mut engine_read, MAX_ENGINE_LINE).await
+        {
+            let mut bytes = line;
+            bytes.extend_from_slice(b"\r\n");
+            if engine_to_client.send(bytes).await.is_err() {
+                break;
+            }
+        }
+    });
+    let say = |text: &str| {
+        let mut bytes = text.as_bytes().to_vec();
+        bytes.extend_from_slice(b"\r\n");
+        bytes
+    };
+    let config = &shared.config;
+    let idle = match config.idle_session_timeout {
+        0 => Duration::from_secs(u64::MAX / 4),
+        secs => Duration::from_secs(secs),
+    };
+    let mut replies_done = false;
+    // accept_timeout: a transfer command whose data connection never comes (libunftp would
+    // wait 15 s and then say nothing). Armed when such a command is forwarded; disarmed when a
+    // data connection reaches the storage layer.
+    let accept_timeout = Duration::from_secs(config.accept_timeout.max(1));
+    let mut awaiting_data: Option<(tokio::time::Instant, usize)> = None;
+    let reason = loop {
+        let data_deadline = awaiting_data.map(|(at, _)| at);
+        let next = tokio::select! {
+            line = tokio::time::timeout(idle, client_lines.next(&mut client_read, MAX_LINE)) => line,
+            _ = tokio::time::sleep_until(data_deadline.unwrap_or_else(tokio::time::Instant::now)), if data_deadline.is_some() => {
+                if let Some((_, seen)) = awaiting_data.take()
+                    && shared.data_connections.load(Ordering::SeqCst) == seen
+                {
+                    tracing::info!(seconds = accept_timeout.as_secs(), "no data connection in time");
+                    let _ = to_client.send(say("425 Failed to establish connection.")).await;
+                }
+                continue;
+            }
+            _ = shared.ending_notified() => {
+                if let Some((text, reason)) = shared.take_ending() {
+                    let _ = to_client.send(say(&text)).await;
+                    break reason;
+                }
+                continue;
+            }
+            _ = &mut replies => {
+                replies_done = true;
+                break ExitReason::Closed;
+            }
+        };
+        let line = match next {
+            Err(_) if shared.transfers.load(Ordering::SeqCst) > 0 => continue,
+            Err(_) => {
+                tracing::info!(seconds = idle.as_secs(), "idle session timed out");
+                let _ = to_client.send(say("421 Timeout.")).await;
+                break ExitReason::Timeout;
+            }
+            Ok(Err(_)) | Ok(Ok(Line::Closed)) => break ExitReason::Closed,
+            Ok(Ok(Line::TooLong)) => {
+                tracing::info!("command line too long; refused");
+                if to_client
+                    .send(say("500 Command line too long."))
+                    .await
+                    .is_err()
+                {
+                    break ExitReason::Closed;
+                }
+                continue;
+            }
+            Ok(Ok(Line::Text(line))) => line,
+        };
+        // SECURITY: one parse decides what every check below sees and what libunftp is given.
+        let command = match command::parse(&line) {
+            Ok(c) => c,
+            Err(refusal) => {
+                tracing::info!(line = %Escaped(&String::from_utf8_lossy(&line)), "command refused");
+                if to_client.send(say(refusal.reply())).await.is_err() {
+                    break ExitReason::Closed;
+                }
+                continue;
+            }
+        };
+        let (verb, line) = match modern_verb(&command.verb) {
+            Some(modern) => (modern.to_string(), command.renamed(modern)),
+            None => (command.verb.clone(), command.line()),
+        };
+        let argument = command.arg.as_ref();
+        let own_answer = match verb.as_str() {
+            "USER" => Some("530 Can't change to another user."),
+            "PASS" => Some("230 Already logged in."),
+            "AUTH" => Some("503 Already logged in."),
+            // RFC 959 gives NOOP no argument; libunftp ends the session on one.
+            "NOOP" => Some("200 NOOP ok."),
+            // libunftp accepts RNFR without asking the storage backend.
+            "RNFR" | "RNTO" if !shared.may_rename() => Some("550 Permission denied."),
+            // vsftpd with port_enable = NO does not know the commands at all.
+            "PORT" | "EPRT" if !config.port_enable => Some("500 Unknown command."),
+            _ => None,
+        };
+        if let Some(text) = own_answer {
+            if to_client.send(say(text)).await.is_err() {
+                break ExitReason::Closed;
+            }
+            continue;
+        }
+        if matches!(verb.as_str(), "LIST" | "NLST") {
+            shared.set_list_flags(ListFlags::parse(argument));
+        }
+        if verb == "CDUP" {
+            shared.working_dir_up();
+        }
+        // Active mode: checked here, connected by the monitor, libunftp given a stand-in.
+        let line = if matches!(verb.as_str(), "PORT" | "EPRT") {
+            match active_mode(&shared, &verb, argument).await {
+                Ok(engine_line) => engine_line,
+                Err(text) => {
+                    if to_client.send(say(text)).await.is_err() {
+                        break ExitReason::Closed;
+                    }
+                    continue;
+                }
+            }
+        } else {
+            line
+        };
+        if matches!(
+            verb.as_str(),
+            "RETR" | "STOR" | "STOU" | "APPE" | "LIST" | "NLST" | "MLSD"
+        ) {
+            let seen = shared.data_connections.load(Ordering::SeqCst);
+            awaiting_data = Some((tokio::time::Instant::now() + accept_timeout, seen));
+        }
+        let mut bytes = line.into_bytes();
+        bytes.extend_from_slice(b"\r\n");
+        match tokio::time::timeout(ENGINE_TIMEOUT, engine_write.write_all(&bytes)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => break ExitReason::Closed,
+            Err(_) => {
+                tracing::error!("the FTP engine stopped reading commands; ending the session");
+                break ExitReason::Error;
+            }
+        }
+    };
+    // Let the engine's last replies (a QUIT's 221) reach the client, then close with
+    // close_notify under TLS.
+    let _ = engine_write.shutdown().await;
+    if !replies_done {
+        let _ = tokio::time::timeout(Duration::from_secs(2), &mut replies).await;
+        replies.abort();
+    }
+    drop(to_client);
+    let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+    reason
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn x_verbs_become_the_verbs_libunftp_knows() {
+        assert_eq!(modern_verb("XPWD"), Some("PWD"));
+        assert_eq!(modern_verb("XCUP"), Some("CDUP"));
+        assert_eq!(modern_verb("XCWD"), Some("CWD"));
+        assert_eq!(modern_verb("XMKD"), Some("MKD"));
+        assert_eq!(modern_verb("XRMD"), Some("RMD"));
+        assert_eq!(modern_verb("RETR"), None);
+        assert_eq!(
+            command::parse(b"xcwd sub dir").unwrap().renamed("CWD"),
+            "CWD sub dir"
+        );
+    }
+
+    #[tokio::test]
+    async fn engine_replies_are_read_whole_including_multi_line() {
+        let mut input: &[u8] =
+            b"211-Extensions supported:\r\n UTF8\r\n211 END\r\n230 User logged in\r\n";
+        let mut lines = LineReader::default();
+        let feat = read_engine_reply(&mut lines, &mut input).await.unwrap();
+        assert_eq!(feat.code, 211);
+        assert!(feat.text.contains("UTF8"));
+        assert_eq!(
+            read_engine_reply(&mut lines, &mut input)
+                .await
+                .unwrap()
+                .code,
+            230
+        );
+    }
+}

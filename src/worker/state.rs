@@ -1,0 +1,185 @@
+//! What the worker's relay and libunftp's extension points (storage, binder, SITE) of one
+//! session share, and the worker's handle on its monitor.
+//!
+//! The worker runs as the user, jailed; nothing here grants anything: the monitor decides
+//! every data socket again, whatever this process asks.
+
+use std::net::IpAddr;
+use std::os::fd::OwnedFd;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+
+use crate::config::Config;
+use crate::protocol::ExitReason;
+use crate::protocol::monitor::{Grant, MAX_MESSAGE, Reply, Request};
+use crate::sys;
+use crate::tls::HandshakeLog;
+use std::sync::Arc;
+
+/// The worker's end of its channel to the monitor (non-blocking, on the runtime's reactor):
+/// one request at a time, each answered before the next.
+#[derive(Debug)]
+pub struct MonitorClient {
+    channel: tokio::sync::Mutex<tokio::io::unix::AsyncFd<OwnedFd>>,
+}
+
+impl MonitorClient {
+    pub fn new(channel: tokio::io::unix::AsyncFd<OwnedFd>) -> MonitorClient {
+        MonitorClient {
+            channel: tokio::sync::Mutex::new(channel),
+        }
+    }
+
+    /// One request/reply round trip with the monitor, on the runtime's own thread (no
+    /// blocking-pool hop: a passive socket costs one socketpair round trip). One at a time.
+    pub async fn ask(&self, request: &Request) -> std::io::Result<(Reply, Option<OwnedFd>)> {
+        let channel = self.channel.lock().await;
+        let bytes = request.encode();
+        sys::send_message_async(&channel, &bytes, None).await?;
+        let mut buf = vec![0u8; MAX_MESSAGE];
+        let (len, fd) = sys::recv_message_async(&channel, &mut buf).await?;
+        if len == 0 {
+            return Err(std::io::Error::other("monitor closed the channel"));
+        }
+        let reply = Reply::decode(&buf[..len]).map_err(std::io::Error::other)?;
+        Ok((reply, fd))
+    }
+}
+
+/// What the relay and libunftp's extension points of one session share.
+#[derive(Debug)]
+pub struct SessionShared {
+    pub config: Config,
+    /// The client's address (as the host sees it).
+    pub client_ip: IpAddr,
+    /// The monitor, for data sockets.
+    pub monitor: MonitorClient,
+    /// The accepted login (the process is already jailed and dropped), for the storage
+    /// backend's `enter`.
+    pub grant: Mutex<Option<Grant>>,
+    /// The one-time password the relay gives libunftp once the monitor accepted a login.
+    pub login_token: String,
+    /// Set by `enter` once the session is jailed and logged in.
+    pub logged_in: AtomicBool,
+    /// Whether this session may rename (decided at `enter`).
+    pub rename_allowed: AtomicBool,
+    /// Handshakes seen, when TLS is configured.
+    pub tls: Option<Arc<HandshakeLog>>,
+    /// Data transfers in progress (the idle timer does not run during one).
+    pub transfers: AtomicUsize,
+    /// Data connections that have reached the storage layer (for `accept_timeout`).
+    pub data_connections: AtomicUsize,
+    /// Options of the last LIST/NLST (libunftp drops them; the relay passes them on here).
+    list_flags: Mutex<ListFlags>,
+    /// libunftp's working directory, mirrored for SITE CHMOD's relative paths (libunftp gives
+    /// SITE handlers none): set by the storage backend's `cwd`, moved up by the relay on CDUP
+    /// (which libunftp handles without the storage backend).
+    working_dir: Mutex<std::path::PathBuf>,
+    /// The last reply of a session that must end, for the relay to send (inside TLS if on).
+    ending: Mutex<Option<(String, ExitReason)>>,
+    ending_notify: tokio::sync::Notify,
+}
+
+impl SessionShared {
+    pub fn new(
+        config: Config,
+        client_ip: IpAddr,
+        monitor: MonitorClient,
+        grant: Grant,
+        login_token: String,
+        tls: Option<Arc<HandshakeLog>>,
+    ) -> SessionShared {
+        SessionShared {
+            config,
+            client_ip,
+            monitor,
+            grant: Mutex::new(Some(grant)),
+            login_token,
+            logged_in: AtomicBool::new(false),
+            rename_allowed: AtomicBool::new(false),
+            tls,
+            transfers: AtomicUsize::new(0),
+            data_connections: AtomicUsize::new(0),
+            list_flags: Mutex::new(ListFlags::default()),
+            working_dir: Mutex::new(std::path::PathBuf::from("/")),
+            ending: Mutex::new(None),
+            ending_notify: tokio::sync::Notify::new(),
+        }
+    }
+
+    pub fn working_dir(&self) -> std::path::PathBuf {
+        self.working_dir
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn set_working_dir(&self, path: std::path::PathBuf) {
+        *self.working_dir.lock().unwrap_or_else(|p| p.into_inner()) = path;
+    }
+
+    /// CDUP / XCUP: what libunftp does to its own copy (`PathBuf::pop`, so `/` stays `/`).
+    pub fn working_dir_up(&self) {
+        self.working_dir
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop();
+    }
+
+    /// End the session with one last reply (vsftpd's refusals and timeouts). The relay sends
+    /// it and closes the connection; callers return an error meanwhile.
+    pub fn end_session(&self, reply: &str, reason: ExitReason) {
+        let mut ending = self.ending.lock().unwrap_or_else(|p| p.into_inner());
+        if ending.is_none() {
+            *ending = Some((reply.to_string(), reason));
+        }
+        self.ending_notify.notify_one();
+    }
+
+    pub fn take_ending(&self) -> Option<(String, ExitReason)> {
+        self.ending.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    pub async fn ending_notified(&self) {
+        self.ending_notify.notified().await
+    }
+
+    /// The relay saw `LIST`/`NLST` with these options.
+    pub fn set_list_flags(&self, flags: ListFlags) {
+        *self.list_flags.lock().unwrap_or_else(|p| p.into_inner()) = flags;
+    }
+
+    /// The options of the listing now being produced (consumed).
+    pub fn take_list_flags(&self) -> ListFlags {
+        std::mem::take(&mut *self.list_flags.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    pub fn may_rename(&self) -> bool {
+        self.rename_allowed
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// `ls`-style options of a listing command that libunftp would drop.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ListFlags {
+    /// `-a`: dot files too.
+    pub all: bool,
+    /// `-R`: subdirectories too (only with `ls_recurse_enable`).
+    pub recursive: bool,
+}
+
+impl ListFlags {
+    /// Options from a `LIST`/`NLST` argument such as `-la dir` (only leading `-x` words).
+    pub fn parse(argument: &str) -> ListFlags {
+        let mut flags = ListFlags::default();
+        for word in argument
+            .split_whitespace()
+            .take_while(|w| w.starts_with('-') && *w != "--")
+        {
+            flags.all |= word.contains('a');
+            flags.recursive |= word.contains('R');
+        }
+        flags
+    }
+}
