@@ -148,23 +148,79 @@ fn the_service_is_type_notify_and_reload_checks_the_config_first() {
     }
 }
 
+/// What each process of a session needs (DESIGN.md section 6), and nothing more.
+const CAPABILITIES: [&str; 10] = [
+    "CAP_NET_BIND_SERVICE", // master: port 21; monitor: connect_from_port_20
+    "CAP_SYS_CHROOT",       // pre-login: secure_chroot_dir; worker: the home
+    "CAP_SETUID",           // pre-login: nopriv_user; worker: the user
+    "CAP_SETGID",           // setgroups, setresgid for both
+    "CAP_SETPCAP",          // pre-login: PR_CAPBSET_DROP
+    "CAP_DAC_READ_SEARCH",  // monitor: opens 0700 homes as the jail fd
+    "CAP_KILL",             // monitor: SIGKILLs children running under other uids
+    "CAP_AUDIT_WRITE",      // monitor: PAM's audit records
+    "CAP_SYS_ADMIN",        // pre-login and worker: unshare(CLONE_NEWNET)
+    "CAP_NET_ADMIN",        // pre-login and worker: loopback up in the new namespace
+];
+
+#[test]
+fn the_bounding_set_is_exactly_what_the_session_processes_need_and_each_is_documented() {
+    let unit = fs::read_to_string(path("packaging/rftpd.service")).unwrap();
+    let sets: Vec<&str> = unit
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("CapabilityBoundingSet="))
+        .collect();
+    assert_eq!(sets.len(), 1, "one CapabilityBoundingSet= line: {sets:?}");
+    let mut listed: Vec<&str> = sets[0].split_whitespace().collect();
+    listed.sort_unstable();
+    let mut wanted = CAPABILITIES.to_vec();
+    wanted.sort_unstable();
+    assert_eq!(listed, wanted, "rftpd.service's CapabilityBoundingSet");
+    // Each one has its row, with a reason, in packaging/README.md's table.
+    let readme = fs::read_to_string(path("packaging/README.md")).unwrap();
+    for cap in CAPABILITIES {
+        let row = readme
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{cap}` |")))
+            .unwrap_or_else(|| panic!("packaging/README.md has no table row for {cap}"));
+        let reason = row.split('|').nth(2).unwrap_or("").trim();
+        assert!(!reason.is_empty(), "{cap}: no reason in {row}");
+    }
+    // The directory the pre-login process is chrooted into exists at every start.
+    assert!(
+        unit.lines()
+            .any(|l| l.trim() == "ExecStartPre=systemd-tmpfiles --create rftpd.conf"),
+        "rftpd.service does not make /run/rftpd/empty before it starts"
+    );
+    let tmpfiles = fs::read_to_string(path("packaging/tmpfiles.d/rftpd.conf")).unwrap();
+    let entries: Vec<Vec<&str>> = tmpfiles
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        entries,
+        [
+            ["d", "/run/rftpd", "0755", "root", "root", "-"],
+            ["d", "/run/rftpd/empty", "0555", "root", "root", "-"],
+        ]
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // The Debian package
 // ---------------------------------------------------------------------------------------------
 
-#[test]
-fn the_debian_package_holds_what_it_should() {
-    if !have("dpkg-deb") {
-        eprintln!("SKIPPED: no dpkg-deb here");
-        return;
-    }
-    let out_dir = TempDir::new("deb");
+/// Build the package into `dir` with tests/systemd/build-deb.sh; returns the `.deb`'s path.
+/// One build at a time: the tests of this file run in parallel and share cargo-deb's target.
+fn build_deb(dir: &TempDir) -> String {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let mut args = vec![
         path("tests/systemd/build-deb.sh")
             .to_string_lossy()
             .into_owned(),
     ];
-    args.push(out_dir.0.to_string_lossy().into_owned());
+    args.push(dir.0.to_string_lossy().into_owned());
     if RFTPD.ends_with("/release/rftpd") {
         args.push("--no-build".into());
     }
@@ -173,6 +229,27 @@ fn the_debian_package_holds_what_it_should() {
     assert!(out.status.success(), "build-deb.sh:\n{}", text(&out));
     let deb = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     assert!(deb.ends_with(".deb"), "{deb}");
+    deb
+}
+
+/// Whether this process runs as root (uid 0), from /proc/self/status.
+fn is_root() -> bool {
+    fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|v| v.split_whitespace().nth(1))
+        == Some("0")
+}
+
+#[test]
+fn the_debian_package_holds_what_it_should() {
+    if !have("dpkg-deb") {
+        eprintln!("SKIPPED: no dpkg-deb here");
+        return;
+    }
+    let out_dir = TempDir::new("deb");
+    let deb = build_deb(&out_dir);
 
     // Contents: `dpkg-deb -c` lines end with the path.
     let listing = text(&run("dpkg-deb", &["-c", &deb]));
@@ -186,6 +263,7 @@ fn the_debian_package_holds_what_it_should() {
         ("./usr/share/man/man8/rftpd.8.gz", "-rw-r--r--"),
         ("./usr/share/man/man5/rftpd.toml.5.gz", "-rw-r--r--"),
         ("./usr/share/rftpd/ftpusers", "-rw-r--r--"),
+        ("./usr/lib/tmpfiles.d/rftpd.conf", "-rw-r--r--"),
         ("./usr/share/doc/rftpd/copyright", "-rw-r--r--"),
         ("./usr/share/doc/rftpd/README.md", "-rw-r--r--"),
     ] {
@@ -197,8 +275,8 @@ fn the_debian_package_holds_what_it_should() {
         );
     }
     // Not shipped: /etc/ftpusers belongs to no FTP server alone (postinst creates it), and
-    // rftpd needs no runtime directory or log file, so no tmpfiles.d or logrotate entry.
-    for absent in ["./etc/ftpusers", "tmpfiles.d", "logrotate.d"] {
+    // rftpd writes no log file, so no logrotate entry.
+    for absent in ["./etc/ftpusers", "logrotate.d"] {
         assert!(!listing.contains(absent), "{absent} shipped:\n{listing}");
     }
 
@@ -210,7 +288,13 @@ fn the_debian_package_holds_what_it_should() {
     };
     assert_eq!(field("Package"), "rftpd");
     let depends = field("Depends");
-    for dep in ["libc6", "libpam0g", "libpam-modules", "libpam-runtime"] {
+    for dep in [
+        "libc6",
+        "libpam0g",
+        "libpam-modules",
+        "libpam-runtime",
+        "adduser",
+    ] {
         assert!(depends.contains(dep), "Depends: {depends}");
     }
     assert_eq!(field("Section"), "net");
@@ -260,11 +344,124 @@ fn the_debian_package_holds_what_it_should() {
     assert!(same("etc/rftpd.toml", "config/rftpd.toml"));
     assert!(same("etc/pam.d/rftpd", "packaging/pam.d/rftpd"));
     assert!(same("usr/share/rftpd/ftpusers", "packaging/ftpusers"));
+    assert!(same(
+        "usr/lib/tmpfiles.d/rftpd.conf",
+        "packaging/tmpfiles.d/rftpd.conf"
+    ));
     let out = run(
         &tree.0.join("usr/sbin/rftpd").to_string_lossy(),
         &["--version"],
     );
     assert!(text(&out).starts_with("rftpd "), "{}", text(&out));
+}
+
+/// The package's maintainer scripts, run for real but in a private mount namespace: `/etc` is
+/// a copy of the host's (without any `rftpd` account), `/run` and `/var` are empty tmpfs, so
+/// neither the account nor the directories reach the host. Prints `key=value` lines.
+const MAINTAINER_SCRIPTS_IN_A_SANDBOX: &str = r#"
+set -eu
+control=$1 tree=$2 scratch=$3
+cp -a /etc "$scratch/etc"
+for db in passwd group shadow gshadow; do
+    if [ -e "$scratch/etc/$db" ]; then sed -i '/^rftpd:/d' "$scratch/etc/$db"; fi
+done
+# What dpkg would have unpacked before postinst runs, where the scripts look for it.
+mkdir -p "$scratch/etc/tmpfiles.d"
+cp "$tree/usr/lib/tmpfiles.d/rftpd.conf" "$scratch/etc/tmpfiles.d/rftpd.conf"
+[ -e "$scratch/etc/ftpusers" ] || cp "$tree/usr/share/rftpd/ftpusers" "$scratch/etc/ftpusers"
+exec unshare --mount --propagation private sh -eu -c '
+    control=$1 scratch=$2
+    mount --bind "$scratch/etc" /etc
+    mount -t tmpfs tmpfs /run
+    mount -t tmpfs tmpfs /var
+    echo "before=$(getent passwd rftpd || echo none)"
+    sh "$control/postinst" configure >/dev/null
+    echo "passwd=$(getent passwd rftpd || echo none)"
+    echo "group=$(getent group rftpd || echo none)"
+    echo "run=$(stat -c "%a %U:%G" /run/rftpd)"
+    echo "empty=$(stat -c "%a %U:%G" /run/rftpd/empty)"
+    echo "empty-entries=$(ls -A /run/rftpd/empty | wc -l)"
+    rmdir /run/rftpd/empty
+    sh "$control/postinst" configure >/dev/null
+    echo "again=$(getent passwd rftpd | wc -l) $(stat -c "%a" /run/rftpd/empty)"
+    sh "$control/postrm" remove >/dev/null
+    echo "after-remove=$(getent passwd rftpd || echo none)"
+    sh "$control/postrm" purge >/dev/null
+    echo "after-purge=$(getent passwd rftpd || echo none)"
+    echo "group-after-purge=$(getent group rftpd || echo none)"
+    echo "run-after-purge=$(test -e /run/rftpd && echo present || echo none)"
+' sh "$control" "$scratch"
+"#;
+
+#[test]
+fn postinst_creates_the_rftpd_system_account_and_its_empty_chroot_and_purge_removes_them() {
+    if !(is_root() && have("dpkg-deb") && have("unshare") && have("adduser")) {
+        let why = "needs root, dpkg-deb, unshare and adduser (tests/systemd.rs covers it too)";
+        assert!(std::env::var_os("CI").is_none(), "cannot run here: {why}");
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    let out_dir = TempDir::new("deb-scripts");
+    let deb = build_deb(&out_dir);
+    let control = TempDir::new("scripts-control");
+    let tree = TempDir::new("scripts-tree");
+    let scratch = TempDir::new("scripts-sandbox");
+    for (flag, dir) in [("-e", &control), ("-x", &tree)] {
+        let out = run("dpkg-deb", &[flag, &deb, &dir.0.to_string_lossy()]);
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    let out = run(
+        "sh",
+        &[
+            "-c",
+            MAINTAINER_SCRIPTS_IN_A_SANDBOX,
+            "sh",
+            &control.0.to_string_lossy(),
+            &tree.0.to_string_lossy(),
+            &scratch.0.to_string_lossy(),
+        ],
+    );
+    let report = text(&out);
+    assert!(out.status.success(), "maintainer scripts:\n{report}");
+    let value = |key: &str| {
+        report
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .unwrap_or_else(|| panic!("no {key}= in:\n{report}"))
+            .to_owned()
+    };
+    assert_eq!(value("before"), "none", "{report}");
+
+    // rftpd:x:UID:GID:GECOS:/nonexistent:/usr/sbin/nologin, a system uid, its own group.
+    let passwd = value("passwd");
+    let fields: Vec<&str> = passwd.split(':').collect();
+    assert_eq!(fields.len(), 7, "{passwd}");
+    assert_eq!(fields[0], "rftpd");
+    let uid: u32 = fields[2].parse().unwrap();
+    assert!(uid > 0 && uid < 1000, "not a system uid: {passwd}");
+    assert_eq!(fields[5], "/nonexistent", "a home: {passwd}");
+    assert_eq!(fields[6], "/usr/sbin/nologin", "a login shell: {passwd}");
+    let group = value("group");
+    assert!(
+        group.starts_with(&format!("rftpd:x:{}:", fields[3])),
+        "the account's group is not its own rftpd group: {passwd} / {group}"
+    );
+    assert!(
+        !scratch.0.join("nonexistent").exists() && !Path::new("/nonexistent").exists(),
+        "a home directory was made"
+    );
+
+    // secure_chroot_dir: empty, root's, nobody may write into it.
+    assert_eq!(value("run"), "755 root:root");
+    assert_eq!(value("empty"), "555 root:root");
+    assert_eq!(value("empty-entries"), "0");
+    // A second configure (an upgrade) keeps the one account and remakes a removed directory.
+    assert_eq!(value("again"), "1 555");
+    // `remove` keeps the account (a reinstall finds it again); only `purge` removes it.
+    assert_eq!(value("after-remove"), passwd);
+    assert_eq!(value("after-purge"), "none");
+    assert_eq!(value("group-after-purge"), "none");
+    assert_eq!(value("run-after-purge"), "none");
 }
 
 #[test]
@@ -308,6 +505,7 @@ fn install_sh_installs_keeps_configuration_and_uninstalls() {
         "etc/ftpusers",
         "usr/local/lib/systemd/system/rftpd.service",
         "usr/local/lib/systemd/system/rftpd.socket",
+        "usr/local/lib/tmpfiles.d/rftpd.conf",
         "usr/local/share/man/man8/rftpd.8",
         "usr/local/share/man/man5/rftpd.toml.5",
     ];
@@ -350,6 +548,7 @@ fn install_sh_installs_keeps_configuration_and_uninstalls() {
             .join("usr/local/lib/systemd/system/rftpd.service")
             .exists()
     );
+    assert!(!dest.0.join("usr/local/lib/tmpfiles.d/rftpd.conf").exists());
     assert!(dest.0.join("etc/rftpd.toml").exists());
     let out = install(&["--uninstall", "--purge"]);
     assert!(out.status.success(), "{}", text(&out));

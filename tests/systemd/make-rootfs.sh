@@ -21,7 +21,7 @@ mirror=${mirror:-http://deb.debian.org/debian}
 rm -rf "$cache" "$cache.tmp"
 echo "make-rootfs.sh: debootstrap bookworm from $mirror into $cache" >&2
 debootstrap --variant=minbase \
-    --include=systemd,systemd-sysv,dbus,curl,libpam-modules,libpam-runtime,passwd,procps \
+    --include=systemd,systemd-sysv,dbus,curl,libpam-modules,libpam-runtime,passwd,adduser,procps \
     bookworm "$cache.tmp" "$mirror" >&2
 chroot "$cache.tmp" apt-get clean
 # A container has no console login to offer.
