@@ -392,7 +392,7 @@ fn the_man_pages_format_without_warnings() {
 
 #[test]
 fn the_man_page_documents_every_key_of_the_shipped_config() {
-    // src/import.rs checks the man page against the program's own keys and defaults; this
+    // src/import/tests.rs checks the man page against the program's own keys and defaults; this
     // checks it against the shipped file, key by key, value by value.
     let page = fs::read_to_string(path("packaging/man/rftpd.toml.5")).unwrap();
     let config = fs::read_to_string(path("config/rftpd.toml")).unwrap();

@@ -22,10 +22,14 @@ pub struct ConfigError {
     pub key: Option<String>,
     /// What is wrong, e.g. "unknown key (did you mean `chroot_local_user`?)".
     pub message: String,
+    /// The key is not set in the file: the problem is with its default value (shown as
+    /// `key `KEY` (default):`).
+    pub default: bool,
 }
 
 impl fmt::Display for ConfigError {
-    /// `FILE:LINE:COLUMN: key `KEY`: MESSAGE`, omitting the parts that are `None`.
+    /// `FILE:LINE:COLUMN: key `KEY`: MESSAGE`, omitting the parts that are `None`; with
+    /// `default`, `FILE: key `KEY` (default): MESSAGE`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.file)?;
         if let Some(line) = self.line {
@@ -36,7 +40,11 @@ impl fmt::Display for ConfigError {
         }
         f.write_str(":")?;
         if let Some(key) = &self.key {
-            write!(f, " key `{key}`:")?;
+            write!(f, " key `{key}`")?;
+            if self.default {
+                f.write_str(" (default)")?;
+            }
+            f.write_str(":")?;
         }
         write!(f, " {}", self.message)
     }

@@ -140,6 +140,8 @@ fields! {
     implicit_ssl: Bool,
     ssl_tlsv1_2: Bool,
     ssl_tlsv1_3: Bool,
+    nopriv_user: Str,
+    secure_chroot_dir: Path,
 }
 
 /// vsftpd options rftpd does not implement: named as such instead of "did you mean".
@@ -161,11 +163,9 @@ pub(super) const VSFTPD_ONLY: &[&str] = &[
     "isolate_network",
     "local_max_rate",
     "log_ftp_protocol",
-    "nopriv_user",
     "passwd_chroot_enable",
     "pasv_promiscuous",
     "seccomp_sandbox",
-    "secure_chroot_dir",
     "ssl_ciphers",
     "ssl_request_cert",
     "ssl_sslv2",

@@ -3,9 +3,10 @@
 //! What it does:
 //! - defines [`Config`], one flat table of vsftpd-named keys with their defaults (the shipped
 //!   `config/rftpd.toml` repeats those defaults verbatim);
-//! - reads and checks a configuration file ([`Config::load`], [`Config::parse`]) and reports
+//! - reads and checks a configuration file ([`Config::load_and_check_host`], [`Config::parse`]) and reports
 //!   **every** problem it finds at once, each with the file, line, column and key, plus a
-//!   suggestion for misspelled keys;
+//!   suggestion for misspelled keys; checks the `nopriv_user` account and the
+//!   `secure_chroot_dir` directory against this host ([`Config::check_host`]);
 //! - answers the per-user questions that depend only on the configuration:
 //!   the start/jail directory ([`Config::start_dir`]), whether the user is jailed
 //!   ([`Config::is_jailed`]), whether a login name is anonymous
@@ -20,20 +21,23 @@
 //! - `parse`: reading TOML, unknown-key errors with file:line and the closest key;
 //! - `validate`: the semantic checks of [`Config::validate`];
 //! - `write`: the commented TOML writer, [`Config::to_toml_string`];
+//! - `host`: the checks against this host (account, empty jail) and the loaders running them;
 //! - `queries`: the per-user questions and [`Config::warnings`];
 //! - `mode`, `error`: the [`Mode`] value type and [`ConfigError`]/[`ConfigErrors`].
 //!
 //! What it must never do:
 //! - touch the network, or the filesystem beyond reading the configuration file, reading the
 //!   chroot list and user list files, and checking that the files it names exist and can be
-//!   opened (no creating, writing, chmod, chdir, chroot; the banner, certificate and key are
-//!   read by their users, not here);
+//!   opened, statting `secure_chroot_dir` and looking `nopriv_user` up in NSS (no creating,
+//!   writing, chmod, chdir, chroot; the banner, certificate and key are read by their users,
+//!   not here);
 //! - change process state (uid, umask, signals, environment) or spawn anything;
 //! - accept a configuration it has not fully checked: `load`/`parse` only return `Ok` when
 //!   there is no problem at all; unknown keys are errors, never ignored;
 //! - contain `unsafe` code.
 
 mod error;
+mod host;
 mod keys;
 mod mode;
 mod parse;
@@ -238,6 +242,16 @@ pub struct Config {
     pub ssl_tlsv1_2: bool,
     /// With `ssl_enable`: allow TLS 1.3 (default true).
     pub ssl_tlsv1_3: bool,
+
+    // --- Privilege separation ---
+    /// The account the pre-login process of each session runs as, as vsftpd's `nopriv_user`
+    /// (default `rftpd`). It must have a passwd entry and a uid other than 0: checked at
+    /// start-up and by `--check-config` ([`Config::check_host`]).
+    pub nopriv_user: String,
+    /// An empty directory the pre-login process chroots into, as vsftpd's `secure_chroot_dir`
+    /// (default `/run/rftpd/empty`). It must be an absolute path to a directory owned by root
+    /// and not writable by group or others: checked by [`Config::check_host`].
+    pub secure_chroot_dir: PathBuf,
 }
 
 impl Default for Config {
@@ -314,6 +328,8 @@ impl Default for Config {
             implicit_ssl: false,
             ssl_tlsv1_2: true,
             ssl_tlsv1_3: true,
+            nopriv_user: "rftpd".to_owned(),
+            secure_chroot_dir: PathBuf::from("/run/rftpd/empty"),
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Reading TOML into a [`Config`]: [`Config::load`] and [`Config::parse`].
+//! Reading TOML into a [`Config`]: [`Config::parse`] (and `Config::load` for the tests).
 //!
 //! What it does: parses the text, stores each key through the key table, and reports every
 //! problem at once with file, line, column and key: syntax errors (with hints for vsftpd
@@ -24,20 +24,12 @@ use super::{Config, ConfigError, ConfigErrors};
 pub(super) type Spans = HashMap<String, Range<usize>>;
 
 impl Config {
-    /// Reads and validates a file. Every error names the file; I/O errors too
+    /// Reads and validates a file, without the host checks (the tests use it; the daemon
+    /// uses [`Config::load_and_check_host`]). Every error names the file; I/O errors too
     /// (`cannot read: No such file or directory`).
+    #[cfg(test)]
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-        let file = path.display().to_string();
-        match std::fs::read_to_string(path) {
-            Ok(text) => Config::parse(&text, &file),
-            Err(e) => Err(ConfigErrors(vec![ConfigError {
-                file,
-                line: None,
-                column: None,
-                key: None,
-                message: format!("cannot read: {}", io_message(&e)),
-            }])),
-        }
+        Config::parse(&read(path)?, &path.display().to_string())
     }
 
     /// Parses and validates text; `origin` is used as `file` in errors.
@@ -61,6 +53,7 @@ impl Config {
                 column,
                 key: key.map(str::to_owned),
                 message,
+                default: false,
             }
         };
 
@@ -295,4 +288,52 @@ pub(super) fn levenshtein(a: &str, b: &str) -> usize {
         std::mem::swap(&mut previous, &mut current);
     }
     previous[b.len()]
+}
+
+/// The text of a configuration file, or the error naming it (`cannot read: …`).
+pub(super) fn read(path: &Path) -> Result<String, ConfigErrors> {
+    std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            file: path.display().to_string(),
+            line: None,
+            column: None,
+            key: None,
+            message: format!("cannot read: {}", io_message(&e)),
+            default: false,
+        }])
+    })
+}
+
+/// Places problems found after parsing (by [`Config::check_host`]) in the text they came
+/// from: `file` = `origin`, line and column of their key; a key the text does not set (or no
+/// text at all: the embedded defaults) is marked `default`.
+pub(super) fn locate(text: Option<&str>, origin: &str, problems: Vec<ConfigError>) -> ConfigErrors {
+    let mut spans = Spans::new();
+    if let Some(Ok(table)) = text.map(DeTable::parse) {
+        for (key, _) in table.into_inner() {
+            spans.insert(key.get_ref().to_string(), key.span());
+        }
+    }
+    let mut errors: Vec<ConfigError> = problems
+        .into_iter()
+        .map(|problem| {
+            let span = problem.key.as_deref().and_then(|k| spans.get(k));
+            let (line, column) = match (span, text) {
+                (Some(span), Some(text)) => {
+                    let (line, column) = line_column(text, span.start);
+                    (Some(line), Some(column))
+                }
+                _ => (None, None),
+            };
+            ConfigError {
+                file: origin.to_owned(),
+                line,
+                column,
+                default: problem.key.is_some() && line.is_none(),
+                ..problem
+            }
+        })
+        .collect();
+    errors.sort_by_key(|e| (e.line.is_none(), e.line, e.column));
+    ConfigErrors(errors)
 }

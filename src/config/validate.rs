@@ -44,6 +44,7 @@ impl Config {
                 column: None,
                 key: Some(key.to_owned()),
                 message,
+                default: false,
             })
         };
 
@@ -133,6 +134,31 @@ impl Config {
                 format!("{user:?} must not contain a NUL character"),
             );
         }
+        let nopriv = &self.nopriv_user;
+        if nopriv.is_empty() {
+            add("nopriv_user", "must not be empty".to_owned());
+        } else if nopriv.contains(['\0', ':', '/']) {
+            add(
+                "nopriv_user",
+                format!("{nopriv:?} is not a user name (no NUL, `:` or `/`)"),
+            );
+        }
+        let empty = &self.secure_chroot_dir;
+        if !empty.is_absolute() || empty.as_os_str().as_encoded_bytes().contains(&0) {
+            add(
+                "secure_chroot_dir",
+                format!("`{}` must be an absolute path", empty.display()),
+            );
+        } else if empty.parent().is_none() {
+            // SECURITY: a jail in `/` would show the pre-login process the whole filesystem.
+            add(
+                "secure_chroot_dir",
+                "`/` is not an empty directory; use a directory of its own such as \
+                 /run/rftpd/empty"
+                    .to_owned(),
+            );
+        }
+
         if let Some(root) = &self.anon_root
             && (!root.is_absolute() || root.as_os_str().as_encoded_bytes().contains(&0))
         {

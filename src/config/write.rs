@@ -117,6 +117,9 @@ impl Config {
         line(o, "implicit_ssl", self.implicit_ssl);
         line(o, "ssl_tlsv1_2", self.ssl_tlsv1_2);
         line(o, "ssl_tlsv1_3", self.ssl_tlsv1_3);
+        out_comment(o, "Privilege separation");
+        line(o, "nopriv_user", toml_string(&self.nopriv_user));
+        path(o, "secure_chroot_dir", &self.secure_chroot_dir);
         out
     }
 }

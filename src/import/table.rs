@@ -305,7 +305,7 @@ pub(super) const VSFTPD_OPTIONS: &[VsftpdOption] = &[
         "secure_chroot_dir",
         Str,
         Some("/var/run/vsftpd/empty"),
-        Some("rftpd needs no empty directory for helper processes"),
+        None,
     ),
     opt("ftp_username", Str, Some("ftp"), None),
     opt(
@@ -322,12 +322,7 @@ pub(super) const VSFTPD_OPTIONS: &[VsftpdOption] = &[
         Some(".message"),
         Some("rftpd shows no .message files"),
     ),
-    opt(
-        "nopriv_user",
-        Str,
-        Some("nobody"),
-        Some("rftpd has no unprivileged helper account to name"),
-    ),
+    opt("nopriv_user", Str, Some("nobody"), None),
     opt("ftpd_banner", Str, None, None),
     opt(
         "banned_email_file",

@@ -162,6 +162,8 @@ fn the_new_keys_have_the_documented_defaults() {
     );
     assert!(c.force_local_logins_ssl && c.force_local_data_ssl && c.require_ssl_reuse);
     assert!(c.ssl_tlsv1_2 && c.ssl_tlsv1_3);
+    assert_eq!(c.nopriv_user, "rftpd");
+    assert_eq!(c.secure_chroot_dir, Path::new("/run/rftpd/empty"));
 }
 
 #[test]

@@ -135,6 +135,8 @@ pub(super) fn every_field_changed(list: &Path) -> Config {
         implicit_ssl: false,
         ssl_tlsv1_2: false,
         ssl_tlsv1_3: true,
+        nopriv_user: "ftpsecure".to_owned(),
+        secure_chroot_dir: PathBuf::from("/var/empty \"jail\""),
     }
 }
 

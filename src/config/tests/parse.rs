@@ -185,12 +185,16 @@ fn config_error_display_omits_missing_parts() {
         column: Some(5),
         key: Some("listen".to_owned()),
         message: "bad".to_owned(),
+        default: false,
     };
     assert_eq!(error.to_string(), "f.toml:3:5: key `listen`: bad");
     error.column = None;
     assert_eq!(error.to_string(), "f.toml:3: key `listen`: bad");
     error.line = None;
     assert_eq!(error.to_string(), "f.toml: key `listen`: bad");
+    error.default = true;
+    assert_eq!(error.to_string(), "f.toml: key `listen` (default): bad");
+    error.default = false;
     error.key = None;
     assert_eq!(error.to_string(), "f.toml: bad");
 }
