@@ -9,7 +9,8 @@
 //!   printed as a comment `# vsftpd option NAME=VALUE not carried over: <why>`; settings the
 //!   file leaves out take **vsftpd's** built-in default (Debian 12's build) wherever rftpd's
 //!   default differs; a few settings are translated (`listen`/`listen_ipv6`,
-//!   `pam_service_name`), each with a comment saying why;
+//!   `pam_service_name`, and `nopriv_user`/`secure_chroot_dir` at vsftpd's own defaults, which
+//!   keep rftpd's), each with a comment saying why;
 //! - learns which keys rftpd supports from [`crate::config`] at run time (the fields of
 //!   [`Config`]), never from a list of its own, and checks the whole output with
 //!   [`Config::parse`] before printing: a value rftpd rejects becomes a comment with rftpd's
@@ -47,7 +48,7 @@ use crate::config::Config;
 
 use output::{Translation, io_message, toml_string};
 use read::read_vsftpd;
-use special::{Listen, pam_service};
+use special::{Listen, keeps_rftpds_own, pam_service};
 use table::{NOT_IN_RFTPD, VSFTPD_OPTIONS};
 
 /// The file read when no FILE is given.
@@ -144,6 +145,10 @@ pub fn import(text: &str, origin: &str) -> Imported {
             out.unsupported(s, s.option.why.unwrap_or(NOT_IN_RFTPD));
             continue;
         }
+        if let Some(why) = keeps_rftpds_own(s) {
+            out.unsupported(s, why);
+            continue;
+        }
         let toml = match &s.toml {
             Some(toml) => toml.clone(),
             // `NAME=` unsets a string setting in vsftpd: rftpd's default when it is unset too.
@@ -168,7 +173,11 @@ pub fn import(text: &str, origin: &str) -> Imported {
     }
     for option in VSFTPD_OPTIONS {
         let name = option.name;
-        let special = matches!(name, "listen" | "listen_ipv6" | "pam_service_name");
+        // nopriv_user, secure_chroot_dir: vsftpd's defaults are its own (keeps_rftpds_own).
+        let special = matches!(
+            name,
+            "listen" | "listen_ipv6" | "pam_service_name" | "nopriv_user" | "secure_chroot_dir"
+        );
         if effective(name).is_some() || special || !keys.contains(name) {
             continue;
         }

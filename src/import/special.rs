@@ -110,6 +110,24 @@ impl Listen {
     }
 }
 
+/// `nopriv_user` and `secure_chroot_dir` at vsftpd's defaults (`nobody`,
+/// `/var/run/vsftpd/empty`) name vsftpd's own account and directory, made by its package and
+/// gone with it: rftpd keeps its own (`rftpd`, `/run/rftpd/empty`, made by rftpd's package),
+/// or it would refuse to start once vsftpd is removed. Other values are carried over.
+pub(super) fn keeps_rftpds_own(s: &Setting<'_>) -> Option<&'static str> {
+    match s.option.name {
+        "nopriv_user" if Some(s.raw) == s.option.default => Some(
+            "vsftpd's default account; rftpd runs its pre-login process as its own account, \
+             rftpd (rftpd's default)",
+        ),
+        "secure_chroot_dir" if Some(s.raw) == s.option.default => Some(
+            "vsftpd's own empty directory, which goes with the vsftpd package; rftpd uses its \
+             own, /run/rftpd/empty (rftpd's default)",
+        ),
+        _ => None,
+    }
+}
+
 /// `pam_service_name`: vsftpd's own service file becomes rftpd's.
 pub(super) fn pam_service(out: &mut Translation, setting: Option<&Setting<'_>>) {
     let name = setting.map_or("vsftpd", |s| s.raw);

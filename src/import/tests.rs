@@ -83,9 +83,28 @@ fn debians_stock_vsftpd_conf_converts_to_what_vsftpd_did() {
         ));
         assert!(mapped || commented, "{line} lost:\n{}", imported.toml);
     }
-    // Debian's file names its empty jail; vsftpd's nopriv_user default comes along too.
-    assert_eq!(config.secure_chroot_dir, Path::new("/var/run/vsftpd/empty"));
-    assert_eq!(config.nopriv_user, "nobody");
+    // Debian's file names vsftpd's own empty directory: rftpd keeps its own.
+    assert_eq!(config.secure_chroot_dir, Path::new("/run/rftpd/empty"));
+    assert_eq!(config.nopriv_user, "rftpd");
+    assert!(
+        imported
+            .toml
+            .contains("# vsftpd option secure_chroot_dir=/var/run/vsftpd/empty not carried over:"),
+        "{}",
+        imported.toml
+    );
+}
+
+#[test]
+fn nopriv_user_and_secure_chroot_dir_are_carried_over_unless_they_are_vsftpds_own() {
+    let (config, imported) =
+        run("listen=YES\nnopriv_user=ftpsecure\nsecure_chroot_dir=/srv/ftp-empty\n");
+    assert!(imported.warnings.is_empty(), "{:?}", imported.warnings);
+    assert_eq!(config.nopriv_user, "ftpsecure");
+    assert_eq!(config.secure_chroot_dir, Path::new("/srv/ftp-empty"));
+    let (config, _) = run("listen=YES\nnopriv_user=nobody\n");
+    assert_eq!(config.nopriv_user, "rftpd");
+    assert_eq!(config.secure_chroot_dir, Path::new("/run/rftpd/empty"));
 }
 
 #[test]
