@@ -4,6 +4,8 @@
 //!
 //! The real install and the units' behaviour under systemd are in tests/systemd.rs. Std only.
 
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -455,6 +457,7 @@ fn the_man_page_documents_every_key_of_the_shipped_config() {
 
 /// Import `file`, save the output, and check it with `rftpd --check-config`.
 fn import_and_check(file: &Path) -> (Output, String) {
+    common::ensure_service_account();
     let out = run(RFTPD, &["import-vsftpd", &file.to_string_lossy()]);
     assert_eq!(
         out.status.code(),
