@@ -95,16 +95,17 @@ fn parse_args(args: &[String]) -> Result<Args, String> {
 }
 
 /// Load the config the way the master does; `None` path with no default file = embedded defaults.
+/// Used by both `--check-config` and start-up: parses and validates, then checks the config
+/// against this host (`nopriv_user`, `secure_chroot_dir`: [`Config::check_host`]).
 fn load_config(
     path: Option<PathBuf>,
 ) -> Result<(Config, master::ConfigSource), config::ConfigErrors> {
     let default_path = PathBuf::from(DEFAULT_CONFIG_PATH);
     match path {
-        Some(p) => Config::load(&p).map(|c| (c, master::ConfigSource::File(p))),
-        None if default_path.exists() => {
-            Config::load(&default_path).map(|c| (c, master::ConfigSource::File(default_path)))
-        }
-        None => Ok((Config::default(), master::ConfigSource::Defaults)),
+        Some(p) => Config::load_and_check_host(&p).map(|c| (c, master::ConfigSource::File(p))),
+        None if default_path.exists() => Config::load_and_check_host(&default_path)
+            .map(|c| (c, master::ConfigSource::File(default_path))),
+        None => Config::default_and_check_host().map(|c| (c, master::ConfigSource::Defaults)),
     }
 }
 

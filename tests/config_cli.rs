@@ -8,6 +8,7 @@ use std::process::{Command, Output, Stdio};
 use common::{RFTPD, TempDir, lossy};
 
 fn rftpd(args: &[&str]) -> Output {
+    common::ensure_service_account();
     Command::new(RFTPD)
         .args(args)
         .env_remove("RFTPD_LOG")
@@ -165,4 +166,101 @@ fn an_unknown_flag_exits_2() {
         "the error should name the flag: {}",
         show(&out)
     );
+}
+
+/// `--check-config` on `text` (written to a file), which must fail; returns the file and stderr.
+fn refused(dir: &TempDir, text: &str) -> (String, String) {
+    let file = config_file(dir, text);
+    let out = rftpd(&["--check-config", "--config", &file]);
+    assert!(
+        !out.status.success(),
+        "--check-config accepted {text:?}: {}",
+        show(&out)
+    );
+    (file, lossy(&out.stderr))
+}
+
+#[test]
+fn check_config_refuses_a_nopriv_user_with_no_account_naming_file_line_and_key() {
+    let dir = TempDir::new();
+    let (file, err) = refused(
+        &dir,
+        "listen = true\nnopriv_user = \"rftpd-no-such-account\"\n",
+    );
+    assert!(
+        err.contains(&format!(
+            "{file}:2:1: key `nopriv_user`: `rftpd-no-such-account` has no passwd entry"
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_config_refuses_a_missing_secure_chroot_dir_naming_file_line_and_key() {
+    let dir = TempDir::new();
+    let missing = dir.join("no-such-empty");
+    let (file, err) = refused(
+        &dir,
+        &format!(
+            "listen = true\n\nsecure_chroot_dir = \"{}\"\n",
+            missing.display()
+        ),
+    );
+    assert!(
+        err.contains(&format!(
+            "{file}:3:1: key `secure_chroot_dir`: `{}` does not exist",
+            missing.display()
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_config_refuses_a_world_writable_secure_chroot_dir_naming_file_line_and_key() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new();
+    let empty = dir.join("empty");
+    fs::create_dir(&empty).unwrap();
+    fs::set_permissions(&empty, fs::Permissions::from_mode(0o777)).unwrap();
+    let (file, err) = refused(
+        &dir,
+        &format!("secure_chroot_dir = \"{}\"\n", empty.display()),
+    );
+    // Not root, the directory is also not root's: that is reported first.
+    let why = if common::euid() == 0 {
+        "is writable by group or others (mode 0777)"
+    } else {
+        "not by root"
+    };
+    assert!(
+        err.contains(&format!(
+            "{file}:1:1: key `secure_chroot_dir`: `{}` ",
+            empty.display()
+        )) && err.contains(why),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_config_refuses_root_as_nopriv_user_naming_file_line_and_key() {
+    let dir = TempDir::new();
+    let (file, err) = refused(&dir, "listen = true\nnopriv_user = \"root\"\n");
+    assert!(
+        err.contains(&format!("{file}:2:1: key `nopriv_user`: `root` has uid 0")),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_config_accepts_the_defaults_once_the_account_and_directory_exist() {
+    if !common::require_root() {
+        return;
+    }
+    let dir = TempDir::new();
+    let file = config_file(&dir, "listen = true\n");
+    let out = rftpd(&["--check-config", "--config", &file]);
+    assert!(out.status.success(), "{}", show(&out));
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/config/rftpd.toml");
+    let out = rftpd(&["--check-config", "--config", shipped]);
+    assert!(out.status.success(), "{}", show(&out));
 }

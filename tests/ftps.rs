@@ -705,6 +705,7 @@ fn the_writable_root_refusal_under_tls_ends_the_login_and_the_log_says_why() {
 // ---------------------------------------------------------------------------------------------
 
 fn check_config(config: &Path) -> Output {
+    common::ensure_service_account();
     Command::new(RFTPD)
         .arg("--check-config")
         .arg("--config")

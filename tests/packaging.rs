@@ -4,6 +4,8 @@
 //!
 //! The real install and the units' behaviour under systemd are in tests/systemd.rs. Std only.
 
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -591,7 +593,7 @@ fn the_man_pages_format_without_warnings() {
 
 #[test]
 fn the_man_page_documents_every_key_of_the_shipped_config() {
-    // src/import.rs checks the man page against the program's own keys and defaults; this
+    // src/import/tests.rs checks the man page against the program's own keys and defaults; this
     // checks it against the shipped file, key by key, value by value.
     let page = fs::read_to_string(path("packaging/man/rftpd.toml.5")).unwrap();
     let config = fs::read_to_string(path("config/rftpd.toml")).unwrap();
@@ -654,6 +656,7 @@ fn the_man_page_documents_every_key_of_the_shipped_config() {
 
 /// Import `file`, save the output, and check it with `rftpd --check-config`.
 fn import_and_check(file: &Path) -> (Output, String) {
+    common::ensure_service_account();
     let out = run(RFTPD, &["import-vsftpd", &file.to_string_lossy()]);
     assert_eq!(
         out.status.code(),

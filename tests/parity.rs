@@ -1187,6 +1187,7 @@ fn check_config_warns_about_a_promiscuous_active_mode_only() {
     if !common::require_root() {
         return;
     }
+    common::ensure_service_account();
     let dir = TempDir::new();
     let file = dir.join("rftpd.toml");
     for (text, warned) in [

@@ -269,7 +269,8 @@ async fn reload(state: &Arc<State>) {
         tracing::info!("SIGHUP: running on embedded defaults, nothing to reload");
         return;
     };
-    let loaded = Config::load(path)
+    // The same checks as start-up, host ones included (a new account or jail may be gone).
+    let loaded = Config::load_and_check_host(path)
         .map_err(|errors| {
             errors
                 .0

@@ -85,6 +85,67 @@ pub fn require_root() -> bool {
     false
 }
 
+/// Make what rftpd refuses to start without (`nopriv_user`, `secure_chroot_dir` at their
+/// defaults), as the Debian package does: the system account `rftpd` and the empty, root-owned
+/// directory `/run/rftpd/empty` (mode 0555; `/run/rftpd` 0755). Once per test binary; without
+/// root it does nothing (and the server, if started, says what is missing).
+pub fn ensure_service_account() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        use std::os::unix::fs::{PermissionsExt, chown};
+        if euid() != 0 {
+            return;
+        }
+        let quiet = |program: &str, args: &[&str]| {
+            Command::new(program)
+                .args(args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if !quiet("getent", &["passwd", "rftpd"]) {
+            // adduser when Debian's is there, else useradd (a concurrent creator is fine too).
+            let made = quiet(
+                "adduser",
+                &[
+                    "--system",
+                    "--group",
+                    "--no-create-home",
+                    "--home",
+                    "/nonexistent",
+                    "--shell",
+                    "/usr/sbin/nologin",
+                    "rftpd",
+                ],
+            ) || quiet(
+                "useradd",
+                &[
+                    "--system",
+                    "--user-group",
+                    "--no-create-home",
+                    "--home-dir",
+                    "/nonexistent",
+                    "--shell",
+                    "/usr/sbin/nologin",
+                    "rftpd",
+                ],
+            );
+            assert!(
+                made || quiet("getent", &["passwd", "rftpd"]),
+                "cannot create the rftpd account"
+            );
+        }
+        for (dir, mode) in [("/run/rftpd", 0o755), ("/run/rftpd/empty", 0o555)] {
+            let _ = fs::create_dir(dir);
+            chown(dir, Some(0), Some(0)).unwrap_or_else(|e| panic!("chown {dir}: {e}"));
+            fs::set_permissions(dir, fs::Permissions::from_mode(mode))
+                .unwrap_or_else(|e| panic!("chmod {dir}: {e}"));
+        }
+    });
+}
+
 /// Run a command, returning its output; panics only if it cannot be started at all.
 pub fn run<I, S>(program: &str, args: I) -> Output
 where
@@ -457,6 +518,7 @@ impl Server {
         log_filter: &str,
         inherited_dir: Option<&Path>,
     ) -> Server {
+        ensure_service_account();
         let mut keys: BTreeMap<String, String> = BTreeMap::new();
         keys.insert("listen".into(), "true".into());
         keys.insert("listen_address".into(), "\"127.0.0.1\"".into());
