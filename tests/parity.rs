@@ -196,7 +196,12 @@ fn max_clients_refuses_the_third_connection_and_admits_again_after_a_kill_and_a_
     let first_worker = wait_for_workers(&server, 1)[0];
     let mut second = FtpClient::connect(server.addr());
     assert_eq!(second.greeting.0, 220, "second: {:?}", second.greeting);
-    wait_for_workers(&server, 2);
+    // Two sessions, one logged in: two monitors.
+    assert!(
+        common::wait_until(Duration::from_secs(5), || server.monitors().len() == 2),
+        "expected 2 session monitors, found {:?}",
+        server.monitors()
+    );
 
     assert_refused_with(server.addr(), FULL);
     assert!(

@@ -275,7 +275,7 @@ impl<'a> Conversation<'a> {
         let anonymous = config.anonymous_enable && config.is_anonymous_name(name);
         if !anonymous && self.users.refuses(name) {
             tracing::warn!(client = %self.client_address, user = %Escaped(name),
-                "login refused at USER by userlist_file");
+                "refused at USER by userlist_file");
             say(client, "530 Permission denied.").await?;
             return Err(ExitReason::Refused);
         }

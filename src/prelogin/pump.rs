@@ -23,15 +23,17 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Write the preamble and what the client already sent, then carry bytes both ways.
 pub async fn run(client: Client, link: UnixStream, first: Vec<u8>) -> ExitReason {
     let (mut link_read, mut link_write) = link.into_split();
-    if link_write.write_all(&first).await.is_err() {
-        return ExitReason::Error;
-    }
     let (mut client_read, mut client_write) = tokio::io::split(client);
     let to_client = async {
         let _ = tokio::io::copy(&mut link_read, &mut client_write).await;
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, client_write.shutdown()).await;
     };
     let from_client = async {
+        // A worker that refused the session may be gone already: its last words still reach
+        // the client through `to_client`.
+        if link_write.write_all(&first).await.is_err() {
+            return;
+        }
         let mut buf = vec![0u8; 16 * 1024];
         loop {
             match client_read.read(&mut buf).await {
