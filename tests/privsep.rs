@@ -530,7 +530,7 @@ fn the_prelogin_process_stays_unprivileged_and_jailed_after_auth_tls_and_after_a
 }
 
 #[test]
-fn the_prelogin_process_stays_unprivileged_and_jailed_after_a_login_beside_the_worker() {
+fn after_a_plain_login_the_prelogin_process_hands_the_connection_to_the_worker_and_exits() {
     if !prepare() {
         return;
     }
@@ -540,21 +540,28 @@ fn the_prelogin_process_stays_unprivileged_and_jailed_after_a_login_beside_the_w
 
     let mut ftp = FtpClient::connect(server.addr());
     let prelogin = the_only(&server, PRELOGIN);
-    ftp.login_ok(&user);
-    settle(&mut ftp);
-    assert_eq!(
-        the_only(&server, PRELOGIN),
-        prelogin,
-        "the same pre-login process serves the session after login"
-    );
-    assert_holds("the pre-login process after login", || {
+    assert_holds("the pre-login process before login", || {
         prelogin_violations(prelogin, server.pid())
     });
+    ftp.login_ok(&user);
+    settle(&mut ftp);
+    assert!(
+        common::wait_until(Duration::from_secs(5), || !common::process_alive(prelogin)),
+        "the pre-login process {prelogin} is still there after a plain login"
+    );
     let worker = the_only(&server, WORKER);
     assert_holds("the worker", || {
         worker_violations(worker, &user, &user.home, server.pid())
     });
+    // The worker holds the client's connection itself now.
+    let fds = std::fs::read_dir(format!("/proc/{worker}/fd"))
+        .expect("the worker's fds")
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|l| l.to_string_lossy().starts_with("socket:"))
+        .count();
+    assert!(fds >= 2, "the worker holds {fds} sockets");
     assert_eq!(ftp.cmd("NOOP").0, 200, "the session goes on");
+    assert_eq!(ftp.pwd(), "/", "still jailed");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -612,20 +619,25 @@ fn without_chroot_local_user_the_worker_has_root_slash_but_is_still_only_the_use
 // SIGKILL
 // ---------------------------------------------------------------------------------------------
 
-/// One logged-in session's processes.
+/// One session's processes: before login a pre-login process; after a plain login the
+/// pre-login process has handed the connection to the worker and exited.
 struct Session {
     ftp: FtpClient,
     monitor: u32,
-    prelogin: u32,
-    worker: u32,
+    prelogin: Option<u32>,
+    worker: Option<u32>,
 }
 
-/// Log in a new session and find its processes (the monitor that was not there before).
-fn logged_in_session(server: &Server, user: &TestUser) -> Session {
+/// A new session (the monitor that was not there before), logged in or not, once its
+/// processes are as expected: before login one pre-login process and no worker; after a plain
+/// login one worker and no pre-login process.
+fn new_session(server: &Server, user: &TestUser, log_in: bool) -> Session {
     let before: BTreeSet<u32> = server.monitors().into_iter().collect();
     let mut ftp = FtpClient::connect(server.addr());
-    ftp.login_ok(user);
-    settle(&mut ftp);
+    if log_in {
+        ftp.login_ok(user);
+        settle(&mut ftp);
+    }
     let mut found = None;
     let ok = common::wait_until(Duration::from_secs(5), || {
         let new: Vec<u32> = server
@@ -637,8 +649,9 @@ fn logged_in_session(server: &Server, user: &TestUser) -> Session {
             [m] => {
                 let prelogins = children_named(*m, PRELOGIN);
                 let workers = children_named(*m, WORKER);
-                match (prelogins.as_slice(), workers.as_slice()) {
-                    ([p], [w]) => Some((*m, *p, *w)),
+                match (log_in, prelogins.as_slice(), workers.as_slice()) {
+                    (false, [p], []) => Some((*m, Some(*p), None)),
+                    (true, [], [w]) => Some((*m, None, Some(*w))),
                     _ => None,
                 }
             }
@@ -648,7 +661,7 @@ fn logged_in_session(server: &Server, user: &TestUser) -> Session {
     });
     assert!(
         ok,
-        "no new monitor with one {PRELOGIN} and one {WORKER} child; sessions: {:?}",
+        "no new session with the expected processes (logged in: {log_in}); sessions: {:?}",
         session_children(server)
     );
     let (monitor, prelogin, worker) = found.unwrap();
@@ -687,10 +700,14 @@ fn sigkill_of_any_session_process_ends_that_session_only_and_the_limits_recover(
     let pam = PamService::create(&[]);
     let mut server = Server::start("max_clients = 3", &pam);
 
-    let mut sessions: Vec<Session> = (0..3).map(|_| logged_in_session(&server, &user)).collect();
+    let mut sessions: Vec<Session> = vec![
+        new_session(&server, &user, false),
+        new_session(&server, &user, true),
+        new_session(&server, &user, true),
+    ];
     let victims = [
-        (sessions[0].prelogin, "the pre-login process"),
-        (sessions[1].worker, "the worker"),
+        (sessions[0].prelogin.unwrap(), "the pre-login process"),
+        (sessions[1].worker.unwrap(), "the worker"),
         (sessions[2].monitor, "the monitor"),
     ];
     for (pid, _) in victims {
@@ -698,10 +715,13 @@ fn sigkill_of_any_session_process_ends_that_session_only_and_the_limits_recover(
     }
     for (i, (s, (_, what))) in sessions.iter_mut().zip(victims).enumerate() {
         for (pid, name) in [
-            (s.monitor, "monitor"),
+            (Some(s.monitor), "monitor"),
             (s.prelogin, "pre-login process"),
             (s.worker, "worker"),
-        ] {
+        ]
+        .into_iter()
+        .filter_map(|(pid, name)| Some((pid?, name)))
+        {
             assert!(
                 common::wait_until(Duration::from_secs(5), || !common::process_alive(pid)),
                 "session {} ({what} killed): its {name} {pid} is still running",

@@ -29,6 +29,14 @@ pub struct LineReader {
 }
 
 impl LineReader {
+    /// A reader that starts with bytes already received elsewhere.
+    pub fn seeded(bytes: Vec<u8>) -> LineReader {
+        LineReader {
+            buf: bytes,
+            discarding: false,
+        }
+    }
+
     /// The next line of at most `max` bytes, terminator included.
     pub async fn next<R: AsyncRead + Unpin + ?Sized>(
         &mut self,

@@ -119,9 +119,10 @@ pub fn run(
             return ExitReason::Error as u8;
         }
     };
-    let tls_files = if config.ssl_enable {
-        match crate::tls::read_identity(config) {
-            Ok(files) => Some(files),
+    // The pre-login process gets the certificate only: the key is read after it exists.
+    let tls_certificate = if config.ssl_enable {
+        match crate::tls::read_certificate(config) {
+            Ok(pem) => Some(pem),
             Err(e) => {
                 tracing::error!("TLS: {e}");
                 return ExitReason::Error as u8;
@@ -158,7 +159,7 @@ pub fn run(
                 client,
                 channel: prelogin_end,
                 account,
-                tls_files,
+                tls_certificate,
                 parent: monitor_pid,
             });
             std::process::exit(reason as i32);
@@ -167,6 +168,20 @@ pub fn run(
             drop(prelogin_end);
             // The pre-login process owns the connection; the monitor must not keep it alive.
             drop(client);
+            // The key, for the handshakes the monitor signs and for the worker's data TLS.
+            let tls_files = if config.ssl_enable {
+                match crate::tls::read_identity(config) {
+                    Ok(files) => Some(files),
+                    Err(e) => {
+                        tracing::error!("TLS: {e}");
+                        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                        let _ = nix::sys::wait::waitpid(pid, None);
+                        return ExitReason::Error as u8;
+                    }
+                }
+            } else {
+                None
+            };
             let setup = SessionSetup {
                 config,
                 users,

@@ -51,6 +51,7 @@ pub enum Kind {
     Login,
     BindPassive,
     ConnectActive,
+    Sign,
 }
 
 /// One row of the table: this request, from this peer, in this phase.
@@ -65,6 +66,12 @@ const TABLE: &[Rule] = &[
     // Once per attempt, and never again after one succeeded.
     Rule {
         kind: Kind::Login,
+        from: Peer::Prelogin,
+        phase: Phase::BeforeLogin,
+    },
+    // The control connection's TLS handshake (at most MAX_SIGNATURES per session).
+    Rule {
+        kind: Kind::Sign,
         from: Peer::Prelogin,
         phase: Phase::BeforeLogin,
     },
@@ -92,8 +99,13 @@ fn kind_of(request: &Request) -> Kind {
         Request::Login { .. } => Kind::Login,
         Request::BindPassive => Kind::BindPassive,
         Request::ConnectActive(_) => Kind::ConnectActive,
+        Request::Sign { .. } => Kind::Sign,
     }
 }
+
+/// Most handshake signatures one session gets (`AUTH TLS` is accepted once; a TLS 1.2
+/// handshake signs once, TLS 1.3 once).
+const MAX_SIGNATURES: u32 = 2;
 
 /// How long a child may take to exit once its partner is gone.
 const PARTNER_GONE_GRACE: Duration = Duration::from_secs(3);
@@ -115,6 +127,11 @@ struct Monitor<'a> {
     violation: Option<String>,
     /// When to kill children that are still alive (their partner is gone, or logins ran out).
     kill_at: Option<Instant>,
+    /// The server's key, parsed at the first signature.
+    key: Option<std::sync::Arc<dyn rustls::sign::SigningKey>>,
+    signatures: u32,
+    /// The monitor signed a TLS handshake of this session's control connection.
+    tls_seen: bool,
 }
 
 /// Answer requests until both children have gone, then reap them and close PAM. Returns how
@@ -139,6 +156,9 @@ pub fn serve(
         passive: None,
         violation: None,
         kill_at: None,
+        key: None,
+        signatures: 0,
+        tls_seen: false,
     };
     let mut buf = vec![0u8; MAX_MESSAGE];
     while m.violation.is_none() && (m.prelogin.channel.is_some() || m.worker_channel_open()) {
@@ -209,6 +229,7 @@ impl Monitor<'_> {
         }
         if self.kill_at.is_some_and(|at| at <= now) {
             self.kill_at = None;
+            self.drain_channels();
             self.kill_children();
         }
         if trap_ready && let Some(p) = &self.passive {
@@ -232,6 +253,13 @@ impl Monitor<'_> {
     /// The peer has closed its channel (it is exiting).
     fn gone(&mut self, peer: Peer) {
         match peer {
+            Peer::Prelogin if self.worker_channel_open() => {
+                // After a login: a plain connection was handed to the worker (the pre-login
+                // process's work is done), or under TLS the worker sees its link close.
+                self.prelogin.channel = None;
+                self.reap_prelogin_soon();
+                return;
+            }
             Peer::Prelogin => self.prelogin.channel = None,
             Peer::Worker => {
                 if let Some(w) = &mut self.worker {
@@ -290,6 +318,42 @@ impl Monitor<'_> {
             } => self.login(user, password, tls),
             Request::BindPassive => self.bind_passive(),
             Request::ConnectActive(target) => self.connect_active(target),
+            Request::Sign { scheme, message } => self.sign(scheme, &message),
+        }
+    }
+
+    /// Sign one message of the control connection's TLS handshake.
+    fn sign(&mut self, scheme: u16, message: &[u8]) {
+        self.signatures += 1;
+        if self.signatures > MAX_SIGNATURES {
+            self.violation = Some("too many handshake signatures requested".into());
+            return;
+        }
+        if self.key.is_none()
+            && let Some(files) = &self.setup.tls_files
+        {
+            match files.signing_key() {
+                Ok(key) => self.key = Some(key),
+                Err(e) => tracing::error!("TLS: {e}"),
+            }
+        }
+        let signature = self
+            .key
+            .as_ref()
+            .and_then(|key| key.choose_scheme(&[rustls::SignatureScheme::from(scheme)]))
+            .and_then(|signer| signer.sign(message).ok());
+        match signature {
+            Some(signature) => {
+                self.tls_seen = true;
+                self.reply(Peer::Prelogin, &Reply::Signature(signature), None);
+            }
+            None => {
+                tracing::warn!(
+                    scheme,
+                    "refused to sign a handshake with a scheme the key lacks"
+                );
+                self.reply(Peer::Prelogin, &Reply::NotSigned, None);
+            }
         }
     }
 
@@ -308,14 +372,18 @@ impl Monitor<'_> {
         let started = Instant::now();
         let config = self.setup.config;
         let client = self.setup.addresses.client;
-        // SECURITY: `tls` is the pre-login process's word. It only protects the password on
-        // the wire: a pre-login process that lies about it serves its own client, who typed
-        // the password, and no other session.
+        // SECURITY: the control connection counts as encrypted only if the monitor itself
+        // signed its TLS handshake (the pre-login process never holds the key); the pre-login
+        // process's word alone is not enough.
+        if tls && !self.tls_seen {
+            tracing::warn!(client = %client.ip(), port = client.port(),
+                "the pre-login process claims TLS without a handshake the monitor signed");
+        }
         let attempt = login::Attempt {
             user: &user,
             password: &password,
             client: client.ip(),
-            tls,
+            tls: tls && self.tls_seen,
         };
         let outcome = login::decide(config, self.setup.users, &attempt);
         password.iter_mut().for_each(|b| *b = 0);
@@ -461,6 +529,49 @@ impl Monitor<'_> {
         }
     }
 
+    /// The pre-login process closed its channel while the worker goes on: collect its exit
+    /// status now (it is exiting; waiting at most a few milliseconds), so no zombie lingers.
+    fn reap_prelogin_soon(&mut self) {
+        use nix::sys::wait::WaitPidFlag;
+        let Some(pid) = self.prelogin.pid else { return };
+        for _ in 0..50 {
+            match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(nix::errno::Errno::EINTR) => {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                _ => {
+                    self.prelogin.pid = None;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Read and drop whatever the children sent and nobody will answer, so that closing the
+    /// channels does not turn the replies already sent into a reset on their side.
+    fn drain_channels(&self) {
+        let mut buf = vec![0u8; MAX_MESSAGE];
+        let worker = self.worker.as_ref().and_then(|w| w.channel.as_ref());
+        for channel in [self.prelogin.channel.as_ref(), worker]
+            .into_iter()
+            .flatten()
+        {
+            let nonblocking = nix::fcntl::fcntl(
+                channel,
+                nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+            );
+            if nonblocking.is_err() {
+                continue;
+            }
+            for _ in 0..64 {
+                match sys::recv_message(channel.as_fd(), &mut buf) {
+                    Ok((n, _)) if n > 0 => continue,
+                    _ => break,
+                }
+            }
+        }
+    }
+
     fn kill_children(&mut self) {
         for pid in [self.prelogin.pid, self.worker.as_ref().and_then(|w| w.pid)]
             .into_iter()
@@ -480,6 +591,7 @@ impl Monitor<'_> {
         if let Some(why) = &self.violation {
             tracing::error!(client = %client.ip(), port = client.port(), reason = %why,
                 "a session process broke the monitor protocol; ending the session");
+            self.drain_channels();
             self.kill_children();
         }
         self.passive = None;
@@ -535,12 +647,12 @@ mod tests {
         use Kind::*;
         use Peer::*;
         use Phase::*;
-        for kind in [Login, BindPassive, ConnectActive] {
+        for kind in [Login, BindPassive, ConnectActive, Sign] {
             for from in [Prelogin, Worker] {
                 for phase in [BeforeLogin, LoggedIn, LoginsExhausted] {
                     let expected = matches!(
                         (kind, from, phase),
-                        (Login, Prelogin, BeforeLogin)
+                        (Login | Sign, Prelogin, BeforeLogin)
                             | (BindPassive, Worker, LoggedIn)
                             | (ConnectActive, Worker, LoggedIn)
                     );

@@ -6,7 +6,7 @@
 //! by `login_timeout`; every line goes through the one command parser; a client that goes
 //! away ends the session. Passwords are zeroed after use and never logged.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -112,6 +112,19 @@ impl<'a> Conversation<'a> {
             }
             Ok(Ok(link)) => link,
         };
+        if let Client::Plain(tcp) = &client {
+            // A plain control connection: the worker reads it from now on; this process goes.
+            self.preamble.handoff = true;
+            self.preamble.pending = self.lines.take_pending();
+            let message = self.preamble.encode();
+            return match crate::sys::send_message(link.as_fd(), &message, Some(tcp.as_fd())) {
+                Ok(()) => ExitReason::Closed,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot hand the connection to the worker");
+                    ExitReason::Error
+                }
+            };
+        }
         let link = std::os::unix::net::UnixStream::from(link);
         let link = match link
             .set_nonblocking(true)
@@ -124,7 +137,7 @@ impl<'a> Conversation<'a> {
             self.preamble.tls_sessions = stored.take();
         }
         let mut first = self.preamble.encode();
-        // Commands the client sent after PASS, before our 230, go to the worker as they came.
+        // Commands the client sent after PASS, before the worker's 230, follow as they came.
         first.extend_from_slice(&self.lines.take_pending());
         super::pump::run(client, link, first).await
     }

@@ -24,7 +24,7 @@ use crate::config::Config;
 use crate::jail::nopriv::Account;
 use crate::policy::UserList;
 use crate::protocol::ExitReason;
-use crate::tls::{self, HandshakeLog, IdentityFiles};
+use crate::tls::{self, HandshakeLog};
 
 /// What the monitor forks the pre-login process with.
 pub struct Start<'a> {
@@ -36,8 +36,9 @@ pub struct Start<'a> {
     /// This process's end of its channel to the monitor.
     pub channel: OwnedFd,
     pub account: Account,
-    /// The certificate and key, read by the monitor as root (`ssl_enable`).
-    pub tls_files: Option<IdentityFiles>,
+    /// The certificate chain (PEM), read by the monitor as root (`ssl_enable`). The private
+    /// key stays in the monitor, which signs the handshakes.
+    pub tls_certificate: Option<Vec<u8>>,
     pub parent: nix::unistd::Pid,
 }
 
@@ -88,10 +89,27 @@ pub fn run(start: Start<'_>) -> ExitReason {
 
 async fn serve(start: Start<'_>) -> ExitReason {
     let config = start.config;
-    let (tls_log, acceptor, stored) = match (&start.tls_files, config.ssl_enable) {
-        (Some(files), true) => {
+    let identity = match (&start.tls_certificate, config.ssl_enable) {
+        (Some(pem), true) => {
+            let key = start
+                .channel
+                .try_clone()
+                .map_err(|e| e.to_string())
+                .and_then(|channel| tls::remote::certified_key(tls::parse_chain(pem)?, channel));
+            match key {
+                Ok(key) => Some(tls::Identity::Ready(key)),
+                Err(e) => {
+                    tracing::error!("TLS: {e}");
+                    return ExitReason::Error;
+                }
+            }
+        }
+        _ => None,
+    };
+    let (tls_log, acceptor, stored) = match identity {
+        Some(identity) => {
             let log = Arc::new(HandshakeLog::default());
-            match tls::server_config(config, files.clone(), log.clone(), Vec::new()) {
+            match tls::server_config(config, identity, log.clone(), Vec::new()) {
                 Ok((server_config, stored)) => (
                     Some(log),
                     Some(tokio_rustls::TlsAcceptor::from(server_config)),
@@ -103,7 +121,7 @@ async fn serve(start: Start<'_>) -> ExitReason {
                 }
             }
         }
-        _ => (None, None, None),
+        None => (None, None, None),
     };
     let _ = tls_log;
     if start.client.set_nonblocking(true).is_err() {

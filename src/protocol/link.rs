@@ -1,5 +1,11 @@
 //! The pre-login process's first message to the worker on their link (a stream socket the
-//! monitor made when it accepted a login), before the client's commands follow as they came.
+//! monitor made when it accepted a login).
+//!
+//! Two ways on from there: with a plain control connection the message carries the client's
+//! socket itself (SCM_RIGHTS) and the bytes the client already sent, and the pre-login process
+//! exits — from then on the worker, the user's own jailed process, reads its client directly,
+//! as vsftpd's post-login process does. Under TLS the pre-login process stays, as vsftpd's SSL
+//! process does, and the client's commands follow on the link as they came.
 //!
 //! It carries the pre-login state the worker's FTP engine must know about — whether the
 //! control connection is encrypted, `PBSZ`/`PROT` given before login — and the control
@@ -30,7 +36,14 @@ pub struct Preamble {
     pub prot_private: Option<bool>,
     /// The control connection's TLS sessions (key, value) as rustls stored them.
     pub tls_sessions: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The client's socket comes with this message; the pre-login process is gone.
+    pub handoff: bool,
+    /// What the client sent after PASS and before the worker's `230` (handoff only).
+    pub pending: Vec<u8>,
 }
+
+/// Most pending bytes carried (two command lines).
+const MAX_PENDING: usize = 2 * crate::control::line::MAX_LINE;
 
 impl Preamble {
     /// The bytes to write on the link: a 4-byte length, then the body.
@@ -44,6 +57,8 @@ impl Preamble {
             Some(false) => 1,
             Some(true) => 2,
         });
+        w.u8(u8::from(self.handoff));
+        w.bytes(&self.pending[..self.pending.len().min(MAX_PENDING)]);
         let sessions = &self.tls_sessions[..self.tls_sessions.len().min(MAX_SESSIONS)];
         w.u32(sessions.len() as u32);
         for (key, value) in sessions {
@@ -69,6 +84,8 @@ impl Preamble {
             2 => Some(true),
             _ => return Err(DecodeError("bad PROT level")),
         };
+        let handoff = r.bool()?;
+        let pending = r.bytes(MAX_PENDING)?.to_vec();
         let n = r.u32()? as usize;
         if n > MAX_SESSIONS {
             return Err(DecodeError("too many TLS sessions"));
@@ -85,6 +102,8 @@ impl Preamble {
             pbsz,
             prot_private,
             tls_sessions,
+            handoff,
+            pending,
         })
     }
 }
@@ -100,6 +119,8 @@ mod tests {
             pbsz: true,
             prot_private: Some(true),
             tls_sessions: vec![(vec![1, 2, 3], vec![9; 100])],
+            handoff: true,
+            pending: b"PWD\r\n".to_vec(),
         };
         let bytes = p.encode();
         let len = u32::from_le_bytes(bytes[..4].try_into().unwrap()) as usize;
@@ -114,10 +135,13 @@ mod tests {
     #[test]
     fn hostile_preambles_are_refused() {
         assert!(Preamble::decode(&[]).is_err());
-        assert!(Preamble::decode(&[0, 0, 0, 0, 0, 0, 0, 0]).is_err());
-        assert!(Preamble::decode(&[MAGIC, 2, 0, 0, 0, 0, 0, 0]).is_err());
-        assert!(Preamble::decode(&[MAGIC, 0, 0, 3, 0, 0, 0, 0]).is_err());
-        assert!(Preamble::decode(&[MAGIC, 0, 0, 0, 0xff, 0xff, 0, 0]).is_err());
+        let z = [0u8; 4];
+        let body = |head: &[u8]| [head, &z[..], &z[..]].concat();
+        assert!(Preamble::decode(&body(&[0, 0, 0, 0, 0])).is_err());
+        assert!(Preamble::decode(&body(&[MAGIC, 2, 0, 0, 0])).is_err());
+        assert!(Preamble::decode(&body(&[MAGIC, 0, 0, 3, 0])).is_err());
+        assert!(Preamble::decode(&body(&[MAGIC, 0, 0, 0, 2])).is_err());
+        assert!(Preamble::decode(&[MAGIC, 0, 0, 0, 0, 0xff, 0xff, 0, 0]).is_err());
         let mut ok = Preamble::default().encode()[4..].to_vec();
         ok.push(1);
         assert!(Preamble::decode(&ok).is_err());

@@ -1,7 +1,7 @@
 //! The messages the pre-login process and the worker exchange with their monitor, each over
 //! its own `SOCK_SEQPACKET` socketpair.
 //!
-//! A small, explicit, typed set (three requests and their replies), encoded by hand so that
+//! A small, explicit, typed set (four requests and their replies), encoded by hand so that
 //! every field is length-checked on decode. Which request is allowed from whom and when is the
 //! monitor's request table (`crate::monitor::requests`); this module only says what the bytes
 //! mean. The monitor treats every byte it receives as hostile: both peers parse bytes from the
@@ -19,6 +19,11 @@ pub const MAX_MESSAGE: usize = 16 * 1024;
 pub const MAX_USER: usize = 256;
 /// Longest password the protocol carries.
 pub const MAX_PASSWORD: usize = 1024;
+/// Longest handshake message the monitor signs (TLS 1.3 CertificateVerify input is ~130
+/// bytes, TLS 1.2 ServerKeyExchange parameters a few hundred).
+pub const MAX_SIGNED: usize = 2048;
+/// Longest signature (RSA 8192).
+pub const MAX_SIGNATURE: usize = 1024;
 
 /// Pre-login process or worker → monitor.
 pub enum Request {
@@ -36,6 +41,10 @@ pub enum Request {
     /// host's network from the control connection's local address. The monitor checks the
     /// address again (the client's own, a port of 1024 or above, unless `port_promiscuous`).
     ConnectActive(SocketAddr),
+    /// Pre-login process, during the control connection's TLS handshake: sign this handshake
+    /// message with the server's private key (which never leaves the monitor) using this
+    /// TLS `SignatureScheme`.
+    Sign { scheme: u16, message: Vec<u8> },
 }
 
 impl fmt::Debug for Request {
@@ -46,6 +55,13 @@ impl fmt::Debug for Request {
             }
             Request::BindPassive => f.write_str("BindPassive"),
             Request::ConnectActive(a) => write!(f, "ConnectActive({a})"),
+            Request::Sign { scheme, message } => {
+                write!(
+                    f,
+                    "Sign {{ scheme: {scheme:#06x}, {} bytes }}",
+                    message.len()
+                )
+            }
         }
     }
 }
@@ -84,6 +100,10 @@ pub enum Reply {
     Connected,
     /// The active-mode connection failed (refused, unreachable, timed out).
     NotConnected,
+    /// The handshake signature.
+    Signature(Vec<u8>),
+    /// No signature (no key, or a scheme the key does not support).
+    NotSigned,
 }
 
 const TAG_LOGIN: u8 = 1;
@@ -95,6 +115,9 @@ const TAG_CONNECT_ACTIVE: u8 = 7;
 const TAG_CONNECTED: u8 = 8;
 const TAG_NOT_CONNECTED: u8 = 9;
 const TAG_LOGGED_IN: u8 = 11;
+const TAG_SIGN: u8 = 12;
+const TAG_SIGNATURE: u8 = 13;
+const TAG_NOT_SIGNED: u8 = 14;
 
 impl Request {
     pub fn encode(&self) -> Vec<u8> {
@@ -111,6 +134,11 @@ impl Request {
                 w.u8(*tls as u8);
             }
             Request::BindPassive => w.u8(TAG_BIND_PASSIVE),
+            Request::Sign { scheme, message } => {
+                w.u8(TAG_SIGN);
+                w.0.extend_from_slice(&scheme.to_le_bytes());
+                w.bytes(message);
+            }
             Request::ConnectActive(address) => {
                 w.u8(TAG_CONNECT_ACTIVE);
                 match address.ip() {
@@ -143,6 +171,12 @@ impl Request {
                 }
             }
             TAG_BIND_PASSIVE => Request::BindPassive,
+            TAG_SIGN => {
+                let scheme = r.take(2)?;
+                let scheme = u16::from_le_bytes([scheme[0], scheme[1]]);
+                let message = r.bytes(MAX_SIGNED)?.to_vec();
+                Request::Sign { scheme, message }
+            }
             TAG_CONNECT_ACTIVE => {
                 let ip = match r.u8()? {
                     4 => {
@@ -178,6 +212,11 @@ impl Reply {
             Reply::NotBound => w.u8(TAG_NOT_BOUND),
             Reply::Connected => w.u8(TAG_CONNECTED),
             Reply::NotConnected => w.u8(TAG_NOT_CONNECTED),
+            Reply::Signature(signature) => {
+                w.u8(TAG_SIGNATURE);
+                w.bytes(signature);
+            }
+            Reply::NotSigned => w.u8(TAG_NOT_SIGNED),
         }
         w.0
     }
@@ -186,6 +225,8 @@ impl Reply {
         let mut r = Reader(bytes);
         let reply = match r.u8()? {
             TAG_LOGGED_IN => Reply::LoggedIn,
+            TAG_SIGNATURE => Reply::Signature(r.bytes(MAX_SIGNATURE)?.to_vec()),
+            TAG_NOT_SIGNED => Reply::NotSigned,
             TAG_DENIED => Reply::Denied {
                 disconnect: r.bool()?,
             },
@@ -228,7 +269,27 @@ mod tests {
 
     #[test]
     fn replies_round_trip() {
+        let sign = Request::Sign {
+            scheme: 0x0804,
+            message: vec![7; 130],
+        };
+        assert!(matches!(
+            Request::decode(&sign.encode()),
+            Ok(Request::Sign { scheme: 0x0804, message }) if message == vec![7; 130]
+        ));
+        assert!(
+            Request::decode(
+                &Request::Sign {
+                    scheme: 1,
+                    message: vec![0; MAX_SIGNED + 1]
+                }
+                .encode()
+            )
+            .is_err()
+        );
         for r in [
+            Reply::Signature(vec![1, 2, 3]),
+            Reply::NotSigned,
             Reply::LoggedIn,
             Reply::Bound,
             Reply::NotBound,

@@ -25,6 +25,8 @@ use rustls::sign::CertifiedKey;
 
 use crate::config::Config;
 
+pub mod remote;
+
 /// How the latest data connection's TLS began.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DataHandshake {
@@ -99,6 +101,23 @@ pub struct IdentityFiles {
     key_pem: Vec<u8>,
 }
 
+/// Read the certificate chain only (for the pre-login process, which never holds the key).
+pub fn read_certificate(config: &Config) -> Result<Vec<u8>, String> {
+    std::fs::read(&config.rsa_cert_file)
+        .map_err(|e| format!("rsa_cert_file {}: {e}", config.rsa_cert_file.display()))
+}
+
+/// Parse a PEM certificate chain.
+pub fn parse_chain(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("rsa_cert_file: not a PEM certificate chain: {e}"))?;
+    if chain.is_empty() {
+        return Err("rsa_cert_file: no certificate in it".into());
+    }
+    Ok(chain)
+}
+
 /// Read the certificate chain and key (the key may be in the certificate file). Errors name
 /// the file.
 pub fn read_identity(config: &Config) -> Result<IdentityFiles, String> {
@@ -121,6 +140,22 @@ pub fn read_identity(config: &Config) -> Result<IdentityFiles, String> {
 }
 
 impl IdentityFiles {
+    /// The private key, ready to sign (the monitor's, for the pre-login process's handshakes).
+    pub fn signing_key(&self) -> Result<Arc<dyn rustls::sign::SigningKey>, String> {
+        let key = PrivateKeyDer::from_pem_slice(&self.key_pem).map_err(|e| {
+            format!(
+                "rsa_private_key_file {}: no usable private key: {e}",
+                self.key_path.display()
+            )
+        })?;
+        provider::sign::any_supported_type(&key).map_err(|e| {
+            format!(
+                "rsa_private_key_file {}: unsupported key: {e}",
+                self.key_path.display()
+            )
+        })
+    }
+
     /// Parse the pair and check that the key belongs to the certificate.
     pub fn parse(&self) -> Result<Arc<CertifiedKey>, String> {
         let (cert_path, key_path) = (&self.cert_path, &self.key_path);
@@ -167,9 +202,18 @@ pub fn load_identity(config: &Config) -> Result<Arc<CertifiedKey>, String> {
     read_identity(config)?.parse()
 }
 
+/// Where a session's certificate and key come from.
+pub enum Identity {
+    /// Both files, parsed at the first handshake (the worker's data connections).
+    Files(IdentityFiles),
+    /// A ready certificate and key (the pre-login process: the key is the monitor's,
+    /// `remote::certified_key`).
+    Ready(Arc<CertifiedKey>),
+}
+
 /// Hands out the one certificate and records every full handshake.
 struct RecordingResolver {
-    files: IdentityFiles,
+    files: Option<IdentityFiles>,
     key: std::sync::OnceLock<Option<Arc<CertifiedKey>>>,
     log: Arc<HandshakeLog>,
 }
@@ -186,6 +230,7 @@ impl ResolvesServerCert for RecordingResolver {
         self.key
             .get_or_init(|| {
                 self.files
+                    .as_ref()?
                     .parse()
                     .map_err(|e| tracing::error!("TLS: {e}"))
                     .ok()
@@ -258,7 +303,7 @@ impl StoresServerSessions for RecordingStore {
 /// Returns the configuration and where the sessions it stores are recorded.
 pub fn server_config(
     config: &Config,
-    files: IdentityFiles,
+    identity: Identity,
     log: Arc<HandshakeLog>,
     resumable: Vec<(Vec<u8>, Vec<u8>)>,
 ) -> Result<(Arc<ServerConfig>, Arc<StoredSessions>), String> {
@@ -273,10 +318,17 @@ pub fn server_config(
         .with_protocol_versions(&versions)
         .map_err(|e| format!("TLS versions: {e}"))?
         .with_no_client_auth()
-        .with_cert_resolver(Arc::new(RecordingResolver {
-            files,
-            key: std::sync::OnceLock::new(),
-            log: log.clone(),
+        .with_cert_resolver(Arc::new(match identity {
+            Identity::Files(files) => RecordingResolver {
+                files: Some(files),
+                key: std::sync::OnceLock::new(),
+                log: log.clone(),
+            },
+            Identity::Ready(key) => RecordingResolver {
+                files: None,
+                key: std::sync::OnceLock::from(Some(key)),
+                log: log.clone(),
+            },
         }));
     let inner = ServerSessionMemoryCache::new(64);
     for (key, value) in resumable {

@@ -48,7 +48,7 @@ const WRITABLE_ROOT_REFUSAL: &str =
     "500 OOPS: rftpd: refusing to run with writable root inside chroot()";
 
 /// How long the pre-login process has to send the preamble.
-const PREAMBLE_TIMEOUT: Duration = Duration::from_secs(10);
+const PREAMBLE_TIMEOUT: Duration = Duration::from_secs(4);
 
 /// What the monitor forks the worker with.
 pub struct Start<'a> {
@@ -218,18 +218,60 @@ struct Session {
     login_token: String,
 }
 
-/// Read the pre-login process's preamble from the link.
-async fn read_preamble(link: &mut tokio::net::UnixStream) -> std::io::Result<Preamble> {
-    use tokio::io::AsyncReadExt;
-    let mut len = [0u8; 4];
-    link.read_exact(&mut len).await?;
-    let len = u32::from_le_bytes(len) as usize;
-    if len > MAX_PREAMBLE {
-        return Err(std::io::Error::other("link preamble too long"));
+/// Read the pre-login process's preamble from the link, and the client's socket when it
+/// comes with it (a plain control connection handed over). Reads exactly the preamble: under
+/// TLS the client's commands follow on the link.
+async fn read_preamble(
+    link: &tokio::io::unix::AsyncFd<OwnedFd>,
+) -> std::io::Result<(Preamble, Option<OwnedFd>)> {
+    let mut got: Vec<u8> = Vec::new();
+    let mut passed: Option<OwnedFd> = None;
+    let mut buf = vec![0u8; MAX_PREAMBLE];
+    loop {
+        let want = if got.len() < 4 {
+            4
+        } else {
+            let len = u32::from_le_bytes([got[0], got[1], got[2], got[3]]) as usize;
+            if len > MAX_PREAMBLE {
+                return Err(std::io::Error::other("link preamble too long"));
+            }
+            4 + len
+        };
+        if got.len() == want && want > 4 {
+            break;
+        }
+        let (n, fd) = sys::recv_message_async(link, &mut buf[..want - got.len()]).await?;
+        if n == 0 {
+            return Err(std::io::Error::other("link closed before the preamble"));
+        }
+        if let Some(fd) = fd {
+            if passed.is_some() {
+                return Err(std::io::Error::other(
+                    "more than one descriptor on the link",
+                ));
+            }
+            passed = Some(fd);
+        }
+        got.extend_from_slice(&buf[..n]);
     }
-    let mut body = vec![0u8; len];
-    link.read_exact(&mut body).await?;
-    Preamble::decode(&body).map_err(std::io::Error::other)
+    let preamble = Preamble::decode(&got[4..]).map_err(std::io::Error::other)?;
+    if preamble.handoff != passed.is_some() {
+        return Err(std::io::Error::other(
+            "the preamble and the passed descriptor disagree",
+        ));
+    }
+    Ok((preamble, passed))
+}
+
+/// The client's control connection, handed over: it must be a connected TCP socket.
+fn client_socket(fd: OwnedFd) -> std::io::Result<tokio::net::TcpStream> {
+    use nix::sys::socket::{SockType, getsockopt, sockopt};
+    if getsockopt(&fd, sockopt::SockType)? != SockType::Stream {
+        return Err(std::io::Error::other("not a stream socket"));
+    }
+    let stream = std::net::TcpStream::from(fd);
+    stream.peer_addr()?;
+    nonblocking_tcp(stream)
 }
 
 fn nonblocking_tcp(s: std::net::TcpStream) -> std::io::Result<tokio::net::TcpStream> {
@@ -240,10 +282,12 @@ fn nonblocking_tcp(s: std::net::TcpStream) -> std::io::Result<tokio::net::TcpStr
 impl Session {
     async fn serve(self) -> ExitReason {
         let config = self.config;
-        let link = std::os::unix::net::UnixStream::from(self.link);
-        let mut link = match link
-            .set_nonblocking(true)
-            .and_then(|()| tokio::net::UnixStream::from_std(link))
+        let link = match nix::fcntl::fcntl(
+            &self.link,
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+        )
+        .map_err(std::io::Error::from)
+        .and_then(|_| sys::async_fd(self.link))
         {
             Ok(l) => l,
             Err(e) => {
@@ -251,24 +295,40 @@ impl Session {
                 return ExitReason::Error;
             }
         };
-        let preamble = match tokio::time::timeout(PREAMBLE_TIMEOUT, read_preamble(&mut link)).await
-        {
-            Ok(Ok(p)) => p,
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "bad preamble from the pre-login process");
-                return ExitReason::Error;
-            }
-            Err(_) => {
-                tracing::error!("no preamble from the pre-login process in time");
-                return ExitReason::Error;
-            }
+        let (preamble, handed) =
+            match tokio::time::timeout(PREAMBLE_TIMEOUT, read_preamble(&link)).await {
+                Ok(Ok(p)) => p,
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "bad preamble from the pre-login process");
+                    return ExitReason::Error;
+                }
+                Err(_) => {
+                    tracing::error!("no preamble from the pre-login process in time");
+                    return ExitReason::Error;
+                }
+            };
+        // SECURITY: what was handed over must be a connected TCP socket (the client's).
+        let client = match handed {
+            Some(fd) => match client_socket(fd) {
+                Ok(c) => relay::Client::Direct(c),
+                Err(e) => {
+                    tracing::error!(error = %e, "the pre-login process handed over something else");
+                    return ExitReason::Error;
+                }
+            },
+            None => match tokio::net::UnixStream::from_std(std::os::unix::net::UnixStream::from(
+                link.into_inner(),
+            )) {
+                Ok(l) => relay::Client::Link(l),
+                Err(_) => return ExitReason::Error,
+            },
         };
         let (tls_log, tls_config) = match (&self.tls_files, config.ssl_enable) {
             (Some(files), true) => {
                 let log = Arc::new(HandshakeLog::for_data_connections());
                 match tls::server_config(
                     &config,
-                    files.clone(),
+                    tls::Identity::Files(files.clone()),
                     log.clone(),
                     preamble.tls_sessions.clone(),
                 ) {
@@ -370,6 +430,6 @@ impl Session {
             start_dir: (!jailed).then_some(start_dir),
             preamble,
         };
-        relay::run(link, relay_end, setup).await
+        relay::run(client, relay_end, setup).await
     }
 }

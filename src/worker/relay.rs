@@ -17,8 +17,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWriteExt};
-use tokio::net::UnixStream;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpStream, UnixStream};
 use tokio::sync::mpsc;
 
 use crate::control::command;
@@ -122,6 +125,54 @@ async fn read_engine_reply<R: AsyncRead + Unpin>(
     }
 }
 
+/// Where the client's commands come from.
+pub enum Client {
+    /// The client's own (plain) control connection, handed over by the pre-login process.
+    Direct(TcpStream),
+    /// The link to the pre-login process, which holds the client's TLS.
+    Link(UnixStream),
+}
+
+impl AsyncRead for Client {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Client::Direct(s) => Pin::new(s).poll_read(cx, buf),
+            Client::Link(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Client {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Client::Direct(s) => Pin::new(s).poll_write(cx, buf),
+            Client::Link(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Client::Direct(s) => Pin::new(s).poll_flush(cx),
+            Client::Link(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Client::Direct(s) => Pin::new(s).poll_shutdown(cx),
+            Client::Link(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
+
 /// What the relay needs besides the two connections.
 pub struct RelaySetup {
     pub shared: Arc<SessionShared>,
@@ -149,10 +200,11 @@ async fn engine_round_trip(
 }
 
 /// Log libunftp in and serve the session until it ends; returns why it ended.
-pub async fn run(link: UnixStream, engine: tokio::net::TcpStream, setup: RelaySetup) -> ExitReason {
+pub async fn run(link: Client, engine: tokio::net::TcpStream, setup: RelaySetup) -> ExitReason {
     let (mut engine_read, mut engine_write) = engine.into_split();
     let mut engine_lines = LineReader::default();
     let shared = setup.shared.clone();
+    let mut setup = setup;
     let mut link = link;
     let greeting = tokio::time::timeout(
         ENGINE_TIMEOUT,
@@ -226,9 +278,10 @@ pub async fn run(link: UnixStream, engine: tokio::net::TcpStream, setup: RelaySe
     {
         return ExitReason::Closed;
     }
+    let pending = std::mem::take(&mut setup.preamble.pending);
     forward(
         link,
-        LineReader::default(),
+        LineReader::seeded(pending),
         engine_lines,
         engine_read,
         engine_write,
@@ -237,7 +290,7 @@ pub async fn run(link: UnixStream, engine: tokio::net::TcpStream, setup: RelaySe
     .await
 }
 
-async fn link_write(link: &mut UnixStream, text: &str) -> io::Result<()> {
+async fn link_write(link: &mut Client, text: &str) -> io::Result<()> {
     link.write_all(text.as_bytes()).await?;
     link.write_all(b"\r\n").await?;
     link.flush().await
@@ -245,14 +298,14 @@ async fn link_write(link: &mut UnixStream, text: &str) -> io::Result<()> {
 
 /// After login: commands client → engine, replies engine → client, line by line.
 async fn forward(
-    client: UnixStream,
+    client: Client,
     mut client_lines: LineReader,
     mut engine_lines: LineReader,
     mut engine_read: EngineRead,
     mut engine_write: EngineWrite,
     shared: Arc<SessionShared>,
 ) -> ExitReason {
-    let (mut client_read, mut client_write) = client.into_split();
+    let (mut client_read, mut client_write) = tokio::io::split(client);
     let (to_client, mut outbox) = mpsc::channel::<Vec<u8>>(64);
     // One writer, so lines from the engine and the relay's own replies never interleave.
     let writer = tokio::spawn(async move {
