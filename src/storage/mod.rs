@@ -13,16 +13,16 @@
 use std::fmt::Debug;
 use std::future::Future;
 use std::io;
-use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use unftp_core::storage::{
-    Error, ErrorKind, FEATURE_RESTART, Fileinfo, Metadata, Result, StorageBackend,
+    Error, ErrorKind, FEATURE_RESTART, Fileinfo, Result, StorageBackend,
 };
 use unftp_sbe_fs::Filesystem;
 
@@ -34,6 +34,8 @@ use crate::worker::state::SessionShared;
 
 pub mod fsmeta;
 pub mod listing;
+mod directory;
+mod transfer;
 
 use fsmeta::FileMeta;
 use listing::{OwnerNames, format_entry};
@@ -431,80 +433,7 @@ impl StorageBackend<SessionUser> for JailedStorage {
     where
         P: AsRef<Path> + Send + Debug,
     {
-        self.data_connection_arrived();
-        let path = path.as_ref().to_path_buf();
-        let e = self.allow(|r| r.dirlist, &path)?;
-        self.check_data_connection(e)?;
-        // LIST of a file lists that one file.
-        let meta = self.metadata(user, &path).await?;
-        let listing_dir = meta.is_dir();
-        let entries = if listing_dir {
-            self.read_dir(&path).await?
-        } else {
-            let name = path
-                .file_name()
-                .map(PathBuf::from)
-                .unwrap_or_else(|| path.clone());
-            vec![Fileinfo {
-                path: name,
-                metadata: meta,
-            }]
-        };
-        let flags = self.shared.take_list_flags();
-        let now = SystemTime::now();
-        let mut out = String::with_capacity(entries.len() * 64);
-        if !listing_dir {
-            for entry in &entries {
-                out.push_str(&format_entry(
-                    &entry.path.to_string_lossy(),
-                    &entry.metadata,
-                    &e.owners,
-                    now,
-                ));
-                out.push_str("\r\n");
-            }
-            return Ok(io::Cursor::new(out.into_bytes()));
-        }
-        // `LIST -R` (with ls_recurse_enable): `ls -R`'s layout, subdirectories depth first,
-        // bounded so one command cannot walk a whole disk.
-        let recursive = flags.recursive && self.shared.config.ls_recurse_enable;
-        let mut entries = entries;
-        entries.sort_unstable_by(|a, b| a.path.as_os_str().cmp(b.path.as_os_str()));
-        let mut pending = vec![(path.clone(), entries)];
-        let mut listed = 0usize;
-        while let Some((dir, entries)) = pending.pop() {
-            if recursive {
-                out.push_str(&format!("{}:\r\n", dir.display()));
-            }
-            let mut subdirs = Vec::new();
-            for entry in &entries {
-                let name = entry_name(entry);
-                if !self.visible_in_listing(&name, flags.all) {
-                    continue;
-                }
-                out.push_str(&format_entry(&name, &entry.metadata, &e.owners, now));
-                out.push_str("\r\n");
-                if recursive && entry.metadata.is_dir() {
-                    subdirs.push(dir.join(&entry.path));
-                }
-            }
-            listed += entries.len();
-            if recursive && listed < MAX_RECURSIVE_ENTRIES && pending.len() < MAX_RECURSIVE_ENTRIES
-            {
-                // Depth first in name order: the last pushed is listed next.
-                for sub in subdirs.into_iter().rev() {
-                    if let Ok(mut sub_entries) = self.read_dir(&sub).await {
-                        sub_entries
-                            .sort_unstable_by(|a, b| a.path.as_os_str().cmp(b.path.as_os_str()));
-                        pending.push((sub, sub_entries));
-                    }
-                }
-            }
-            if recursive && !pending.is_empty() {
-                out.push_str("\r\n");
-            }
-        }
-        Ok(io::Cursor::new(out.into_bytes()))
+        self.formatted_listing(user, path.as_ref()).await
     }
 
     /// Names only: no metadata is read (NLST of a large directory stays cheap).
@@ -516,23 +445,7 @@ impl StorageBackend<SessionUser> for JailedStorage {
     where
         P: AsRef<Path> + Send + Debug,
     {
-        self.data_connection_arrived();
-        let flags = self.shared.take_list_flags();
-        let refused = |_| io::Error::from(io::ErrorKind::PermissionDenied);
-        let e = self.allow(|r| r.dirlist, path.as_ref()).map_err(refused)?;
-        self.check_data_connection(e).map_err(refused)?;
-        let dir = real_path(path.as_ref());
-        let mut names = blocking(move || fsmeta::read_names(&dir))
-            .await
-            .map_err(refused)?;
-        names.retain(|name| self.visible_in_listing(name, flags.all));
-        names.sort_unstable();
-        let mut out = String::with_capacity(names.iter().map(|n| n.len() + 2).sum());
-        for name in &names {
-            out.push_str(&listing::wire_name(name));
-            out.push_str("\r\n");
-        }
-        Ok(io::Cursor::new(out.into_bytes()))
+        self.name_listing(path.as_ref()).await
     }
 
     async fn get_into<'a, P, W: ?Sized>(
@@ -546,49 +459,7 @@ impl StorageBackend<SessionUser> for JailedStorage {
         W: AsyncWrite + Unpin + Sync + Send,
         P: AsRef<Path> + Send + Debug,
     {
-        self.data_connection_arrived();
-        let path = real_path(path.as_ref());
-        let e = self.allow(|r| r.download, &path)?;
-        self.check_data_connection(e)?;
-        let _transfer = Transfer::start(&self.shared);
-        // One trip to the blocking pool opens the file, learns its size and reads the first
-        // chunk: a small file costs a single hop and a buffer of its own size.
-        let (file, first, size) = blocking(move || {
-            let file = std::fs::File::open(path)?;
-            let size = file.metadata()?.len();
-            let mut buf = vec![0u8; chunk_for(size.saturating_sub(start_pos))];
-            let n = file.read_at(&mut buf, start_pos)?;
-            buf.truncate(n);
-            Ok((Arc::new(file), buf, size))
-        })
-        .await?;
-        let read_at = |file: Arc<std::fs::File>, mut buf: Vec<u8>, offset: u64| {
-            blocking(move || {
-                let n = file.read_at(&mut buf, offset)?;
-                buf.truncate(n);
-                Ok(buf)
-            })
-        };
-        // Read ahead: the next chunk is read from disk while this one goes to the socket.
-        let mut offset = start_pos;
-        let mut current = first;
-        let mut spare: Vec<u8> = Vec::new();
-        while !current.is_empty() {
-            offset += current.len() as u64;
-            let next = (offset < size).then(|| {
-                let mut buf = std::mem::take(&mut spare);
-                buf.resize(CHUNK, 0);
-                read_at(file.clone(), buf, offset)
-            });
-            self.within_data_timeout(output.write_all(&current)).await?;
-            spare = std::mem::take(&mut current);
-            current = match next {
-                Some(pending) => pending.await?,
-                None => Vec::new(),
-            };
-        }
-        self.within_data_timeout(output.flush()).await?;
-        Ok(offset - start_pos)
+        self.download_into(path.as_ref(), start_pos, output).await
     }
 
     async fn get<P: AsRef<Path> + Send + Debug>(
@@ -616,77 +487,11 @@ impl StorageBackend<SessionUser> for JailedStorage {
     async fn put<P: AsRef<Path> + Send + Debug, R: AsyncRead + Send + Sync + Unpin + 'static>(
         &self,
         _user: &SessionUser,
-        mut input: R,
+        input: R,
         path: P,
         start_pos: u64,
     ) -> Result<u64> {
-        self.data_connection_arrived();
-        let path = real_path(path.as_ref());
-        let e = self.allow(|r| r.upload, &path)?;
-        // Without the right to modify, an upload may only create a new file (vsftpd's rule for
-        // anonymous uploads): no overwrite, no append, no resume.
-        let may_modify = e.rights.modify;
-        if !may_modify && start_pos > 0 {
-            return Err(denied());
-        }
-        self.check_data_connection(e)?;
-        let _transfer = Transfer::start(&self.shared);
-        let mode = self.shared.config.file_open_mode.0;
-        let file = Arc::new(
-            blocking(move || {
-                let mut options = std::fs::OpenOptions::new();
-                // The kernel applies the process umask (local_umask / anon_umask) to `mode`.
-                options.write(true).mode(mode);
-                if may_modify {
-                    options.create(true);
-                } else {
-                    options.create_new(true);
-                }
-                // A fresh upload truncates at open: an ftruncate() after open would make ext4
-                // flush the file at close() (its auto_da_alloc), inside the transfer.
-                if start_pos == 0 {
-                    options.truncate(true);
-                }
-                let f = options.open(path)?;
-                if start_pos > 0 {
-                    f.set_len(start_pos)?;
-                }
-                Ok(f)
-            })
-            .await?,
-        );
-        // Pipeline: the next chunk arrives from the network while this one goes to disk.
-        // Small uploads get a small buffer; one that fills it switches to full chunks.
-        let mut offset = start_pos;
-        let mut want = FIRST_UPLOAD_CHUNK;
-        let mut buf = vec![0u8; want];
-        let mut in_flight: Option<tokio::task::JoinHandle<io::Result<Vec<u8>>>> = None;
-        loop {
-            let n = self.within_data_timeout(fill(&mut input, &mut buf)).await?;
-            if n == buf.len() {
-                want = CHUNK;
-            }
-            let mut spare = match in_flight.take() {
-                Some(h) => h
-                    .await
-                    .map_err(|e| Error::new(ErrorKind::LocalError, e))?
-                    .map_err(Error::from)?,
-                None => Vec::new(),
-            };
-            if n == 0 {
-                break;
-            }
-            spare.resize(want, 0);
-            let f = file.clone();
-            let at = offset;
-            let data = std::mem::replace(&mut buf, spare);
-            in_flight = Some(tokio::task::spawn_blocking(move || {
-                f.write_all_at(&data[..n], at)?;
-                Ok(data)
-            }));
-            offset += n as u64;
-        }
-        Ok(offset - start_pos)
+        self.upload(input, path.as_ref(), start_pos).await
     }
 
     async fn del<P: AsRef<Path> + Send + Debug>(&self, user: &SessionUser, path: P) -> Result<()> {

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use crate::jail::netns::unmapped;
 use crate::protocol::monitor::{Reply, Request};
-use crate::worker::state::SessionShared;
+use crate::worker::state::{MonitorClient, SessionShared};
 
 /// The worker's side, for one PORT/EPRT the relay has checked: get the connection from the
 /// monitor, open a one-shot listener inside the namespace and splice its one connection to the
@@ -30,6 +30,7 @@ use crate::worker::state::SessionShared;
 /// so a client connected over IPv6 cannot be served this way (the relay says so first).
 pub async fn prepare(
     shared: &Arc<SessionShared>,
+    monitor: &MonitorClient,
     target: SocketAddr,
     wait: Duration,
 ) -> Option<String> {
@@ -39,7 +40,7 @@ pub async fn prepare(
     if let Some(tls) = &shared.tls {
         tls.new_data_connection();
     }
-    let answer = shared.monitor.ask(&Request::ConnectActive(target)).await;
+    let answer = monitor.ask(&Request::ConnectActive(target)).await;
     let real = match answer {
         Ok((Reply::Connected, Some(fd))) => std::net::TcpStream::from(fd),
         Ok((Reply::NotConnected, None)) => {

@@ -12,17 +12,18 @@ use libunftp::options::Binder;
 use tokio::net::TcpSocket;
 
 use crate::protocol::monitor::{Reply, Request};
-use crate::worker::state::SessionShared;
+use crate::worker::state::{MonitorClient, SessionShared};
 
 /// The worker's side: libunftp's `Binder`, answered by the monitor.
 #[derive(Debug)]
 pub struct MonitorBinder {
     shared: Arc<SessionShared>,
+    monitor: Arc<MonitorClient>,
 }
 
 impl MonitorBinder {
-    pub fn new(shared: Arc<SessionShared>) -> Self {
-        MonitorBinder { shared }
+    pub fn new(shared: Arc<SessionShared>, monitor: Arc<MonitorClient>) -> Self {
+        MonitorBinder { shared, monitor }
     }
 }
 
@@ -36,7 +37,7 @@ impl Binder for MonitorBinder {
         if let Some(tls) = &self.shared.tls {
             tls.new_data_connection();
         }
-        let answer = self.shared.monitor.ask(&Request::BindPassive).await?;
+        let answer = self.monitor.ask(&Request::BindPassive).await?;
         match answer {
             (Reply::Bound, Some(fd)) => {
                 let stream = std::net::TcpStream::from(fd);

@@ -16,6 +16,7 @@
 pub mod active;
 pub mod authenticator;
 pub mod binder;
+pub mod client;
 pub mod relay;
 pub mod site;
 pub mod state;
@@ -366,10 +367,10 @@ impl Session {
         let start_dir = self.grant.start_dir.clone();
         let jailed = self.grant.jailed;
         let user_name = self.grant.user_name.clone();
+        let monitor = Arc::new(MonitorClient::new(monitor));
         let shared = Arc::new(SessionShared::new(
             config.clone(),
             client_ip,
-            MonitorClient::new(monitor),
             self.grant,
             login_token,
             tls_log,
@@ -385,7 +386,7 @@ impl Session {
         .greeting("rftpd")
         // The relay owns the idle timeout (with vsftpd's reply).
         .idle_session_timeout(u64::MAX / 4)
-        .binder(MonitorBinder::new(shared.clone()))
+        .binder(MonitorBinder::new(shared.clone(), monitor.clone()))
         // The monitor picks the port from the configured range; libunftp only passes this through.
         .passive_ports(1..=65535)
         // Active connections are made by the monitor and handed to libunftp via a stand-in
@@ -426,6 +427,7 @@ impl Session {
         });
         let setup = RelaySetup {
             shared: shared.clone(),
+            monitor,
             user: user_name,
             start_dir: (!jailed).then_some(start_dir),
             preamble,

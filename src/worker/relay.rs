@@ -17,11 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::{TcpStream, UnixStream};
+use tokio::io::{AsyncRead, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use crate::control::command;
@@ -31,7 +27,8 @@ use crate::logging::Escaped;
 use crate::protocol::ExitReason;
 use crate::protocol::link::Preamble;
 use crate::worker::active;
-use crate::worker::state::{ListFlags, SessionShared};
+pub use crate::worker::client::Client;
+use crate::worker::state::{ListFlags, MonitorClient, SessionShared};
 
 /// Longest reply line accepted from libunftp.
 const MAX_ENGINE_LINE: usize = 1 << 20;
@@ -57,6 +54,7 @@ fn modern_verb(verb: &str) -> Option<&'static str> {
 /// A PORT or EPRT: the line for libunftp, or the reply to send instead (vsftpd's words).
 async fn active_mode(
     shared: &Arc<SessionShared>,
+    monitor: &MonitorClient,
     verb: &str,
     arg: &str,
 ) -> Result<String, &'static str> {
@@ -81,7 +79,7 @@ async fn active_mode(
         return Err("522 Active mode is not supported over IPv6; use EPSV.");
     }
     let wait = Duration::from_secs(config.connect_timeout.max(1));
-    active::prepare(shared, target, wait)
+    active::prepare(shared, monitor, target, wait)
         .await
         .ok_or("425 Failed to establish connection.")
 }
@@ -125,57 +123,11 @@ async fn read_engine_reply<R: AsyncRead + Unpin>(
     }
 }
 
-/// Where the client's commands come from.
-pub enum Client {
-    /// The client's own (plain) control connection, handed over by the pre-login process.
-    Direct(TcpStream),
-    /// The link to the pre-login process, which holds the client's TLS.
-    Link(UnixStream),
-}
-
-impl AsyncRead for Client {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Client::Direct(s) => Pin::new(s).poll_read(cx, buf),
-            Client::Link(s) => Pin::new(s).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Client {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Client::Direct(s) => Pin::new(s).poll_write(cx, buf),
-            Client::Link(s) => Pin::new(s).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Client::Direct(s) => Pin::new(s).poll_flush(cx),
-            Client::Link(s) => Pin::new(s).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Client::Direct(s) => Pin::new(s).poll_shutdown(cx),
-            Client::Link(s) => Pin::new(s).poll_shutdown(cx),
-        }
-    }
-}
-
 /// What the relay needs besides the two connections.
 pub struct RelaySetup {
     pub shared: Arc<SessionShared>,
+    /// For active mode's connections (only the relay and the binder hold it).
+    pub monitor: Arc<MonitorClient>,
     /// The account libunftp is logged in as.
     pub user: String,
     /// Where a user who is not jailed starts (libunftp starts every session at `/`).
@@ -279,15 +231,19 @@ pub async fn run(link: Client, engine: tokio::net::TcpStream, setup: RelaySetup)
         return ExitReason::Closed;
     }
     let pending = std::mem::take(&mut setup.preamble.pending);
-    forward(
-        link,
-        LineReader::seeded(pending),
-        engine_lines,
-        engine_read,
-        engine_write,
-        shared,
-    )
-    .await
+    let engine = Engine {
+        lines: engine_lines,
+        read: engine_read,
+        write: engine_write,
+    };
+    forward(link, LineReader::seeded(pending), engine, shared, setup.monitor).await
+}
+
+/// libunftp's side of the relay.
+struct Engine {
+    lines: LineReader,
+    read: EngineRead,
+    write: EngineWrite,
 }
 
 async fn link_write(link: &mut Client, text: &str) -> io::Result<()> {
@@ -300,11 +256,15 @@ async fn link_write(link: &mut Client, text: &str) -> io::Result<()> {
 async fn forward(
     client: Client,
     mut client_lines: LineReader,
-    mut engine_lines: LineReader,
-    mut engine_read: EngineRead,
-    mut engine_write: EngineWrite,
+    engine: Engine,
     shared: Arc<SessionShared>,
+    monitor: Arc<MonitorClient>,
 ) -> ExitReason {
+    let Engine {
+        lines: mut engine_lines,
+        read: mut engine_read,
+        write: mut engine_write,
+    } = engine;
     let (mut client_read, mut client_write) = tokio::io::split(client);
     let (to_client, mut outbox) = mpsc::channel::<Vec<u8>>(64);
     // One writer, so lines from the engine and the relay's own replies never interleave.
@@ -432,7 +392,7 @@ async fn forward(
         }
         // Active mode: checked here, connected by the monitor, libunftp given a stand-in.
         let line = if matches!(verb.as_str(), "PORT" | "EPRT") {
-            match active_mode(&shared, &verb, argument).await {
+            match active_mode(&shared, &monitor, &verb, argument).await {
                 Ok(engine_line) => engine_line,
                 Err(text) => {
                     if to_client.send(say(text)).await.is_err() {

@@ -1,5 +1,6 @@
 //! What the worker's relay and libunftp's extension points (storage, binder, SITE) of one
-//! session share, and the worker's handle on its monitor.
+//! session share, and — separately, so that only the binder and active mode hold it — the
+//! worker's handle on its monitor.
 //!
 //! The worker runs as the user, jailed; nothing here grants anything: the monitor decides
 //! every data socket again, whatever this process asks.
@@ -52,8 +53,6 @@ pub struct SessionShared {
     pub config: Config,
     /// The client's address (as the host sees it).
     pub client_ip: IpAddr,
-    /// The monitor, for data sockets.
-    pub monitor: MonitorClient,
     /// The accepted login (the process is already jailed and dropped), for the storage
     /// backend's `enter`.
     pub grant: Mutex<Option<Grant>>,
@@ -84,7 +83,6 @@ impl SessionShared {
     pub fn new(
         config: Config,
         client_ip: IpAddr,
-        monitor: MonitorClient,
         grant: Grant,
         login_token: String,
         tls: Option<Arc<HandshakeLog>>,
@@ -92,7 +90,6 @@ impl SessionShared {
         SessionShared {
             config,
             client_ip,
-            monitor,
             grant: Mutex::new(Some(grant)),
             login_token,
             logged_in: AtomicBool::new(false),

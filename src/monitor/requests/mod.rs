@@ -8,24 +8,22 @@
 //! the request, so a refusal takes as long whatever the reason), and decides every data socket
 //! again — none of it depends on the pre-login process or the worker obeying a reply.
 
-use std::net::SocketAddr;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{Signal, kill};
-use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::Pid;
 
+mod answers;
+
 use super::passive::{Passive, PassivePorts};
-use super::{Child, SessionSetup, WORKER_NAME, active, login};
+use super::{Child, SessionSetup};
 use crate::auth::PamLogin;
-use crate::control::port;
-use crate::logging::Escaped;
 use crate::protocol::ExitReason;
 use crate::protocol::monitor::{MAX_MESSAGE, Reply, Request};
-use crate::sys::{self, Forked};
+use crate::sys;
 
 /// Who sent a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -322,41 +320,6 @@ impl Monitor<'_> {
         }
     }
 
-    /// Sign one message of the control connection's TLS handshake.
-    fn sign(&mut self, scheme: u16, message: &[u8]) {
-        self.signatures += 1;
-        if self.signatures > MAX_SIGNATURES {
-            self.violation = Some("too many handshake signatures requested".into());
-            return;
-        }
-        if self.key.is_none()
-            && let Some(files) = &self.setup.tls_files
-        {
-            match files.signing_key() {
-                Ok(key) => self.key = Some(key),
-                Err(e) => tracing::error!("TLS: {e}"),
-            }
-        }
-        let signature = self
-            .key
-            .as_ref()
-            .and_then(|key| key.choose_scheme(&[rustls::SignatureScheme::from(scheme)]))
-            .and_then(|signer| signer.sign(message).ok());
-        match signature {
-            Some(signature) => {
-                self.tls_seen = true;
-                self.reply(Peer::Prelogin, &Reply::Signature(signature), None);
-            }
-            None => {
-                tracing::warn!(
-                    scheme,
-                    "refused to sign a handshake with a scheme the key lacks"
-                );
-                self.reply(Peer::Prelogin, &Reply::NotSigned, None);
-            }
-        }
-    }
-
     /// Send a reply to `peer`; a peer that cannot take it has gone.
     fn reply(&mut self, peer: Peer, reply: &Reply, fd: Option<std::os::fd::BorrowedFd<'_>>) {
         let Some(channel) = self.channel(peer) else {
@@ -365,167 +328,6 @@ impl Monitor<'_> {
         if let Err(e) = sys::send_message(channel.as_fd(), &reply.encode(), fd) {
             tracing::debug!(error = %e, ?peer, "child gone before its reply");
             self.gone(peer);
-        }
-    }
-
-    fn login(&mut self, user: String, mut password: Vec<u8>, tls: bool) {
-        let started = Instant::now();
-        let config = self.setup.config;
-        let client = self.setup.addresses.client;
-        // SECURITY: the control connection counts as encrypted only if the monitor itself
-        // signed its TLS handshake (the pre-login process never holds the key); the pre-login
-        // process's word alone is not enough.
-        if tls && !self.tls_seen {
-            tracing::warn!(client = %client.ip(), port = client.port(),
-                "the pre-login process claims TLS without a handshake the monitor signed");
-        }
-        let attempt = login::Attempt {
-            user: &user,
-            password: &password,
-            client: client.ip(),
-            tls: tls && self.tls_seen,
-        };
-        let outcome = login::decide(config, self.setup.users, &attempt);
-        password.iter_mut().for_each(|b| *b = 0);
-        match outcome {
-            Ok(accepted) => {
-                let grant = accepted.grant.clone();
-                match self.start_worker(accepted) {
-                    Ok(link) => {
-                        tracing::info!(user = %Escaped(&user), client = %client.ip(), port = client.port(),
-                            jailed = grant.jailed, anonymous = grant.anonymous,
-                            start = %Escaped(&grant.start_dir), "login ok");
-                        self.phase = Phase::LoggedIn;
-                        self.reply(Peer::Prelogin, &Reply::LoggedIn, Some(link.as_fd()));
-                    }
-                    Err(e) => {
-                        self.violation = Some(format!("cannot start the user's worker: {e}"));
-                    }
-                }
-            }
-            Err(reason) => {
-                self.failures += 1;
-                tracing::warn!(user = %Escaped(&user), client = %client.ip(), port = client.port(),
-                    reason = %Escaped(&reason), "login refused");
-                // SECURITY: the same wait whatever the reason (unknown user, wrong password,
-                // policy), counted from the request, not from PAM's answer.
-                let delay = Duration::from_secs(config.delay_failed_login);
-                std::thread::sleep((started + delay).saturating_duration_since(Instant::now()));
-                let disconnect =
-                    config.max_login_fails > 0 && self.failures >= config.max_login_fails;
-                if disconnect {
-                    self.phase = Phase::LoginsExhausted;
-                    self.kill_at = Some(Instant::now() + EXHAUSTED_GRACE);
-                }
-                self.reply(Peer::Prelogin, &Reply::Denied { disconnect }, None);
-            }
-        }
-        // PAM and the password hash ran deep and allocated a lot; none of it is needed
-        // again (and the discarded stack held the password for a moment).
-        sys::release_free_heap();
-        sys::discard_stack_below_caller();
-    }
-
-    /// Fork the worker for an accepted login; returns the pre-login process's end of the link.
-    fn start_worker(&mut self, accepted: login::Accepted) -> std::io::Result<OwnedFd> {
-        let (link_prelogin, link_worker) = socketpair(
-            AddressFamily::Unix,
-            SockType::Stream,
-            None,
-            SockFlag::SOCK_CLOEXEC,
-        )?;
-        let (monitor_end, worker_end) = socketpair(
-            AddressFamily::Unix,
-            SockType::SeqPacket,
-            None,
-            SockFlag::SOCK_CLOEXEC,
-        )?;
-        let parent = nix::unistd::getpid();
-        match sys::fork_single_threaded()? {
-            Forked::Child => {
-                let _ = nix::sys::prctl::set_name(WORKER_NAME);
-                let keep = [
-                    link_worker.as_raw_fd(),
-                    worker_end.as_raw_fd(),
-                    accepted.start_dir.as_raw_fd(),
-                ];
-                // SECURITY: the worker holds nothing of the monitor's (the pre-login channel,
-                // passive listeners). The monitor's objects that owned them are never dropped
-                // in this process: it leaves through `exit`, whatever happens.
-                if sys::close_all_fds_except(&keep).is_err() {
-                    std::process::abort();
-                }
-                let setup = self.setup;
-                let start = crate::worker::Start {
-                    config: setup.config,
-                    grant: accepted.grant,
-                    dir: accepted.start_dir,
-                    link: link_worker,
-                    channel: worker_end,
-                    addresses: setup.addresses,
-                    tls_files: setup.tls_files.clone(),
-                    parent,
-                };
-                let reason = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    crate::worker::run(start)
-                }))
-                .unwrap_or(ExitReason::Error);
-                std::process::exit(reason as i32);
-            }
-            Forked::Parent(pid) => {
-                drop(link_worker);
-                drop(worker_end);
-                drop(accepted.start_dir);
-                self.worker = Some(Child {
-                    pid: Some(pid),
-                    channel: Some(monitor_end),
-                });
-                self.pam = accepted.pam;
-                Ok(link_prelogin)
-            }
-        }
-    }
-
-    fn bind_passive(&mut self) {
-        // SECURITY: one passive listener per session; asking again closes the previous one.
-        self.passive = None;
-        let addresses = self.setup.addresses;
-        match self.ports.bind(addresses.local_ip, addresses.client.ip()) {
-            Ok(p) => {
-                let listener = p.listener().try_clone_to_owned();
-                self.passive = Some(p);
-                match listener {
-                    Ok(l) => self.reply(Peer::Worker, &Reply::Bound, Some(l.as_fd())),
-                    Err(_) => self.reply(Peer::Worker, &Reply::NotBound, None),
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, address = %addresses.local_ip, "no passive socket");
-                self.reply(Peer::Worker, &Reply::NotBound, None);
-            }
-        }
-    }
-
-    fn connect_active(&mut self, target: SocketAddr) {
-        let config = self.setup.config;
-        let addresses = self.setup.addresses;
-        // SECURITY: checked again here; the worker's relay already refused it if it obeys.
-        if !config.port_enable
-            || !port::allowed(target, addresses.client.ip(), config.port_promiscuous)
-        {
-            self.violation = Some(format!(
-                "active connection to {target} that the configuration forbids"
-            ));
-            return;
-        }
-        let from_port = config.connect_from_port_20.then_some(config.ftp_data_port);
-        let timeout = Duration::from_secs(config.connect_timeout.max(1));
-        match active::connect(target, addresses.local_ip, from_port, timeout) {
-            Ok(stream) => self.reply(Peer::Worker, &Reply::Connected, Some(stream.as_fd())),
-            Err(e) => {
-                tracing::info!(error = %e, address = %target, "active data connection failed");
-                self.reply(Peer::Worker, &Reply::NotConnected, None);
-            }
         }
     }
 

@@ -1,0 +1,116 @@
+//! The directory listings of the session's storage backend: `LIST` (with `-a`/`-R` as the
+//! relay passed them on, hidden and denied names left out, names escaped for the wire) and
+//! `NLST` (names only). Runs in the worker, as the user, jailed.
+
+use std::io;
+use std::path::Path;
+
+use unftp_core::storage::{Error, Metadata, StorageBackend};
+
+use super::*;
+
+impl JailedStorage {
+    pub(super) async fn formatted_listing(
+        &self,
+        user: &SessionUser,
+        path: &Path,
+    ) -> std::result::Result<io::Cursor<Vec<u8>>, Error> {
+        self.data_connection_arrived();
+        let path = path.to_path_buf();
+        let e = self.allow(|r| r.dirlist, &path)?;
+        self.check_data_connection(e)?;
+        // LIST of a file lists that one file.
+        let meta = self.metadata(user, &path).await?;
+        let listing_dir = meta.is_dir();
+        let entries = if listing_dir {
+            self.read_dir(&path).await?
+        } else {
+            let name = path
+                .file_name()
+                .map(PathBuf::from)
+                .unwrap_or_else(|| path.clone());
+            vec![Fileinfo {
+                path: name,
+                metadata: meta,
+            }]
+        };
+        let flags = self.shared.take_list_flags();
+        let now = SystemTime::now();
+        let mut out = String::with_capacity(entries.len() * 64);
+        if !listing_dir {
+            for entry in &entries {
+                out.push_str(&format_entry(
+                    &entry.path.to_string_lossy(),
+                    &entry.metadata,
+                    &e.owners,
+                    now,
+                ));
+                out.push_str("\r\n");
+            }
+            return Ok(io::Cursor::new(out.into_bytes()));
+        }
+        // `LIST -R` (with ls_recurse_enable): `ls -R`'s layout, subdirectories depth first,
+        // bounded so one command cannot walk a whole disk.
+        let recursive = flags.recursive && self.shared.config.ls_recurse_enable;
+        let mut entries = entries;
+        entries.sort_unstable_by(|a, b| a.path.as_os_str().cmp(b.path.as_os_str()));
+        let mut pending = vec![(path.clone(), entries)];
+        let mut listed = 0usize;
+        while let Some((dir, entries)) = pending.pop() {
+            if recursive {
+                out.push_str(&format!("{}:\r\n", dir.display()));
+            }
+            let mut subdirs = Vec::new();
+            for entry in &entries {
+                let name = entry_name(entry);
+                if !self.visible_in_listing(&name, flags.all) {
+                    continue;
+                }
+                out.push_str(&format_entry(&name, &entry.metadata, &e.owners, now));
+                out.push_str("\r\n");
+                if recursive && entry.metadata.is_dir() {
+                    subdirs.push(dir.join(&entry.path));
+                }
+            }
+            listed += entries.len();
+            if recursive && listed < MAX_RECURSIVE_ENTRIES && pending.len() < MAX_RECURSIVE_ENTRIES
+            {
+                // Depth first in name order: the last pushed is listed next.
+                for sub in subdirs.into_iter().rev() {
+                    if let Ok(mut sub_entries) = self.read_dir(&sub).await {
+                        sub_entries
+                            .sort_unstable_by(|a, b| a.path.as_os_str().cmp(b.path.as_os_str()));
+                        pending.push((sub, sub_entries));
+                    }
+                }
+            }
+            if recursive && !pending.is_empty() {
+                out.push_str("\r\n");
+            }
+        }
+        Ok(io::Cursor::new(out.into_bytes()))
+    }
+
+    pub(super) async fn name_listing(
+        &self,
+        path: &Path,
+    ) -> std::result::Result<io::Cursor<Vec<u8>>, io::Error> {
+        self.data_connection_arrived();
+        let flags = self.shared.take_list_flags();
+        let refused = |_| io::Error::from(io::ErrorKind::PermissionDenied);
+        let e = self.allow(|r| r.dirlist, path).map_err(refused)?;
+        self.check_data_connection(e).map_err(refused)?;
+        let dir = real_path(path);
+        let mut names = blocking(move || fsmeta::read_names(&dir))
+            .await
+            .map_err(refused)?;
+        names.retain(|name| self.visible_in_listing(name, flags.all));
+        names.sort_unstable();
+        let mut out = String::with_capacity(names.iter().map(|n| n.len() + 2).sum());
+        for name in &names {
+            out.push_str(&listing::wire_name(name));
+            out.push_str("\r\n");
+        }
+        Ok(io::Cursor::new(out.into_bytes()))
+    }
+}
