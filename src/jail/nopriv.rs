@@ -1,7 +1,8 @@
 //! Root → `nopriv_user`: the sandbox the pre-login process enters before it reads the client's
 //! first byte (vsftpd's unprivileged pre-login process, OpenSSH's privsep child).
 //!
-//! In this order: a network namespace of its own with nothing in it; every descriptor closed
+//! In this order: a network namespace with nothing in it (the spawner's, shared by every
+//! pre-login process, or else one of its own); every descriptor closed
 //! but its two sockets (and 0–2); no core files and no processes (`RLIMIT_NPROC` 0); chroot
 //! into the empty, root-owned `secure_chroot_dir`; the capability bounding set emptied; no
 //! supplementary groups, the account's gid and uid for good; every capability set cleared;
@@ -28,11 +29,21 @@ fn die(step: &str, err: impl std::fmt::Display) -> ! {
 
 /// Enter the sandbox for good. `keep`: the descriptors that survive (the client's socket and
 /// the monitor channel). `parent`: the monitor's pid, to die with it.
-pub fn enter(account: Account, empty_dir: &Path, keep: &[RawFd], parent: nix::unistd::Pid) {
+pub fn enter(
+    account: Account,
+    empty_dir: &Path,
+    empty_net: Option<std::os::fd::BorrowedFd<'_>>,
+    keep: &[RawFd],
+    parent: nix::unistd::Pid,
+) {
     // SECURITY: no network but the sockets it was given (a compromised pre-login process can
-    // reach nothing else).
-    if let Err(e) = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET) {
-        die("unshare(CLONE_NEWNET)", e);
+    // reach nothing else): the spawner's empty namespace, or one of its own.
+    let entered = match empty_net {
+        Some(fd) => nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET),
+        None => nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET),
+    };
+    if let Err(e) = entered {
+        die("network namespace", e);
     }
     if let Err(e) = crate::sys::close_all_fds_except(keep) {
         die("close descriptors", e);

@@ -53,6 +53,8 @@ const SESSION_ADDRESS_SPACE: u64 = 1 << 30;
 /// What the master handed this session besides the config and the user list.
 pub struct Handover<'a> {
     pub banner: &'a str,
+    /// The spawner's empty network namespace, for the pre-login process.
+    pub empty_net: Option<std::os::fd::BorrowedFd<'a>>,
 }
 
 /// The two ends of the control connection, as the host sees them.
@@ -160,6 +162,7 @@ pub fn run(
                 channel: prelogin_end,
                 account,
                 tls_certificate,
+                empty_net: handover.empty_net,
                 parent: monitor_pid,
             });
             std::process::exit(reason as i32);

@@ -39,6 +39,8 @@ pub struct Start<'a> {
     /// The certificate chain (PEM), read by the monitor as root (`ssl_enable`). The private
     /// key stays in the monitor, which signs the handshakes.
     pub tls_certificate: Option<Vec<u8>>,
+    /// A network namespace with nothing in it to enter (else it makes its own).
+    pub empty_net: Option<std::os::fd::BorrowedFd<'a>>,
     pub parent: nix::unistd::Pid,
 }
 
@@ -68,6 +70,7 @@ pub fn run(start: Start<'_>) -> ExitReason {
     crate::jail::nopriv::enter(
         start.account,
         &start.config.secure_chroot_dir,
+        start.empty_net,
         &keep,
         start.parent,
     );

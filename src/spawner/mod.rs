@@ -42,6 +42,8 @@ struct SessionTemplate {
     config: Config,
     users: UserList,
     banner: String,
+    /// The network namespace pre-login processes enter (close-on-exec; root's).
+    empty_net: Option<OwnedFd>,
 }
 
 /// Entry point of `rftpd spawner`: serve the master's orders until it retires us or goes
@@ -78,10 +80,19 @@ pub fn run(config: Config, user_list: String, banner: String) -> u8 {
     let users = UserList::new(&config, &user_list);
     sys::use_one_malloc_arena();
     let preloaded = preload_libraries(&config);
+    // One empty network namespace for every pre-login process (see `jail::nopriv`).
+    let empty_net = match crate::jail::netns::empty_namespace() {
+        Ok(fd) => Some(fd),
+        Err(e) => {
+            tracing::warn!(error = %e, "no shared empty network namespace; each pre-login process makes its own");
+            None
+        }
+    };
     let template = SessionTemplate {
         config,
         users,
         banner,
+        empty_net,
     };
     let mut spawner = Spawner {
         template,
@@ -270,6 +281,7 @@ impl Spawner {
                     &template.users,
                     Handover {
                         banner: &template.banner,
+                        empty_net: template.empty_net.as_ref().map(|f| f.as_fd()),
                     },
                     std::net::TcpStream::from(client),
                 );

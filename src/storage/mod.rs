@@ -21,9 +21,7 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
-use unftp_core::storage::{
-    Error, ErrorKind, FEATURE_RESTART, Fileinfo, Result, StorageBackend,
-};
+use unftp_core::storage::{Error, ErrorKind, FEATURE_RESTART, Fileinfo, Result, StorageBackend};
 use unftp_sbe_fs::Filesystem;
 
 use crate::policy::NamePattern;
@@ -32,9 +30,9 @@ use crate::tls::DataHandshake;
 use crate::worker::authenticator::SessionUser;
 use crate::worker::state::SessionShared;
 
+mod directory;
 pub mod fsmeta;
 pub mod listing;
-mod directory;
 mod transfer;
 
 use fsmeta::FileMeta;

@@ -56,4 +56,3 @@ impl AsyncWrite for Client {
         }
     }
 }
-

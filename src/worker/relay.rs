@@ -236,7 +236,14 @@ pub async fn run(link: Client, engine: tokio::net::TcpStream, setup: RelaySetup)
         read: engine_read,
         write: engine_write,
     };
-    forward(link, LineReader::seeded(pending), engine, shared, setup.monitor).await
+    forward(
+        link,
+        LineReader::seeded(pending),
+        engine,
+        shared,
+        setup.monitor,
+    )
+    .await
 }
 
 /// libunftp's side of the relay.
