@@ -30,7 +30,6 @@ use crate::jail::nopriv::Account;
 use crate::policy::UserList;
 use crate::protocol::{ExitReason, SessionEnd};
 use crate::sys::{self, Forked};
-use crate::tls::IdentityFiles;
 
 /// Per-session resource limits, set before any child exists so both inherit them.
 fn limit_resources() {
@@ -70,8 +69,6 @@ pub struct SessionSetup<'a> {
     pub config: &'a Config,
     pub users: &'a UserList,
     pub addresses: Addresses,
-    /// The certificate and key, read as root before any child exists (`ssl_enable`).
-    pub tls_files: Option<IdentityFiles>,
 }
 
 /// The pre-login process's account, looked up here (NSS runs only in the monitor).
@@ -171,25 +168,10 @@ pub fn run(
             drop(prelogin_end);
             // The pre-login process owns the connection; the monitor must not keep it alive.
             drop(client);
-            // The key, for the handshakes the monitor signs and for the worker's data TLS.
-            let tls_files = if config.ssl_enable {
-                match crate::tls::read_identity(config) {
-                    Ok(files) => Some(files),
-                    Err(e) => {
-                        tracing::error!("TLS: {e}");
-                        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-                        let _ = nix::sys::wait::waitpid(pid, None);
-                        return ExitReason::Error as u8;
-                    }
-                }
-            } else {
-                None
-            };
             let setup = SessionSetup {
                 config,
                 users,
                 addresses,
-                tls_files,
             };
             let (reason, failures) = requests::serve(&setup, Some(pid), monitor_end);
             SessionEnd::code(reason, failures)

@@ -40,16 +40,10 @@ pub fn run(config: &Config, users: &UserList) -> u8 {
     let Some(addresses) = super::addresses(&client) else {
         return ExitReason::Closed as u8;
     };
-    let tls_files = if config.ssl_enable {
-        crate::tls::read_identity(config).ok()
-    } else {
-        None
-    };
     let setup = super::SessionSetup {
         config,
         users,
         addresses,
-        tls_files,
     };
     let (reason, failures) = super::requests::serve(&setup, None, channel);
     drop(client);

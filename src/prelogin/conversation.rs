@@ -59,7 +59,10 @@ enum Step {
 pub struct Conversation<'a> {
     config: &'a Config,
     users: &'a UserList,
-    tls: Option<tokio_rustls::TlsAcceptor>,
+    /// TLS is offered (FEAT, AUTH, PBSZ/PROT).
+    tls_offered: bool,
+    /// Taken at the first AUTH TLS.
+    tls: Option<super::LazyTls<'a>>,
     stored: Option<Arc<StoredSessions>>,
     monitor: AsyncFd<OwnedFd>,
     client_address: String,
@@ -72,16 +75,16 @@ impl<'a> Conversation<'a> {
     pub fn new(
         config: &'a Config,
         users: &'a UserList,
-        tls: Option<tokio_rustls::TlsAcceptor>,
-        stored: Option<Arc<StoredSessions>>,
+        tls: Option<super::LazyTls<'a>>,
         monitor: AsyncFd<OwnedFd>,
         client_address: String,
     ) -> Self {
         Conversation {
             config,
             users,
+            tls_offered: tls.is_some(),
             tls,
-            stored,
+            stored: None,
             monitor,
             client_address,
             lines: LineReader::default(),
@@ -176,7 +179,7 @@ impl<'a> Conversation<'a> {
                     return Err(ExitReason::Closed);
                 }
                 "FEAT" => {
-                    say(client, &features(self.tls.is_some())).await?;
+                    say(client, &features(self.tls_offered)).await?;
                     Step::Continue
                 }
                 "SYST" => {
@@ -196,7 +199,7 @@ impl<'a> Conversation<'a> {
                     say(client, reply).await?;
                     Step::Continue
                 }
-                "PBSZ" | "PROT" if self.tls.is_some() => {
+                "PBSZ" | "PROT" if self.tls_offered => {
                     let reply = self.protection(&command.verb, arg);
                     say(client, reply).await?;
                     Step::Continue
@@ -240,10 +243,10 @@ impl<'a> Conversation<'a> {
     }
 
     async fn auth(&mut self, client: &mut Client, arg: &str) -> Result<Step, ExitReason> {
-        let Some(acceptor) = self.tls.clone() else {
+        if !self.tls_offered {
             say(client, "530 Please login with USER and PASS.").await?;
             return Ok(Step::Continue);
-        };
+        }
         if self.preamble.control_tls {
             say(client, "503 Already using TLS.").await?;
             return Ok(Step::Continue);
@@ -255,6 +258,20 @@ impl<'a> Conversation<'a> {
             say(client, "504 Unknown AUTH type.").await?;
             return Ok(Step::Continue);
         }
+        let Some(setup) = self.tls.take() else {
+            return Err(ExitReason::Error);
+        };
+        let acceptor = match setup.build() {
+            Ok((acceptor, stored)) => {
+                self.stored = Some(stored);
+                acceptor
+            }
+            Err(e) => {
+                tracing::error!("TLS: {e}");
+                let _ = say(client, "421 TLS is not available.").await;
+                return Err(ExitReason::Error);
+            }
+        };
         say(client, "234 Proceed with negotiation.").await?;
         if self.lines.pending() {
             tracing::warn!(client = %self.client_address,

@@ -92,41 +92,21 @@ pub fn run(start: Start<'_>) -> ExitReason {
 
 async fn serve(start: Start<'_>) -> ExitReason {
     let config = start.config;
-    let identity = match (&start.tls_certificate, config.ssl_enable) {
-        (Some(pem), true) => {
-            let key = start
-                .channel
-                .try_clone()
-                .map_err(|e| e.to_string())
-                .and_then(|channel| tls::remote::certified_key(tls::parse_chain(pem)?, channel));
-            match key {
-                Ok(key) => Some(tls::Identity::Ready(key)),
-                Err(e) => {
-                    tracing::error!("TLS: {e}");
-                    return ExitReason::Error;
-                }
+    // TLS is set up at the first AUTH TLS only: most plain sessions never pay for it.
+    let tls = match (start.tls_certificate, config.ssl_enable) {
+        (Some(pem), true) => match start.channel.try_clone() {
+            Ok(channel) => Some(LazyTls {
+                config,
+                pem,
+                channel,
+            }),
+            Err(e) => {
+                tracing::error!(error = %e, "TLS: cannot share the monitor channel");
+                return ExitReason::Error;
             }
-        }
+        },
         _ => None,
     };
-    let (tls_log, acceptor, stored) = match identity {
-        Some(identity) => {
-            let log = Arc::new(HandshakeLog::default());
-            match tls::server_config(config, identity, log.clone(), Vec::new()) {
-                Ok((server_config, stored)) => (
-                    Some(log),
-                    Some(tokio_rustls::TlsAcceptor::from(server_config)),
-                    Some(stored),
-                ),
-                Err(e) => {
-                    tracing::error!("TLS: {e}");
-                    return ExitReason::Error;
-                }
-            }
-        }
-        None => (None, None, None),
-    };
-    let _ = tls_log;
     if start.client.set_nonblocking(true).is_err() {
         return ExitReason::Error;
     }
@@ -149,17 +129,31 @@ async fn serve(start: Start<'_>) -> ExitReason {
             return ExitReason::Error;
         }
     };
-    let conversation = conversation::Conversation::new(
-        config,
-        start.users,
-        acceptor,
-        stored,
-        monitor,
-        client_address(&client),
-    );
+    let conversation =
+        conversation::Conversation::new(config, start.users, tls, monitor, client_address(&client));
     conversation
         .run(client, greeting(config, start.banner))
         .await
+}
+
+/// What the control connection's TLS is built from, at the first `AUTH TLS`.
+pub struct LazyTls<'a> {
+    config: &'a Config,
+    /// The certificate chain (PEM).
+    pem: Vec<u8>,
+    /// A descriptor of the monitor channel, for the handshake signatures.
+    channel: OwnedFd,
+}
+
+impl LazyTls<'_> {
+    /// The acceptor, and where the sessions its handshakes store are recorded.
+    pub fn build(self) -> Result<(tokio_rustls::TlsAcceptor, Arc<tls::StoredSessions>), String> {
+        let key = tls::remote::certified_key(tls::parse_chain(&self.pem)?, self.channel)?;
+        let log = Arc::new(HandshakeLog::default());
+        let (server_config, stored) =
+            tls::server_config(self.config, tls::Identity::Ready(key), log, Vec::new())?;
+        Ok((tokio_rustls::TlsAcceptor::from(server_config), stored))
+    }
 }
 
 fn client_address(client: &tokio::net::TcpStream) -> String {

@@ -26,7 +26,7 @@ impl Monitor<'_> {
             return;
         }
         if self.key.is_none()
-            && let Some(files) = &self.setup.tls_files
+            && let Some(files) = self.tls_files()
         {
             match files.signing_key() {
                 Ok(key) => self.key = Some(key),
@@ -126,6 +126,7 @@ impl Monitor<'_> {
             SockFlag::SOCK_CLOEXEC,
         )?;
         let parent = nix::unistd::getpid();
+        let tls_files = self.tls_files().cloned();
         match sys::fork_single_threaded()? {
             Forked::Child => {
                 let _ = nix::sys::prctl::set_name(WORKER_NAME);
@@ -148,7 +149,7 @@ impl Monitor<'_> {
                     link: link_worker,
                     channel: worker_end,
                     addresses: setup.addresses,
-                    tls_files: setup.tls_files.clone(),
+                    tls_files,
                     parent,
                 };
                 let reason = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

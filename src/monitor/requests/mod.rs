@@ -125,6 +125,9 @@ struct Monitor<'a> {
     violation: Option<String>,
     /// When to kill children that are still alive (their partner is gone, or logins ran out).
     kill_at: Option<Instant>,
+    /// The certificate and key files, read (as root) when first needed: a signature, or the
+    /// worker's fork (its data connections' TLS). `Some(None)`: tried and failed.
+    tls_files: Option<Option<crate::tls::IdentityFiles>>,
     /// The server's key, parsed at the first signature.
     key: Option<std::sync::Arc<dyn rustls::sign::SigningKey>>,
     signatures: u32,
@@ -154,6 +157,7 @@ pub fn serve(
         passive: None,
         violation: None,
         kill_at: None,
+        tls_files: None,
         key: None,
         signatures: 0,
         tls_seen: false,
@@ -166,6 +170,21 @@ pub fn serve(
 }
 
 impl Monitor<'_> {
+    /// The TLS files, read the first time they are needed (`ssl_enable` only).
+    fn tls_files(&mut self) -> Option<&crate::tls::IdentityFiles> {
+        let config = self.setup.config;
+        self.tls_files
+            .get_or_insert_with(|| {
+                if !config.ssl_enable {
+                    return None;
+                }
+                crate::tls::read_identity(config)
+                    .map_err(|e| tracing::error!("TLS: {e}"))
+                    .ok()
+            })
+            .as_ref()
+    }
+
     fn worker_channel_open(&self) -> bool {
         self.worker.as_ref().is_some_and(|w| w.channel.is_some())
     }
