@@ -242,18 +242,7 @@ struct Pki {
 impl Pki {
     fn new() -> Pki {
         let dir = TempDir::new();
-        let cert = dir.join("server.pem");
-        let key = dir.join("server.key");
-        let out = Command::new("openssl")
-            .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout"])
-            .arg(&key)
-            .arg("-out")
-            .arg(&cert)
-            .args(["-days", "1", "-subj", "/CN=localhost"])
-            .stdin(Stdio::null())
-            .output()
-            .expect("run openssl");
-        assert!(out.status.success(), "openssl req: {}", describe(&out));
+        let (cert, key) = common::self_signed_pair(&dir, "server");
         Pki {
             _dir: dir,
             cert,

@@ -51,19 +51,7 @@ impl Pki {
 }
 
 fn make_pair(dir: &TempDir, name: &str) -> (PathBuf, PathBuf) {
-    let cert = dir.join(&format!("{name}.pem"));
-    let key = dir.join(&format!("{name}.key"));
-    let out = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .args(["-days", "1", "-subj", "/CN=localhost"])
-        .stdin(Stdio::null())
-        .output()
-        .expect("run openssl");
-    assert!(out.status.success(), "openssl req: {}", describe(&out));
-    (cert, key)
+    common::self_signed_pair(dir, name)
 }
 
 /// A user, a PAM service, a certificate and an FTPS server.

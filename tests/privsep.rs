@@ -471,18 +471,7 @@ impl Drop for TlsClient {
 
 /// A throw-away self-signed certificate and key; the config lines that enable TLS with them.
 fn tls_config(dir: &TempDir) -> String {
-    let cert = dir.join("server.pem");
-    let key = dir.join("server.key");
-    let out = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .args(["-days", "1", "-subj", "/CN=localhost"])
-        .stdin(Stdio::null())
-        .output()
-        .expect("run openssl");
-    assert!(out.status.success(), "openssl req: {}", describe(&out));
+    let (cert, key) = common::self_signed_pair(dir, "server");
     format!(
         "ssl_enable = true\nrsa_cert_file = \"{}\"\nrsa_private_key_file = \"{}\"\n",
         cert.display(),

@@ -1209,3 +1209,20 @@ pub fn start_expecting_exit(config: &Path) -> (Option<i32>, String) {
     let _ = child.stderr.take().unwrap().read_to_string(&mut text);
     (status.code(), text)
 }
+
+/// A throw-away self-signed certificate and key (`NAME.pem`, `NAME.key` in `dir`).
+pub fn self_signed_pair(dir: &TempDir, name: &str) -> (PathBuf, PathBuf) {
+    let cert = dir.join(&format!("{name}.pem"));
+    let key = dir.join(&format!("{name}.key"));
+    let out = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .args(["-days", "1", "-subj", "/CN=localhost"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run openssl");
+    assert!(out.status.success(), "openssl req: {}", describe(&out));
+    (cert, key)
+}
