@@ -305,3 +305,43 @@ fn random_malformed_commands_never_end_a_session() {
         }
     }
 }
+
+#[test]
+fn cwd_up_at_the_jail_root_succeeds_and_stays_at_the_root() {
+    if !common::require_root() {
+        return;
+    }
+    let mut s = Session::new();
+    let (code, text) = s.ftp.cmd("CWD ..");
+    assert_eq!(code, 250, "{text}");
+    assert_eq!(s.ftp.pwd(), "/");
+    assert_eq!(s.ftp.cmd("CDUP").0, 250);
+    assert_eq!(s.ftp.pwd(), "/");
+}
+
+#[test]
+fn mkd_quotes_the_new_path_as_rfc_959_says() {
+    if !common::require_root() {
+        return;
+    }
+    let mut s = Session::new();
+    let (code, text) = s.ftp.cmd("MKD x y");
+    assert_eq!(code, 257, "{text}");
+    assert!(text.starts_with("257 \"/x y\" "), "{text}");
+    let (code, text) = s.ftp.cmd("MKD say \"hi\"");
+    assert_eq!(code, 257, "{text}");
+    assert!(text.starts_with("257 \"/say \"\"hi\"\"\" "), "{text}");
+    assert!(s.user.home.join("say \"hi\"").is_dir());
+}
+
+#[test]
+fn mlst_of_a_missing_file_is_a_clean_550() {
+    if !common::require_root() {
+        return;
+    }
+    let mut s = Session::new();
+    let (code, text) = s.ftp.cmd("MLST nosuch");
+    assert_eq!(code, 550, "{text}");
+    assert!(!text.to_ascii_lowercase().contains("storage"), "{text}");
+    assert_alive(&mut s.ftp, "MLST nosuch");
+}

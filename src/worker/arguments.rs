@@ -205,3 +205,75 @@ mod tests {
         assert_eq!(answered("PROT", ""), "504 PROT not recognised.");
     }
 }
+
+/// `CWD arg` from `cwd` when `arg` climbs above the root: the path with every `..` at the
+/// root dropped, as the kernel does at `/` (vsftpd: `CWD ..` at the jail root is `250` and
+/// stays at `/`); `None` when it does not climb (the storage backend's checks decide).
+pub fn clamped_cwd(cwd: &std::path::Path, arg: &str) -> Option<String> {
+    use std::path::Component;
+    let mut parts: Vec<String> = Vec::new();
+    let mut climbed = false;
+    for component in cwd.join(arg).components() {
+        match component {
+            Component::ParentDir if parts.is_empty() => climbed = true,
+            Component::ParentDir => {
+                parts.pop();
+            }
+            Component::Normal(name) => parts.push(name.to_string_lossy().into_owned()),
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    climbed.then(|| format!("/{}", parts.join("/")))
+}
+
+/// A reply line from libunftp in the shape vsftpd gives: MKD's `257 /path` quoted as RFC 959
+/// says (a `"` inside doubled), and MLST's `550 storage error: …` without library words.
+pub fn engine_line(line: &[u8]) -> Option<Vec<u8>> {
+    if let Some(path) = line.strip_prefix(b"257 ")
+        && path.first() != Some(&b'"')
+    {
+        let path = String::from_utf8_lossy(path).replace('"', "\"\"");
+        return Some(format!("257 \"{path}\" created").into_bytes());
+    }
+    line.starts_with(b"550 storage error:")
+        .then(|| b"550 Could not get file status.".to_vec())
+}
+
+#[cfg(test)]
+mod reply_tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn cwd_above_the_root_stays_at_the_root() {
+        assert_eq!(clamped_cwd(Path::new("/"), "..").as_deref(), Some("/"));
+        assert_eq!(
+            clamped_cwd(Path::new("/a"), "../../b").as_deref(),
+            Some("/b")
+        );
+        assert_eq!(
+            clamped_cwd(Path::new("/"), "/../a/..").as_deref(),
+            Some("/")
+        );
+        assert_eq!(clamped_cwd(Path::new("/a"), ".."), None);
+        assert_eq!(clamped_cwd(Path::new("/"), "a/../b"), None);
+    }
+
+    #[test]
+    fn mkd_replies_are_quoted_and_storage_errors_named_plainly() {
+        assert_eq!(
+            engine_line(b"257 /x y").unwrap(),
+            b"257 \"/x y\" created".to_vec()
+        );
+        assert_eq!(
+            engine_line(b"257 /say \"hi\"").unwrap(),
+            b"257 \"/say \"\"hi\"\"\" created".to_vec()
+        );
+        assert_eq!(engine_line(b"257 \"/\" is the current directory"), None);
+        assert_eq!(
+            engine_line(b"550 storage error: 550 Permanent file not available").unwrap(),
+            b"550 Could not get file status.".to_vec()
+        );
+        assert_eq!(engine_line(b"550 File not found"), None);
+    }
+}

@@ -305,7 +305,7 @@ async fn forward(
     let mut replies = tokio::spawn(async move {
         while let Ok(Line::Text(line)) = engine_lines.next(&mut engine_read, MAX_ENGINE_LINE).await
         {
-            let mut bytes = line;
+            let mut bytes = arguments::engine_line(&line).unwrap_or(line);
             bytes.extend_from_slice(b"\r\n");
             if engine_to_client.send(bytes).await.is_err() {
                 break;
@@ -433,6 +433,12 @@ async fn forward(
                 .into(),
             )),
             "HELP" => Some(Decision::Answer(status::HELP.into())),
+            // The mirrored working directory may lag behind a CWD the client pipelined; only a
+            // path climbing above the root is rewritten (to one that does not).
+            "CWD" if !argument.is_empty() => {
+                arguments::clamped_cwd(&shared.working_dir(), argument)
+                    .map(|path| Decision::Forward(format!("CWD {path}")))
+            }
             _ => arguments::check(&verb, argument),
         };
         let line = match decided {
