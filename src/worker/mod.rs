@@ -14,12 +14,14 @@
 //! [`binder`] (passive sockets), [`active`] (PORT/EPRT), [`site`] (SITE commands).
 
 pub mod active;
+pub mod arguments;
 pub mod authenticator;
 pub mod binder;
 pub mod client;
 pub mod relay;
 pub mod site;
 pub mod state;
+pub mod status;
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};

@@ -27,8 +27,10 @@ use crate::logging::Escaped;
 use crate::protocol::ExitReason;
 use crate::protocol::link::Preamble;
 use crate::worker::active;
+use crate::worker::arguments::{self, DataType, Decision};
 pub use crate::worker::client::Client;
 use crate::worker::state::{ListFlags, MonitorClient, SessionShared};
+use crate::worker::status::{self, SessionStatus};
 
 /// Longest reply line accepted from libunftp.
 const MAX_ENGINE_LINE: usize = 1 << 20;
@@ -236,14 +238,28 @@ pub async fn run(link: Client, engine: tokio::net::TcpStream, setup: RelaySetup)
         read: engine_read,
         write: engine_write,
     };
+    let view = SessionView {
+        user: setup.user,
+        control_tls: setup.preamble.control_tls,
+        prot_private: setup.preamble.prot_private.unwrap_or(false),
+    };
     forward(
         link,
         LineReader::seeded(pending),
         engine,
         shared,
         setup.monitor,
+        view,
     )
     .await
+}
+
+/// What the relay knows of the session for `STAT`.
+struct SessionView {
+    user: String,
+    control_tls: bool,
+    /// The last `PROT` libunftp was given was `P`.
+    prot_private: bool,
 }
 
 /// libunftp's side of the relay.
@@ -266,6 +282,7 @@ async fn forward(
     engine: Engine,
     shared: Arc<SessionShared>,
     monitor: Arc<MonitorClient>,
+    mut view: SessionView,
 ) -> ExitReason {
     let Engine {
         lines: mut engine_lines,
@@ -288,7 +305,7 @@ async fn forward(
     let mut replies = tokio::spawn(async move {
         while let Ok(Line::Text(line)) = engine_lines.next(&mut engine_read, MAX_ENGINE_LINE).await
         {
-            let mut bytes = line;
+            let mut bytes = arguments::engine_line(&line).unwrap_or(line);
             bytes.extend_from_slice(b"\r\n");
             if engine_to_client.send(bytes).await.is_err() {
                 break;
@@ -311,6 +328,10 @@ async fn forward(
     // data connection reaches the storage layer.
     let accept_timeout = Duration::from_secs(config.accept_timeout.max(1));
     let mut awaiting_data: Option<(tokio::time::Instant, usize)> = None;
+    // vsftpd starts a session in ASCII; TYPE only changes what STAT reports (no conversion
+    // is done: vsftpd's ascii_upload_enable / ascii_download_enable are off by default and
+    // rftpd has neither).
+    let mut data_type = DataType::Ascii;
     let reason = loop {
         let data_deadline = awaiting_data.map(|(at, _)| at);
         let next = tokio::select! {
@@ -390,6 +411,48 @@ async fn forward(
                 break ExitReason::Closed;
             }
             continue;
+        }
+        // libunftp ends the session on any argument its parser refuses; `arguments` answers
+        // or rewrites every such shape first.
+        let decided = match verb.as_str() {
+            "TYPE" => {
+                if let Ok((kind, _)) = arguments::data_type(argument) {
+                    data_type = kind;
+                }
+                arguments::check(&verb, argument)
+            }
+            "STAT" if argument.is_empty() => Some(Decision::Answer(
+                status::stat(&SessionStatus {
+                    client_ip: shared.client_ip,
+                    user: &view.user,
+                    data_type,
+                    idle_timeout: config.idle_session_timeout,
+                    control_tls: view.control_tls,
+                    data_tls: view.control_tls && view.prot_private,
+                })
+                .into(),
+            )),
+            "HELP" => Some(Decision::Answer(status::HELP.into())),
+            // The mirrored working directory may lag behind a CWD the client pipelined; only a
+            // path climbing above the root is rewritten (to one that does not).
+            "CWD" if !argument.is_empty() => {
+                arguments::clamped_cwd(&shared.working_dir(), argument)
+                    .map(|path| Decision::Forward(format!("CWD {path}")))
+            }
+            _ => arguments::check(&verb, argument),
+        };
+        let line = match decided {
+            Some(Decision::Answer(text)) => {
+                if to_client.send(say(&text)).await.is_err() {
+                    break ExitReason::Closed;
+                }
+                continue;
+            }
+            Some(Decision::Forward(rewritten)) => rewritten,
+            None => line,
+        };
+        if verb == "PROT" && view.control_tls {
+            view.prot_private = line.ends_with('P');
         }
         if matches!(verb.as_str(), "LIST" | "NLST") {
             shared.set_list_flags(ListFlags::parse(argument));

@@ -1,0 +1,347 @@
+//! Replies to malformed and unusual commands (issue 12): no argument ends a session, and the
+//! replies are vsftpd's, without library internals.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{FtpClient, PamService, Server, TestUser, rand_bytes};
+
+const SETTINGS: &str =
+    "write_enable = true\nchroot_local_user = true\nallow_writeable_chroot = true";
+
+/// A server with one user, and a client logged in as that user.
+struct Session {
+    _server: Server,
+    _pam: PamService,
+    user: TestUser,
+    ftp: FtpClient,
+    server_addr: std::net::SocketAddr,
+}
+
+impl Session {
+    fn new() -> Session {
+        let user = TestUser::create();
+        let pam = PamService::create(&[]);
+        let server = Server::start(SETTINGS, &pam);
+        let server_addr = server.addr();
+        let mut ftp = FtpClient::connect(server_addr);
+        ftp.login_ok(&user);
+        Session {
+            _server: server,
+            _pam: pam,
+            user,
+            ftp,
+            server_addr,
+        }
+    }
+
+    fn relogin(&mut self) {
+        self.ftp = FtpClient::connect(self.server_addr);
+        self.ftp.login_ok(&self.user);
+    }
+}
+
+/// The session still answers: NOOP gets its 200.
+fn assert_alive(ftp: &mut FtpClient, after: &str) {
+    let reply = ftp
+        .try_cmd("NOOP")
+        .unwrap_or_else(|e| panic!("the session ended after {after:?}: {e}"));
+    assert_eq!(reply.0, 200, "NOOP after {after:?}: {reply:?}");
+}
+
+#[test]
+fn bad_arguments_get_vsftpds_replies_and_the_session_goes_on() {
+    if !common::require_root() {
+        return;
+    }
+    let mut s = Session::new();
+    let cases: &[(&str, &str)] = &[
+        ("TYPE X", "500 Unrecognised TYPE command."),
+        ("TYPE A", "200 Switching to ASCII mode."),
+        ("TYPE I", "200 Switching to Binary mode."),
+        ("type l 8", "200 Switching to Binary mode."),
+        ("MODE Z", "504 Bad MODE command."),
+        ("MODE S", "200 Mode set to S."),
+        ("STRU X", "504 Bad STRU command."),
+        ("STRU F", "200 Structure set to F."),
+        ("OPTS MLST type;size;modify;", "501 Option not understood."),
+        ("OPTS", "501 Option not understood."),
+        ("OPTS utf8 on", "200 Always in UTF8 mode."),
+        ("SIZE", "550 Could not get file size."),
+        ("MDTM", "550 Could not get file modification time."),
+        ("CWD", "550 Failed to change directory."),
+        ("XCWD", "550 Failed to change directory."),
+        ("DELE", "550 Delete operation failed."),
+        ("MKD", "550 Create directory operation failed."),
+        ("RMD", "550 Remove directory operation failed."),
+        ("RNFR", "550 RNFR command failed."),
+        ("RNTO", "503 RNFR required first."),
+        ("RETR", "550 Failed to open file."),
+        ("STOR", "553 Could not create file."),
+        ("APPE", "553 Could not create file."),
+        ("PROT X", "504 PROT not recognised."),
+        ("PORT", "500 Illegal PORT command."),
+    ];
+    for (line, reply) in cases {
+        let got = s.ftp.cmd(line);
+        assert_eq!(got.1, *reply, "{line}");
+        assert_alive(&mut s.ftp, line);
+    }
+    for line in ["SITE MD5", "PBSZ 1", "PBSZ"] {
+        let got = s.ftp.cmd(line);
+        assert!(got.0 >= 200, "{line}: {got:?}");
+        assert_alive(&mut s.ftp, line);
+    }
+}
+
+#[test]
+fn rest_with_a_bad_offset_is_taken_as_its_leading_digits_and_the_session_goes_on() {
+    if !common::require_root() {
+        return;
+    }
+    let mut s = Session::new();
+    for line in [
+        "REST abc",
+        "REST",
+        "REST -1",
+        "REST 12abc",
+        "REST 99999999999999999999",
+    ] {
+        let (code, text) = s.ftp.cmd(line);
+        assert_eq!(code, 350, "{line}: {text}");
+        assert_alive(&mut s.ftp, line);
+    }
+}
+
+#[test]
+fn verbs_that_take_no_argument_ignore_one() {
+    if !common::require_root() {
+        return;
+    }
+    let mut s = Session::new();
+    assert_eq!(s.ftp.cmd("NOOP x").0, 200);
+    assert_eq!(s.ftp.cmd("PWD x").0, 257);
+    assert_eq!(s.ftp.cmd("FEAT x").0, 211);
+    assert_eq!(s.ftp.cmd("CDUP x").0, 250);
+    assert_eq!(s.ftp.cmd("PASV x").0, 227);
+    assert_alive(&mut s.ftp, "PASV x");
+    assert_eq!(s.ftp.cmd("QUIT now").0, 221);
+}
+
+#[test]
+fn stat_without_argument_describes_the_session_without_library_internals() {
+    if !common::require_root() {
+        return;
+    }
+    let mut s = Session::new();
+    s.ftp.cmd("TYPE I");
+    let (code, text) = s.ftp.cmd("STAT");
+    assert_eq!(code, 211, "{text}");
+    assert!(text.starts_with("211-FTP server status:"), "{text}");
+    assert!(text.ends_with("211 End of status"), "{text}");
+    assert!(text.contains("Connected to 127.0.0.1"), "{text}");
+    assert!(
+        text.contains(&format!("Logged in as {}", s.user.name)),
+        "{text}"
+    );
+    assert!(text.contains("TYPE: BINARY"), "{text}");
+    assert!(text.contains("Control connection is plain text"), "{text}");
+    let lower = text.to_ascii_lowercase();
+    for internal in ["unftp", "sbe:", "::", "powered by"] {
+        assert!(!lower.contains(internal), "{internal:?} in {text}");
+    }
+    assert_alive(&mut s.ftp, "STAT");
+}
+
+#[test]
+fn help_lists_the_commands_in_vsftpds_words() {
+    if !common::require_root() {
+        return;
+    }
+    let mut s = Session::new();
+    let (code, text) = s.ftp.cmd("HELP");
+    assert_eq!(code, 214, "{text}");
+    assert!(
+        text.starts_with("214-The following commands are recognized."),
+        "{text}"
+    );
+    assert!(text.ends_with("214 Help OK."), "{text}");
+    assert!(text.contains("RETR") && text.contains("SIZE"), "{text}");
+    assert!(!text.to_ascii_lowercase().contains("http"), "{text}");
+    assert_eq!(s.ftp.cmd("HELP SITE").0, 214);
+}
+
+/// A small xorshift generator seeded from /dev/urandom (the seed is printed on failure).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.below(items.len())]
+    }
+}
+
+/// Verbs the fuzzer sends: every verb rftpd knows except QUIT and the ones that open a data
+/// connection (STOR/RETR/LIST family), plus some it does not.
+const VERBS: &[&str] = &[
+    "ABOR", "ACCT", "ALLO", "AUTH", "CCC", "CDUP", "CWD", "DELE", "EPRT", "EPSV", "FEAT", "HELP",
+    "MDTM", "MKD", "MLST", "MODE", "NOOP", "OPTS", "PASS", "PASV", "PBSZ", "PORT", "PROT", "PWD",
+    "REST", "RMD", "RNFR", "RNTO", "SITE", "SIZE", "STAT", "STRU", "SYST", "TYPE", "USER", "XCUP",
+    "XCWD", "XMKD", "XPWD", "XRMD", "REIN", "SMNT", "MFMT", "CLNT", "HOST", "LANG", "XYZZY", "mkd",
+    "Size", "rest",
+];
+
+const ARGS: &[&str] = &[
+    "",
+    " ",
+    "  ",
+    "..",
+    "../..",
+    "/",
+    "/..",
+    "a",
+    "A",
+    "I",
+    "S",
+    "F",
+    "Z",
+    "P",
+    "C",
+    "E",
+    "0",
+    "1",
+    "-1",
+    "abc",
+    "12abc",
+    "18446744073709551616",
+    "TLS",
+    "UTF8 ON",
+    "UTF8 OFF",
+    "MLST type;size;",
+    "MD5",
+    "MD5 x",
+    "CHMOD",
+    "CHMOD 755",
+    "CHMOD 999 x",
+    "UMASK",
+    "HELP",
+    "127,0,0,1,4,1",
+    "|1|127.0.0.1|1025|",
+    "|2|::1|1|",
+    "x y",
+    "\"q\"",
+    "%s%n",
+    "*",
+    "~",
+    "a/../../b",
+];
+
+fn random_arg(rng: &mut Rng) -> Vec<u8> {
+    match rng.below(6) {
+        0 => rand_bytes(rng.below(40))
+            .into_iter()
+            .map(|b| if b < 0x20 || b == 0x7f { b'x' } else { b })
+            .collect(),
+        1 => "n".repeat(rng.below(3000)).into_bytes(),
+        2 => rng.next().to_string().into_bytes(),
+        // a control character: the relay refuses the line with a 500
+        3 => vec![b'a', [0u8, 7, 9, 13, 27, 127][rng.below(6)], b'b'],
+        _ => rng.pick(ARGS).as_bytes().to_vec(),
+    }
+}
+
+#[test]
+fn random_malformed_commands_never_end_a_session() {
+    if !common::require_root() {
+        return;
+    }
+    let seed = u64::from_le_bytes(rand_bytes(8).try_into().unwrap()) | 1;
+    let mut rng = Rng(seed);
+    let mut s = Session::new();
+    s.user.put_file("file.txt", b"hello\n");
+    s.user.put_dir("dir");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    for session in 0..20 {
+        if session > 0 {
+            s.relogin();
+        }
+        for _ in 0..200 {
+            assert!(
+                Instant::now() < deadline,
+                "seed {seed}: the fuzz run took too long"
+            );
+            let mut line = rng.pick(VERBS).as_bytes().to_vec();
+            if rng.below(8) > 0 {
+                line.push(b' ');
+                line.extend(random_arg(&mut rng));
+            }
+            let shown = String::from_utf8_lossy(&line).into_owned();
+            line.extend_from_slice(b"\r\n");
+            s.ftp
+                .send_raw(&line)
+                .unwrap_or_else(|e| panic!("seed {seed}: send {shown:?}: {e}"));
+            let first = s
+                .ftp
+                .read_reply()
+                .unwrap_or_else(|e| panic!("seed {seed}: no reply to {shown:?}: {e}"));
+            assert!(
+                (200..600).contains(&first.0) || first.0 == 150,
+                "seed {seed}: {shown:?} → {first:?}"
+            );
+            let reply = s
+                .ftp
+                .try_cmd("NOOP")
+                .unwrap_or_else(|e| panic!("seed {seed}: session ended after {shown:?}: {e}"));
+            assert_eq!(reply.0, 200, "seed {seed}: NOOP after {shown:?}: {reply:?}");
+        }
+    }
+}
+
+#[test]
+fn cwd_up_at_the_jail_root_succeeds_and_stays_at_the_root() {
+    if !common::require_root() {
+        return;
+    }
+    let mut s = Session::new();
+    let (code, text) = s.ftp.cmd("CWD ..");
+    assert_eq!(code, 250, "{text}");
+    assert_eq!(s.ftp.pwd(), "/");
+    assert_eq!(s.ftp.cmd("CDUP").0, 250);
+    assert_eq!(s.ftp.pwd(), "/");
+}
+
+#[test]
+fn mkd_quotes_the_new_path_as_rfc_959_says() {
+    if !common::require_root() {
+        return;
+    }
+    let mut s = Session::new();
+    let (code, text) = s.ftp.cmd("MKD x y");
+    assert_eq!(code, 257, "{text}");
+    assert!(text.starts_with("257 \"/x y\" "), "{text}");
+    let (code, text) = s.ftp.cmd("MKD say \"hi\"");
+    assert_eq!(code, 257, "{text}");
+    assert!(text.starts_with("257 \"/say \"\"hi\"\"\" "), "{text}");
+    assert!(s.user.home.join("say \"hi\"").is_dir());
+}
+
+#[test]
+fn mlst_of_a_missing_file_is_a_clean_550() {
+    if !common::require_root() {
+        return;
+    }
+    let mut s = Session::new();
+    let (code, text) = s.ftp.cmd("MLST nosuch");
+    assert_eq!(code, 550, "{text}");
+    assert!(!text.to_ascii_lowercase().contains("storage"), "{text}");
+    assert_alive(&mut s.ftp, "MLST nosuch");
+}
