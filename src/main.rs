@@ -158,7 +158,19 @@ fn main() -> ExitCode {
             logging::init();
             match load_config(args.config) {
                 Ok((config, _)) => {
-                    let list = config.load_user_list().unwrap_or_default().join("\n");
+                    // SECURITY: fail closed: an unreadable list is not an empty one (an empty
+                    // deny list would let everyone in).
+                    let list = match config.userlist_enable.then(|| config.load_user_list()) {
+                        Some(Ok(list)) => list.join("\n"),
+                        Some(Err(e)) => {
+                            eprintln!(
+                                "rftpd: userlist_file {}: {e}",
+                                config.userlist_file.display()
+                            );
+                            return ExitCode::from(1);
+                        }
+                        None => String::new(),
+                    };
                     let users = policy::UserList::new(&config, &list);
                     ExitCode::from(monitor::probe::run(&config, &users))
                 }

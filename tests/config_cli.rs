@@ -264,3 +264,129 @@ fn check_config_accepts_the_defaults_once_the_account_and_directory_exist() {
     let out = rftpd(&["--check-config", "--config", shipped]);
     assert!(out.status.success(), "{}", show(&out));
 }
+
+/// Import `vsftpd` (written to a temp file) and run `--check-config` on the result.
+fn import_then_check(dir: &TempDir, vsftpd: &str) -> (String, String, Output) {
+    let conf = dir.join("vsftpd.conf");
+    fs::write(&conf, vsftpd).unwrap();
+    let out = rftpd(&["import-vsftpd", &conf.to_string_lossy()]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let file = config_file(dir, &lossy(&out.stdout));
+    let check = rftpd(&["--check-config", "--config", &file]);
+    (file, lossy(&out.stdout), check)
+}
+
+fn line_of(text: &str, key: &str) -> usize {
+    text.lines()
+        .position(|l| l.starts_with(&format!("{key} = ")))
+        .unwrap_or_else(|| panic!("no {key} in:\n{text}"))
+        + 1
+}
+
+#[test]
+fn an_allow_list_whose_file_is_missing_imports_to_a_config_check_config_refuses_naming_the_line() {
+    let dir = TempDir::new();
+    let missing = dir.join("no-such-user_list");
+    let (file, toml, check) = import_then_check(
+        &dir,
+        &format!(
+            "listen=YES\nlocal_enable=YES\nuserlist_enable=YES\nuserlist_deny=NO\nuserlist_file={}\n",
+            missing.display()
+        ),
+    );
+    assert!(
+        !check.status.success(),
+        "anyone could log in: {}",
+        show(&check)
+    );
+    let line = line_of(&toml, "userlist_file");
+    let err = lossy(&check.stderr);
+    assert!(
+        err.contains(&format!(
+            "{file}:{line}:1: key `userlist_file`: cannot read the user list"
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_missing_certificate_and_an_unreadable_banner_import_to_a_config_check_config_refuses() {
+    let dir = TempDir::new();
+    let (file, toml, check) = import_then_check(
+        &dir,
+        &format!(
+            "listen=YES\nssl_enable=YES\nrsa_cert_file={}\nbanner_file={}\n",
+            dir.join("no-cert.pem").display(),
+            dir.join("no-banner").display()
+        ),
+    );
+    assert!(!check.status.success(), "{}", show(&check));
+    let err = lossy(&check.stderr);
+    for (key, what) in [
+        ("rsa_cert_file", "cannot read the certificate file"),
+        ("banner_file", "cannot read the banner file"),
+    ] {
+        let line = line_of(&toml, key);
+        assert!(
+            err.contains(&format!("{file}:{line}:1: key `{key}`: {what}")),
+            "{key}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_comment_after_a_number_or_a_string_imports_as_vsftpd_reads_it() {
+    let dir = TempDir::new();
+    let (_, toml, _) = import_then_check(
+        &dir,
+        "listen=YES\npasv_min_port=30000\npasv_max_port=30021 # comment\nftpd_banner=Hi # there\n",
+    );
+    assert!(toml.contains("\npasv_max_port = 30021\n"), "{toml}");
+    assert!(toml.contains("\nftpd_banner = \"Hi # there\"\n"), "{toml}");
+    assert!(toml.contains("# line 3: vsftpd reads pasv_max_port=30021 # comment as 30021"));
+}
+
+#[test]
+fn a_vsftpd_umask_with_a_leading_0_imports_as_octal_and_one_without_as_the_decimal_vsftpd_read() {
+    let dir = TempDir::new();
+    let (_, toml, _) = import_then_check(&dir, "listen=YES\nlocal_umask=022\nanon_umask=22\n");
+    assert!(toml.contains("\nlocal_umask = 0o022\n"), "{toml}");
+    assert!(toml.contains("\nanon_umask = 0o026\n"), "{toml}");
+    assert!(toml.contains("vsftpd reads anon_umask=22 as decimal 22 = octal 026"));
+}
+
+#[test]
+fn check_config_refuses_a_decimal_umask_and_says_which_octal_value_was_meant() {
+    let dir = TempDir::new();
+    let file = config_file(&dir, "listen = true\nlocal_umask = 22\n");
+    let out = rftpd(&["--check-config", "--config", &file]);
+    assert!(!out.status.success(), "{}", show(&out));
+    let err = lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "{file}:2:15: key `local_umask`: `local_umask = 22` is decimal 22 = octal 026; modes \
+             are octal: write \"022\" (or 0o022) for octal 022, or 0o026 for the mode it is now"
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_config_warns_about_keys_without_effect() {
+    let dir = TempDir::new();
+    let file = config_file(
+        &dir,
+        "listen = true\nanonymous_enable = false\nanon_upload_enable = true\n\
+         pasv_enable = false\npasv_min_port = 30000\npasv_max_port = 30021\n",
+    );
+    let out = rftpd(&["--check-config", "--config", &file]);
+    assert!(out.status.success(), "{}", show(&out));
+    let err = lossy(&out.stderr);
+    for warning in [
+        "warning: `anon_upload_enable` is set but has no effect because `anonymous_enable` is false",
+        "warning: `pasv_min_port` is set but has no effect because `pasv_enable` is false",
+        "warning: `pasv_max_port` is set but has no effect because `pasv_enable` is false",
+    ] {
+        assert!(err.contains(warning), "{warning}: {err}");
+    }
+}

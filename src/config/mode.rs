@@ -1,7 +1,7 @@
-//! [`Mode`]: a file mode or umask as written in the configuration (`0o022`, `"022"`, 18).
+//! [`Mode`]: a file mode or umask as written in the configuration (`0o022`, `"022"`).
 //!
-//! What it does: reads a mode from TOML (octal integer, decimal integer, or a string of octal
-//! digits), refusing anything above 0o7777, and writes it back as an integer.
+//! What it does: reads a mode from TOML (an integer, or a string of octal digits), refusing
+//! anything above 0o7777, and writes it back as a string of octal digits.
 //!
 //! What it must never do: accept a non-octal digit or a value above 0o7777 silently, or touch
 //! anything outside the value it is given (no I/O, no `unsafe`).
@@ -13,9 +13,10 @@ use serde::{Deserialize, Serialize};
 /// The largest value a [`Mode`] may hold when read from TOML.
 const MODE_MAX: u32 = 0o7777;
 
-/// A file mode such as a umask. Accepts in TOML: an integer (`0o022`, or decimal 18), or a
+/// A file mode such as a umask. Accepts in TOML: an integer (`0o022`; `Config::parse` refuses
+/// a bare decimal one such as `22`, which is rarely what was meant), or a
 /// string of octal digits (`"022"`, `"0022"`, `"0o022"`). Must be <= 0o7777. Serializes as
-/// an integer. Displays as four octal digits (`0022`).
+/// a string of four octal digits (`"0022"`), as it displays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Mode(pub u32);
 
@@ -27,7 +28,9 @@ impl fmt::Display for Mode {
 
 impl Serialize for Mode {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_u32(self.0)
+        // A string of octal digits: an integer would be written in decimal, which
+        // `Config::parse` refuses for a mode.
+        serializer.serialize_str(&self.to_string())
     }
 }
 

@@ -18,6 +18,7 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use super::error::io_message;
 use super::keys::{FIELDS, Field, Kind, VSFTPD_ONLY, related_keys};
+use super::validate::Files;
 use super::{Config, ConfigError, ConfigErrors};
 
 /// Where each top-level key sits in the text (the key's byte span).
@@ -39,6 +40,18 @@ impl Config {
     /// and every semantic problem found by [`Config::validate`] (except those about keys that
     /// already have an error), sorted by position.
     pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
+        Config::parse_checking(text, origin, Files::Check)
+    }
+
+    /// [`Config::parse`] without looking at the files the configuration names (user and chroot
+    /// lists, banner, TLS pair): for `rftpd import-vsftpd`, which must carry those keys over
+    /// even when the files are missing here, so that `--check-config` refuses the result
+    /// (fail closed) rather than the importer quietly dropping them.
+    pub fn parse_without_files(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
+        Config::parse_checking(text, origin, Files::Skip)
+    }
+
+    fn parse_checking(text: &str, origin: &str, files: Files) -> Result<Config, ConfigErrors> {
         let error = |span: Option<&Range<usize>>, key: Option<&str>, message: String| {
             let (line, column) = match span {
                 Some(span) => {
@@ -86,7 +99,10 @@ impl Config {
                 (Some(field), found) => {
                     let found = describe_value(found);
                     let hint = quoted_value_hint(field.kind, value.get_ref());
+                    let literal = text.get(value_span.clone()).unwrap_or_default();
+                    let decimal = decimal_mode_message(field, literal);
                     match (field.set)(&mut config, ValueDeserializer::from(value)) {
+                        Ok(()) if decimal.is_some() => decimal.map(|m| (&value_span, m)),
                         Ok(()) => None,
                         Err(_) => Some((
                             &value_span,
@@ -101,7 +117,11 @@ impl Config {
             }
         }
 
-        for problem in config.validate().err().unwrap_or_default() {
+        let problems = match files {
+            Files::Check => config.validate().err().unwrap_or_default(),
+            Files::Skip => config.problems(Files::Skip),
+        };
+        for problem in problems {
             let key = problem.key.as_deref().unwrap_or_default();
             let involved = || std::iter::once(key).chain(related_keys(key).iter().copied());
             if involved().any(|k| bad_keys.contains(k)) {
@@ -118,6 +138,35 @@ impl Config {
             Err(ConfigErrors(errors))
         }
     }
+}
+
+/// The error for a mode written as a bare decimal integer (`local_umask = 22`): TOML reads it
+/// as decimal, which is almost never what was meant, so it is refused with the octal value it
+/// really is and the spelling of the value that was probably meant. `None` for `0`, `0o…`
+/// integers, strings and other kinds of key.
+pub(super) fn decimal_mode_message(field: &Field, literal: &str) -> Option<String> {
+    if field.kind != Kind::Mode {
+        return None;
+    }
+    let digits = literal.trim().trim_start_matches('+').replace('_', "");
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let value: u64 = digits.parse().ok()?;
+    if value == 0 {
+        return None;
+    }
+    let name = field.name;
+    let now = format!("0o{value:03o} for the mode it is now");
+    let advice = if digits.bytes().all(|b| b <= b'7') {
+        let octal = u64::from_str_radix(&digits, 8).ok()?;
+        format!("write \"{digits:0>3}\" (or 0o{octal:03o}) for octal {digits:0>3}, or {now}")
+    } else {
+        format!("write {now}")
+    };
+    Some(format!(
+        "`{name} = {literal}` is decimal {value} = octal {value:03o}; modes are octal: {advice}"
+    ))
 }
 
 /// 1-based line and column (in characters) of a byte offset.

@@ -26,7 +26,78 @@ impl Config {
                     .to_owned(),
             );
         }
+        for (key, needs) in self.keys_without_effect() {
+            warnings.push(format!(
+                "`{key}` is set but has no effect because `{needs}` is false"
+            ));
+        }
         warnings
+    }
+
+    /// The keys that are set (differ from rftpd's default) but do nothing in this
+    /// configuration, each with the key that turns its feature on and is false.
+    pub fn keys_without_effect(&self) -> Vec<(&'static str, &'static str)> {
+        let d = Config::default();
+        let mut found = Vec::new();
+        let mut check = |needs: &'static str, on: bool, keys: &[(&'static str, bool)]| {
+            if on {
+                return;
+            }
+            for (key, set) in keys {
+                if *set {
+                    found.push((*key, needs));
+                }
+            }
+        };
+        check(
+            "anonymous_enable",
+            self.anonymous_enable,
+            &[
+                ("anon_upload_enable", self.anon_upload_enable),
+                ("anon_mkdir_write_enable", self.anon_mkdir_write_enable),
+                ("anon_other_write_enable", self.anon_other_write_enable),
+                ("anon_root", self.anon_root.is_some()),
+                ("anon_umask", self.anon_umask != d.anon_umask),
+                ("no_anon_password", self.no_anon_password),
+            ],
+        );
+        check(
+            "pasv_enable",
+            self.pasv_enable,
+            &[
+                ("pasv_min_port", self.pasv_min_port != d.pasv_min_port),
+                ("pasv_max_port", self.pasv_max_port != d.pasv_max_port),
+                ("pasv_address", self.pasv_address.is_some()),
+            ],
+        );
+        check(
+            "ssl_enable",
+            self.ssl_enable,
+            &[
+                ("rsa_cert_file", self.rsa_cert_file != d.rsa_cert_file),
+                (
+                    "rsa_private_key_file",
+                    self.rsa_private_key_file != d.rsa_private_key_file,
+                ),
+            ],
+        );
+        check(
+            "chroot_list_enable",
+            self.chroot_list_enable,
+            &[(
+                "chroot_list_file",
+                self.chroot_list_file != d.chroot_list_file,
+            )],
+        );
+        check(
+            "userlist_enable",
+            self.userlist_enable,
+            &[
+                ("userlist_file", self.userlist_file != d.userlist_file),
+                ("userlist_deny", self.userlist_deny != d.userlist_deny),
+            ],
+        );
+        found
     }
 
     /// Whether `user` is one of the names vsftpd treats as anonymous: `ftp` or `anonymous`,

@@ -26,7 +26,7 @@ impl Config {
     /// `ssl_enable` `rsa_cert_file` and a non-empty `rsa_private_key_file`. Each must be an
     /// absolute path to a regular file.
     pub fn validate(&self) -> Result<(), Vec<ConfigError>> {
-        let errors = self.problems();
+        let errors = self.problems(Files::Check);
         if errors.is_empty() {
             Ok(())
         } else {
@@ -34,8 +34,13 @@ impl Config {
         }
     }
 
-    /// Every semantic problem of this configuration (the body of [`Config::validate`]).
-    fn problems(&self) -> Vec<ConfigError> {
+    /// Every semantic problem of this configuration (the body of [`Config::validate`]); with
+    /// [`Files::Skip`], the files it names are not looked at (the importer's own check).
+    pub(super) fn problems(&self, files: Files) -> Vec<ConfigError> {
+        let check_file = |path: &Path, what: &str, kind: &str, because: &str| match files {
+            Files::Check => check_file(path, what, kind, because),
+            Files::Skip => Ok(None),
+        };
         let mut problems = Vec::new();
         let mut add = |key: &str, message: String| {
             problems.push(ConfigError {
@@ -85,7 +90,7 @@ impl Config {
                 "a text file",
                 "`banner_file` is set",
             ) {
-                Ok(meta) if meta.len() > BANNER_FILE_MAX => add(
+                Ok(Some(meta)) if meta.len() > BANNER_FILE_MAX => add(
                     "banner_file",
                     format!(
                         "`{}` is {} bytes long; a banner file may be at most {BANNER_FILE_MAX} \
@@ -312,11 +317,23 @@ impl Config {
     }
 }
 
+/// Whether [`Config::problems`] looks at the files the configuration names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Files {
+    Check,
+    Skip,
+}
+
 /// Checks a file named in the configuration without reading it: `path` must be absolute and
 /// name a regular file that can be opened for reading. Returns its metadata, or the problem:
 /// `what` names the file ("the chroot list"), `kind` says what it should be ("a list of
 /// users"), `because` why it is needed ("`chroot_list_enable` is true").
-fn check_file(path: &Path, what: &str, kind: &str, because: &str) -> Result<Metadata, String> {
+fn check_file(
+    path: &Path,
+    what: &str,
+    kind: &str,
+    because: &str,
+) -> Result<Option<Metadata>, String> {
     let shown = path.display();
     if !path.is_absolute() {
         return Err(format!("`{shown}` must be an absolute path"));
@@ -336,7 +353,7 @@ fn check_file(path: &Path, what: &str, kind: &str, because: &str) -> Result<Meta
         return Err(format!("`{shown}` is not a regular file, so not {kind}"));
     }
     std::fs::File::open(path).map_err(cannot_read)?;
-    Ok(meta)
+    Ok(Some(meta))
 }
 
 /// Whether every `{` in a vsftpd filename pattern is closed by a later `}` and every `}`

@@ -13,8 +13,12 @@
 //!   keep rftpd's), each with a comment saying why;
 //! - learns which keys rftpd supports from [`crate::config`] at run time (the fields of
 //!   [`Config`]), never from a list of its own, and checks the whole output with
-//!   [`Config::parse`] before printing: a value rftpd rejects becomes a comment with rftpd's
-//!   reason, so the printed TOML always parses on this host;
+//!   [`Config::parse_without_files`] before printing: a value rftpd rejects becomes a comment
+//!   with rftpd's reason; a file the output names that is missing or unreadable here is kept
+//!   (fail closed: `--check-config` and start-up refuse it) with a comment and a warning;
+//! - reads values as vsftpd does: no comments after a value (a string is the rest of the
+//!   line, `#` included; a number is its leading digits), a number is octal only when it
+//!   starts with `0` (`local_umask=22` is decimal 22 = octal 026, and is warned about);
 //! - warns on stderr about lines vsftpd itself would refuse (unknown names, bad values) and
 //!   about values rftpd rejects; exits 0 unless the file cannot be read (exit 1, naming it).
 //!
@@ -95,7 +99,9 @@ pub fn main(args: &[String]) -> ExitCode {
 #[derive(Debug)]
 pub struct Imported {
     /// The rftpd configuration, ready to save as `/etc/rftpd.toml`; always passes
-    /// [`Config::parse`] (on the host where it was made).
+    /// [`Config::parse_without_files`]. `rftpd --check-config` refuses it when a file it
+    /// names (user list, certificate, banner) is missing or unreadable on this host, as
+    /// vsftpd would not have worked with it either: see the warnings.
     pub toml: String,
     /// One line per problem, `FILE:LINE: message` where a line is concerned.
     pub warnings: Vec<String>,
@@ -158,6 +164,10 @@ pub fn import(text: &str, origin: &str) -> Imported {
             }
             None => toml_string(""),
         };
+        if let Some(note) = &s.note {
+            out.warn(format!("{origin}:{}: {note}", s.line));
+            out.comment(format!("line {}: {note}", s.line));
+        }
         out.setting(name, toml, format!("{name}={}", s.raw), s.line);
     }
 
@@ -184,7 +194,7 @@ pub fn import(text: &str, origin: &str) -> Imported {
         if listen.ignores(name).is_some() {
             continue;
         }
-        let toml = match option.kind.toml(option.default) {
+        let toml = match option.kind.read(name, option.default).map(|r| r.toml) {
             Ok(Some(toml)) => toml,
             // vsftpd's default is "unset": the same as rftpd's when rftpd leaves it unset too.
             Ok(None) if !rftpd_defaults.contains_key(name) => continue,

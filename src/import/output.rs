@@ -2,10 +2,14 @@
 //! checked with rftpd's own parser before it is printed.
 //!
 //! What it does: renders the items with a header and wrapped comments; a setting rftpd
-//! rejects becomes a comment with rftpd's reason, until the whole text parses.
+//! rejects becomes a comment with rftpd's reason, until the whole text parses
+//! ([`Config::parse_without_files`]); a file the output names that is missing or unreadable
+//! on this host stays in, with a comment and a warning that `--check-config` refuses it.
 //!
-//! What it must never do: print TOML that [`Config::parse`] refuses, put a control character
-//! in a comment, write any file, or contain `unsafe` code.
+//! What it must never do: print TOML that [`Config::parse_without_files`] refuses, drop a key
+//! because the file it names is missing (the result would fail open: no user list, the
+//! default certificate), put a control character in a comment, write any file, or contain
+//! `unsafe` code.
 
 use std::fmt::Write as _;
 
@@ -112,23 +116,30 @@ impl Translation {
     pub(super) fn finish(mut self, origin: &str) -> Imported {
         loop {
             let (text, owners) = self.render(origin);
-            let errors = match Config::parse(&text, "<imported>") {
+            // The files the configuration names are not looked at here: a missing user list or
+            // certificate must stay in the output for `--check-config` to refuse (fail
+            // closed), never be dropped, which would leave a configuration without it.
+            let errors = match Config::parse_without_files(&text, "<imported>") {
                 Ok(config) => {
-                    let mut text = text;
-                    let warnings = config.warnings();
-                    if !warnings.is_empty() {
-                        text.push_str("\n# --- rftpd's warnings about this configuration ---\n");
-                        for w in warnings {
-                            for line in wrap(&comment_text(&w), 92) {
-                                let _ = writeln!(text, "# {line}");
-                            }
-                            self.warnings.push(format!("rftpd warns: {w}"));
+                    // vsftpd's defaults that do nothing in this configuration are not written.
+                    let mut idle: Vec<usize> = config
+                        .keys_without_effect()
+                        .iter()
+                        .filter_map(|(key, _)| {
+                            self.items.iter().position(|item| {
+                                matches!(item, Item::Setting { key: k, line: 0, .. } if k == key)
+                            })
+                        })
+                        .collect();
+                    if !idle.is_empty() {
+                        idle.sort_unstable();
+                        idle.dedup();
+                        for i in idle.into_iter().rev() {
+                            self.items.remove(i);
                         }
+                        continue;
                     }
-                    return Imported {
-                        toml: text,
-                        warnings: self.warnings,
-                    };
+                    return self.checked(origin, text, &owners, &config);
                 }
                 Err(errors) => errors.0,
             };
@@ -182,6 +193,86 @@ impl Translation {
                         Item::Comment(format!("vsftpd option {source} not carried over: {why}"));
                 }
             }
+        }
+    }
+}
+
+impl Translation {
+    /// The finished output: checked on this host as `--check-config` checks it, each problem
+    /// (a missing or unreadable file it names) written as a comment above its key and as a
+    /// warning; then rftpd's warnings about the configuration.
+    fn checked(
+        mut self,
+        origin: &str,
+        text: String,
+        owners: &[Option<usize>],
+        config: &Config,
+    ) -> Imported {
+        let mut text = text;
+        if let Err(errors) = Config::parse(&text, "<imported>") {
+            let mut notes: Vec<(usize, String)> = Vec::new();
+            let mut unplaced = Vec::new();
+            for e in &errors.0 {
+                let item = e.line.and_then(|l| owners.get(l - 1).copied().flatten());
+                let (place, source) = match item.map(|i| &self.items[i]) {
+                    Some(Item::Setting { source, line, .. }) if *line > 0 => {
+                        (format!("{origin}:{line}: "), format!("{source}: "))
+                    }
+                    Some(Item::Setting { source, .. }) => {
+                        (format!("{origin}: "), format!("{source}: "))
+                    }
+                    _ => (format!("{origin}: "), String::new()),
+                };
+                let key = e
+                    .key
+                    .as_deref()
+                    .map(|k| format!("`{k}`: "))
+                    .unwrap_or_default();
+                let vsftpd = match e.key.as_deref() {
+                    Some("userlist_file") => {
+                        "; vsftpd refused every login the same way (500 OOPS: cannot read user \
+                         list file)"
+                    }
+                    _ => "",
+                };
+                let refusal = format!(
+                    "rftpd --check-config refuses the imported configuration on this host: \
+                     {key}{}{vsftpd}",
+                    e.message
+                );
+                self.warnings.push(format!("{place}{source}{refusal}"));
+                match item {
+                    Some(i) => notes.push((i, refusal)),
+                    None => unplaced.push(refusal),
+                }
+            }
+            notes.sort_by_key(|(i, _)| std::cmp::Reverse(*i));
+            for (i, note) in notes {
+                self.items.insert(i, Item::Comment(note));
+            }
+            text = self.render(origin).0;
+            if !unplaced.is_empty() {
+                text.push_str("\n# --- rftpd --check-config refuses this configuration ---\n");
+                for note in unplaced {
+                    for line in wrap(&comment_text(&note), 92) {
+                        let _ = writeln!(text, "# {line}");
+                    }
+                }
+            }
+        }
+        let warnings = config.warnings();
+        if !warnings.is_empty() {
+            text.push_str("\n# --- rftpd's warnings about this configuration ---\n");
+            for w in warnings {
+                for line in wrap(&comment_text(&w), 92) {
+                    let _ = writeln!(text, "# {line}");
+                }
+                self.warnings.push(format!("rftpd warns: {w}"));
+            }
+        }
+        Imported {
+            toml: text,
+            warnings: self.warnings,
         }
     }
 }

@@ -18,6 +18,8 @@ pub(super) struct Setting<'a> {
     pub(super) raw: &'a str,
     /// Its TOML; `None` = unset (an empty string setting).
     pub(super) toml: Option<String>,
+    /// What vsftpd does with the value when that is not what it looks like.
+    pub(super) note: Option<String>,
 }
 
 /// Reads the file like vsftpd's `parseconf.c`; invalid lines become comments and warnings.
@@ -41,14 +43,18 @@ pub(super) fn read_vsftpd<'a>(
             None => Err(format!(
                 "`{name}` is not a vsftpd setting (vsftpd refuses to start: unrecognised variable)"
             )),
-            Some(option) => option.kind.toml(Some(raw)).map(|toml| (option, toml)),
+            Some(option) => option
+                .kind
+                .read(option.name, Some(raw))
+                .map(|r| (option, r)),
         };
         match problem {
-            Ok((option, toml)) => settings.push(Setting {
+            Ok((option, read)) => settings.push(Setting {
                 line: number,
                 option,
                 raw,
-                toml,
+                toml: read.toml,
+                note: read.note,
             }),
             Err(why) => {
                 out.warn(format!("{origin}:{number}: {why}; left out"));

@@ -21,36 +21,103 @@ pub(super) enum Kind {
     Str,
 }
 
+/// One vsftpd value read as vsftpd reads it.
+#[derive(Debug, PartialEq)]
+pub(super) struct Read {
+    /// Its TOML; `None` = unset (an empty string setting).
+    pub(super) toml: Option<String>,
+    /// What vsftpd does with this value when that is not what it looks like (a `#` that
+    /// does not start a comment, a decimal umask), for the output's comment and a warning.
+    pub(super) note: Option<String>,
+}
+
+/// The settings whose numbers are file modes: written as `0o…` in rftpd.toml.
+const MODES: &[&str] = &[
+    "local_umask",
+    "anon_umask",
+    "file_open_mode",
+    "chown_upload_mode",
+];
+
 impl Kind {
-    /// The TOML for a vsftpd value of this kind: `Ok(None)` = unset (an empty string setting).
-    pub(super) fn toml(self, value: Option<&str>) -> Result<Option<String>, String> {
+    /// The TOML for a vsftpd value of this kind, read like vsftpd's `parseconf.c`: no
+    /// comments after a value (a string is the whole rest of the line, a number its leading
+    /// digits), booleans exactly YES/NO/TRUE/FALSE/1/0, a number starting with `0` octal.
+    pub(super) fn read(self, name: &str, value: Option<&str>) -> Result<Read, String> {
         let value = value.unwrap_or("");
+        let plain = |toml: Option<String>| Read { toml, note: None };
         match self {
-            Kind::Str if value.is_empty() => Ok(None),
-            Kind::Str => Ok(Some(toml_string(value))),
+            Kind::Str if value.is_empty() => Ok(plain(None)),
+            Kind::Str => Ok(Read {
+                toml: Some(toml_string(value)),
+                note: value.contains('#').then(|| {
+                    format!(
+                        "vsftpd reads {name}={value} as the whole rest of the line, `#` \
+                         included: it has no comments after a value"
+                    )
+                }),
+            }),
             _ if value.is_empty() => Err("missing value (vsftpd refuses to start)".into()),
             Kind::Bool => match value.to_ascii_uppercase().as_str() {
-                "YES" | "TRUE" | "1" => Ok(Some("true".into())),
-                "NO" | "FALSE" | "0" => Ok(Some("false".into())),
-                _ => Err(format!(
-                    "`{value}` is not YES or NO (vsftpd refuses to start: bad bool value)"
-                )),
+                "YES" | "TRUE" | "1" => Ok(plain(Some("true".into()))),
+                "NO" | "FALSE" | "0" => Ok(plain(Some("false".into()))),
+                _ => {
+                    let hash = if value.contains('#') {
+                        " (vsftpd has no comments after a value: the `#` is part of it)"
+                    } else {
+                        ""
+                    };
+                    Err(format!(
+                        "`{value}` is not YES or NO{hash} (vsftpd refuses to start: \
+                         500 OOPS: bad bool value in config file for: {name})"
+                    ))
+                }
             },
-            Kind::Uint => uint_toml(value).map(Some),
+            Kind::Uint => uint_read(name, value),
         }
     }
 }
 
-/// vsftpd reads a number that starts with `0` as octal, any other as decimal.
-pub(super) fn uint_toml(value: &str) -> Result<String, String> {
+/// vsftpd reads a number that starts with `0` as octal, any other as decimal (C `atoi`), in
+/// both cases from its leading digits, ignoring whatever follows them.
+pub(super) fn uint_read(name: &str, value: &str) -> Result<Read, String> {
     let octal = value.starts_with('0');
+    let number = if octal { value } else { value.trim_start() };
+    let digits = number
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or(number, |end| &number[..end]);
+    let rest = &number[digits.len()..];
     let radix = if octal { 8 } else { 10 };
-    match u32::from_str_radix(value, radix) {
-        Ok(n) if octal => Ok(format!("0o{n:03o}")),
-        Ok(n) => Ok(n.to_string()),
-        Err(_) if octal => Err(format!("`{value}` is not an octal number")),
-        Err(_) => Err(format!("`{value}` is not a number")),
+    let n = match u32::from_str_radix(digits, radix) {
+        Ok(n) => n,
+        Err(_) if octal => return Err(format!("`{value}` is not an octal number")),
+        Err(_) => return Err(format!("`{value}` is not a number")),
+    };
+    let mode = MODES.contains(&name);
+    let mut notes = Vec::new();
+    if !rest.is_empty() {
+        let base = if octal { "octal " } else { "" };
+        notes.push(format!(
+            "vsftpd reads {name}={value} as {base}{digits}: it takes the leading digits and \
+             ignores the rest (it has no comments after a value)"
+        ));
     }
+    if mode && !octal && n != 0 {
+        notes.push(format!(
+            "vsftpd reads {name}={digits} as decimal {n} = octal {n:03o} (only a number \
+             starting with 0 is octal in vsftpd), so that is what is carried over; write \
+             {name}=0{digits} in vsftpd.conf, or {name} = \"0{digits}\" here, if octal 0{digits} \
+             was meant"
+        ));
+    }
+    Ok(Read {
+        toml: Some(if octal || mode {
+            format!("0o{n:03o}")
+        } else {
+            n.to_string()
+        }),
+        note: (!notes.is_empty()).then(|| notes.join("; ")),
+    })
 }
 
 /// One of vsftpd 3.0.3's settings.

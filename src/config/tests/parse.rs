@@ -129,13 +129,12 @@ fn a_nested_table_is_an_error() {
 }
 
 #[test]
-fn modes_accept_octal_strings_octal_integers_and_decimal_integers() {
+fn modes_accept_octal_strings_and_octal_integers() {
     for text in [
         "local_umask = \"022\"",
         "local_umask = \"0022\"",
         "local_umask = \"0o022\"",
         "local_umask = 0o022",
-        "local_umask = 18",
     ] {
         let config = Config::parse(text, "<input>").unwrap_or_else(|e| panic!("{text}: {e}"));
         assert_eq!(config.local_umask, Mode(0o022), "{text}");
@@ -257,4 +256,43 @@ fn suggestions_use_edit_distance_and_prefixes() {
         Some("idle_session_timeout")
     );
     assert_eq!(suggest("qqqqqqqqq"), None);
+}
+
+#[test]
+fn a_mode_written_as_a_decimal_integer_is_refused_with_the_octal_value_probably_meant() {
+    let error = one_error("listen = true\nlocal_umask = 22\n");
+    assert_eq!(error.key.as_deref(), Some("local_umask"));
+    assert_eq!((error.line, error.column), (Some(2), Some(15)));
+    assert_eq!(
+        error.message,
+        "`local_umask = 22` is decimal 22 = octal 026; modes are octal: write \"022\" \
+         (or 0o022) for octal 022, or 0o026 for the mode it is now"
+    );
+    let error = one_error("file_open_mode = 18\n");
+    assert_eq!(
+        error.message,
+        "`file_open_mode = 18` is decimal 18 = octal 022; modes are octal: write 0o022 for \
+         the mode it is now"
+    );
+    // 0 is the same in every base; strings and 0o integers are octal already.
+    for text in ["anon_umask = 0", "anon_umask = \"22\"", "anon_umask = 0o22"] {
+        Config::parse(text, "<input>").unwrap_or_else(|e| panic!("{text}: {e}"));
+    }
+}
+
+#[test]
+fn parse_without_files_accepts_what_only_the_missing_files_make_parse_refuse() {
+    let text = "userlist_enable = true\nuserlist_file = \"/nonexistent/list\"\n\
+                ssl_enable = true\nrsa_cert_file = \"/nonexistent/cert.pem\"\n\
+                banner_file = \"/nonexistent/banner\"\n";
+    let errors = Config::parse(text, "<input>").unwrap_err().0;
+    let keys: Vec<_> = errors.iter().map(|e| e.key.as_deref().unwrap()).collect();
+    assert_eq!(
+        keys,
+        ["userlist_file", "rsa_cert_file", "banner_file"],
+        "{errors:?}"
+    );
+    let config = Config::parse_without_files(text, "<input>").unwrap();
+    assert_eq!(config.userlist_file, PathBuf::from("/nonexistent/list"));
+    assert!(Config::parse_without_files("local_umask = 22", "<input>").is_err());
 }

@@ -111,12 +111,14 @@ fn is_anonymous_name_matches_ftp_and_anonymous_in_any_ascii_case() {
 }
 
 #[test]
-fn only_a_promiscuous_active_mode_is_warned_about() {
+fn a_promiscuous_active_mode_is_warned_about_and_nothing_else_when_every_feature_is_on() {
     assert_eq!(Config::default().warnings(), Vec::<String>::new());
     let list = TempFile::new("alice\n");
-    // Every other setting, TLS, anonymous and active-mode ones included, warns about nothing.
+    // Every other setting, TLS, anonymous and active-mode ones included, warns about nothing
+    // (with passive mode on, so that the passive ports have an effect).
     let quiet = Config {
         port_promiscuous: false,
+        pasv_enable: true,
         ..every_field_changed(&list.0)
     };
     assert_eq!(quiet.warnings(), Vec::<String>::new());
@@ -138,4 +140,46 @@ fn only_a_promiscuous_active_mode_is_warned_about() {
         ..Config::default()
     };
     assert!(config.warnings().is_empty(), "no active mode, no bounce");
+}
+
+#[test]
+fn keys_set_without_the_key_that_turns_their_feature_on_are_warned_about() {
+    let list = TempFile::new("alice\n");
+    let config = Config {
+        anonymous_enable: false,
+        anon_upload_enable: true,
+        pasv_enable: false,
+        pasv_min_port: 30000,
+        pasv_max_port: 30021,
+        ssl_enable: false,
+        rsa_cert_file: list.0.clone(),
+        chroot_list_enable: false,
+        chroot_list_file: list.0.clone(),
+        userlist_enable: false,
+        userlist_file: list.0.clone(),
+        ..Config::default()
+    };
+    let no_effect = |key: &str, needs: &str| {
+        format!("`{key}` is set but has no effect because `{needs}` is false")
+    };
+    assert_eq!(
+        config.warnings(),
+        [
+            no_effect("anon_upload_enable", "anonymous_enable"),
+            no_effect("pasv_min_port", "pasv_enable"),
+            no_effect("pasv_max_port", "pasv_enable"),
+            no_effect("rsa_cert_file", "ssl_enable"),
+            no_effect("chroot_list_file", "chroot_list_enable"),
+            no_effect("userlist_file", "userlist_enable"),
+        ]
+    );
+    // The same keys with their feature on say nothing.
+    let on = Config {
+        anonymous_enable: true,
+        pasv_enable: true,
+        chroot_list_enable: true,
+        userlist_enable: true,
+        ..config
+    };
+    assert_eq!(on.warnings(), [no_effect("rsa_cert_file", "ssl_enable")]);
 }
