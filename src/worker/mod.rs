@@ -23,7 +23,7 @@ pub mod site;
 pub mod state;
 pub mod status;
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::OwnedFd;
 use std::sync::{Arc, OnceLock};
@@ -153,16 +153,9 @@ pub fn run(start: Start<'_>) -> ExitReason {
     };
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(umask.0));
     // vsftpd refuses a writable jail root unless allowed — and always for anonymous users.
-    let refuse_writable = grant.anonymous || (grant.jailed && !config.allow_writeable_chroot);
-    if refuse_writable && crate::jail::root_is_writable() {
-        tracing::warn!(
-            user = %crate::logging::Escaped(&grant.user_name),
-            "refusing session: jail root is writable by the user (allow_writeable_chroot = false, or anonymous)"
-        );
-        let mut link = std::os::unix::net::UnixStream::from(start.link);
-        let _ = link.write_all(format!("{WRITABLE_ROOT_REFUSAL}\r\n").as_bytes());
-        return ExitReason::Refused;
-    }
+    // Checked as the user, after the drop; answered once the client is reachable (below).
+    let refuse_writable = (grant.anonymous || (grant.jailed && !config.allow_writeable_chroot))
+        && crate::jail::root_is_writable();
     // The monitor's login path (PAM, the hash) left freed memory behind; give it back.
     sys::release_free_heap();
     // A panic (libunftp unwraps a failed data-channel TLS handshake) ends the session with an
@@ -205,6 +198,7 @@ pub fn run(start: Start<'_>) -> ExitReason {
         addresses: start.addresses,
         tls_files: start.tls_files,
         login_token,
+        refuse_writable,
     };
     runtime.block_on(Box::pin(session.serve()))
 }
@@ -219,6 +213,8 @@ struct Session {
     addresses: Addresses,
     tls_files: Option<IdentityFiles>,
     login_token: String,
+    /// The jail root is writable and that is refused (answered once the client is here).
+    refuse_writable: bool,
 }
 
 /// Read the pre-login process's preamble from the link, and the client's socket when it
@@ -326,6 +322,20 @@ impl Session {
                 Err(_) => return ExitReason::Error,
             },
         };
+        if self.refuse_writable {
+            tracing::warn!(
+                user = %crate::logging::Escaped(&self.grant.user_name),
+                "refusing session: jail root is writable by the user (allow_writeable_chroot = false, or anonymous)"
+            );
+            let mut client = client;
+            let _ = tokio::io::AsyncWriteExt::write_all(
+                &mut client,
+                format!("{WRITABLE_ROOT_REFUSAL}\r\n").as_bytes(),
+            )
+            .await;
+            let _ = tokio::io::AsyncWriteExt::shutdown(&mut client).await;
+            return ExitReason::Refused;
+        }
         let (tls_log, tls_config) = match (&self.tls_files, config.ssl_enable) {
             (Some(files), true) => {
                 let log = Arc::new(HandshakeLog::for_data_connections());
