@@ -18,7 +18,6 @@ use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::Once;
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
@@ -37,50 +36,9 @@ const WORKER: &str = "rftpd-worker";
 // The service account
 // ---------------------------------------------------------------------------------------------
 
-/// Create the `rftpd` system account and `/run/rftpd/empty` (root-owned, 0555) if missing,
-/// as the Debian package does. Idempotent; once per test binary.
+/// The `rftpd` system account and `/run/rftpd/empty`, made by the harness if missing.
 fn ensure_service_account() {
-    static DONE: Once = Once::new();
-    DONE.call_once(|| {
-        let _quiet = common::accounts_quiet();
-        let exists = || {
-            common::run("getent", ["passwd", NOPRIV_USER])
-                .status
-                .success()
-        };
-        let mut last = None;
-        for _ in 0..10 {
-            if exists() {
-                break;
-            }
-            last = Some(common::run(
-                "adduser",
-                [
-                    "--system",
-                    "--group",
-                    "--no-create-home",
-                    "--home",
-                    "/nonexistent",
-                    "--shell",
-                    "/usr/sbin/nologin",
-                    NOPRIV_USER,
-                ],
-            ));
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        assert!(
-            exists(),
-            "cannot create the {NOPRIV_USER} account: {}",
-            last.map(|o| describe(&o)).unwrap_or_default()
-        );
-        fs::create_dir_all(SECURE_CHROOT_DIR).expect("mkdir -p /run/rftpd/empty");
-        std::os::unix::fs::chown(SECURE_CHROOT_DIR, Some(0), Some(0)).expect("chown empty dir");
-        fs::set_permissions(
-            SECURE_CHROOT_DIR,
-            std::os::unix::fs::PermissionsExt::from_mode(0o555),
-        )
-        .expect("chmod empty dir");
-    });
+    common::ensure_service_account();
 }
 
 /// `(uid, gid)` of the `rftpd` account.

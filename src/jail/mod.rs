@@ -43,22 +43,27 @@ pub fn enter(grant: &Grant, dir: OwnedFd) {
     let uid = Uid::from_raw(grant.uid);
     let gid = Gid::from_raw(grant.gid);
     let groups: Vec<Gid> = grant.groups.iter().copied().map(Gid::from_raw).collect();
-    if let Err(e) = nix::unistd::setgroups(&groups) {
-        die("setgroups", e);
-    }
-    if let Err(e) = nix::unistd::setresgid(gid, gid, gid) {
-        die("setresgid", e);
-    }
-    if let Err(e) = nix::unistd::setresuid(uid, uid, uid) {
-        die("setresuid", e);
-    }
-    if let Err(e) = crate::sys::clear_capabilities() {
-        die("capset", e);
+    if let Err((step, e)) = become_for_good(uid, gid, &groups) {
+        die(step, e);
     }
     verify_dropped(uid, gid);
     if let Err(e) = nix::sys::prctl::set_no_new_privs() {
         die("PR_SET_NO_NEW_PRIVS", e);
     }
+}
+
+/// Supplementary groups, then gid, then uid (all three each, via the libc wrappers, which
+/// change every thread), then every capability set cleared. Returns the step that failed; the
+/// caller aborts the process.
+pub(crate) fn become_for_good(
+    uid: Uid,
+    gid: Gid,
+    groups: &[Gid],
+) -> Result<(), (&'static str, std::io::Error)> {
+    nix::unistd::setgroups(groups).map_err(|e| ("setgroups", e.into()))?;
+    nix::unistd::setresgid(gid, gid, gid).map_err(|e| ("setresgid", e.into()))?;
+    nix::unistd::setresuid(uid, uid, uid).map_err(|e| ("setresuid", e.into()))?;
+    crate::sys::clear_capabilities().map_err(|e| ("capset", e))
 }
 
 /// Be killed when the monitor goes (set after the id change, which clears the setting), and

@@ -66,17 +66,8 @@ pub fn enter(
     if uid.is_root() {
         die("nopriv_user", "is uid 0");
     }
-    if let Err(e) = nix::unistd::setgroups(&[]) {
-        die("setgroups", e);
-    }
-    if let Err(e) = nix::unistd::setresgid(gid, gid, gid) {
-        die("setresgid", e);
-    }
-    if let Err(e) = nix::unistd::setresuid(uid, uid, uid) {
-        die("setresuid", e);
-    }
-    if let Err(e) = crate::sys::clear_capabilities() {
-        die("capset", e);
+    if let Err((step, e)) = super::become_for_good(uid, gid, &[]) {
+        die(step, e);
     }
     super::verify_dropped(uid, gid);
     match crate::sys::has_capabilities() {
