@@ -65,7 +65,10 @@ fn bad_arguments_get_vsftpds_replies_and_the_session_goes_on() {
         ("MODE S", "200 Mode set to S."),
         ("STRU X", "504 Bad STRU command."),
         ("STRU F", "200 Structure set to F."),
-        ("OPTS MLST type;size;modify;", "501 Option not understood."),
+        (
+            "OPTS MLST type;size;modify;",
+            "200 MLST OPTS type;size;modify;",
+        ),
         ("OPTS", "501 Option not understood."),
         ("OPTS utf8 on", "200 Always in UTF8 mode."),
         ("SIZE", "550 Could not get file size."),

@@ -116,6 +116,9 @@ fields! {
     deny_file: Str,
     force_dot_files: Bool,
     ls_recurse_enable: Bool,
+    mdtm_write: Bool,
+    ascii_upload_enable: Bool,
+    ascii_download_enable: Bool,
     pasv_enable: Bool,
     pasv_min_port: Port,
     pasv_max_port: Port,
@@ -148,8 +151,6 @@ fields! {
 pub(super) const VSFTPD_ONLY: &[&str] = &[
     "anon_max_rate",
     "anon_world_readable_only",
-    "ascii_download_enable",
-    "ascii_upload_enable",
     "async_abor_enable",
     "background",
     "ca_certs_file",

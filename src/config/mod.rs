@@ -181,6 +181,13 @@ pub struct Config {
     pub force_dot_files: bool,
     /// Allow `LIST -R` (default false). Accepted, but not implemented: see [`Config::warnings`].
     pub ls_recurse_enable: bool,
+    /// Let `MDTM time path`, `MFMT` and `SITE UTIME` set modification times (needs
+    /// `write_enable` too) (default true).
+    pub mdtm_write: bool,
+    /// Under `TYPE A`, turn CRLF into LF on uploads (default false: bytes unchanged).
+    pub ascii_upload_enable: bool,
+    /// Under `TYPE A`, turn LF into CRLF on downloads (default false: bytes unchanged).
+    pub ascii_download_enable: bool,
 
     // --- Data connections ---
     /// Allow PASV/EPSV (default true).
@@ -304,6 +311,9 @@ impl Default for Config {
             deny_file: None,
             force_dot_files: false,
             ls_recurse_enable: false,
+            mdtm_write: true,
+            ascii_upload_enable: false,
+            ascii_download_enable: false,
             pasv_enable: true,
             pasv_min_port: 0,
             pasv_max_port: 0,

@@ -90,6 +90,9 @@ impl Config {
         opt(o, "deny_file", &self.deny_file);
         line(o, "force_dot_files", self.force_dot_files);
         line(o, "ls_recurse_enable", self.ls_recurse_enable);
+        line(o, "mdtm_write", self.mdtm_write);
+        line(o, "ascii_upload_enable", self.ascii_upload_enable);
+        line(o, "ascii_download_enable", self.ascii_download_enable);
         out_comment(o, "Data connections");
         line(o, "pasv_enable", self.pasv_enable);
         line(o, "pasv_min_port", self.pasv_min_port);

@@ -7,5 +7,6 @@
 //! by a line the FTP engine would split differently. Nothing here has any privilege or state.
 
 pub mod command;
+pub mod features;
 pub mod line;
 pub mod port;

@@ -24,28 +24,9 @@ use crate::protocol::link::Preamble;
 use crate::protocol::monitor::{MAX_MESSAGE, MAX_PASSWORD, MAX_USER, Reply, Request};
 use crate::tls::StoredSessions;
 
-/// The features listed before login (and by libunftp after it): RFC 2389.
+/// The features listed before login (the worker lists the same after it): RFC 2389.
 fn features(tls: bool) -> String {
-    let mut list = vec![
-        " EPSV",
-        " MDTM",
-        " MLSD",
-        " MLST",
-        " REST STREAM",
-        " SIZE",
-        " UTF8",
-    ];
-    if tls {
-        list.extend([" AUTH TLS", " PBSZ", " PROT"]);
-    }
-    list.sort_unstable();
-    let mut out = String::from("211-Extensions supported:\r\n");
-    for f in list {
-        out.push_str(f);
-        out.push_str("\r\n");
-    }
-    out.push_str("211 END");
-    out
+    crate::control::features::list(tls, &crate::storage::facts::FactSet::default().feat_line())
 }
 
 /// How one command of the conversation turned out.
@@ -419,10 +400,10 @@ mod tests {
     use super::features;
 
     #[test]
-    fn features_are_listed_as_libunftp_lists_them_after_login() {
+    fn features_are_listed_as_after_login() {
         assert_eq!(
             features(true),
-            "211-Extensions supported:\r\n AUTH TLS\r\n EPSV\r\n MDTM\r\n MLSD\r\n MLST\r\n PBSZ\r\n PROT\r\n REST STREAM\r\n SIZE\r\n UTF8\r\n211 END"
+            "211-Features:\r\n AUTH TLS\r\n EPRT\r\n EPSV\r\n MDTM\r\n MFMT\r\n MLST type*;size*;modify*;perm*;UNIX.mode*;UNIX.owner*;UNIX.group*;\r\n PASV\r\n PBSZ\r\n PROT\r\n REST STREAM\r\n SIZE\r\n TVFS\r\n UTF8\r\n211 End"
         );
         assert!(!features(false).contains("AUTH"));
     }

@@ -17,13 +17,22 @@ impl JailedStorage {
     ) -> std::result::Result<io::Cursor<Vec<u8>>, Error> {
         self.data_connection_arrived();
         let path = path.to_path_buf();
-        let e = self.allow(|r| r.dirlist, &path)?;
+        let flags = self.shared.take_list_flags();
+        let e = self
+            .allow(|r| r.dirlist, &path)
+            .map_err(|err| self.refused("550 Permission denied.", err))?;
         self.check_data_connection(e)?;
-        // LIST of a file lists that one file.
-        let meta = self.metadata(user, &path).await?;
+        if flags.mlsd {
+            return self.fact_listing(e, &path).await;
+        }
+        // LIST of a path that is missing or cannot be read is an empty listing (vsftpd).
+        let Ok(meta) = self.metadata(user, &path).await else {
+            self.ready("150 Here comes the directory listing.".into());
+            return Ok(io::Cursor::new(Vec::new()));
+        };
         let listing_dir = meta.is_dir();
         let entries = if listing_dir {
-            self.read_dir(&path).await?
+            self.read_dir(&path).await.unwrap_or_default()
         } else {
             let name = path
                 .file_name()
@@ -34,7 +43,7 @@ impl JailedStorage {
                 metadata: meta,
             }]
         };
-        let flags = self.shared.take_list_flags();
+        self.ready("150 Here comes the directory listing.".into());
         let now = SystemTime::now();
         let mut out = String::with_capacity(entries.len() * 64);
         if !listing_dir {
@@ -98,17 +107,78 @@ impl JailedStorage {
         self.data_connection_arrived();
         let flags = self.shared.take_list_flags();
         let refused = |_| io::Error::from(io::ErrorKind::PermissionDenied);
-        let e = self.allow(|r| r.dirlist, path).map_err(refused)?;
+        let e = self
+            .allow(|r| r.dirlist, path)
+            .map_err(|err| self.refused("550 Permission denied.", err))
+            .map_err(refused)?;
         self.check_data_connection(e).map_err(refused)?;
         let dir = real_path(path);
+        // NLST of a path that is missing or cannot be read is an empty listing (vsftpd).
         let mut names = blocking(move || fsmeta::read_names(&dir))
             .await
-            .map_err(refused)?;
+            .unwrap_or_default();
+        self.ready("150 Here comes the directory listing.".into());
         names.retain(|name| self.visible_in_listing(name, flags.all));
         names.sort_unstable();
         let mut out = String::with_capacity(names.iter().map(|n| n.len() + 2).sum());
         for name in &names {
             out.push_str(&listing::wire_name(name));
+            out.push_str("\r\n");
+        }
+        Ok(io::Cursor::new(out.into_bytes()))
+    }
+
+    /// `MLSD` (the relay forwards it as `LIST` with the `mlsd` flag): one RFC 3659 fact line
+    /// per visible entry. A path that is not a readable directory is refused before the `150`
+    /// (RFC 3659 §7.2: 550, and 501 for a file).
+    async fn fact_listing(
+        &self,
+        e: &Entered,
+        path: &Path,
+    ) -> std::result::Result<io::Cursor<Vec<u8>>, Error> {
+        let dir = real_path(path);
+        let listed = blocking(move || {
+            let own = fsmeta::stat_followed(&dir)?;
+            if !own.is_dir() {
+                return Ok(None);
+            }
+            let entries = fsmeta::read_dir(&dir)?;
+            let entries = entries
+                .into_iter()
+                .map(|(name, meta)| {
+                    let followed = meta
+                        .is_symlink()
+                        .then(|| fsmeta::stat_followed(&dir.join(&name)).ok())
+                        .flatten();
+                    (name, meta, followed)
+                })
+                .collect::<Vec<_>>();
+            Ok(Some((own, entries)))
+        })
+        .await
+        .map_err(|err| self.refused("550 Failed to open directory.", err))?;
+        let Some((own, mut entries)) = listed else {
+            return Err(self.refused(
+                "501 Not a directory.",
+                Error::from(unftp_core::storage::ErrorKind::PermanentDirectoryNotAvailable),
+            ));
+        };
+        self.ready("150 Here comes the directory listing.".into());
+        entries.sort_unstable_by(|a, b| a.0.as_os_str().cmp(b.0.as_os_str()));
+        let context = facts::FactContext {
+            facts: self.shared.mlst_facts(),
+            rights: &e.rights,
+            asker: &e.asker,
+            hide_ids: self.shared.config.hide_ids,
+            parent: Some(&own),
+        };
+        let mut out = String::with_capacity(entries.len() * 96);
+        for (name, meta, followed) in &entries {
+            let name = name.to_string_lossy();
+            if !self.visible_in_listing(&name, true) {
+                continue;
+            }
+            out.push_str(&context.line(&name, meta, followed.as_ref()));
             out.push_str("\r\n");
         }
         Ok(io::Cursor::new(out.into_bytes()))

@@ -96,6 +96,11 @@ pub fn stat(path: &Path) -> io::Result<FileMeta> {
     Ok(FileMeta::from_std(&m, target))
 }
 
+/// `stat` (links followed): what a path names.
+pub fn stat_followed(path: &Path) -> io::Result<FileMeta> {
+    Ok(FileMeta::from_std(&std::fs::metadata(path)?, None))
+}
+
 /// Every entry of a directory with its metadata, skipping entries that vanish meanwhile.
 pub fn read_dir(path: &Path) -> io::Result<Vec<(PathBuf, FileMeta)>> {
     let mut out = Vec::new();

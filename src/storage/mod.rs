@@ -28,11 +28,13 @@ use crate::policy::NamePattern;
 use crate::protocol::ExitReason;
 use crate::tls::DataHandshake;
 use crate::worker::authenticator::SessionUser;
-use crate::worker::state::SessionShared;
+use crate::worker::state::{DataOutcome, SessionShared};
 
 mod directory;
+pub mod facts;
 pub mod fsmeta;
 pub mod listing;
+mod times;
 mod transfer;
 
 use fsmeta::FileMeta;
@@ -84,6 +86,8 @@ struct Entered {
     umask: u32,
     owners: OwnerNames,
     rights: Rights,
+    /// The user's ids, for the `perm` fact.
+    asker: facts::Asker,
 }
 
 #[derive(Debug)]
@@ -210,15 +214,39 @@ impl JailedStorage {
                 tracing::warn!(
                     "plain-text data connection refused (force_local_data_ssl / force_anon_data_ssl)"
                 );
-                Err(denied())
+                Err(self.refused("522 Data connections must be encrypted.", denied()))
             }
             Some(DataHandshake::Full) if self.shared.config.require_ssl_reuse => {
                 tracing::warn!(
                     "data connection TLS did not resume the control session (require_ssl_reuse)"
                 );
-                Err(denied())
+                Err(self.refused(
+                    "522 SSL connection failed: session reuse required",
+                    denied(),
+                ))
             }
             _ => Ok(()),
+        }
+    }
+
+    /// The transfer now reaching the storage backend is refused before a byte moved: the
+    /// relay sends `reply` instead of libunftp's `150` and error. Returns `err` for libunftp.
+    fn refused(&self, reply: &'static str, err: Error) -> Error {
+        self.shared.report_data(DataOutcome::Refused(reply));
+        err
+    }
+
+    /// The transfer starts: the relay lets the `150` through, in these words.
+    fn ready(&self, preliminary: String) {
+        self.shared.report_data(DataOutcome::Ready(preliminary));
+    }
+
+    /// `ASCII` or `BINARY`, as vsftpd's `150` names the type in force.
+    fn type_name(&self) -> &'static str {
+        if self.shared.ascii.load(Ordering::SeqCst) {
+            "ASCII"
+        } else {
+            "BINARY"
         }
     }
 
@@ -362,6 +390,7 @@ impl StorageBackend<SessionUser> for JailedStorage {
             umask: umask.0,
             owners,
             rights,
+            asker: facts::Asker::current(),
         });
         self.shared.logged_in.store(true, Ordering::SeqCst);
         Ok(())
@@ -390,9 +419,15 @@ impl StorageBackend<SessionUser> for JailedStorage {
         P: AsRef<Path> + Send + Debug,
     {
         self.data_connection_arrived();
-        let e = self.allow(|r| r.dirlist, path.as_ref())?;
+        let e = self
+            .allow(|r| r.dirlist, path.as_ref())
+            .map_err(|err| self.refused("550 Permission denied.", err))?;
         self.check_data_connection(e)?;
-        let mut entries = self.read_dir(path.as_ref()).await?;
+        let mut entries = self
+            .read_dir(path.as_ref())
+            .await
+            .map_err(|err| self.refused("550 Failed to open directory.", err))?;
+        self.ready("150 Here comes the directory listing.".into());
         entries.retain(|f| {
             f.path
                 .file_name()
@@ -468,14 +503,27 @@ impl StorageBackend<SessionUser> for JailedStorage {
     ) -> Result<Box<dyn AsyncRead + Send + Sync + Unpin>> {
         self.data_connection_arrived();
         let path = real_path(path.as_ref());
-        let e = self.allow(|r| r.download, &path)?;
+        let e = self
+            .allow(|r| r.download, &path)
+            .map_err(|err| self.refused("550 Permission denied.", err))?;
         self.check_data_connection(e)?;
-        let file = blocking(move || {
+        let shown = path.display().to_string();
+        let (file, size) = blocking(move || {
             let mut f = std::fs::File::open(path)?;
+            let meta = f.metadata()?;
+            if !meta.is_file() {
+                return Err(io::Error::from(io::ErrorKind::IsADirectory));
+            }
             io::Seek::seek(&mut f, io::SeekFrom::Start(start_pos))?;
-            Ok(f)
+            Ok((f, meta.len()))
         })
-        .await?;
+        .await
+        .map_err(|err| self.refused("550 Failed to open file.", err))?;
+        self.ready(format!(
+            "150 Opening {} mode data connection for {} ({size} bytes).",
+            self.type_name(),
+            listing::wire_name(&shown)
+        ));
         Ok(Box::new(tokio::io::BufReader::with_capacity(
             CHUNK,
             tokio::fs::File::from_std(file),

@@ -7,6 +7,13 @@
 //! worker's namespace instead: a one-shot listener whose one connection is spliced to the real
 //! one (TLS, when on, runs end to end through the splice).
 //!
+//! libunftp's PORT is IPv4 only and it drops a data connection whose peer is not the control
+//! connection's address, so for a client connected over IPv6 (EPRT `|2|`) the relay asks
+//! libunftp for `EPSV` instead: the binder then hands libunftp a listener on the client's own
+//! address inside the namespace ([`stand_in_listener`]) and connects to it *from* that
+//! address, spliced to the monitor's real connection; the relay answers the EPRT with the
+//! `200` in place of libunftp's `229`.
+//!
 //! It never asks for an address that has not passed vsftpd's rule (`control::port::allowed`):
 //! with `port_promiscuous = false`, only the client's own address and a port of 1024 or
 //! above. The relay checks it before asking; the monitor checks it again before connecting.
@@ -34,12 +41,21 @@ pub async fn prepare(
     target: SocketAddr,
     wait: Duration,
 ) -> Option<String> {
-    let IpAddr::V4(stand_in) = unmapped(shared.client_ip) else {
-        return None;
-    };
+    let client = unmapped(shared.client_ip);
     if let Some(tls) = &shared.tls {
         tls.new_data_connection();
     }
+    let real = connect(monitor, target).await?;
+    let IpAddr::V4(stand_in) = client else {
+        // IPv6: the binder splices it at libunftp's EPSV.
+        shared.set_stand_in(Some(real));
+        return Some("EPSV".into());
+    };
+    splice_port(real, stand_in, wait).await
+}
+
+/// The monitor's connection to `target` (it checks the address again).
+async fn connect(monitor: &MonitorClient, target: SocketAddr) -> Option<std::net::TcpStream> {
     let answer = monitor.ask(&Request::ConnectActive(target)).await;
     let real = match answer {
         Ok((Reply::Connected, Some(fd))) => std::net::TcpStream::from(fd),
@@ -56,6 +72,16 @@ pub async fn prepare(
             std::process::exit(crate::protocol::ExitReason::Error as i32);
         }
     };
+    Some(real)
+}
+
+/// IPv4: a one-shot listener on the client's address, whose one connection (libunftp's, at
+/// the PORT line returned) is spliced to `real`.
+async fn splice_port(
+    real: std::net::TcpStream,
+    stand_in: std::net::Ipv4Addr,
+    wait: Duration,
+) -> Option<String> {
     let spliced = async {
         real.set_nonblocking(true)?;
         let mut real = tokio::net::TcpStream::from_std(real)?;
@@ -92,6 +118,54 @@ pub async fn prepare(
             None
         }
     }
+}
+
+/// IPv6 (for libunftp's `EPSV` after an EPRT): the socket libunftp will listen on, bound to
+/// the client's address inside the namespace; a task connects to it from that same address
+/// (libunftp accepts only a peer with the control connection's address) once it listens, and
+/// splices that connection to `real`.
+pub fn stand_in_listener(
+    client: IpAddr,
+    real: std::net::TcpStream,
+    wait: Duration,
+) -> io::Result<tokio::net::TcpSocket> {
+    let socket = tokio::net::TcpSocket::new_v6()?;
+    socket.bind(SocketAddr::new(client, 0))?;
+    let listening = socket.local_addr()?;
+    real.set_nonblocking(true)?;
+    let mut real = tokio::net::TcpStream::from_std(real)?;
+    let _ = real.set_nodelay(true);
+    tokio::spawn(async move {
+        // libunftp listens right after the bind returns: retry briefly, bounded by `wait`.
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut engine = loop {
+            let Ok(from) = tokio::net::TcpSocket::new_v6() else {
+                return;
+            };
+            if from.bind(SocketAddr::new(client, 0)).is_err() {
+                return;
+            }
+            match from.connect(listening).await {
+                Ok(stream) => break stream,
+                Err(_) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot reach libunftp's stand-in listener");
+                    return;
+                }
+            }
+        };
+        let _ = engine.set_nodelay(true);
+        let _ = tokio::io::copy_bidirectional_with_sizes(
+            &mut engine,
+            &mut real,
+            SPLICE_BUFFER,
+            SPLICE_BUFFER,
+        )
+        .await;
+    });
+    Ok(socket)
 }
 
 /// Buffer per direction of the splice.

@@ -190,10 +190,8 @@ mod tests {
     #[test]
     fn opts_pbsz_and_prot_never_reach_libunftp_in_a_shape_it_refuses() {
         assert_eq!(answered("OPTS", "utf8 On"), "200 Always in UTF8 mode.");
-        assert_eq!(
-            answered("OPTS", "MLST type;size;modify;"),
-            "501 Option not understood."
-        );
+        // OPTS MLST is answered by the relay (it knows the session's facts).
+        assert_eq!(answered("OPTS", "MLSX"), "501 Option not understood.");
         assert_eq!(answered("OPTS", ""), "501 Option not understood.");
         assert_eq!(forwarded("PBSZ", "0"), None);
         assert_eq!(forwarded("PBSZ", "16384").as_deref(), Some("PBSZ 0"));

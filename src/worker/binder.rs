@@ -34,6 +34,12 @@ impl Binder for MonitorBinder {
         _in_namespace: IpAddr,
         _ignored: RangeInclusive<u16>,
     ) -> io::Result<TcpSocket> {
+        // An EPRT of an IPv6 client: libunftp's EPSV gets the stand-in for the monitor's
+        // active connection (`worker::active`), not a passive socket.
+        if let Some(real) = self.shared.take_stand_in() {
+            let wait = std::time::Duration::from_secs(self.shared.config.connect_timeout.max(1));
+            return crate::worker::active::stand_in_listener(self.shared.client_ip, real, wait);
+        }
         if let Some(tls) = &self.shared.tls {
             tls.new_data_connection();
         }

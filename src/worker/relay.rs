@@ -26,16 +26,20 @@ use crate::control::port;
 use crate::logging::Escaped;
 use crate::protocol::ExitReason;
 use crate::protocol::link::Preamble;
+use crate::storage::facts::FactSet;
 use crate::worker::active;
 use crate::worker::arguments::{self, DataType, Decision};
 pub use crate::worker::client::Client;
-use crate::worker::state::{ListFlags, MonitorClient, SessionShared};
+use crate::worker::state::{DataOutcome, ListFlags, MonitorClient, SessionShared};
 use crate::worker::status::{self, SessionStatus};
 
 /// Longest reply line accepted from libunftp.
 const MAX_ENGINE_LINE: usize = 1 << 20;
 /// Longest wait for libunftp to answer one command of the login, or to take a command.
 const ENGINE_TIMEOUT: Duration = Duration::from_secs(20);
+/// Longest a `150` is held back for the storage backend's word on the transfer (a client that
+/// connects its data connection only after the `150` gets it after this).
+const HOLD_PRELIMINARY: Duration = Duration::from_secs(2);
 
 type EngineRead = tokio::net::tcp::OwnedReadHalf;
 type EngineWrite = tokio::net::tcp::OwnedWriteHalf;
@@ -75,15 +79,46 @@ async fn active_mode(
             "500 Illegal PORT command."
         });
     }
-    if shared.client_ip.is_ipv6() {
-        // libunftp's data connection must come from the client's address, and its PORT is IPv4
-        // only (see `active`).
-        return Err("522 Active mode is not supported over IPv6; use EPSV.");
-    }
     let wait = Duration::from_secs(config.connect_timeout.max(1));
     active::prepare(shared, monitor, target, wait)
         .await
         .ok_or("425 Failed to establish connection.")
+}
+
+/// One reply line from libunftp as the client should see it, or `None` to drop it: a `150`
+/// waits for the storage backend's word (its refusal replaces the `150` and libunftp's error
+/// after it; its go-ahead gives the `150` vsftpd's words); the `229` of an EPSV standing in
+/// for an IPv6 EPRT becomes the EPRT's `200`.
+async fn reply_line(
+    shared: &SessionShared,
+    line: Vec<u8>,
+    refusal: &mut Option<&'static str>,
+) -> Option<Vec<u8>> {
+    if line.starts_with(b"150 ") {
+        return match shared.data_outcome(HOLD_PRELIMINARY).await {
+            Some(DataOutcome::Refused(text)) => {
+                *refusal = Some(text);
+                None
+            }
+            Some(DataOutcome::Ready(text)) => Some(text.into_bytes()),
+            None => Some(line),
+        };
+    }
+    let final_reply =
+        line.len() >= 4 && line[..3].iter().all(u8::is_ascii_digit) && line[3] == b' ';
+    if let Some(text) = refusal.take() {
+        if matches!(line.first(), Some(b'4' | b'5')) {
+            return Some(text.as_bytes().to_vec());
+        }
+    }
+    if final_reply && shared.eprt_pending.swap(false, Ordering::SeqCst) {
+        return Some(if line.starts_with(b"229 ") {
+            b"200 EPRT command successful. Consider using EPSV.".to_vec()
+        } else {
+            b"425 Failed to establish connection.".to_vec()
+        });
+    }
+    Some(line)
 }
 
 /// A complete reply from libunftp: all its lines, and its code.
@@ -302,9 +337,17 @@ async fn forward(
         let _ = client_write.shutdown().await;
     });
     let engine_to_client = to_client.clone();
+    let reply_shared = shared.clone();
     let mut replies = tokio::spawn(async move {
+        // A transfer the storage backend refused before a byte moved: its reply replaces
+        // libunftp's error, which follows the (dropped) 150.
+        let mut refusal: Option<&'static str> = None;
         while let Ok(Line::Text(line)) = engine_lines.next(&mut engine_read, MAX_ENGINE_LINE).await
         {
+            let line = match reply_line(&reply_shared, line, &mut refusal).await {
+                Some(line) => line,
+                None => continue,
+            };
             let mut bytes = arguments::engine_line(&line).unwrap_or(line);
             bytes.extend_from_slice(b"\r\n");
             if engine_to_client.send(bytes).await.is_err() {
@@ -332,6 +375,8 @@ async fn forward(
     // is done: vsftpd's ascii_upload_enable / ascii_download_enable are off by default and
     // rftpd has neither).
     let mut data_type = DataType::Ascii;
+    // RFC 2428 §4: after `EPSV ALL` only EPSV may set up a data connection.
+    let mut epsv_all = false;
     let reason = loop {
         let data_deadline = awaiting_data.map(|(at, _)| at);
         let next = tokio::select! {
@@ -418,9 +463,37 @@ async fn forward(
             "TYPE" => {
                 if let Ok((kind, _)) = arguments::data_type(argument) {
                     data_type = kind;
+                    shared
+                        .ascii
+                        .store(kind == DataType::Ascii, Ordering::SeqCst);
                 }
                 arguments::check(&verb, argument)
             }
+            "FEAT" => Some(Decision::Answer(
+                crate::control::features::list(
+                    shared.tls.is_some(),
+                    &shared.mlst_facts().feat_line(),
+                )
+                .into(),
+            )),
+            "OPTS" if argument.len() >= 4 && argument[..4].eq_ignore_ascii_case("MLST") => {
+                let (facts, reply) = FactSet::select(&argument[4..]);
+                shared.set_mlst_facts(facts);
+                Some(Decision::Answer(reply.into()))
+            }
+            "EPSV" => match argument.to_ascii_uppercase().as_str() {
+                "ALL" => {
+                    epsv_all = true;
+                    Some(Decision::Answer("200 EPSV ALL ok.".into()))
+                }
+                "" => Some(Decision::Forward("EPSV".into())),
+                "1" if !shared.client_ip.is_ipv6() => Some(Decision::Forward("EPSV".into())),
+                "2" if shared.client_ip.is_ipv6() => Some(Decision::Forward("EPSV".into())),
+                _ => Some(Decision::Answer("522 Bad network protocol.".into())),
+            },
+            "PASV" | "PORT" | "EPRT" if epsv_all => Some(Decision::Answer(
+                format!("550 {verb} not allowed after EPSV ALL.").into(),
+            )),
             "STAT" if argument.is_empty() => Some(Decision::Answer(
                 status::stat(&SessionStatus {
                     client_ip: shared.client_ip,
@@ -449,6 +522,26 @@ async fn forward(
                 continue;
             }
             Some(Decision::Forward(rewritten)) => rewritten,
+            // Answered by rftpd's SITE handlers (vsftpd's replies, MLST facts, MFMT).
+            None if matches!(verb.as_str(), "SIZE" | "MDTM" | "MFMT" | "MLST") => {
+                if argument.is_empty() {
+                    format!("SITE {verb}")
+                } else {
+                    format!("SITE {verb} {argument}")
+                }
+            }
+            // MLSD is listed by the storage backend, with rftpd's facts, as a flagged LIST.
+            None if verb == "MLSD" => {
+                shared.set_list_flags(ListFlags {
+                    mlsd: true,
+                    ..ListFlags::default()
+                });
+                if argument.is_empty() {
+                    "LIST".to_string()
+                } else {
+                    format!("LIST {argument}")
+                }
+            }
             None => line,
         };
         if verb == "PROT" && view.control_tls {
@@ -457,13 +550,29 @@ async fn forward(
         if matches!(verb.as_str(), "LIST" | "NLST") {
             shared.set_list_flags(ListFlags::parse(argument));
         }
+        if verb == "MFMT" && argument.is_empty() {
+            if to_client
+                .send(say("501 Syntax error in parameters or arguments."))
+                .await
+                .is_err()
+            {
+                break ExitReason::Closed;
+            }
+            continue;
+        }
         if verb == "CDUP" {
             shared.working_dir_up();
         }
         // Active mode: checked here, connected by the monitor, libunftp given a stand-in.
         let line = if matches!(verb.as_str(), "PORT" | "EPRT") {
             match active_mode(&shared, &monitor, &verb, argument).await {
-                Ok(engine_line) => engine_line,
+                Ok(engine_line) => {
+                    // IPv6: libunftp's EPSV stands in; its 229 becomes this command's 200.
+                    shared
+                        .eprt_pending
+                        .store(engine_line == "EPSV", Ordering::SeqCst);
+                    engine_line
+                }
                 Err(text) => {
                     if to_client.send(say(text)).await.is_err() {
                         break ExitReason::Closed;
@@ -480,6 +589,7 @@ async fn forward(
         ) {
             let seen = shared.data_connections.load(Ordering::SeqCst);
             awaiting_data = Some((tokio::time::Instant::now() + accept_timeout, seen));
+            shared.clear_data_outcome();
         }
         let mut bytes = line.into_bytes();
         bytes.extend_from_slice(b"\r\n");

@@ -77,6 +77,29 @@ pub struct SessionShared {
     /// The last reply of a session that must end, for the relay to send (inside TLS if on).
     ending: Mutex<Option<(String, ExitReason)>>,
     ending_notify: tokio::sync::Notify,
+    /// What the storage backend found when a transfer reached it (the relay holds libunftp's
+    /// `150` until it knows, so a refusal comes instead of the `150`, as with vsftpd).
+    data_outcome: Mutex<Option<DataOutcome>>,
+    data_outcome_notify: tokio::sync::Notify,
+    /// `TYPE A` is in force (for ascii_upload_enable / ascii_download_enable).
+    pub ascii: AtomicBool,
+    /// The MLST facts `OPTS MLST` selected (RFC 3659 §7.9).
+    mlst_facts: Mutex<crate::storage::facts::FactSet>,
+    /// An active (EPRT) connection the monitor made for an IPv6 client, waiting for the
+    /// binder to splice it to libunftp's passive listener (see `worker::active`).
+    stand_in: Mutex<Option<std::net::TcpStream>>,
+    /// The relay forwarded `EPSV` for an `EPRT`: its `229` is answered as the EPRT's `200`.
+    pub eprt_pending: AtomicBool,
+}
+
+/// What the storage backend found for the transfer the relay forwarded last.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DataOutcome {
+    /// The transfer starts: the preliminary reply to send (vsftpd's words).
+    Ready(String),
+    /// Refused before a byte moved: the reply to send instead of the `150` and libunftp's
+    /// error.
+    Refused(&'static str),
 }
 
 impl SessionShared {
@@ -101,6 +124,12 @@ impl SessionShared {
             working_dir: Mutex::new(std::path::PathBuf::from("/")),
             ending: Mutex::new(None),
             ending_notify: tokio::sync::Notify::new(),
+            data_outcome: Mutex::new(None),
+            data_outcome_notify: tokio::sync::Notify::new(),
+            ascii: AtomicBool::new(true),
+            mlst_facts: Mutex::new(crate::storage::facts::FactSet::default()),
+            stand_in: Mutex::new(None),
+            eprt_pending: AtomicBool::new(false),
         }
     }
 
@@ -151,6 +180,55 @@ impl SessionShared {
         std::mem::take(&mut *self.list_flags.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
+    /// The relay is about to forward a transfer command: forget an earlier outcome.
+    pub fn clear_data_outcome(&self) {
+        *self.data_outcome.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// The storage backend's word on the transfer now reaching it.
+    pub fn report_data(&self, outcome: DataOutcome) {
+        *self.data_outcome.lock().unwrap_or_else(|p| p.into_inner()) = Some(outcome);
+        self.data_outcome_notify.notify_one();
+    }
+
+    /// The outcome of the pending transfer, waiting at most `wait` for it.
+    pub async fn data_outcome(&self, wait: std::time::Duration) -> Option<DataOutcome> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if let Some(outcome) = self
+                .data_outcome
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take()
+            {
+                return Some(outcome);
+            }
+            let notified = self.data_outcome_notify.notified();
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return None;
+            }
+        }
+    }
+
+    pub fn set_stand_in(&self, real: Option<std::net::TcpStream>) {
+        *self.stand_in.lock().unwrap_or_else(|p| p.into_inner()) = real;
+    }
+
+    pub fn take_stand_in(&self) -> Option<std::net::TcpStream> {
+        self.stand_in
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
+    pub fn mlst_facts(&self) -> crate::storage::facts::FactSet {
+        *self.mlst_facts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn set_mlst_facts(&self, facts: crate::storage::facts::FactSet) {
+        *self.mlst_facts.lock().unwrap_or_else(|p| p.into_inner()) = facts;
+    }
+
     pub fn may_rename(&self) -> bool {
         self.rename_allowed
             .load(std::sync::atomic::Ordering::SeqCst)
@@ -164,6 +242,8 @@ pub struct ListFlags {
     pub all: bool,
     /// `-R`: subdirectories too (only with `ls_recurse_enable`).
     pub recursive: bool,
+    /// The client asked `MLSD` (the relay forwards it as `LIST`): RFC 3659 fact lines.
+    pub mlsd: bool,
 }
 
 impl ListFlags {
