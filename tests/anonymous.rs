@@ -171,7 +171,8 @@ fn anon_upload_enable_allows_new_files_only_owned_by_the_anonymous_account_with_
 
     // No overwrite, no append, no delete, no rename, no mkdir.
     let (reply, text) = ftp.transfer_out("STOR incoming/new.bin", b"overwritten\n");
-    assert_eq!(reply, 550, "overwrite: {text}");
+    // vsftpd creates an anonymous upload with O_EXCL: an existing name is its 553.
+    assert_eq!(reply, 553, "overwrite: {text}");
     let (reply, text) = ftp.transfer_out("APPE incoming/new.bin", b"appended\n");
     assert!(reply >= 400, "APPE: {text}");
     assert_eq!(

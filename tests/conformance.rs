@@ -401,3 +401,38 @@ fn eprt_over_ipv6_works_and_keeps_the_bounce_protection() {
     let (code, _) = ftp.cmd("EPRT |1|127.0.0.1|2121|");
     assert_eq!(code, 500);
 }
+
+#[test]
+fn verbs_without_a_handler_get_their_table_replies_and_the_session_goes_on() {
+    if !common::require_root() {
+        return;
+    }
+    let mut s = Session::new(WRITABLE);
+    for (line, want) in [
+        ("ALLO 100", "202 ALLO command ignored."),
+        ("HOST example.org", "503 HOST not allowed after login."),
+        ("SMNT /", "502 Command not implemented."),
+        ("REIN", "502 Command not implemented."),
+        ("CLNT tester", "502 Command not implemented."),
+        ("LANG en", "502 Command not implemented."),
+        ("AVBL", "502 Command not implemented."),
+        ("ADAT x", "502 Command not implemented."),
+        ("MIC x", "502 Command not implemented."),
+        ("CONF x", "502 Command not implemented."),
+        ("ENC x", "502 Command not implemented."),
+        ("SYST", "215 UNIX Type: L8"),
+        ("PASS again", "230 Already logged in."),
+        ("USER again", "530 Can't change to another user."),
+        ("AUTH TLS", "503 Already logged in."),
+        ("SITE HELP", "214 CHMOD UMASK UTIME HELP"),
+    ] {
+        let (_, text) = s.ftp.cmd(line);
+        assert_eq!(text, want, "{line}");
+        assert_eq!(s.ftp.cmd("NOOP").0, 200, "NOOP after {line}");
+    }
+    for line in ["ACCT x", "ABOR", "CCC", "SITE NOSUCH", "STOU"] {
+        let (code, text) = s.ftp.cmd(line);
+        assert!((200..600).contains(&code), "{line}: {text}");
+        assert_eq!(s.ftp.cmd("NOOP").0, 200, "NOOP after {line}");
+    }
+}

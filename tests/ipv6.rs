@@ -75,13 +75,18 @@ fn one_server_serves_sessions_over_ipv6_and_ipv4() {
             .is_some(),
         "the login over IPv6 should be logged with the client address ::1"
     );
-    // Active mode is IPv4 only (the FTP engine's PORT is): refused plainly, nothing connects.
+    // Active mode over IPv6 (issue 12, part 8; more in tests/conformance.rs and
+    // tests/clients.rs): EPRT |2| to the client's own address is connected.
     let listener = std::net::TcpListener::bind("[::1]:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let (reply, text) = ftp.cmd(&format!("EPRT |2|::1|{port}|"));
-    assert_eq!(reply, 522, "EPRT over IPv6: {text}");
-    listener.set_nonblocking(true).unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    assert!(listener.accept().is_err(), "rftpd connected anyway");
+    assert_eq!(reply, 200, "EPRT over IPv6: {text}");
+    let (mut data, _) = listener.accept().expect("the active connection");
+    let (reply, text) = ftp.cmd("LIST");
+    assert_eq!(reply, 150, "LIST over EPRT: {text}");
+    let mut listing = String::new();
+    std::io::Read::read_to_string(&mut data, &mut listing).unwrap();
+    assert!(list_line(&listing, "over-both.txt").is_some(), "{listing}");
+    assert_eq!(ftp.read_reply().unwrap().0, 226);
     assert_eq!(ftp.cmd("NOOP").0, 200);
 }

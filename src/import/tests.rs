@@ -191,6 +191,14 @@ fn booleans_accept_vsftpds_spellings() {
 }
 
 #[test]
+fn times_and_ascii_settings_are_carried_over() {
+    let (config, _) = run("mdtm_write=NO\nascii_upload_enable=YES\nascii_download_enable=YES\n");
+    assert!(!config.mdtm_write && config.ascii_upload_enable && config.ascii_download_enable);
+    let (config, _) = run("");
+    assert!(config.mdtm_write && !config.ascii_upload_enable && !config.ascii_download_enable);
+}
+
+#[test]
 fn the_last_of_repeated_settings_wins() {
     let (config, imported) = run("listen=YES\nwrite_enable=NO\nwrite_enable=YES\n");
     assert!(config.write_enable);

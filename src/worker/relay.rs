@@ -95,7 +95,11 @@ async fn reply_line(
     refusal: &mut Option<&'static str>,
 ) -> Option<Vec<u8>> {
     if line.starts_with(b"150 ") {
-        return match shared.data_outcome(HOLD_PRELIMINARY).await {
+        shared.holding_preliminary.store(true, Ordering::SeqCst);
+        let outcome = shared.data_outcome(HOLD_PRELIMINARY).await;
+        shared.holding_preliminary.store(false, Ordering::SeqCst);
+        return match outcome {
+            Some(DataOutcome::Abandoned(text)) => Some(text.as_bytes().to_vec()),
             Some(DataOutcome::Refused(text)) => {
                 *refusal = Some(text);
                 None
@@ -386,7 +390,13 @@ async fn forward(
                     && shared.data_connections.load(Ordering::SeqCst) == seen
                 {
                     tracing::info!(seconds = accept_timeout.as_secs(), "no data connection in time");
-                    let _ = to_client.send(say("425 Failed to establish connection.")).await;
+                    const NO_DATA: &str = "425 Failed to establish connection.";
+                    if shared.holding_preliminary.load(Ordering::SeqCst) {
+                        // The 150 is still held: the 425 takes its place.
+                        shared.report_data(DataOutcome::Abandoned(NO_DATA));
+                    } else {
+                        let _ = to_client.send(say(NO_DATA)).await;
+                    }
                 }
                 continue;
             }
@@ -447,6 +457,13 @@ async fn forward(
             "NOOP" => Some("200 NOOP ok."),
             // libunftp accepts RNFR without asking the storage backend.
             "RNFR" | "RNTO" if !shared.may_rename() => Some("550 Permission denied."),
+            "ALLO" => Some("202 ALLO command ignored."),
+            // RFC 7151: HOST only before login.
+            "HOST" => Some("503 HOST not allowed after login."),
+            // Verbs rftpd (and vsftpd) lack: RFC 959's 502, not libunftp's 500.
+            "SMNT" | "REIN" | "CLNT" | "LANG" | "AVBL" | "ADAT" | "MIC" | "CONF" | "ENC" => {
+                Some("502 Command not implemented.")
+            }
             // vsftpd with port_enable = NO does not know the commands at all.
             "PORT" | "EPRT" if !config.port_enable => Some("500 Unknown command."),
             _ => None,
@@ -476,7 +493,12 @@ async fn forward(
                 )
                 .into(),
             )),
-            "OPTS" if argument.len() >= 4 && argument[..4].eq_ignore_ascii_case("MLST") => {
+            "OPTS"
+                if argument
+                    .get(..4)
+                    .is_some_and(|w| w.eq_ignore_ascii_case("MLST"))
+                    && argument[4..].chars().next().is_none_or(|c| c == ' ') =>
+            {
                 let (facts, reply) = FactSet::select(&argument[4..]);
                 shared.set_mlst_facts(facts);
                 Some(Decision::Answer(reply.into()))

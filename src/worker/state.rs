@@ -88,6 +88,8 @@ pub struct SessionShared {
     /// An active (EPRT) connection the monitor made for an IPv6 client, waiting for the
     /// binder to splice it to libunftp's passive listener (see `worker::active`).
     stand_in: Mutex<Option<std::net::TcpStream>>,
+    /// The relay holds a `150` back, waiting for the storage backend's word.
+    pub holding_preliminary: AtomicBool,
     /// The relay forwarded `EPSV` for an `EPRT`: its `229` is answered as the EPRT's `200`.
     pub eprt_pending: AtomicBool,
 }
@@ -100,6 +102,9 @@ pub enum DataOutcome {
     /// Refused before a byte moved: the reply to send instead of the `150` and libunftp's
     /// error.
     Refused(&'static str),
+    /// No data connection came in time (`accept_timeout`): the reply to send instead of the
+    /// `150` (libunftp sends nothing more).
+    Abandoned(&'static str),
 }
 
 impl SessionShared {
@@ -130,6 +135,7 @@ impl SessionShared {
             mlst_facts: Mutex::new(crate::storage::facts::FactSet::default()),
             stand_in: Mutex::new(None),
             eprt_pending: AtomicBool::new(false),
+            holding_preliminary: AtomicBool::new(false),
         }
     }
 

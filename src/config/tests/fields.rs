@@ -151,6 +151,8 @@ fn the_new_keys_have_the_documented_defaults() {
     assert_eq!((c.banner_file.as_ref(), c.hide_file.as_ref()), (None, None));
     assert_eq!(c.deny_file, None);
     assert!(!c.force_dot_files && !c.ls_recurse_enable && c.chmod_enable);
+    // vsftpd's defaults: mdtm_write YES, no ASCII conversion.
+    assert!(c.mdtm_write && !c.ascii_upload_enable && !c.ascii_download_enable);
     assert!(!c.ssl_enable && !c.implicit_ssl);
     assert_eq!(
         c.rsa_cert_file,
