@@ -110,10 +110,10 @@ async fn reply_line(
     }
     let final_reply =
         line.len() >= 4 && line[..3].iter().all(u8::is_ascii_digit) && line[3] == b' ';
-    if let Some(text) = refusal.take() {
-        if matches!(line.first(), Some(b'4' | b'5')) {
-            return Some(text.as_bytes().to_vec());
-        }
+    if let Some(text) = refusal.take()
+        && matches!(line.first(), Some(b'4' | b'5'))
+    {
+        return Some(text.as_bytes().to_vec());
     }
     if final_reply && shared.eprt_pending.swap(false, Ordering::SeqCst) {
         return Some(if line.starts_with(b"229 ") {
