@@ -101,9 +101,7 @@ impl JailedStorage {
         let e = self.allow(|r| r.dirlist, path).map_err(refused)?;
         self.check_data_connection(e).map_err(refused)?;
         let dir = real_path(path);
-        let mut names = blocking(move || fsmeta::read_names(&dir))
-            .await
-            .map_err(refused)?;
+        let mut names = on_session_thread(|| fsmeta::read_names(&dir)).map_err(refused)?;
         names.retain(|name| self.visible_in_listing(name, flags.all));
         names.sort_unstable();
         let mut out = String::with_capacity(names.iter().map(|n| n.len() + 2).sum());

@@ -126,7 +126,17 @@ fn climbs_above_root(path: &Path) -> bool {
     false
 }
 
-async fn blocking<T: Send + 'static>(
+/// A short file-system call (open, stat, a directory read, one small read or write), made on
+/// the session's own thread. The worker serves exactly one session, so this blocks nobody
+/// else (vsftpd makes every call this way), and it saves the two thread switches of a
+/// blocking-pool hop — most of the cost of a small file or a `CWD`. Long streams use
+/// [`offload`] instead, so that disk and network overlap.
+fn on_session_thread<T>(f: impl FnOnce() -> io::Result<T>) -> Result<T> {
+    f().map_err(Error::from)
+}
+
+/// One step of a long transfer (a read-ahead or write-behind chunk) on the blocking pool.
+async fn offload<T: Send + 'static>(
     f: impl FnOnce() -> io::Result<T> + Send + 'static,
 ) -> Result<T> {
     match tokio::task::spawn_blocking(f).await {
@@ -255,7 +265,7 @@ impl JailedStorage {
     /// A directory's entries as `Fileinfo`s (vanished entries skipped).
     async fn read_dir(&self, path: &Path) -> Result<Vec<Fileinfo<PathBuf, FileMeta>>> {
         let path = real_path(path);
-        let entries = blocking(move || fsmeta::read_dir(&path)).await?;
+        let entries = on_session_thread(|| fsmeta::read_dir(&path))?;
         Ok(entries
             .into_iter()
             .map(|(path, metadata)| Fileinfo { path, metadata })
@@ -274,8 +284,7 @@ impl JailedStorage {
         self.allow(|r| r.chmod, &path)?;
         // SECURITY: permission bits only, never setuid/setgid/sticky (vsftpd masks the same).
         let mode = mode & 0o777;
-        blocking(move || std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)))
-            .await
+        on_session_thread(|| std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)))
     }
 
     fn rights_for(&self, anonymous: bool) -> Rights {
@@ -378,7 +387,7 @@ impl StorageBackend<SessionUser> for JailedStorage {
     ) -> Result<FileMeta> {
         self.allow(|_| true, path.as_ref())?;
         let path = real_path(path.as_ref());
-        blocking(move || fsmeta::stat(&path)).await
+        on_session_thread(|| fsmeta::stat(&path))
     }
 
     async fn list<P>(
@@ -470,12 +479,11 @@ impl StorageBackend<SessionUser> for JailedStorage {
         let path = real_path(path.as_ref());
         let e = self.allow(|r| r.download, &path)?;
         self.check_data_connection(e)?;
-        let file = blocking(move || {
+        let file = on_session_thread(|| {
             let mut f = std::fs::File::open(path)?;
             io::Seek::seek(&mut f, io::SeekFrom::Start(start_pos))?;
             Ok(f)
-        })
-        .await?;
+        })?;
         Ok(Box::new(tokio::io::BufReader::with_capacity(
             CHUNK,
             tokio::fs::File::from_std(file),
@@ -522,10 +530,8 @@ impl StorageBackend<SessionUser> for JailedStorage {
         let path = path.as_ref().to_path_buf();
         self.allow(|_| true, &path)?;
         let real = real_path(&path);
-        match tokio::task::spawn_blocking(move || fsmeta::can_enter(&real)).await {
-            Ok(r) => r?,
-            Err(e) => return Err(Error::new(ErrorKind::LocalError, e)),
-        }
+        // On the session's thread: a CWD costs no blocking-pool hop.
+        fsmeta::can_enter(&real)?;
         self.shared.set_working_dir(path);
         Ok(())
     }

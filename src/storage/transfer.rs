@@ -27,19 +27,18 @@ impl JailedStorage {
         let e = self.allow(|r| r.download, &path)?;
         self.check_data_connection(e)?;
         let _transfer = Transfer::start(&self.shared);
-        // One trip to the blocking pool opens the file, learns its size and reads the first
-        // chunk: a small file costs a single hop and a buffer of its own size.
-        let (file, first, size) = blocking(move || {
+        // Open, size and the first chunk on the session's thread: a small file costs no
+        // thread switch and a buffer of its own size.
+        let (file, first, size) = on_session_thread(|| {
             let file = std::fs::File::open(path)?;
             let size = file.metadata()?.len();
             let mut buf = vec![0u8; chunk_for(size.saturating_sub(start_pos))];
             let n = file.read_at(&mut buf, start_pos)?;
             buf.truncate(n);
             Ok((Arc::new(file), buf, size))
-        })
-        .await?;
+        })?;
         let read_at = |file: Arc<std::fs::File>, mut buf: Vec<u8>, offset: u64| {
-            blocking(move || {
+            offload(move || {
                 let n = file.read_at(&mut buf, offset)?;
                 buf.truncate(n);
                 Ok(buf)
@@ -86,29 +85,26 @@ impl JailedStorage {
         self.check_data_connection(e)?;
         let _transfer = Transfer::start(&self.shared);
         let mode = self.shared.config.file_open_mode.0;
-        let file = Arc::new(
-            blocking(move || {
-                let mut options = std::fs::OpenOptions::new();
-                // The kernel applies the process umask (local_umask / anon_umask) to `mode`.
-                options.write(true).mode(mode);
-                if may_modify {
-                    options.create(true);
-                } else {
-                    options.create_new(true);
-                }
-                // A fresh upload truncates at open: an ftruncate() after open would make ext4
-                // flush the file at close() (its auto_da_alloc), inside the transfer.
-                if start_pos == 0 {
-                    options.truncate(true);
-                }
-                let f = options.open(path)?;
-                if start_pos > 0 {
-                    f.set_len(start_pos)?;
-                }
-                Ok(f)
-            })
-            .await?,
-        );
+        let file = Arc::new(on_session_thread(|| {
+            let mut options = std::fs::OpenOptions::new();
+            // The kernel applies the process umask (local_umask / anon_umask) to `mode`.
+            options.write(true).mode(mode);
+            if may_modify {
+                options.create(true);
+            } else {
+                options.create_new(true);
+            }
+            // A fresh upload truncates at open: an ftruncate() after open would make ext4
+            // flush the file at close() (its auto_da_alloc), inside the transfer.
+            if start_pos == 0 {
+                options.truncate(true);
+            }
+            let f = options.open(path)?;
+            if start_pos > 0 {
+                f.set_len(start_pos)?;
+            }
+            Ok(f)
+        })?);
         // Pipeline: the next chunk arrives from the network while this one goes to disk.
         // Small uploads get a small buffer; one that fills it switches to full chunks.
         let mut offset = start_pos;
@@ -117,7 +113,8 @@ impl JailedStorage {
         let mut in_flight: Option<tokio::task::JoinHandle<io::Result<Vec<u8>>>> = None;
         loop {
             let n = self.within_data_timeout(fill(&mut input, &mut buf)).await?;
-            if n == buf.len() {
+            let ended = n < buf.len();
+            if !ended {
                 want = CHUNK;
             }
             let mut spare = match in_flight.take() {
@@ -128,6 +125,12 @@ impl JailedStorage {
                 None => Vec::new(),
             };
             if n == 0 {
+                break;
+            }
+            if ended {
+                // The last (for a small file: the only) chunk: nothing left to overlap with.
+                on_session_thread(|| file.write_all_at(&buf[..n], offset))?;
+                offset += n as u64;
                 break;
             }
             spare.resize(want, 0);

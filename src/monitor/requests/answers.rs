@@ -174,9 +174,16 @@ impl Monitor<'_> {
 
     pub(super) fn bind_passive(&mut self) {
         // SECURITY: one passive listener per session; asking again closes the previous one.
+        // Besides it the session holds at most one reserved port (bound, not listening: it
+        // accepts nothing), made after this answer so the next PASV skips the port scan.
         self.passive = None;
         let addresses = self.setup.addresses;
-        match self.ports.bind(addresses.local_ip, addresses.client.ip()) {
+        let (ip, client) = (addresses.local_ip, addresses.client.ip());
+        let reserved = match self.spare.take() {
+            Some(r) if r.is_for(ip, client) => Ok(r),
+            _ => self.ports.reserve(ip, client),
+        };
+        match reserved.and_then(|r| r.listen()) {
             Ok(p) => {
                 let listener = p.listener().try_clone_to_owned();
                 self.passive = Some(p);
@@ -184,9 +191,11 @@ impl Monitor<'_> {
                     Ok(l) => self.reply(Peer::Worker, &Reply::Bound, Some(l.as_fd())),
                     Err(_) => self.reply(Peer::Worker, &Reply::NotBound, None),
                 }
+                // Off the worker's path: it already has its answer.
+                self.spare = self.ports.reserve(ip, client).ok();
             }
             Err(e) => {
-                tracing::warn!(error = %e, address = %addresses.local_ip, "no passive socket");
+                tracing::warn!(error = %e, address = %ip, "no passive socket");
                 self.reply(Peer::Worker, &Reply::NotBound, None);
             }
         }

@@ -18,7 +18,7 @@ use nix::unistd::Pid;
 
 mod answers;
 
-use super::passive::{Passive, PassivePorts};
+use super::passive::{Passive, PassivePorts, Reserved};
 use super::{Child, SessionSetup};
 use crate::auth::PamLogin;
 use crate::protocol::ExitReason;
@@ -121,6 +121,8 @@ struct Monitor<'a> {
     ports: PassivePorts,
     /// The one passive listener this session may have.
     passive: Option<Passive>,
+    /// The port reserved for its next passive request (see `bind_passive`).
+    spare: Option<Reserved>,
     /// Why the session must end now (a broken rule), for the log.
     violation: Option<String>,
     /// When to kill children that are still alive (their partner is gone, or logins ran out).
@@ -155,6 +157,7 @@ pub fn serve(
         pam: None,
         ports: PassivePorts::from_config(setup.config),
         passive: None,
+        spare: None,
         violation: None,
         kill_at: None,
         tls_files: None,
@@ -193,7 +196,11 @@ impl Monitor<'_> {
     fn next_deadline(&self) -> Option<Instant> {
         let accept_timeout = Duration::from_secs(self.setup.config.accept_timeout.max(1));
         let expiry = self.passive.as_ref().map(|p| p.expires(accept_timeout));
-        [expiry, self.kill_at].into_iter().flatten().min()
+        let spare_expiry = self.spare.as_ref().map(|r| r.expires(accept_timeout));
+        [expiry, spare_expiry, self.kill_at]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn wait_and_answer(&mut self, buf: &mut [u8]) {
@@ -244,6 +251,14 @@ impl Monitor<'_> {
             // SECURITY: an unused passive port does not stay open.
             self.passive = None;
         }
+        if self
+            .spare
+            .as_ref()
+            .is_some_and(|r| r.expires(accept_timeout) <= now)
+        {
+            // An idle session gives its reserved port back to the range.
+            self.spare = None;
+        }
         if self.kill_at.is_some_and(|at| at <= now) {
             self.kill_at = None;
             self.drain_channels();
@@ -283,6 +298,7 @@ impl Monitor<'_> {
                     w.channel = None;
                 }
                 self.passive = None;
+                self.spare = None;
             }
         }
         // The partner notices on its own (its link closes); if it does not, it is killed.
@@ -416,6 +432,7 @@ impl Monitor<'_> {
             self.kill_children();
         }
         self.passive = None;
+        self.spare = None;
         let prelogin = self.prelogin.pid.map(reap);
         let worker = self.worker.as_ref().and_then(|w| w.pid).map(reap);
         for (role, status) in [("pre-login process", &prelogin), ("worker", &worker)] {
