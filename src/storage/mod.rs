@@ -34,6 +34,7 @@ mod directory;
 pub mod fsmeta;
 pub mod listing;
 mod transfer;
+mod zero_copy;
 
 use fsmeta::FileMeta;
 use listing::{OwnerNames, format_entry};
@@ -211,9 +212,10 @@ impl JailedStorage {
     }
 
     /// A data connection is about to carry data: refuse it if it is not protected as required.
-    fn check_data_connection(&self, entered: &Entered) -> Result<()> {
+    /// `Ok(true)`: it began with a TLS handshake.
+    fn check_data_connection(&self, entered: &Entered) -> Result<bool> {
         let Some(tls) = &self.shared.tls else {
-            return Ok(());
+            return Ok(false);
         };
         match tls.take_data_handshake() {
             None if entered.rights.data_tls_required => {
@@ -228,7 +230,7 @@ impl JailedStorage {
                 );
                 Err(denied())
             }
-            _ => Ok(()),
+            seen => Ok(seen.is_some()),
         }
     }
 

@@ -9,6 +9,7 @@ use std::path::Path;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use unftp_core::storage::{Error, ErrorKind, Result};
 
+use super::zero_copy;
 use super::*;
 
 impl JailedStorage {
@@ -25,17 +26,25 @@ impl JailedStorage {
         self.data_connection_arrived();
         let path = real_path(path);
         let e = self.allow(|r| r.download, &path)?;
-        self.check_data_connection(e)?;
+        let tls_seen = self.check_data_connection(e)?;
         let _transfer = Transfer::start(&self.shared);
         // Open, size and the first chunk on the session's thread: a small file costs no
         // thread switch and a buffer of its own size.
-        let (file, first, size) = on_session_thread(|| {
-            let file = std::fs::File::open(path)?;
+        let (file, size) = on_session_thread(|| {
+            let file = std::fs::File::open(&path)?;
             let size = file.metadata()?.len();
+            Ok((file, size))
+        })?;
+        if size.saturating_sub(start_pos) >= zero_copy::MIN_SIZE
+            && let Some(socket) = self.plain_data_socket(tls_seen)
+        {
+            return self.send_file(socket, &file, start_pos).await;
+        }
+        let (file, first) = on_session_thread(move || {
             let mut buf = vec![0u8; chunk_for(size.saturating_sub(start_pos))];
             let n = file.read_at(&mut buf, start_pos)?;
             buf.truncate(n);
-            Ok((Arc::new(file), buf, size))
+            Ok((Arc::new(file), buf))
         })?;
         let read_at = |file: Arc<std::fs::File>, mut buf: Vec<u8>, offset: u64| {
             offload(move || {

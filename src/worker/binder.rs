@@ -37,11 +37,21 @@ impl Binder for MonitorBinder {
         if let Some(tls) = &self.shared.tls {
             tls.new_data_connection();
         }
+        *self
+            .shared
+            .passive_address
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = None;
         let answer = self.monitor.ask(&Request::BindPassive).await?;
         match answer {
             (Reply::Bound, Some(fd)) => {
                 let stream = std::net::TcpStream::from(fd);
                 stream.set_nonblocking(true)?;
+                *self
+                    .shared
+                    .passive_address
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = stream.local_addr().ok();
                 Ok(TcpSocket::from_std_stream(stream))
             }
             (Reply::NotBound, None) => {

@@ -206,6 +206,9 @@ pub async fn run(link: Client, engine: tokio::net::TcpStream, setup: RelaySetup)
     }
     if let Some(private) = setup.preamble.prot_private {
         replay.push(if private { "PROT P" } else { "PROT C" }.into());
+        shared
+            .data_private
+            .store(private, std::sync::atomic::Ordering::SeqCst);
     }
     for line in replay {
         match engine_round_trip(
@@ -453,6 +456,13 @@ async fn forward(
         };
         if verb == "PROT" && view.control_tls {
             view.prot_private = line.ends_with('P');
+        }
+        if verb == "PROT" {
+            // Anything but a clear `PROT C` counts as private: a download then never takes the
+            // zero-copy path, which must not bypass TLS.
+            shared
+                .data_private
+                .store(!line.ends_with('C'), std::sync::atomic::Ordering::SeqCst);
         }
         if matches!(verb.as_str(), "LIST" | "NLST") {
             shared.set_list_flags(ListFlags::parse(argument));

@@ -68,6 +68,11 @@ pub struct SessionShared {
     pub transfers: AtomicUsize,
     /// Data connections that have reached the storage layer (for `accept_timeout`).
     pub data_connections: AtomicUsize,
+    /// Where the passive listener now handed to libunftp is bound (host side), so a download
+    /// can find its accepted data socket for `sendfile` (see `storage::zero_copy`).
+    pub passive_address: Mutex<Option<std::net::SocketAddr>>,
+    /// `PROT P` is in force (the relay's view of the control connection's commands).
+    pub data_private: AtomicBool,
     /// Options of the last LIST/NLST (libunftp drops them; the relay passes them on here).
     list_flags: Mutex<ListFlags>,
     /// libunftp's working directory, mirrored for SITE CHMOD's relative paths (libunftp gives
@@ -97,6 +102,8 @@ impl SessionShared {
             tls,
             transfers: AtomicUsize::new(0),
             data_connections: AtomicUsize::new(0),
+            passive_address: Mutex::new(None),
+            data_private: AtomicBool::new(false),
             list_flags: Mutex::new(ListFlags::default()),
             working_dir: Mutex::new(std::path::PathBuf::from("/")),
             ending: Mutex::new(None),
