@@ -24,6 +24,7 @@ pub(super) enum Kind {
     Ipv4,
     Ipv6,
     Mode,
+    Networks,
 }
 
 impl Kind {
@@ -39,6 +40,9 @@ impl Kind {
             Kind::Ipv6 => "an IPv6 address (a string such as \"2001:db8::1\")",
             Kind::Mode => {
                 "an octal file mode up to 0o7777 (an integer such as 0o022, or a string such as \"022\")"
+            }
+            Kind::Networks => {
+                "a list of addresses or networks (such as [\"192.0.2.10\", \"10.0.0.0/8\"])"
             }
         }
     }
@@ -131,6 +135,8 @@ fields! {
     accept_timeout: Seconds,
     connect_timeout: Seconds,
     login_timeout: Seconds,
+    proxy_protocol: Bool,
+    proxy_protocol_from: Networks,
     ssl_enable: Bool,
     rsa_cert_file: Path,
     rsa_private_key_file: Path,
@@ -194,6 +200,7 @@ pub(super) fn related_keys(key: &str) -> &'static [&'static str] {
         "user_sub_token" => &["local_root"],
         "userlist_file" => &["userlist_enable"],
         "ban_window" | "ban_time" => &["ban_failed_logins"],
+        "proxy_protocol_from" => &["proxy_protocol"],
         "rsa_cert_file" | "rsa_private_key_file" => &["ssl_enable"],
         "ssl_tlsv1_2" => &["ssl_tlsv1_3", "ssl_enable"],
         _ => &[],

@@ -23,6 +23,7 @@
 //! - `write`: the commented TOML writer, [`Config::to_toml_string`];
 //! - `host`: the checks against this host (account, empty jail) and the loaders running them;
 //! - `queries`: the per-user questions and [`Config::warnings`];
+//! - `network`: the [`Network`] value type (an address or `address/prefix`);
 //! - `mode`, `error`: the [`Mode`] value type and [`ConfigError`]/[`ConfigErrors`].
 //!
 //! What it must never do:
@@ -40,6 +41,7 @@ mod error;
 mod host;
 mod keys;
 mod mode;
+mod network;
 mod parse;
 mod queries;
 mod validate;
@@ -55,6 +57,7 @@ use serde::{Deserialize, Serialize};
 
 pub use error::{ConfigError, ConfigErrors};
 pub use mode::Mode;
+pub use network::Network;
 
 /// Where the daemon looks for its configuration when none is named on the command line.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/rftpd.toml";
@@ -219,6 +222,16 @@ pub struct Config {
     /// (default 60). Not a vsftpd option.
     pub login_timeout: u64,
 
+    // --- Behind a load balancer ---
+    /// Read a PROXY protocol (v1 or v2) header at the start of every control connection from
+    /// an address in `proxy_protocol_from`, and take the client address it carries as the
+    /// client's (default false). Not a vsftpd option.
+    pub proxy_protocol: bool,
+    /// The load balancers allowed to send a PROXY header: addresses or networks (default
+    /// empty; must not be empty with `proxy_protocol`). A listed peer that sends no header is
+    /// refused; any other peer that sends one is refused. Not a vsftpd option.
+    pub proxy_protocol_from: Vec<Network>,
+
     // --- TLS (explicit FTPS) ---
     /// Offer `AUTH TLS` (default false).
     pub ssl_enable: bool,
@@ -319,6 +332,8 @@ impl Default for Config {
             accept_timeout: 60,
             connect_timeout: 60,
             login_timeout: 60,
+            proxy_protocol: false,
+            proxy_protocol_from: Vec::new(),
             ssl_enable: false,
             rsa_cert_file: PathBuf::from("/etc/ssl/certs/ssl-cert-snakeoil.pem"),
             rsa_private_key_file: PathBuf::from("/etc/ssl/private/ssl-cert-snakeoil.key"),

@@ -130,6 +130,15 @@ impl Config {
             }
         }
 
+        if self.proxy_protocol && self.proxy_protocol_from.is_empty() {
+            add(
+                "proxy_protocol_from",
+                "is empty while `proxy_protocol` is true: list the load balancers' addresses \
+                 (such as [\"192.0.2.10\"]); rftpd reads a PROXY header from those only"
+                    .to_owned(),
+            );
+        }
+
         let user = &self.ftp_username;
         if user.is_empty() {
             add("ftp_username", "must not be empty".to_owned());

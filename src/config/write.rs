@@ -107,6 +107,14 @@ impl Config {
         line(o, "accept_timeout", self.accept_timeout);
         line(o, "connect_timeout", self.connect_timeout);
         line(o, "login_timeout", self.login_timeout);
+        out_comment(o, "Behind a load balancer");
+        line(o, "proxy_protocol", self.proxy_protocol);
+        let from: Vec<String> = self
+            .proxy_protocol_from
+            .iter()
+            .map(|n| toml_string(&n.to_string()))
+            .collect();
+        line(o, "proxy_protocol_from", format!("[{}]", from.join(", ")));
         out_comment(o, "TLS (explicit FTPS)");
         line(o, "ssl_enable", self.ssl_enable);
         path(o, "rsa_cert_file", &self.rsa_cert_file);

@@ -54,12 +54,20 @@ pub struct Handover<'a> {
     pub banner: &'a str,
     /// The spawner's empty network namespace, for the pre-login process.
     pub empty_net: Option<std::os::fd::BorrowedFd<'a>>,
+    /// The client's address from a trusted load balancer's PROXY header (`proxy_protocol`),
+    /// read and checked by the master; `None` = the socket's peer is the client.
+    pub proxied_client: Option<SocketAddr>,
 }
 
 /// The two ends of the control connection, as the host sees them.
 #[derive(Debug, Clone, Copy)]
 pub struct Addresses {
+    /// The client: the socket's peer, or the address a trusted load balancer's PROXY header
+    /// carried. Every check and log line of the session uses this one (`PAM_RHOST`,
+    /// PORT/EPRT, the passive data connection's peer, the worker's `STAT`).
     pub client: SocketAddr,
+    /// The load balancer the connection came through (`proxy_protocol`), for the logs.
+    pub proxy: Option<SocketAddr>,
     /// Where the client connected to: data sockets are made here and nowhere else.
     pub local_ip: IpAddr,
 }
@@ -86,10 +94,11 @@ fn nopriv_account(config: &Config) -> Result<Account, String> {
 }
 
 /// The client's and our address, or why the session cannot start.
-fn addresses(client: &std::net::TcpStream) -> Option<Addresses> {
+fn addresses(client: &std::net::TcpStream, carried: Option<SocketAddr>) -> Option<Addresses> {
     match (client.peer_addr(), client.local_addr()) {
         (Ok(peer), Ok(local)) => Some(Addresses {
-            client: peer,
+            client: carried.unwrap_or(peer),
+            proxy: carried.map(|_| peer),
             local_ip: crate::jail::netns::unmapped(local.ip()),
         }),
         (Err(e), _) | (_, Err(e)) => {
@@ -107,9 +116,12 @@ pub fn run(
     handover: Handover<'_>,
     client: std::net::TcpStream,
 ) -> u8 {
-    let Some(addresses) = addresses(&client) else {
+    let Some(addresses) = addresses(&client, handover.proxied_client) else {
         return ExitReason::Closed as u8;
     };
+    if let Some(proxy) = addresses.proxy {
+        tracing::debug!(client = %addresses.client, proxy = %proxy, "session through a load balancer");
+    }
     limit_resources();
     let account = match nopriv_account(config) {
         Ok(a) => a,
@@ -161,6 +173,7 @@ pub fn run(
                 tls_certificate,
                 empty_net: handover.empty_net,
                 parent: monitor_pid,
+                addresses,
             });
             std::process::exit(reason as i32);
         }

@@ -48,6 +48,18 @@ fn features(tls: bool) -> String {
     out
 }
 
+/// Whether the first line read (and what follows it) is a PROXY protocol header: v1 is a
+/// `PROXY ` line; v2's signature `\r\n\r\n\0\r\nQUIT\n` reads as an empty first line.
+fn is_proxy_header(first_line: &[u8], rest: &[u8]) -> bool {
+    const V2_REST: &[u8] = b"\r\n\0\r\nQUIT\n";
+    let v1 = first_line.len() >= 6 && first_line[..6].eq_ignore_ascii_case(b"PROXY ");
+    let v2 = first_line.is_empty() && {
+        let n = rest.len().min(V2_REST.len());
+        n > 0 && rest[..n] == V2_REST[..n]
+    };
+    v1 || v2
+}
+
 /// How one command of the conversation turned out.
 enum Step {
     /// Go on reading commands.
@@ -151,15 +163,29 @@ impl<'a> Conversation<'a> {
         greeting: &str,
     ) -> Result<OwnedFd, ExitReason> {
         write(client, greeting).await?;
+        let mut first = true;
         loop {
             let line = match self.lines.next(client, MAX_LINE).await {
                 Err(_) | Ok(Line::Closed) => return Err(ExitReason::Closed),
                 Ok(Line::TooLong) => {
+                    first = false;
                     say(client, "500 Command line too long.").await?;
                     continue;
                 }
                 Ok(Line::Text(l)) => l,
             };
+            // SECURITY: with `proxy_protocol` on, the master reads a PROXY header only from
+            // the listed load balancers; one reaching this process came from anyone else (or
+            // is a client's second header behind a balancer): a forged client address, refused.
+            if std::mem::take(&mut first)
+                && self.config.proxy_protocol
+                && is_proxy_header(&line, self.lines.buffered())
+            {
+                tracing::warn!(client = %self.client_address,
+                    "PROXY protocol header from an address not in proxy_protocol_from; connection refused");
+                let _ = say(client, "421 PROXY protocol header refused.").await;
+                return Err(ExitReason::Refused);
+            }
             let command = match command::parse(&line) {
                 Ok(c) => c,
                 Err(refusal) => {
@@ -416,6 +442,20 @@ async fn say(client: &mut Client, text: &str) -> Result<(), ExitReason> {
 
 #[cfg(test)]
 mod tests {
+    use super::is_proxy_header;
+
+    #[test]
+    fn proxy_headers_of_both_versions_are_recognised_and_commands_are_not() {
+        assert!(is_proxy_header(b"PROXY TCP4 1.2.3.4 5.6.7.8 1 21", b""));
+        assert!(is_proxy_header(b"proxy UNKNOWN", b""));
+        assert!(is_proxy_header(b"", b"\r\n\0\r\nQUIT\n!\x11"));
+        assert!(is_proxy_header(b"", b"\r\n"));
+        assert!(!is_proxy_header(b"", b""));
+        assert!(!is_proxy_header(b"", b"USER x\r\n"));
+        assert!(!is_proxy_header(b"PROXYX", b""));
+        assert!(!is_proxy_header(b"USER PROXY ", b""));
+    }
+
     use super::features;
 
     #[test]

@@ -247,8 +247,14 @@ impl Spawner {
             }
         };
         match (Order::decode(&buf[..len]), client) {
-            (Ok(Order::Spawn { id }), Some(client)) if !self.retired => self.spawn(id, client),
-            (Ok(Order::Spawn { id }), _) => {
+            (
+                Ok(Order::Spawn {
+                    id,
+                    client: carried,
+                }),
+                Some(client),
+            ) if !self.retired => self.spawn(id, client, carried),
+            (Ok(Order::Spawn { id, .. }), _) => {
                 tracing::error!(
                     id,
                     "spawner: a spawn order without a client socket, or after retiring"
@@ -265,8 +271,9 @@ impl Spawner {
         }
     }
 
-    /// Fork a session process for `client`.
-    fn spawn(&mut self, id: u64, client: OwnedFd) {
+    /// Fork a session process for `client` (`carried`: the client address a trusted load
+    /// balancer's PROXY header named, read by the master).
+    fn spawn(&mut self, id: u64, client: OwnedFd, carried: Option<std::net::SocketAddr>) {
         match sys::fork_single_threaded() {
             Ok(Forked::Child) => {
                 // The session must hold nothing of the spawner's: not the master's channel, not
@@ -282,6 +289,7 @@ impl Spawner {
                     Handover {
                         banner: &template.banner,
                         empty_net: template.empty_net.as_ref().map(|f| f.as_fd()),
+                        proxied_client: carried,
                     },
                     std::net::TcpStream::from(client),
                 );

@@ -126,6 +126,12 @@ pub(super) fn every_field_changed(list: &Path) -> Config {
         accept_timeout: 5,
         connect_timeout: 0,
         login_timeout: 1,
+        proxy_protocol: true,
+        proxy_protocol_from: vec![
+            "127.0.0.1".parse().unwrap(),
+            "10.0.0.0/8".parse().unwrap(),
+            "2001:db8::/32".parse().unwrap(),
+        ],
         ssl_enable: true,
         rsa_cert_file: list.to_path_buf(),
         rsa_private_key_file: list.to_path_buf(),

@@ -390,3 +390,34 @@ fn implicit_ssl_is_rejected() {
     );
     assert!(Config::parse("implicit_ssl = false\n", "<input>").is_ok());
 }
+
+#[test]
+fn the_proxy_protocol_without_a_trusted_proxy_is_rejected_at_its_line() {
+    let error = one_error("listen = true\nproxy_protocol = true\n");
+    assert_eq!(error.key.as_deref(), Some("proxy_protocol_from"));
+    assert_eq!(error.line, Some(2), "located at proxy_protocol: {error}");
+    assert!(error.message.contains("is empty"), "{error}");
+    let error = one_error("proxy_protocol = true\nproxy_protocol_from = []\n");
+    assert_eq!(error.line, Some(2), "{error}");
+    let c = Config::parse(
+        "proxy_protocol = true\nproxy_protocol_from = [\"127.0.0.1\", \"10.0.0.0/8\", \"::1\"]\n",
+        "t",
+    )
+    .unwrap();
+    assert!(c.proxy_protocol && c.proxy_protocol_from.len() == 3);
+    // A list without proxy_protocol is accepted (and does nothing).
+    assert!(Config::parse("proxy_protocol_from = [\"192.0.2.1\"]\n", "t").is_ok());
+}
+
+#[test]
+fn a_bad_proxy_address_is_named_with_its_line() {
+    let error =
+        one_error("proxy_protocol = true\nproxy_protocol_from = [\"127.0.0.1\", \"lb.example\"]\n");
+    assert_eq!(error.key.as_deref(), Some("proxy_protocol_from"));
+    assert_eq!(error.line, Some(2));
+    assert!(error.message.contains("\"lb.example\""), "{error}");
+    let error = one_error("proxy_protocol_from = [\"10.1.2.3/8\"]\n");
+    assert!(error.message.contains("10.0.0.0/8"), "{error}");
+    let error = one_error("proxy_protocol_from = \"127.0.0.1\"\n");
+    assert!(error.message.contains("a list of addresses"), "{error}");
+}
