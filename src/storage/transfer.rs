@@ -25,7 +25,7 @@ impl JailedStorage {
         self.data_connection_arrived();
         let path = real_path(path);
         let e = self.allow(|r| r.download, &path)?;
-        self.check_data_connection(e)?;
+        self.check_data_connection(e).await?;
         let _transfer = Transfer::start(&self.shared);
         // One trip to the blocking pool opens the file, learns its size and reads the first
         // chunk: a small file costs a single hop and a buffer of its own size.
@@ -83,7 +83,7 @@ impl JailedStorage {
         if !may_modify && start_pos > 0 {
             return Err(denied());
         }
-        self.check_data_connection(e)?;
+        self.check_data_connection(e).await?;
         let _transfer = Transfer::start(&self.shared);
         let mode = self.shared.config.file_open_mode.0;
         let file = Arc::new(

@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::protocol::ExitReason;
 use crate::protocol::monitor::{Grant, MAX_MESSAGE, Reply, Request};
 use crate::sys;
-use crate::tls::HandshakeLog;
+use crate::worker::datatls::DataTls;
 use std::sync::Arc;
 
 /// The worker's end of its channel to the monitor (non-blocking, on the runtime's reactor):
@@ -62,8 +62,8 @@ pub struct SessionShared {
     pub logged_in: AtomicBool,
     /// Whether this session may rename (decided at `enter`).
     pub rename_allowed: AtomicBool,
-    /// Handshakes seen, when TLS is configured.
-    pub tls: Option<Arc<HandshakeLog>>,
+    /// Data connection protection, when TLS is configured (`ssl_enable`).
+    pub tls: Option<Arc<DataTls>>,
     /// Data transfers in progress (the idle timer does not run during one).
     pub transfers: AtomicUsize,
     /// Data connections that have reached the storage layer (for `accept_timeout`).
@@ -85,7 +85,7 @@ impl SessionShared {
         client_ip: IpAddr,
         grant: Grant,
         login_token: String,
-        tls: Option<Arc<HandshakeLog>>,
+        tls: Option<Arc<DataTls>>,
     ) -> SessionShared {
         SessionShared {
             config,
