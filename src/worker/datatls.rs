@@ -180,7 +180,13 @@ pub fn protection(data: &DataTls, control_tls: bool, line: &str) -> &'static str
 /// A transfer command under `force_local_data_ssl` / `force_anon_data_ssl` without `PROT P`:
 /// vsftpd's refusal, before any data connection is used.
 pub fn refusal_before_transfer(data: &DataTls) -> Option<&'static str> {
-    (data.required() && !data.protected()).then_some("522 Data connections must be encrypted.")
+    if !data.required() || data.protected() {
+        return None;
+    }
+    tracing::warn!(
+        "plain-text data connection refused (force_local_data_ssl / force_anon_data_ssl)"
+    );
+    Some("522 Data connections must be encrypted.")
 }
 
 /// libunftp's reply `line` replaced by the data TLS refusal the storage layer set, if any.
@@ -342,7 +348,12 @@ async fn splice<T: AsyncRead + AsyncWrite + Unpin>(tls: T, engine: TcpStream) {
     let (mut tls_read, mut tls_write) = tokio::io::split(tls);
     let (mut engine_read, mut engine_write) = engine.into_split();
     let up = async {
-        let _ = pump(&mut tls_read, &mut engine_write).await;
+        if let Err(Stop::Writing) = pump(&mut tls_read, &mut engine_write).await {
+            // libunftp stopped reading (a refused or failed upload): the rest of the client's
+            // upload is read and dropped, so the client finishes sending, gets `close_notify`
+            // and reads the refusal in step (bounded by GRACE once libunftp's side is done).
+            let _ = pump(&mut tls_read, &mut tokio::io::sink()).await;
+        }
         let _ = engine_write.shutdown().await;
     };
     let down = async {
@@ -356,14 +367,24 @@ async fn splice<T: AsyncRead + AsyncWrite + Unpin>(tls: T, engine: TcpStream) {
     }
 }
 
-async fn pump<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(r: &mut R, w: &mut W) -> io::Result<()> {
+/// Why a [`pump`] stopped early.
+enum Stop {
+    Reading,
+    Writing,
+}
+
+/// Copy until `r` ends (Ok), or an error on either side.
+async fn pump<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+    r: &mut R,
+    w: &mut W,
+) -> Result<(), Stop> {
     let mut buf = vec![0u8; BUFFER];
     loop {
-        let n = r.read(&mut buf).await?;
+        let n = r.read(&mut buf).await.map_err(|_| Stop::Reading)?;
         if n == 0 {
-            return w.flush().await;
+            return w.flush().await.map_err(|_| Stop::Writing);
         }
-        w.write_all(&buf[..n]).await?;
+        w.write_all(&buf[..n]).await.map_err(|_| Stop::Writing)?;
     }
 }
 
