@@ -314,14 +314,6 @@ impl Config {
                 add("rsa_private_key_file", message);
             }
         }
-        if self.implicit_ssl {
-            add(
-                "implicit_ssl",
-                "implicit_ssl is not supported: the FTP engine (libunftp) only does explicit \
-                 TLS (AUTH TLS); use ssl_enable with port 21"
-                    .to_owned(),
-            );
-        }
         problems
     }
 }

@@ -510,3 +510,19 @@ fn vsftpds_defaults_without_effect_are_not_written() {
         imported.warnings
     );
 }
+
+#[test]
+fn implicit_ssl_is_carried_over() {
+    let text = "listen=YES\nlisten_port=990\nssl_enable=YES\nimplicit_ssl=YES\n\
+                rsa_cert_file=/nonexistent/cert.pem\n";
+    let imported = import(text, "test.conf");
+    let config = Config::parse_without_files(&imported.toml, "<imported>").unwrap();
+    assert!(
+        config.implicit_ssl && config.ssl_enable,
+        "{}",
+        imported.toml
+    );
+    assert_eq!(config.listen_port, 990);
+    let (config, _) = run("listen=YES\n");
+    assert!(!config.implicit_ssl, "vsftpd's default is NO");
+}

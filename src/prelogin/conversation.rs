@@ -162,6 +162,14 @@ impl<'a> Conversation<'a> {
         client: &mut Client,
         greeting: &str,
     ) -> Result<OwnedFd, ExitReason> {
+        // implicit_ssl: TLS from the first byte, the greeting inside it (vsftpd's order).
+        if self.config.implicit_ssl && self.tls_offered {
+            let acceptor = self.acceptor().map_err(|e| {
+                tracing::error!("TLS: {e}");
+                ExitReason::Error
+            })?;
+            self.start_tls(client, acceptor).await?;
+        }
         write(client, greeting).await?;
         let mut first = true;
         loop {
@@ -284,14 +292,8 @@ impl<'a> Conversation<'a> {
             say(client, "504 Unknown AUTH type.").await?;
             return Ok(Step::Continue);
         }
-        let Some(setup) = self.tls.take() else {
-            return Err(ExitReason::Error);
-        };
-        let acceptor = match setup.build() {
-            Ok((acceptor, stored)) => {
-                self.stored = Some(stored);
-                acceptor
-            }
+        let acceptor = match self.acceptor() {
+            Ok(acceptor) => acceptor,
             Err(e) => {
                 tracing::error!("TLS: {e}");
                 let _ = say(client, "421 TLS is not available.").await;
@@ -304,6 +306,26 @@ impl<'a> Conversation<'a> {
                 "client sent data after AUTH TLS before the handshake; closing");
             return Err(ExitReason::Refused);
         }
+        self.start_tls(client, acceptor).await?;
+        Ok(Step::Continue)
+    }
+
+    /// The control connection's TLS, built at its first use. The key stays in the monitor,
+    /// which signs.
+    fn acceptor(&mut self) -> Result<tokio_rustls::TlsAcceptor, String> {
+        let setup = self.tls.take().ok_or("TLS set up twice")?;
+        let (acceptor, stored) = setup.build()?;
+        self.stored = Some(stored);
+        Ok(acceptor)
+    }
+
+    /// The control connection's handshake (after `AUTH TLS`, or first of all with
+    /// `implicit_ssl`).
+    async fn start_tls(
+        &mut self,
+        client: &mut Client,
+        acceptor: tokio_rustls::TlsAcceptor,
+    ) -> Result<(), ExitReason> {
         let Client::Plain(tcp) = std::mem::replace(client, Client::Upgrading) else {
             return Err(ExitReason::Error);
         };
@@ -311,7 +333,7 @@ impl<'a> Conversation<'a> {
             Ok(tls) => {
                 *client = Client::Tls(Box::new(tls));
                 self.preamble.control_tls = true;
-                Ok(Step::Continue)
+                Ok(())
             }
             Err(e) => {
                 tracing::info!(client = %self.client_address, error = %e,

@@ -18,7 +18,7 @@ impl JailedStorage {
         self.data_connection_arrived();
         let path = path.to_path_buf();
         let e = self.allow(|r| r.dirlist, &path)?;
-        self.check_data_connection(e)?;
+        self.check_data_connection(e).await?;
         // LIST of a file lists that one file.
         let meta = self.metadata(user, &path).await?;
         let listing_dir = meta.is_dir();
@@ -99,7 +99,7 @@ impl JailedStorage {
         let flags = self.shared.take_list_flags();
         let refused = |_| io::Error::from(io::ErrorKind::PermissionDenied);
         let e = self.allow(|r| r.dirlist, path).map_err(refused)?;
-        self.check_data_connection(e).map_err(refused)?;
+        self.check_data_connection(e).await.map_err(refused)?;
         let dir = real_path(path);
         let mut names = on_session_thread(|| fsmeta::read_names(&dir)).map_err(refused)?;
         names.retain(|name| self.visible_in_listing(name, flags.all));

@@ -28,6 +28,7 @@ use crate::policy::NamePattern;
 use crate::protocol::ExitReason;
 use crate::tls::DataHandshake;
 use crate::worker::authenticator::SessionUser;
+use crate::worker::datatls::{self, DataState};
 use crate::worker::state::SessionShared;
 
 mod directory;
@@ -211,26 +212,32 @@ impl JailedStorage {
         self.shared.data_connections.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// A data connection is about to carry data: refuse it if it is not protected as required.
-    /// `Ok(true)`: it began with a TLS handshake.
-    fn check_data_connection(&self, entered: &Entered) -> Result<bool> {
+    /// A data connection is about to carry data: refuse it if it is not protected as required,
+    /// or if its TLS handshake failed (waiting for the handshake first: `worker::datatls`).
+    /// `Ok(true)`: it is a TLS connection.
+    async fn check_data_connection(&self, entered: &Entered) -> Result<bool> {
         let Some(tls) = &self.shared.tls else {
             return Ok(false);
         };
-        match tls.take_data_handshake() {
-            None if entered.rights.data_tls_required => {
+        match tls.outcome().await {
+            DataState::None | DataState::Plain if entered.rights.data_tls_required => {
                 tracing::warn!(
                     "plain-text data connection refused (force_local_data_ssl / force_anon_data_ssl)"
                 );
                 Err(denied())
             }
-            Some(DataHandshake::Full) if self.shared.config.require_ssl_reuse => {
+            DataState::Tls(DataHandshake::Full) if self.shared.config.require_ssl_reuse => {
                 tracing::warn!(
                     "data connection TLS did not resume the control session (require_ssl_reuse)"
                 );
-                Err(denied())
+                tls.refuse_with(datatls::REUSE_REQUIRED);
+                Err(Error::from(ErrorKind::PageTypeUnknown))
             }
-            seen => Ok(seen.is_some()),
+            DataState::Failed | DataState::Pending => {
+                tls.refuse_with(datatls::HANDSHAKE_FAILED);
+                Err(Error::from(ErrorKind::PageTypeUnknown))
+            }
+            seen => Ok(matches!(seen, DataState::Tls(_))),
         }
     }
 
@@ -402,7 +409,7 @@ impl StorageBackend<SessionUser> for JailedStorage {
     {
         self.data_connection_arrived();
         let e = self.allow(|r| r.dirlist, path.as_ref())?;
-        self.check_data_connection(e)?;
+        self.check_data_connection(e).await?;
         let mut entries = self.read_dir(path.as_ref()).await?;
         entries.retain(|f| {
             f.path
@@ -480,7 +487,7 @@ impl StorageBackend<SessionUser> for JailedStorage {
         self.data_connection_arrived();
         let path = real_path(path.as_ref());
         let e = self.allow(|r| r.download, &path)?;
-        self.check_data_connection(e)?;
+        self.check_data_connection(e).await?;
         let file = on_session_thread(|| {
             let mut f = std::fs::File::open(path)?;
             io::Seek::seek(&mut f, io::SeekFrom::Start(start_pos))?;

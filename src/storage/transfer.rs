@@ -26,7 +26,7 @@ impl JailedStorage {
         self.data_connection_arrived();
         let path = real_path(path);
         let e = self.allow(|r| r.download, &path)?;
-        let tls_seen = self.check_data_connection(e)?;
+        let tls_seen = self.check_data_connection(e).await?;
         let _transfer = Transfer::start(&self.shared);
         // Open, size and the first chunk on the session's thread: a small file costs no
         // thread switch and a buffer of its own size.
@@ -91,7 +91,7 @@ impl JailedStorage {
         if !may_modify && start_pos > 0 {
             return Err(denied());
         }
-        self.check_data_connection(e)?;
+        self.check_data_connection(e).await?;
         let _transfer = Transfer::start(&self.shared);
         let mode = self.shared.config.file_open_mode.0;
         let file = Arc::new(on_session_thread(|| {

@@ -5,7 +5,9 @@
 //! found by what the worker knows of it: the one connected socket bound to the session's
 //! passive listener address whose peer is the client (see `crate::sys::find_connected_socket`).
 //! It must never be used when the connection is protected — the bytes would bypass TLS — so
-//! every condition below has to hold, and anything unclear takes the ordinary copying path.
+//! every condition below has to hold, and anything unclear takes the ordinary copying path:
+//! the binder records the address only for a plain passive connection (`PROT C`), the data
+//! TLS state must say clear, and exactly one socket must match.
 //! Runs in the worker, as the user, jailed.
 
 use std::fs::File;
@@ -27,12 +29,12 @@ const STEP: usize = 4 << 20;
 
 impl JailedStorage {
     /// The data socket of this download, if it may be written to directly: the connection is
-    /// passive, no TLS is configured or the client asked for clear data (`PROT C`) and no
-    /// handshake was seen on it, and exactly one socket matches.
+    /// not TLS (`tls_seen` false and `PROT P` not in force, see `worker::datatls`), it is
+    /// passive and libunftp holds the client's own socket, and exactly one socket matches.
     pub(super) fn plain_data_socket(&self, tls_seen: bool) -> Option<OwnedFd> {
-        use std::sync::atomic::Ordering;
-        let private = self.shared.data_private.load(Ordering::SeqCst);
-        // SECURITY: a protected (or possibly protected) connection is never written around TLS.
+        let private = self.shared.tls.as_ref().is_some_and(|t| t.protected());
+        // SECURITY: a protected (or possibly protected) connection is never written around TLS
+        // (under PROT P the client's socket belongs to the worker's TLS end, not libunftp).
         if tls_seen || private {
             return None;
         }

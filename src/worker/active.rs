@@ -37,8 +37,14 @@ pub async fn prepare(
     let IpAddr::V4(stand_in) = unmapped(shared.client_ip) else {
         return None;
     };
-    if let Some(tls) = &shared.tls {
-        tls.new_data_connection();
+    // PROT P: the TLS is ended here (`datatls`), between the stand-in and the real connection.
+    let protected = shared
+        .tls
+        .as_ref()
+        .filter(|t| t.protected())
+        .map(|t| (t.clone(), t.begin(true)));
+    if let Some(t) = shared.tls.as_ref().filter(|t| !t.protected()) {
+        t.begin(false);
     }
     let answer = monitor.ask(&Request::ConnectActive(target)).await;
     let real = match answer {
@@ -68,6 +74,12 @@ pub async fn prepare(
                 return;
             };
             drop(listener);
+            if let Some((data, generation)) = protected {
+                if let (Ok(real), Ok(engine)) = (real.into_std(), engine.into_std()) {
+                    crate::worker::datatls::active(&data, generation, real, engine);
+                }
+                return;
+            }
             let _ = tokio::io::copy_bidirectional_with_sizes(
                 &mut engine,
                 &mut real,

@@ -18,6 +18,7 @@ pub mod arguments;
 pub mod authenticator;
 pub mod binder;
 pub mod client;
+pub mod datatls;
 pub mod relay;
 pub mod site;
 pub mod state;
@@ -43,6 +44,7 @@ use crate::sys;
 use crate::tls::{self, HandshakeLog, IdentityFiles};
 use authenticator::{SessionUserProvider, TokenAuthenticator};
 use binder::MonitorBinder;
+use datatls::DataTls;
 use relay::RelaySetup;
 use state::{MonitorClient, SessionShared};
 
@@ -158,8 +160,9 @@ pub fn run(start: Start<'_>) -> ExitReason {
         && crate::jail::root_is_writable();
     // The monitor's login path (PAM, the hash) left freed memory behind; give it back.
     sys::release_free_heap();
-    // A panic (libunftp unwraps a failed data-channel TLS handshake) ends the session with an
-    // FTP reply and a log line instead of leaving a half-working process behind.
+    // A panic ends the session with an FTP reply and a log line instead of leaving a
+    // half-working process behind. (libunftp unwraps a failed data-channel TLS handshake, but
+    // it is never given a TLS data connection: `datatls` ends those.)
     std::panic::set_hook(Box::new(|info| {
         tracing::error!(panic = %info, "session worker panicked; ending the session");
         match SESSION.get() {
@@ -336,16 +339,29 @@ impl Session {
             let _ = tokio::io::AsyncWriteExt::shutdown(&mut client).await;
             return ExitReason::Refused;
         }
-        let (tls_log, tls_config) = match (&self.tls_files, config.ssl_enable) {
+        let (data_tls, tls_config) = match (&self.tls_files, config.ssl_enable) {
             (Some(files), true) => {
                 let log = Arc::new(HandshakeLog::for_data_connections());
                 match tls::server_config(
                     &config,
                     tls::Identity::Files(files.clone()),
-                    log.clone(),
+                    log,
                     preamble.tls_sessions.clone(),
                 ) {
-                    Ok((server_config, _)) => (Some(log), Some(server_config)),
+                    Ok((server_config, _)) => {
+                        let required = if self.grant.anonymous {
+                            config.force_anon_data_ssl
+                        } else {
+                            config.force_local_data_ssl
+                        };
+                        let data = DataTls::new(
+                            server_config.clone(),
+                            required,
+                            preamble.control_tls && preamble.prot_private == Some(true),
+                            Duration::from_secs(config.accept_timeout.max(1)),
+                        );
+                        (Some(Arc::new(data)), Some(server_config))
+                    }
                     Err(e) => {
                         tracing::error!("TLS: {e}");
                         return ExitReason::Error;
@@ -385,7 +401,7 @@ impl Session {
             client_ip,
             self.grant,
             login_token,
-            tls_log,
+            data_tls,
         ));
         let _ = SESSION.set(shared.clone());
 
@@ -420,6 +436,9 @@ impl Session {
         if let Some(server_config) = tls_config {
             // Encryption is enforced by rftpd: logins in the pre-login process, data on every
             // transfer in the storage layer (libunftp's own checks cannot see the control TLS).
+            // libunftp never does TLS itself: the relay answers PBSZ/PROT, so its data
+            // connections stay plain, and `datatls` ends the client's TLS (libunftp's FEAT
+            // lists AUTH TLS, PBSZ and PROT only with this set).
             builder = builder
                 .ftps_manual::<&str>(server_config)
                 .ftps_required(FtpsRequired::None, FtpsRequired::None);

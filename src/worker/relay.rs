@@ -29,6 +29,7 @@ use crate::protocol::link::Preamble;
 use crate::worker::active;
 use crate::worker::arguments::{self, DataType, Decision};
 pub use crate::worker::client::Client;
+use crate::worker::datatls;
 use crate::worker::state::{ListFlags, MonitorClient, SessionShared};
 use crate::worker::status::{self, SessionStatus};
 
@@ -201,15 +202,8 @@ pub async fn run(link: Client, engine: tokio::net::TcpStream, setup: RelaySetup)
     if let Some(dir) = &setup.start_dir {
         replay.push(format!("CWD {dir}"));
     }
-    if setup.preamble.pbsz {
-        replay.push("PBSZ 0".into());
-    }
-    if let Some(private) = setup.preamble.prot_private {
-        replay.push(if private { "PROT P" } else { "PROT C" }.into());
-        shared
-            .data_private
-            .store(private, std::sync::atomic::Ordering::SeqCst);
-    }
+    // PBSZ/PROT given before login are not replayed: libunftp never does TLS (the session's
+    // `datatls` starts with the protection the pre-login process accepted).
     for line in replay {
         match engine_round_trip(
             &line,
@@ -305,10 +299,15 @@ async fn forward(
         let _ = client_write.shutdown().await;
     });
     let engine_to_client = to_client.clone();
+    let data_tls = shared.tls.clone();
     let mut replies = tokio::spawn(async move {
         while let Ok(Line::Text(line)) = engine_lines.next(&mut engine_read, MAX_ENGINE_LINE).await
         {
-            let mut bytes = arguments::engine_line(&line).unwrap_or(line);
+            let mut bytes = data_tls
+                .as_deref()
+                .and_then(|d| datatls::replaced_reply(d, &line))
+                .or_else(|| arguments::engine_line(&line))
+                .unwrap_or(line);
             bytes.extend_from_slice(b"\r\n");
             if engine_to_client.send(bytes).await.is_err() {
                 break;
@@ -454,15 +453,18 @@ async fn forward(
             Some(Decision::Forward(rewritten)) => rewritten,
             None => line,
         };
-        if verb == "PROT" && view.control_tls {
-            view.prot_private = line.ends_with('P');
-        }
-        if verb == "PROT" {
-            // Anything but a clear `PROT C` counts as private: a download then never takes the
-            // zero-copy path, which must not bypass TLS.
-            shared
-                .data_private
-                .store(!line.ends_with('C'), std::sync::atomic::Ordering::SeqCst);
+        // PBSZ/PROT are answered here: libunftp's data connections are always plain.
+        if let Some(data) = shared
+            .tls
+            .as_deref()
+            .filter(|_| matches!(verb.as_str(), "PBSZ" | "PROT"))
+        {
+            let text = datatls::protection(data, view.control_tls, &line);
+            view.prot_private = data.protected();
+            if to_client.send(say(text)).await.is_err() {
+                break ExitReason::Closed;
+            }
+            continue;
         }
         if matches!(verb.as_str(), "LIST" | "NLST") {
             shared.set_list_flags(ListFlags::parse(argument));
@@ -488,6 +490,16 @@ async fn forward(
             verb.as_str(),
             "RETR" | "STOR" | "STOU" | "APPE" | "LIST" | "NLST" | "MLSD"
         ) {
+            if let Some(text) = shared
+                .tls
+                .as_deref()
+                .and_then(datatls::refusal_before_transfer)
+            {
+                if to_client.send(say(text)).await.is_err() {
+                    break ExitReason::Closed;
+                }
+                continue;
+            }
             let seen = shared.data_connections.load(Ordering::SeqCst);
             awaiting_data = Some((tokio::time::Instant::now() + accept_timeout, seen));
         }

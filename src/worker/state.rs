@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::protocol::ExitReason;
 use crate::protocol::monitor::{Grant, MAX_MESSAGE, Reply, Request};
 use crate::sys;
-use crate::tls::HandshakeLog;
+use crate::worker::datatls::DataTls;
 use std::sync::Arc;
 
 /// The worker's end of its channel to the monitor (non-blocking, on the runtime's reactor):
@@ -62,17 +62,16 @@ pub struct SessionShared {
     pub logged_in: AtomicBool,
     /// Whether this session may rename (decided at `enter`).
     pub rename_allowed: AtomicBool,
-    /// Handshakes seen, when TLS is configured.
-    pub tls: Option<Arc<HandshakeLog>>,
+    /// Data connection protection, when TLS is configured (`ssl_enable`).
+    pub tls: Option<Arc<DataTls>>,
     /// Data transfers in progress (the idle timer does not run during one).
     pub transfers: AtomicUsize,
     /// Data connections that have reached the storage layer (for `accept_timeout`).
     pub data_connections: AtomicUsize,
-    /// Where the passive listener now handed to libunftp is bound (host side), so a download
-    /// can find its accepted data socket for `sendfile` (see `storage::zero_copy`).
+    /// Where the passive listener now handed to libunftp is bound (host side) when libunftp
+    /// accepts the client's own connection (never under `PROT P`, where it gets a stand-in),
+    /// so a download can find that socket for `sendfile` (see `storage::zero_copy`).
     pub passive_address: Mutex<Option<std::net::SocketAddr>>,
-    /// `PROT P` is in force (the relay's view of the control connection's commands).
-    pub data_private: AtomicBool,
     /// Options of the last LIST/NLST (libunftp drops them; the relay passes them on here).
     list_flags: Mutex<ListFlags>,
     /// libunftp's working directory, mirrored for SITE CHMOD's relative paths (libunftp gives
@@ -90,7 +89,7 @@ impl SessionShared {
         client_ip: IpAddr,
         grant: Grant,
         login_token: String,
-        tls: Option<Arc<HandshakeLog>>,
+        tls: Option<Arc<DataTls>>,
     ) -> SessionShared {
         SessionShared {
             config,
@@ -103,7 +102,6 @@ impl SessionShared {
             transfers: AtomicUsize::new(0),
             data_connections: AtomicUsize::new(0),
             passive_address: Mutex::new(None),
-            data_private: AtomicBool::new(false),
             list_flags: Mutex::new(ListFlags::default()),
             working_dir: Mutex::new(std::path::PathBuf::from("/")),
             ending: Mutex::new(None),

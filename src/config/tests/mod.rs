@@ -138,7 +138,7 @@ pub(super) fn every_field_changed(list: &Path) -> Config {
         force_local_logins_ssl: false,
         force_local_data_ssl: false,
         require_ssl_reuse: false,
-        implicit_ssl: false,
+        implicit_ssl: true,
         ssl_tlsv1_2: false,
         ssl_tlsv1_3: true,
         nopriv_user: "ftpsecure".to_owned(),
@@ -147,9 +147,9 @@ pub(super) fn every_field_changed(list: &Path) -> Config {
 }
 
 /// The fields [`every_field_changed`] keeps at their defaults because no valid config
-/// changes them together with the rest: with `ssl_enable` one TLS version must stay on,
-/// and `implicit_ssl = true` is always rejected. Each is covered by its own test.
-pub(super) const LEFT_AT_DEFAULT: &[&str] = &["implicit_ssl", "ssl_tlsv1_3"];
+/// changes them together with the rest: with `ssl_enable` one TLS version must stay on.
+/// Covered by its own test.
+pub(super) const LEFT_AT_DEFAULT: &[&str] = &["ssl_tlsv1_3"];
 
 /// The `key = …` line of `text`, if any.
 pub(super) fn line_of(text: &str, key: &str) -> Option<String> {

@@ -379,14 +379,13 @@ fn ssl_needs_at_least_one_tls_version() {
 }
 
 #[test]
-fn implicit_ssl_is_rejected() {
-    let error = one_error("implicit_ssl = true\n");
-    assert_eq!(error.key.as_deref(), Some("implicit_ssl"));
-    assert_eq!(error.line, Some(1));
+fn implicit_ssl_is_accepted_and_needs_ssl_enable_to_have_an_effect() {
+    let c = Config::parse("implicit_ssl = true\n", "<input>").unwrap();
+    assert!(c.implicit_ssl);
     assert_eq!(
-        error.message,
-        "implicit_ssl is not supported: the FTP engine (libunftp) only does explicit TLS \
-         (AUTH TLS); use ssl_enable with port 21"
+        c.keys_without_effect(),
+        vec![("implicit_ssl", "ssl_enable")],
+        "vsftpd ignores implicit_ssl without ssl_enable"
     );
     assert!(Config::parse("implicit_ssl = false\n", "<input>").is_ok());
 }
