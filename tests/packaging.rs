@@ -268,6 +268,9 @@ fn the_debian_package_holds_what_it_should() {
         ("./usr/lib/tmpfiles.d/rftpd.conf", "-rw-r--r--"),
         ("./usr/share/doc/rftpd/copyright", "-rw-r--r--"),
         ("./usr/share/doc/rftpd/README.md", "-rw-r--r--"),
+        ("./etc/logrotate.d/rftpd", "-rw-r--r--"),
+        ("./etc/fail2ban/filter.d/rftpd.conf", "-rw-r--r--"),
+        ("./etc/fail2ban/jail.d/rftpd.conf", "-rw-r--r--"),
     ] {
         let line = entry(file).unwrap_or_else(|| panic!("{file} not in the package:\n{listing}"));
         assert!(line.starts_with(mode), "{file}: {line}");
@@ -276,9 +279,8 @@ fn the_debian_package_holds_what_it_should() {
             "{line}"
         );
     }
-    // Not shipped: /etc/ftpusers belongs to no FTP server alone (postinst creates it), and
-    // rftpd writes no log file, so no logrotate entry.
-    for absent in ["./etc/ftpusers", "logrotate.d"] {
+    // Not shipped: /etc/ftpusers belongs to no FTP server alone (postinst creates it).
+    for absent in ["./etc/ftpusers"] {
         assert!(!listing.contains(absent), "{absent} shipped:\n{listing}");
     }
 

@@ -81,7 +81,8 @@ pub struct SessionRecords {
     pid: u32,
     client: SocketAddr,
     started: Instant,
-    /// The name of the accepted login (as the client typed it, which the monitor accepted).
+    /// The name of the accepted login (as the client typed it; the monitor accepted it, so it
+    /// is a plausible account name or `ftp`/`anonymous` in some case).
     user: Option<String>,
     anon_password: Option<String>,
     pending: Option<Pending>,
@@ -146,9 +147,11 @@ impl SessionRecords {
 
     /// A USER/PASS pair the monitor refused.
     pub fn login_refused(&self, user: &str, reason: &str) {
+        // The client's address comes first and what it typed last: fail2ban's filter reads
+        // the address before anything a client controls.
         tracing::warn!(client = %self.ip(), port = self.client.port(), pid = self.pid,
-            user = %Escaped(user), reason = %Escaped(reason), "login refused");
-        let user = records::printable(user.as_bytes());
+            reason = %Escaped(reason), user = %Escaped(user), "login refused");
+        let user = records::user_field(user);
         self.vsftpd(Some(&user), false, Entry::Login, true);
     }
 
@@ -172,7 +175,7 @@ impl SessionRecords {
     }
 
     fn user_text(&self) -> String {
-        records::printable(self.user.as_deref().unwrap_or("").as_bytes())
+        records::user_field(self.user.as_deref().unwrap_or(""))
     }
 
     /// The worker's first event. Returns false when it is not its first (a violation).
@@ -187,10 +190,10 @@ impl SessionRecords {
         let user = self.user.clone().unwrap_or_default();
         if writable_root_refused {
             // Not a failed password: no FAIL LOGIN for fail2ban, but never "login ok" either.
+            // "session refused", not "login refused": fail2ban counts only the latter.
             tracing::warn!(client = %self.ip(), port = self.client.port(), pid = self.pid,
-                user = %Escaped(&user),
-                reason = "the jail root is writable by the user (allow_writeable_chroot = false, or anonymous)",
-                "login refused");
+                reason = %"the jail root is writable by the user (allow_writeable_chroot = false, or anonymous)",
+                user = %Escaped(&user), "session refused");
             self.user = None;
             self.anon_password = None;
         } else {
@@ -236,7 +239,7 @@ impl SessionRecords {
                 let user = self.user_text();
                 tracing::info!(client = %self.ip(), port = self.client.port(), pid = self.pid,
                     user = %Escaped(&user), path = %Escaped(&records::printable(&path)), bytes,
-                    duration_ms = micros / 1000, result = if ok { "ok" } else { "failed" }, "{word}");
+                    duration_ms = micros / 1000, result = %if ok { "ok" } else { "failed" }, "{word}");
                 let entry = Entry::Transfer {
                     direction,
                     path: &path,
@@ -274,10 +277,10 @@ impl SessionRecords {
                 match &to {
                     Some(to) => tracing::info!(client = %self.ip(), port = self.client.port(),
                         pid = self.pid, user = %Escaped(&user), path = %Escaped(&shown),
-                        to = %Escaped(&records::printable(to)), result, "{word}"),
+                        to = %Escaped(&records::printable(to)), result = %result, "{word}"),
                     None => tracing::info!(client = %self.ip(), port = self.client.port(),
                         pid = self.pid, user = %Escaped(&user), path = %Escaped(&shown),
-                        result, "{word}"),
+                        result = %result, "{word}"),
                 }
                 let entry = Entry::Op {
                     op,
@@ -289,7 +292,12 @@ impl SessionRecords {
             Event::Protocol { input, line } => {
                 if self.outputs.protocol && self.protocol.take() {
                     let user = self.user_text();
-                    self.vsftpd(Some(&user), true, Entry::Protocol { input, line: &line }, false);
+                    self.vsftpd(
+                        Some(&user),
+                        true,
+                        Entry::Protocol { input, line: &line },
+                        false,
+                    );
                 }
             }
         }
@@ -300,9 +308,8 @@ impl SessionRecords {
     pub fn ended(&mut self, reason: &str, failures: u32) -> Totals {
         if self.pending.take().is_some() {
             tracing::warn!(client = %self.ip(), port = self.client.port(), pid = self.pid,
-                user = %Escaped(self.user.as_deref().unwrap_or("")),
-                reason = "the session process ended before it started serving",
-                "login refused");
+                reason = %"the session process ended before it started serving",
+                user = %Escaped(self.user.as_deref().unwrap_or("")), "session refused");
             self.user = None;
         }
         let dropped = self.events.dropped + self.protocol.dropped;

@@ -65,6 +65,22 @@ pub fn printable(bytes: &[u8]) -> String {
         .collect()
 }
 
+/// A login name as the records show it. SECURITY: the name of a refused login is whatever
+/// the client typed; any character outside those of account names (`]`, `"`, space, …)
+/// becomes `?`, so a name cannot end the `[user]` field early and forge a `FAIL LOGIN:
+/// Client "<someone else>"` for fail2ban (vsftpd writes the name as it came).
+pub fn user_field(user: &str) -> String {
+    user.chars()
+        .map(|c| {
+            if c.is_alphanumeric() || "._-$@+".contains(c) {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect()
+}
+
 /// Who the session is, as the monitor knows it.
 #[derive(Debug, Clone)]
 pub struct Who<'a> {
@@ -112,14 +128,20 @@ fn op_word(op: Op) -> &'static str {
 
 /// One `vsftpd_log_file` line (no newline): `DATE [pid N] [user] OK LOGIN: Client "ip"`.
 /// `syslog`: without the date and pid, as vsftpd sends it to syslog.
-pub fn vsftpd_line(now: SystemTime, who: &Who<'_>, ok: bool, entry: Entry<'_>, syslog: bool) -> String {
+pub fn vsftpd_line(
+    now: SystemTime,
+    who: &Who<'_>,
+    ok: bool,
+    entry: Entry<'_>,
+    syslog: bool,
+) -> String {
     let mut s = String::new();
     if !syslog {
         s.push_str(&ctime(now));
         s.push_str(&format!(" [pid {}] ", who.pid));
     }
     if let Some(user) = who.user.filter(|u| !u.is_empty()) {
-        s.push_str(&format!("[{user}] "));
+        s.push_str(&format!("[{}] ", user_field(user)));
     }
     let status = !matches!(entry, Entry::Connect | Entry::Protocol { .. });
     if status {
@@ -210,7 +232,7 @@ pub fn xferlog_line(now: SystemTime, who: &Who<'_>, x: Xfer<'_>) -> String {
     };
     let (mode, user) = match who.anon_password {
         Some(pass) => ("a", field(printable(pass.as_bytes()))),
-        None => ("r", field(printable(who.user.unwrap_or("").as_bytes()))),
+        None => ("r", field(user_field(who.user.unwrap_or("")))),
     };
     let line = format!(
         "{} {} {} {} {} {} _ {} {} {} ftp 0 * {}",
@@ -290,21 +312,33 @@ mod tests {
             bytes: 0,
             micros: 0,
         };
-        assert!(vsftpd_line(t, &w, false, empty, false)
-            .ends_with("[alice] FAIL DOWNLOAD: Client \"192.0.2.7\", \"/nope\", 0.00Kbyte/sec"));
+        assert!(
+            vsftpd_line(t, &w, false, empty, false)
+                .ends_with("[alice] FAIL DOWNLOAD: Client \"192.0.2.7\", \"/nope\", 0.00Kbyte/sec")
+        );
+        let forged = who(Some("x] FAIL LOGIN: Client \"10.0.0.1\","), None);
+        assert!(
+            vsftpd_line(t, &forged, false, Entry::Login, true).starts_with(
+                "[x??FAIL?LOGIN:?Client??10.0.0.1??] FAIL LOGIN: Client \"192.0.2.7\""
+            )
+        );
         let rename = Entry::Op {
             op: Op::Rename,
             path: b"/a",
             to: Some(b"/b\r\n"),
         };
-        assert!(vsftpd_line(t, &w, true, rename, false)
-            .ends_with("[alice] OK RENAME: Client \"192.0.2.7\", \"/a /b??\""));
+        assert!(
+            vsftpd_line(t, &w, true, rename, false)
+                .ends_with("[alice] OK RENAME: Client \"192.0.2.7\", \"/a /b??\"")
+        );
         let cmd = Entry::Protocol {
             input: true,
             line: b"MKD x",
         };
-        assert!(vsftpd_line(t, &w, true, cmd, false)
-            .ends_with("[alice] FTP command: Client \"192.0.2.7\", \"MKD x\""));
+        assert!(
+            vsftpd_line(t, &w, true, cmd, false)
+                .ends_with("[alice] FTP command: Client \"192.0.2.7\", \"MKD x\"")
+        );
     }
 
     #[test]

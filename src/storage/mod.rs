@@ -25,8 +25,8 @@ use unftp_core::storage::{Error, ErrorKind, FEATURE_RESTART, Fileinfo, Result, S
 use unftp_sbe_fs::Filesystem;
 
 use crate::policy::NamePattern;
-use crate::protocol::event::{Direction, Op};
 use crate::protocol::ExitReason;
+use crate::protocol::event::{Direction, Op};
 use crate::tls::DataHandshake;
 use crate::worker::authenticator::SessionUser;
 use crate::worker::state::SessionShared;
@@ -464,7 +464,8 @@ impl StorageBackend<SessionUser> for JailedStorage {
         W: AsyncWrite + Unpin + Sync + Send,
         P: AsRef<Path> + Send + Debug,
     {
-        let record = records::TransferRecord::start(&self.shared, Direction::Download, path.as_ref());
+        let record =
+            records::TransferRecord::start(&self.shared, Direction::Download, path.as_ref());
         let mut counted = records::Counting {
             inner: output,
             count: record.bytes.clone(),
@@ -544,7 +545,13 @@ impl StorageBackend<SessionUser> for JailedStorage {
             Ok(e) => e.fs.rename(user, from, to).await,
             Err(e) => Err(e),
         };
-        records::op(&self.shared, Op::Rename, &shown_from, Some(&shown_to), result)
+        records::op(
+            &self.shared,
+            Op::Rename,
+            &shown_from,
+            Some(&shown_to),
+            result,
+        )
     }
 
     async fn rmd<P: AsRef<Path> + Send + Debug>(&self, user: &SessionUser, path: P) -> Result<()> {

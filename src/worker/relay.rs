@@ -441,7 +441,9 @@ async fn forward(
             "TYPE" => {
                 if let Ok((kind, _)) = arguments::data_type(argument) {
                     data_type = kind;
-                    shared.ascii.store(kind == DataType::Ascii, Ordering::Relaxed);
+                    shared
+                        .ascii
+                        .store(kind == DataType::Ascii, Ordering::Relaxed);
                 }
                 arguments::check(&verb, argument)
             }

@@ -134,7 +134,12 @@ impl SessionShared {
 
     /// Report an event to the monitor (dropped if the queue is full or closed).
     pub fn report(&self, event: Event) {
-        if let Some(sender) = self.events.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        if let Some(sender) = self
+            .events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
             let _ = sender.try_send(event);
         }
     }
