@@ -319,7 +319,7 @@ mod tests {
         let forged = who(Some("x] FAIL LOGIN: Client \"10.0.0.1\","), None);
         assert!(
             vsftpd_line(t, &forged, false, Entry::Login, true).starts_with(
-                "[x??FAIL?LOGIN:?Client??10.0.0.1??] FAIL LOGIN: Client \"192.0.2.7\""
+                "[x??FAIL?LOGIN??Client??10.0.0.1??] FAIL LOGIN: Client \"192.0.2.7\""
             )
         );
         let rename = Entry::Op {
