@@ -121,7 +121,7 @@ fn check_xferlog(line: &str, bytes: u64, path: &str, direction: &str, user: &str
     let f: Vec<&str> = rest.split(' ').collect();
     assert_eq!(f.len(), 13, "fields of {line:?}");
     let secs: u64 = f[0].parse().expect("transfer time");
-    assert!(secs >= 1 && secs < 60, "transfer time of {line:?}");
+    assert!((1..60).contains(&secs), "transfer time of {line:?}");
     assert_eq!(f[1], "127.0.0.1", "remote host of {line:?}");
     assert_eq!(f[2], bytes.to_string(), "byte count of {line:?}");
     assert_eq!(f[3], path, "file name of {line:?}");

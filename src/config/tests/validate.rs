@@ -390,3 +390,12 @@ fn implicit_ssl_is_rejected() {
     );
     assert!(Config::parse("implicit_ssl = false\n", "<input>").is_ok());
 }
+
+#[test]
+fn log_files_must_be_absolute_paths() {
+    let e = one_error("vsftpd_log_file = \"rftpd.log\"\n");
+    assert_eq!(e.key.as_deref(), Some("vsftpd_log_file"));
+    assert!(e.message.contains("absolute"), "{e}");
+    let e = one_error("xferlog_file = \"\"\n");
+    assert_eq!(e.key.as_deref(), Some("xferlog_file"));
+}
