@@ -31,6 +31,7 @@ mod monitor;
 mod policy;
 mod prelogin;
 mod protocol;
+mod records;
 mod spawner;
 mod storage;
 #[allow(unsafe_code)]

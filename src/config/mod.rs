@@ -256,6 +256,29 @@ pub struct Config {
     /// With `ssl_enable`: allow TLS 1.3 (default true).
     pub ssl_tlsv1_3: bool,
 
+    // --- Logs ---
+    /// Write a record of every upload and download, as vsftpd's `xferlog_enable` (default
+    /// false, as vsftpd; the shipped `config/rftpd.toml` sets true, as Debian's vsftpd.conf):
+    /// to `vsftpd_log_file` in vsftpd's format, or with `xferlog_std_format` to `xferlog_file`
+    /// in the wu-ftpd xferlog format. The journal gets every record whatever this says.
+    pub xferlog_enable: bool,
+    /// The wu-ftpd format transfer log (default `/var/log/xferlog`).
+    pub xferlog_file: PathBuf,
+    /// With `xferlog_enable`: write `xferlog_file` (wu-ftpd xferlog lines, transfers only)
+    /// instead of `vsftpd_log_file` (default false).
+    pub xferlog_std_format: bool,
+    /// vsftpd's own log format: logins, transfers, directory operations (default
+    /// `/var/log/rftpd.log`; vsftpd's default is `/var/log/vsftpd.log`).
+    pub vsftpd_log_file: PathBuf,
+    /// Write both `xferlog_file` and `vsftpd_log_file` (default false).
+    pub dual_log_enable: bool,
+    /// Also record every FTP command and reply after login in `vsftpd_log_file` (PASS never
+    /// shown) (default false).
+    pub log_ftp_protocol: bool,
+    /// Send the `vsftpd_log_file` lines to syslog (facility ftp) instead of the file (default
+    /// false).
+    pub syslog_enable: bool,
+
     // --- Privilege separation ---
     /// The account the pre-login process of each session runs as, as vsftpd's `nopriv_user`
     /// (default `rftpd`). It must have a passwd entry and a uid other than 0: checked at
@@ -343,6 +366,13 @@ impl Default for Config {
             implicit_ssl: false,
             ssl_tlsv1_2: true,
             ssl_tlsv1_3: true,
+            xferlog_enable: false,
+            xferlog_file: PathBuf::from("/var/log/xferlog"),
+            xferlog_std_format: false,
+            vsftpd_log_file: PathBuf::from("/var/log/rftpd.log"),
+            dual_log_enable: false,
+            log_ftp_protocol: false,
+            syslog_enable: false,
             nopriv_user: "rftpd".to_owned(),
             secure_chroot_dir: PathBuf::from("/run/rftpd/empty"),
         }

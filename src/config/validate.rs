@@ -173,6 +173,20 @@ impl Config {
             );
         }
 
+        // The monitor (root, no chdir) appends to these: a relative path would land wherever
+        // the server was started.
+        for (key, file) in [
+            ("xferlog_file", &self.xferlog_file),
+            ("vsftpd_log_file", &self.vsftpd_log_file),
+        ] {
+            if !file.is_absolute() || file.as_os_str().as_encoded_bytes().contains(&0) {
+                add(
+                    key,
+                    format!("`{}` must be an absolute path", file.display()),
+                );
+            }
+        }
+
         if let Some(root) = &self.anon_root
             && (!root.is_absolute() || root.as_os_str().as_encoded_bytes().contains(&0))
         {

@@ -125,6 +125,14 @@ impl Config {
         line(o, "implicit_ssl", self.implicit_ssl);
         line(o, "ssl_tlsv1_2", self.ssl_tlsv1_2);
         line(o, "ssl_tlsv1_3", self.ssl_tlsv1_3);
+        out_comment(o, "Logs");
+        line(o, "xferlog_enable", self.xferlog_enable);
+        path(o, "xferlog_file", &self.xferlog_file);
+        line(o, "xferlog_std_format", self.xferlog_std_format);
+        path(o, "vsftpd_log_file", &self.vsftpd_log_file);
+        line(o, "dual_log_enable", self.dual_log_enable);
+        line(o, "log_ftp_protocol", self.log_ftp_protocol);
+        line(o, "syslog_enable", self.syslog_enable);
         out_comment(o, "Privilege separation");
         line(o, "nopriv_user", toml_string(&self.nopriv_user));
         path(o, "secure_chroot_dir", &self.secure_chroot_dir);

@@ -514,14 +514,16 @@ fn on_report(state: &State, report: Report) {
                 ProcessEnd::Killed(_) => ("killed", 0),
             };
             let banned = state.release(s.peer, failures);
-            tracing::info!(
-                client = %s.peer,
-                pid = s.pid,
-                duration_ms = s.started.elapsed().as_millis() as u64,
-                failed_logins = failures,
-                reason,
-                "session ended"
-            );
+            // The session's own monitor logs "session ended" with the user; a killed one
+            // could not, so the master says it.
+            if matches!(end, ProcessEnd::Killed(_)) {
+                tracing::warn!(client = %s.peer.ip(), port = s.peer.port(), pid = s.pid,
+                    duration_ms = s.started.elapsed().as_millis() as u64,
+                    "session ended: its process was killed");
+            } else {
+                tracing::debug!(client = %s.peer, pid = s.pid, failed_logins = failures, reason,
+                    "session process ended");
+            }
             if banned {
                 let ban_secs = state.prepared().limits.ban_time.as_secs();
                 tracing::warn!(client = %s.peer.ip(), ban_secs, "address banned after repeated failed logins");

@@ -10,13 +10,14 @@
 //! anything else ends the session.
 //!
 //! Layout: [`requests`] (the table and its handlers), [`login`] (one USER/PASS decision),
-//! [`passive`] / [`active`] (data sockets), [`probe`] (the same monitor with a test in place of
+//! [`passive`] / [`active`] (data sockets), [`records`] (the session's log records), [`probe`] (the same monitor with a test in place of
 //! the pre-login process).
 
 pub mod active;
 pub mod login;
 pub mod passive;
 pub mod probe;
+pub mod records;
 pub mod requests;
 
 use std::net::{IpAddr, SocketAddr};

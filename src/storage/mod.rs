@@ -26,6 +26,7 @@ use unftp_sbe_fs::Filesystem;
 
 use crate::policy::NamePattern;
 use crate::protocol::ExitReason;
+use crate::protocol::event::{Direction, Op};
 use crate::tls::DataHandshake;
 use crate::worker::authenticator::SessionUser;
 use crate::worker::datatls::{self, DataState};
@@ -34,6 +35,7 @@ use crate::worker::state::SessionShared;
 mod directory;
 pub mod fsmeta;
 pub mod listing;
+mod records;
 mod transfer;
 mod zero_copy;
 
@@ -290,10 +292,17 @@ impl JailedStorage {
     pub async fn chmod(&self, mode: u32, path: &str) -> Result<()> {
         let base = self.shared.working_dir();
         let path = real_path(&base.join(path));
-        self.allow(|r| r.chmod, &path)?;
-        // SECURITY: permission bits only, never setuid/setgid/sticky (vsftpd masks the same).
-        let mode = mode & 0o777;
-        on_session_thread(|| std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)))
+        let shown = path.clone();
+        let result = async {
+            self.allow(|r| r.chmod, &path)?;
+            // SECURITY: permission bits only, never setuid/setgid/sticky (vsftpd masks the same).
+            let mode = mode & 0o777;
+            on_session_thread(|| {
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+            })
+        }
+        .await;
+        records::op(&self.shared, Op::Chmod, &shown, None, result)
     }
 
     fn rights_for(&self, anonymous: bool) -> Rights {
@@ -475,7 +484,16 @@ impl StorageBackend<SessionUser> for JailedStorage {
         W: AsyncWrite + Unpin + Sync + Send,
         P: AsRef<Path> + Send + Debug,
     {
-        self.download_into(path.as_ref(), start_pos, output).await
+        let record =
+            records::TransferRecord::start(&self.shared, Direction::Download, path.as_ref());
+        let mut counted = records::Counting {
+            inner: output,
+            count: record.bytes.clone(),
+        };
+        record.done(
+            self.download_into(path.as_ref(), start_pos, &mut counted)
+                .await,
+        )
     }
 
     async fn get<P: AsRef<Path> + Send + Debug>(
@@ -506,17 +524,30 @@ impl StorageBackend<SessionUser> for JailedStorage {
         path: P,
         start_pos: u64,
     ) -> Result<u64> {
-        self.upload(input, path.as_ref(), start_pos).await
+        let record = records::TransferRecord::start(&self.shared, Direction::Upload, path.as_ref());
+        let counted = records::Counting {
+            inner: input,
+            count: record.bytes.clone(),
+        };
+        record.done(self.upload(counted, path.as_ref(), start_pos).await)
     }
 
     async fn del<P: AsRef<Path> + Send + Debug>(&self, user: &SessionUser, path: P) -> Result<()> {
-        let e = self.allow(|r| r.modify, path.as_ref())?;
-        e.fs.del(user, path).await
+        let shown = path.as_ref().to_path_buf();
+        let result = match self.allow(|r| r.modify, path.as_ref()) {
+            Ok(e) => e.fs.del(user, path).await,
+            Err(e) => Err(e),
+        };
+        records::op(&self.shared, Op::Delete, &shown, None, result)
     }
 
     async fn mkd<P: AsRef<Path> + Send + Debug>(&self, user: &SessionUser, path: P) -> Result<()> {
-        let e = self.allow(|r| r.mkdir, path.as_ref())?;
-        e.fs.mkd(user, path).await
+        let shown = path.as_ref().to_path_buf();
+        let result = match self.allow(|r| r.mkdir, path.as_ref()) {
+            Ok(e) => e.fs.mkd(user, path).await,
+            Err(e) => Err(e),
+        };
+        records::op(&self.shared, Op::Mkdir, &shown, None, result)
     }
 
     async fn rename<P: AsRef<Path> + Send + Debug>(
@@ -525,14 +556,30 @@ impl StorageBackend<SessionUser> for JailedStorage {
         from: P,
         to: P,
     ) -> Result<()> {
-        self.allow(|r| r.modify, to.as_ref())?;
-        let e = self.allow(|r| r.modify, from.as_ref())?;
-        e.fs.rename(user, from, to).await
+        let (shown_from, shown_to) = (from.as_ref().to_path_buf(), to.as_ref().to_path_buf());
+        let result = match self
+            .allow(|r| r.modify, to.as_ref())
+            .and_then(|_| self.allow(|r| r.modify, from.as_ref()))
+        {
+            Ok(e) => e.fs.rename(user, from, to).await,
+            Err(e) => Err(e),
+        };
+        records::op(
+            &self.shared,
+            Op::Rename,
+            &shown_from,
+            Some(&shown_to),
+            result,
+        )
     }
 
     async fn rmd<P: AsRef<Path> + Send + Debug>(&self, user: &SessionUser, path: P) -> Result<()> {
-        let e = self.allow(|r| r.modify, path.as_ref())?;
-        e.fs.rmd(user, path).await
+        let shown = path.as_ref().to_path_buf();
+        let result = match self.allow(|r| r.modify, path.as_ref()) {
+            Ok(e) => e.fs.rmd(user, path).await,
+            Err(e) => Err(e),
+        };
+        records::op(&self.shared, Op::Rmdir, &shown, None, result)
     }
 
     async fn cwd<P: AsRef<Path> + Send + Debug>(&self, _user: &SessionUser, path: P) -> Result<()> {

@@ -26,7 +26,7 @@ pub mod status;
 
 use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -37,8 +37,9 @@ use crate::config::Config;
 use crate::jail::netns;
 use crate::monitor::Addresses;
 use crate::protocol::ExitReason;
+use crate::protocol::event::Event;
 use crate::protocol::link::{MAX_PREAMBLE, Preamble};
-use crate::protocol::monitor::Grant;
+use crate::protocol::monitor::{Grant, Request};
 use crate::storage::JailedStorage;
 use crate::sys;
 use crate::tls::{self, HandshakeLog, IdentityFiles};
@@ -158,6 +159,15 @@ pub fn run(start: Start<'_>) -> ExitReason {
     // Checked as the user, after the drop; answered once the client is reachable (below).
     let refuse_writable = (grant.anonymous || (grant.jailed && !config.allow_writeable_chroot))
         && crate::jail::root_is_writable();
+    // The monitor logs the login as accepted, or refused, on this word (nothing else is
+    // reported before it).
+    let started = Request::Event(Event::Started {
+        writable_root_refused: refuse_writable,
+    });
+    if let Err(e) = sys::send_message(start.channel.as_fd(), &started.encode(), None) {
+        tracing::error!(error = %e, "cannot reach the monitor");
+        return ExitReason::Error;
+    }
     // The monitor's login path (PAM, the hash) left freed memory behind; give it back.
     sys::release_free_heap();
     // A panic ends the session with an FTP reply and a log line instead of leaving a
@@ -456,6 +466,17 @@ impl Session {
                 tracing::debug!(error = %e, "FTP engine connection ended with an error");
             }
         });
+        // Events for the monitor's records, sent between the binder's round trips.
+        let (events, mut queue) = tokio::sync::mpsc::channel(state::EVENT_QUEUE);
+        shared.set_events(events);
+        let teller = monitor.clone();
+        let forwarder = tokio::spawn(async move {
+            while let Some(event) = queue.recv().await {
+                if teller.tell(event).await.is_err() {
+                    break;
+                }
+            }
+        });
         let setup = RelaySetup {
             shared: shared.clone(),
             monitor,
@@ -463,6 +484,10 @@ impl Session {
             start_dir: (!jailed).then_some(start_dir),
             preamble,
         };
-        relay::run(client, relay_end, setup).await
+        let reason = relay::run(client, relay_end, setup).await;
+        // The last transfer's record must reach the monitor before the process exits.
+        shared.close_events();
+        let _ = tokio::time::timeout(Duration::from_secs(2), forwarder).await;
+        reason
     }
 }

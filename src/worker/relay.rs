@@ -25,6 +25,7 @@ use crate::control::line::{Line, LineReader, MAX_LINE};
 use crate::control::port;
 use crate::logging::Escaped;
 use crate::protocol::ExitReason;
+use crate::protocol::event::Event;
 use crate::protocol::link::Preamble;
 use crate::worker::active;
 use crate::worker::arguments::{self, DataType, Decision};
@@ -289,8 +290,18 @@ async fn forward(
     let (mut client_read, mut client_write) = tokio::io::split(client);
     let (to_client, mut outbox) = mpsc::channel::<Vec<u8>>(64);
     // One writer, so lines from the engine and the relay's own replies never interleave.
+    let protocol_log = shared.config.log_ftp_protocol.then(|| shared.clone());
     let writer = tokio::spawn(async move {
         while let Some(bytes) = outbox.recv().await {
+            if let Some(shared) = &protocol_log {
+                for reply in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                    let reply = reply.strip_suffix(b"\r").unwrap_or(reply);
+                    shared.report(Event::Protocol {
+                        input: false,
+                        line: reply.to_vec(),
+                    });
+                }
+            }
             if client_write.write_all(&bytes).await.is_err() || client_write.flush().await.is_err()
             {
                 break;
@@ -391,6 +402,18 @@ async fn forward(
                 continue;
             }
         };
+        if config.log_ftp_protocol {
+            // SECURITY: a password never leaves the relay (vsftpd logs `PASS <password>`).
+            let logged = if command.verb == "PASS" {
+                b"PASS <password>".to_vec()
+            } else {
+                line.clone()
+            };
+            shared.report(Event::Protocol {
+                input: true,
+                line: logged,
+            });
+        }
         let (verb, line) = match modern_verb(&command.verb) {
             Some(modern) => (modern.to_string(), command.renamed(modern)),
             None => (command.verb.clone(), command.line()),
@@ -420,6 +443,9 @@ async fn forward(
             "TYPE" => {
                 if let Ok((kind, _)) = arguments::data_type(argument) {
                     data_type = kind;
+                    shared
+                        .ascii
+                        .store(kind == DataType::Ascii, Ordering::Relaxed);
                 }
                 arguments::check(&verb, argument)
             }

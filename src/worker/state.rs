@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize};
 
 use crate::config::Config;
 use crate::protocol::ExitReason;
+use crate::protocol::event::Event;
 use crate::protocol::monitor::{Grant, MAX_MESSAGE, Reply, Request};
 use crate::sys;
 use crate::worker::datatls::DataTls;
@@ -45,7 +46,18 @@ impl MonitorClient {
         let reply = Reply::decode(&buf[..len]).map_err(std::io::Error::other)?;
         Ok((reply, fd))
     }
+
+    /// Tell the monitor what happened (one-way: events have no reply). Between two round
+    /// trips, never inside one.
+    pub async fn tell(&self, event: Event) -> std::io::Result<()> {
+        let channel = self.channel.lock().await;
+        sys::send_message_async(&channel, &Request::Event(event).encode(), None).await
+    }
 }
+
+/// Events waiting for the monitor: a bounded queue (a session that outruns its monitor loses
+/// records, never blocks a transfer).
+pub const EVENT_QUEUE: usize = 256;
 
 /// What the relay and libunftp's extension points of one session share.
 #[derive(Debug)]
@@ -81,6 +93,10 @@ pub struct SessionShared {
     /// The last reply of a session that must end, for the relay to send (inside TLS if on).
     ending: Mutex<Option<(String, ExitReason)>>,
     ending_notify: tokio::sync::Notify,
+    /// Where events for the monitor's records go (set once the session serves).
+    events: Mutex<Option<tokio::sync::mpsc::Sender<Event>>>,
+    /// `TYPE A` is in force (the xferlog's transfer type; a session starts in ASCII).
+    pub ascii: AtomicBool,
 }
 
 impl SessionShared {
@@ -106,6 +122,30 @@ impl SessionShared {
             working_dir: Mutex::new(std::path::PathBuf::from("/")),
             ending: Mutex::new(None),
             ending_notify: tokio::sync::Notify::new(),
+            events: Mutex::new(None),
+            ascii: AtomicBool::new(true),
+        }
+    }
+
+    /// Events reported from now on go to `sender`.
+    pub fn set_events(&self, sender: tokio::sync::mpsc::Sender<Event>) {
+        *self.events.lock().unwrap_or_else(|p| p.into_inner()) = Some(sender);
+    }
+
+    /// No more events (the queue drains and closes).
+    pub fn close_events(&self) {
+        self.events.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+
+    /// Report an event to the monitor (dropped if the queue is full or closed).
+    pub fn report(&self, event: Event) {
+        if let Some(sender) = self
+            .events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            let _ = sender.try_send(event);
         }
     }
 

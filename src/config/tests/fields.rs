@@ -197,7 +197,13 @@ fn every_shipped_toml_file_parses() {
 #[test]
 fn the_shipped_config_equals_the_defaults() {
     let path = manifest_dir().join("config/rftpd.toml");
-    assert_eq!(Config::load(&path), Ok(Config::default()));
+    // One documented difference: xferlog_enable is vsftpd's NO by default, and the shipped
+    // file says YES as Debian's vsftpd.conf does.
+    let shipped = Config {
+        xferlog_enable: true,
+        ..Config::default()
+    };
+    assert_eq!(Config::load(&path), Ok(shipped));
 }
 
 #[test]

@@ -141,6 +141,13 @@ pub(super) fn every_field_changed(list: &Path) -> Config {
         implicit_ssl: true,
         ssl_tlsv1_2: false,
         ssl_tlsv1_3: true,
+        xferlog_enable: true,
+        xferlog_file: PathBuf::from("/var/log/ftp \"x\""),
+        xferlog_std_format: true,
+        vsftpd_log_file: PathBuf::from("/var/log/ftp.log"),
+        dual_log_enable: true,
+        log_ftp_protocol: true,
+        syslog_enable: true,
         nopriv_user: "ftpsecure".to_owned(),
         secure_chroot_dir: PathBuf::from("/var/empty \"jail\""),
     }

@@ -420,3 +420,12 @@ fn a_bad_proxy_address_is_named_with_its_line() {
     let error = one_error("proxy_protocol_from = \"127.0.0.1\"\n");
     assert!(error.message.contains("a list of addresses"), "{error}");
 }
+
+#[test]
+fn log_files_must_be_absolute_paths() {
+    let e = one_error("vsftpd_log_file = \"rftpd.log\"\n");
+    assert_eq!(e.key.as_deref(), Some("vsftpd_log_file"));
+    assert!(e.message.contains("absolute"), "{e}");
+    let e = one_error("xferlog_file = \"\"\n");
+    assert_eq!(e.key.as_deref(), Some("xferlog_file"));
+}

@@ -11,7 +11,6 @@ use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
 
 use super::{EXHAUSTED_GRACE, MAX_SIGNATURES, Monitor, Peer, Phase};
 use crate::control::port;
-use crate::logging::Escaped;
 use crate::monitor::{Child, WORKER_NAME, active, login};
 use crate::protocol::ExitReason;
 use crate::protocol::monitor::Reply;
@@ -71,15 +70,21 @@ impl Monitor<'_> {
             tls: tls && self.tls_seen,
         };
         let outcome = login::decide(config, self.setup.users, &attempt);
+        // An anonymous login's "password" is an e-mail address, which vsftpd logs; nothing
+        // of any other password is kept.
+        let anon_password = match &outcome {
+            Ok(a) if a.grant.anonymous => password.clone(),
+            _ => Vec::new(),
+        };
         password.iter_mut().for_each(|b| *b = 0);
         match outcome {
             Ok(accepted) => {
-                let grant = accepted.grant.clone();
+                // "login ok" is logged when the worker says it started (it may still refuse
+                // a writable jail root).
+                self.records
+                    .login_accepted(&user, &accepted.grant, &anon_password);
                 match self.start_worker(accepted) {
                     Ok(link) => {
-                        tracing::info!(user = %Escaped(&user), client = %client.ip(), port = client.port(),
-                            jailed = grant.jailed, anonymous = grant.anonymous,
-                            start = %Escaped(&grant.start_dir), "login ok");
                         self.phase = Phase::LoggedIn;
                         self.reply(Peer::Prelogin, &Reply::LoggedIn, Some(link.as_fd()));
                     }
@@ -90,8 +95,7 @@ impl Monitor<'_> {
             }
             Err(reason) => {
                 self.failures += 1;
-                tracing::warn!(user = %Escaped(&user), client = %client.ip(), port = client.port(),
-                    reason = %Escaped(&reason), "login refused");
+                self.records.login_refused(&user, &reason);
                 // SECURITY: the same wait whatever the reason (unknown user, wrong password,
                 // policy), counted from the request, not from PAM's answer.
                 let delay = Duration::from_secs(config.delay_failed_login);

@@ -19,6 +19,7 @@ use nix::unistd::Pid;
 mod answers;
 
 use super::passive::{Passive, PassivePorts, Reserved};
+use super::records::SessionRecords;
 use super::{Child, SessionSetup};
 use crate::auth::PamLogin;
 use crate::protocol::ExitReason;
@@ -50,6 +51,7 @@ pub enum Kind {
     BindPassive,
     ConnectActive,
     Sign,
+    Event,
 }
 
 /// One row of the table: this request, from this peer, in this phase.
@@ -83,6 +85,13 @@ const TABLE: &[Rule] = &[
         from: Peer::Worker,
         phase: Phase::LoggedIn,
     },
+    // What happened, for the logs: from the worker only (the records module checks the
+    // order: `Started` first and once, nothing recorded for a refused session).
+    Rule {
+        kind: Kind::Event,
+        from: Peer::Worker,
+        phase: Phase::LoggedIn,
+    },
 ];
 
 /// Whether the table allows `kind` from `from` in `phase`.
@@ -98,6 +107,7 @@ fn kind_of(request: &Request) -> Kind {
         Request::BindPassive => Kind::BindPassive,
         Request::ConnectActive(_) => Kind::ConnectActive,
         Request::Sign { .. } => Kind::Sign,
+        Request::Event(_) => Kind::Event,
     }
 }
 
@@ -135,6 +145,7 @@ struct Monitor<'a> {
     signatures: u32,
     /// The monitor signed a TLS handshake of this session's control connection.
     tls_seen: bool,
+    records: SessionRecords,
 }
 
 /// Answer requests until both children have gone, then reap them and close PAM. Returns how
@@ -164,7 +175,9 @@ pub fn serve(
         key: None,
         signatures: 0,
         tls_seen: false,
+        records: SessionRecords::new(setup.config, setup.addresses.client),
     };
+    m.records.connected();
     let mut buf = vec![0u8; MAX_MESSAGE];
     while m.violation.is_none() && (m.prelogin.channel.is_some() || m.worker_channel_open()) {
         m.wait_and_answer(&mut buf);
@@ -352,6 +365,11 @@ impl Monitor<'_> {
             Request::BindPassive => self.bind_passive(),
             Request::ConnectActive(target) => self.connect_active(target),
             Request::Sign { scheme, message } => self.sign(scheme, &message),
+            Request::Event(event) => {
+                if !self.records.event(event) {
+                    self.violation = Some("the worker reported its start twice".into());
+                }
+            }
         }
     }
 
@@ -463,6 +481,7 @@ impl Monitor<'_> {
                 }
             }
         };
+        self.records.ended(reason.describe(), self.failures);
         (reason, self.failures)
     }
 }
@@ -485,7 +504,7 @@ mod tests {
         use Kind::*;
         use Peer::*;
         use Phase::*;
-        for kind in [Login, BindPassive, ConnectActive, Sign] {
+        for kind in [Login, BindPassive, ConnectActive, Sign, Event] {
             for from in [Prelogin, Worker] {
                 for phase in [BeforeLogin, LoggedIn, LoginsExhausted] {
                     let expected = matches!(
@@ -493,6 +512,7 @@ mod tests {
                         (Login | Sign, Prelogin, BeforeLogin)
                             | (BindPassive, Worker, LoggedIn)
                             | (ConnectActive, Worker, LoggedIn)
+                            | (Event, Worker, LoggedIn)
                     );
                     assert_eq!(
                         allowed(kind, from, phase),
