@@ -490,10 +490,11 @@ impl StorageBackend<SessionUser> for JailedStorage {
             inner: output,
             count: record.bytes.clone(),
         };
-        record.done(
-            self.download_into(path.as_ref(), start_pos, &mut counted)
-                .await,
-        )
+        let sent = record.bytes.clone();
+        let result = self
+            .download_into(path.as_ref(), start_pos, &mut counted, &sent)
+            .await;
+        record.done(result)
     }
 
     async fn get<P: AsRef<Path> + Send + Debug>(

@@ -13,12 +13,14 @@ use super::zero_copy;
 use super::*;
 
 impl JailedStorage {
-    /// RETR: the file at `path` from `start_pos` into `output`.
+    /// RETR: the file at `path` from `start_pos` into `output` (or, by `sendfile`, into the
+    /// socket under it: those bytes are counted in `sent_around_output`).
     pub(super) async fn download_into<W>(
         &self,
         path: &Path,
         start_pos: u64,
         output: &mut W,
+        sent_around_output: &std::sync::atomic::AtomicU64,
     ) -> Result<u64>
     where
         W: AsyncWrite + Unpin + Sync + Send + ?Sized,
@@ -38,7 +40,9 @@ impl JailedStorage {
         if size.saturating_sub(start_pos) >= zero_copy::MIN_SIZE
             && let Some(socket) = self.plain_data_socket(tls_seen)
         {
-            return self.send_file(socket, &file, start_pos).await;
+            return self
+                .send_file(socket, &file, start_pos, sent_around_output)
+                .await;
         }
         let (file, first) = on_session_thread(move || {
             let mut buf = vec![0u8; chunk_for(size.saturating_sub(start_pos))];

@@ -13,6 +13,7 @@
 use std::fs::File;
 use std::io;
 use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use unftp_core::storage::{Error, Result};
 
@@ -46,15 +47,24 @@ impl JailedStorage {
         crate::sys::find_connected_socket(local, self.shared.client_ip, FD_SCAN_LIMIT)
     }
 
-    /// Send `file` from `offset` to its end into `socket`; the bytes sent.
-    pub(super) async fn send_file(&self, socket: OwnedFd, file: &File, offset: u64) -> Result<u64> {
+    /// Send `file` from `offset` to its end into `socket`; the bytes sent (also added to `sent`
+    /// as they go, for the transfer's record).
+    pub(super) async fn send_file(
+        &self,
+        socket: OwnedFd,
+        file: &File,
+        offset: u64,
+        sent: &AtomicU64,
+    ) -> Result<u64> {
         let socket = crate::sys::async_fd(socket).map_err(Error::from)?;
         let start = i64::try_from(offset).map_err(|_| Error::from(io::Error::other("offset")))?;
         let mut at: i64 = start;
         loop {
             match nix::sys::sendfile::sendfile64(socket.get_ref(), file, Some(&mut at), STEP) {
                 Ok(0) => break,
-                Ok(_) => {}
+                Ok(n) => {
+                    sent.fetch_add(n as u64, Ordering::Relaxed);
+                }
                 Err(nix::errno::Errno::EAGAIN) => {
                     self.within_data_timeout(async {
                         let mut ready = socket.writable().await?;
