@@ -24,6 +24,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use unftp_core::storage::{Error, ErrorKind, FEATURE_RESTART, Fileinfo, Result, StorageBackend};
 use unftp_sbe_fs::Filesystem;
 
+use crate::names;
 use crate::policy::NamePattern;
 use crate::protocol::ExitReason;
 use crate::tls::DataHandshake;
@@ -100,10 +101,12 @@ fn denied() -> Error {
 }
 
 /// Paths from libunftp are absolute in the session's view; after the jail that view is the
-/// process's own root, so they are used as they are.
+/// process's own root, so they are used as they are — with the name bytes that libunftp holds
+/// as stand-ins restored (`crate::names`). Every check runs on the path before this.
 fn real_path(path: &Path) -> PathBuf {
+    let path = names::to_fs(path);
     if path.is_absolute() {
-        path.to_path_buf()
+        path.into_owned()
     } else {
         Path::new("/").join(path)
     }
@@ -136,6 +139,8 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// The last component of a listed entry's path, for display.
+/// (Names read from a directory are already in the mapped form of `crate::names`: valid
+/// UTF-8, so nothing is lost here.)
 fn entry_name(entry: &Fileinfo<PathBuf, FileMeta>) -> std::borrow::Cow<'_, str> {
     entry
         .path
@@ -188,7 +193,7 @@ impl JailedStorage {
             return Err(denied());
         }
         if self.deny.matches_path(path) {
-            tracing::info!(path = %path.display(), "refused by deny_file");
+            tracing::info!(path = %names::for_log(&path.to_string_lossy()), "refused by deny_file");
             return Err(denied());
         }
         Ok(entered)
@@ -270,8 +275,9 @@ impl JailedStorage {
     /// `SITE CHMOD mode path`.
     pub async fn chmod(&self, mode: u32, path: &str) -> Result<()> {
         let base = self.shared.working_dir();
-        let path = real_path(&base.join(path));
+        let path = base.join(path);
         self.allow(|r| r.chmod, &path)?;
+        let path = real_path(&path);
         // SECURITY: permission bits only, never setuid/setgid/sticky (vsftpd masks the same).
         let mode = mode & 0o777;
         blocking(move || std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)))
@@ -467,9 +473,9 @@ impl StorageBackend<SessionUser> for JailedStorage {
         start_pos: u64,
     ) -> Result<Box<dyn AsyncRead + Send + Sync + Unpin>> {
         self.data_connection_arrived();
-        let path = real_path(path.as_ref());
-        let e = self.allow(|r| r.download, &path)?;
+        let e = self.allow(|r| r.download, path.as_ref())?;
         self.check_data_connection(e)?;
+        let path = real_path(path.as_ref());
         let file = blocking(move || {
             let mut f = std::fs::File::open(path)?;
             io::Seek::seek(&mut f, io::SeekFrom::Start(start_pos))?;
@@ -494,12 +500,12 @@ impl StorageBackend<SessionUser> for JailedStorage {
 
     async fn del<P: AsRef<Path> + Send + Debug>(&self, user: &SessionUser, path: P) -> Result<()> {
         let e = self.allow(|r| r.modify, path.as_ref())?;
-        e.fs.del(user, path).await
+        e.fs.del(user, names::to_fs(path.as_ref())).await
     }
 
     async fn mkd<P: AsRef<Path> + Send + Debug>(&self, user: &SessionUser, path: P) -> Result<()> {
         let e = self.allow(|r| r.mkdir, path.as_ref())?;
-        e.fs.mkd(user, path).await
+        e.fs.mkd(user, names::to_fs(path.as_ref())).await
     }
 
     async fn rename<P: AsRef<Path> + Send + Debug>(
@@ -510,12 +516,13 @@ impl StorageBackend<SessionUser> for JailedStorage {
     ) -> Result<()> {
         self.allow(|r| r.modify, to.as_ref())?;
         let e = self.allow(|r| r.modify, from.as_ref())?;
+        let (from, to) = (names::to_fs(from.as_ref()), names::to_fs(to.as_ref()));
         e.fs.rename(user, from, to).await
     }
 
     async fn rmd<P: AsRef<Path> + Send + Debug>(&self, user: &SessionUser, path: P) -> Result<()> {
         let e = self.allow(|r| r.modify, path.as_ref())?;
-        e.fs.rmd(user, path).await
+        e.fs.rmd(user, names::to_fs(path.as_ref())).await
     }
 
     async fn cwd<P: AsRef<Path> + Send + Debug>(&self, _user: &SessionUser, path: P) -> Result<()> {

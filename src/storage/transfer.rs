@@ -23,9 +23,9 @@ impl JailedStorage {
         W: AsyncWrite + Unpin + Sync + Send + ?Sized,
     {
         self.data_connection_arrived();
-        let path = real_path(path);
-        let e = self.allow(|r| r.download, &path)?;
+        let e = self.allow(|r| r.download, path)?;
         self.check_data_connection(e)?;
+        let path = real_path(path);
         let _transfer = Transfer::start(&self.shared);
         // One trip to the blocking pool opens the file, learns its size and reads the first
         // chunk: a small file costs a single hop and a buffer of its own size.
@@ -75,8 +75,8 @@ impl JailedStorage {
         start_pos: u64,
     ) -> Result<u64> {
         self.data_connection_arrived();
+        let e = self.allow(|r| r.upload, path)?;
         let path = real_path(path);
-        let e = self.allow(|r| r.upload, &path)?;
         // Without the right to modify, an upload may only create a new file (vsftpd's rule for
         // anonymous uploads): no overwrite, no append, no resume.
         let may_modify = e.rights.modify;
