@@ -78,24 +78,33 @@ fn stand_in_at(bytes: &[u8], i: usize) -> Option<u8> {
 /// for the wire. Bytes that are not UTF-8 pass unchanged; a stand-in becomes its byte (never
 /// below 0x80, so no CR, LF, `"` or `/` can appear that was not there).
 pub fn to_wire(bytes: &[u8]) -> Cow<'_, [u8]> {
-    let Some(first) = (0..bytes.len()).find(|&i| stand_in_at(bytes, i).is_some()) else {
+    // Only an 0xEF can start a stand-in: skip from one to the next (large listings stay cheap).
+    let next_stand_in = |from: usize| {
+        let mut at = from;
+        while let Some(p) = bytes[at..].iter().position(|b| *b == 0xEF) {
+            if let Some(b) = stand_in_at(bytes, at + p) {
+                return Some((at + p, b));
+            }
+            at += p + 1;
+        }
+        None
+    };
+    let Some(mut found) = next_stand_in(0) else {
         return Cow::Borrowed(bytes);
     };
     let mut out = Vec::with_capacity(bytes.len());
-    out.extend_from_slice(&bytes[..first]);
-    let mut i = first;
-    while i < bytes.len() {
-        match stand_in_at(bytes, i) {
-            Some(b) => {
-                out.push(b);
-                i += 3;
-            }
-            None => {
-                out.push(bytes[i]);
-                i += 1;
-            }
+    let mut copied = 0;
+    loop {
+        let (at, b) = found;
+        out.extend_from_slice(&bytes[copied..at]);
+        out.push(b);
+        copied = at + 3;
+        match next_stand_in(copied) {
+            Some(f) => found = f,
+            None => break,
         }
     }
+    out.extend_from_slice(&bytes[copied..]);
     Cow::Owned(out)
 }
 
@@ -169,6 +178,19 @@ mod tests {
         assert_eq!(to_engine(b"caf\xe9.txt"), "caf\u{F7E9}.txt");
         assert_eq!(to_engine(b"\xff\xfe"), "\u{F7FF}\u{F7FE}");
         assert_eq!(&*to_wire("caf\u{F7E9}.txt".as_bytes()), b"caf\xe9.txt");
+        // What is not a whole stand-in passes to the wire unchanged.
+        for raw in [
+            &b"\xef"[..],
+            b"\xef\x9e",
+            b"a\xef\x41\xef\x9f",
+            b"\xef\xbf\xbd",
+        ] {
+            assert_eq!(&*to_wire(raw), raw);
+        }
+        assert_eq!(
+            &*to_wire("a\u{F7E9}\u{F7E9}b\u{F780}".as_bytes()),
+            b"a\xe9\xe9b\x80"
+        );
         // A truncated sequence: each byte on its own.
         assert_eq!(to_engine(b"a\xe2\x82"), "a\u{F7E2}\u{F782}");
         for bytes in [

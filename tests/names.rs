@@ -557,3 +557,42 @@ fn feat_lists_utf8_by_default_and_not_with_utf8_filesystem_false() {
         "{text}"
     );
 }
+
+#[test]
+fn a_user_who_is_not_jailed_starts_in_a_home_whose_path_is_not_utf8() {
+    let Some((_pam, server, user)) = start("chroot_local_user = false") else {
+        return;
+    };
+    let home = cat(&[user.home.as_os_str().as_bytes(), b"/h\xe9"]);
+    let home_path = PathBuf::from(OsString::from_vec(home.clone()));
+    fs::create_dir(&home_path).unwrap();
+    user.chown(&home_path);
+    // Other tests (and helpers) change accounts too: retry a locked /etc/passwd, bounded.
+    let out = {
+        let _quiet = common::accounts_quiet();
+        let mut out = None;
+        for _ in 0..20 {
+            let o = Command::new("usermod")
+                .arg("-d")
+                .arg(&home_path)
+                .arg(&user.name)
+                .stdin(Stdio::null())
+                .output()
+                .expect("run usermod");
+            let done = o.status.success();
+            out = Some(o);
+            if done {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        out.expect("at least one attempt")
+    };
+    assert!(out.status.success(), "usermod -d: {}", describe(&out));
+    let results = ftplib(&server, &user, false, &[b"cmd PWD".to_vec()]);
+    assert!(
+        contains(&results[0], &cat(&[b"257 \"", &home, b"\""])),
+        "PWD: {}",
+        show(&results[0])
+    );
+}
