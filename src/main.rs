@@ -28,6 +28,7 @@ mod jail;
 mod logging;
 mod master;
 mod monitor;
+mod names;
 mod policy;
 mod prelogin;
 mod protocol;

@@ -120,6 +120,7 @@ fields! {
     deny_file: Str,
     force_dot_files: Bool,
     ls_recurse_enable: Bool,
+    utf8_filesystem: Bool,
     pasv_enable: Bool,
     pasv_min_port: Port,
     pasv_max_port: Port,

@@ -184,6 +184,10 @@ pub struct Config {
     pub force_dot_files: bool,
     /// Allow `LIST -R` (default false). Accepted, but not implemented: see [`Config::warnings`].
     pub ls_recurse_enable: bool,
+    /// vsftpd's key: list `UTF8` in `FEAT` (RFC 2640), saying the names on disk are UTF-8
+    /// (default true; vsftpd's default is NO). Names go through byte for byte either way, and
+    /// `OPTS UTF8 ON` is answered `200` either way, as vsftpd 3.0.3 does.
+    pub utf8_filesystem: bool,
 
     // --- Data connections ---
     /// Allow PASV/EPSV (default true).
@@ -340,6 +344,7 @@ impl Default for Config {
             deny_file: None,
             force_dot_files: false,
             ls_recurse_enable: false,
+            utf8_filesystem: true,
             pasv_enable: true,
             pasv_min_port: 0,
             pasv_max_port: 0,

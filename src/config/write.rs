@@ -90,6 +90,7 @@ impl Config {
         opt(o, "deny_file", &self.deny_file);
         line(o, "force_dot_files", self.force_dot_files);
         line(o, "ls_recurse_enable", self.ls_recurse_enable);
+        line(o, "utf8_filesystem", self.utf8_filesystem);
         out_comment(o, "Data connections");
         line(o, "pasv_enable", self.pasv_enable);
         line(o, "pasv_min_port", self.pasv_min_port);

@@ -189,6 +189,15 @@ fn booleans_accept_vsftpds_spellings() {
 }
 
 #[test]
+fn utf8_filesystem_is_carried_over_and_vsftpds_default_no_kept() {
+    let (config, _) = run("utf8_filesystem=YES\n");
+    assert!(config.utf8_filesystem);
+    // vsftpd lists no UTF8 in FEAT unless told to: an imported config does the same.
+    let (config, imported) = run("listen=YES\n");
+    assert!(!config.utf8_filesystem, "{}", imported.toml);
+}
+
+#[test]
 fn the_last_of_repeated_settings_wins() {
     let (config, imported) = run("listen=YES\nwrite_enable=NO\nwrite_enable=YES\n");
     assert!(config.write_enable);

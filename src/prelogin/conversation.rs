@@ -24,17 +24,13 @@ use crate::protocol::link::Preamble;
 use crate::protocol::monitor::{MAX_MESSAGE, MAX_PASSWORD, MAX_USER, Reply, Request};
 use crate::tls::StoredSessions;
 
-/// The features listed before login (and by libunftp after it): RFC 2389.
-fn features(tls: bool) -> String {
-    let mut list = vec![
-        " EPSV",
-        " MDTM",
-        " MLSD",
-        " MLST",
-        " REST STREAM",
-        " SIZE",
-        " UTF8",
-    ];
+/// The features listed before login and (by the worker's relay) after it: RFC 2389. `UTF8`
+/// (RFC 2640) only with `utf8_filesystem`, as vsftpd does.
+pub fn features(tls: bool, utf8: bool) -> String {
+    let mut list = vec![" EPSV", " MDTM", " MLSD", " MLST", " REST STREAM", " SIZE"];
+    if utf8 {
+        list.push(" UTF8");
+    }
     if tls {
         list.extend([" AUTH TLS", " PBSZ", " PROT"]);
     }
@@ -213,7 +209,11 @@ impl<'a> Conversation<'a> {
                     return Err(ExitReason::Closed);
                 }
                 "FEAT" => {
-                    say(client, &features(self.tls_offered)).await?;
+                    say(
+                        client,
+                        &features(self.tls_offered, self.config.utf8_filesystem),
+                    )
+                    .await?;
                     Step::Continue
                 }
                 "SYST" => {
@@ -483,9 +483,10 @@ mod tests {
     #[test]
     fn features_are_listed_as_libunftp_lists_them_after_login() {
         assert_eq!(
-            features(true),
+            features(true, true),
             "211-Extensions supported:\r\n AUTH TLS\r\n EPSV\r\n MDTM\r\n MLSD\r\n MLST\r\n PBSZ\r\n PROT\r\n REST STREAM\r\n SIZE\r\n UTF8\r\n211 END"
         );
-        assert!(!features(false).contains("AUTH"));
+        assert!(!features(false, true).contains("AUTH"));
+        assert!(!features(true, false).contains("UTF8"));
     }
 }

@@ -1,11 +1,12 @@
 //! The directory listings of the session's storage backend: `LIST` (with `-a`/`-R` as the
 //! relay passed them on, hidden and denied names left out, names escaped for the wire) and
-//! `NLST` (names only). Runs in the worker, as the user, jailed.
+//! `NLST` (names only). Runs in the worker, as the user, jailed. Listings are built from the
+//! mapped names of `crate::names` and written to the data connection as the names' bytes.
 
 use std::io;
 use std::path::Path;
 
-use unftp_core::storage::{Error, Metadata, StorageBackend};
+use unftp_core::storage::{Error, ErrorKind, Metadata, StorageBackend};
 
 use super::*;
 
@@ -16,6 +17,8 @@ impl JailedStorage {
         path: &Path,
     ) -> std::result::Result<io::Cursor<Vec<u8>>, Error> {
         self.data_connection_arrived();
+        // Taken first, so a listing refused below leaves no flags for the next one.
+        let flags = self.shared.take_list_flags();
         let path = path.to_path_buf();
         let e = self.allow(|r| r.dirlist, &path)?;
         self.check_data_connection(e).await?;
@@ -34,9 +37,22 @@ impl JailedStorage {
                 metadata: meta,
             }]
         };
-        let flags = self.shared.take_list_flags();
         let now = SystemTime::now();
         let mut out = String::with_capacity(entries.len() * 64);
+        if flags.mlsd {
+            // RFC 3659 §7.1: MLSD lists a directory; dot files are listed, hide_file applies.
+            if !listing_dir {
+                return Err(Error::from(ErrorKind::PermanentDirectoryNotAvailable));
+            }
+            for entry in &entries {
+                let name = entry_name(entry);
+                if self.visible(&name) {
+                    out.push_str(&listing::mlsd_entry(&name, &entry.metadata));
+                    out.push_str("\r\n");
+                }
+            }
+            return Ok(on_the_wire(out));
+        }
         if !listing_dir {
             for entry in &entries {
                 out.push_str(&format_entry(
@@ -47,7 +63,7 @@ impl JailedStorage {
                 ));
                 out.push_str("\r\n");
             }
-            return Ok(io::Cursor::new(out.into_bytes()));
+            return Ok(on_the_wire(out));
         }
         // `LIST -R` (with ls_recurse_enable): `ls -R`'s layout, subdirectories depth first,
         // bounded so one command cannot walk a whole disk.
@@ -88,7 +104,7 @@ impl JailedStorage {
                 out.push_str("\r\n");
             }
         }
-        Ok(io::Cursor::new(out.into_bytes()))
+        Ok(on_the_wire(out))
     }
 
     pub(super) async fn name_listing(
@@ -109,6 +125,14 @@ impl JailedStorage {
             out.push_str(&listing::wire_name(name));
             out.push_str("\r\n");
         }
-        Ok(io::Cursor::new(out.into_bytes()))
+        Ok(on_the_wire(out))
     }
+}
+
+/// A listing for the data connection: names go out as their bytes (`crate::names`).
+fn on_the_wire(listing: String) -> io::Cursor<Vec<u8>> {
+    io::Cursor::new(match names::to_wire(listing.as_bytes()) {
+        std::borrow::Cow::Borrowed(_) => listing.into_bytes(),
+        std::borrow::Cow::Owned(bytes) => bytes,
+    })
 }

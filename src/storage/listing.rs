@@ -114,6 +114,34 @@ pub fn wire_name(name: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// One `MLSD` line (without the CRLF): the facts libunftp gives (`type`, `size`, `modify` in
+/// UTC, `unix.uid`/`unix.gid` when not 0), a space, the name.
+pub fn mlsd_entry(name: &str, meta: &impl Metadata) -> String {
+    let mut facts = format!(
+        "type={};size={};",
+        if meta.is_dir() { "dir" } else { "file" },
+        meta.len()
+    );
+    if let Ok(t) = meta.modified() {
+        let secs = unix_seconds(t);
+        let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
+        let in_day = secs.rem_euclid(86_400);
+        facts.push_str(&format!(
+            "modify={year:04}{month:02}{day:02}{:02}{:02}{:02};",
+            in_day / 3600,
+            (in_day % 3600) / 60,
+            in_day % 60
+        ));
+    }
+    if meta.uid() > 0 {
+        facts.push_str(&format!("unix.uid={};", meta.uid()));
+    }
+    if meta.gid() > 0 {
+        facts.push_str(&format!("unix.gid={};", meta.gid()));
+    }
+    format!("{facts} {}", wire_name(name))
+}
+
 /// One `LIST` line (without the CRLF).
 pub fn format_entry(
     name: &str,

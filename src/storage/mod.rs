@@ -24,6 +24,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use unftp_core::storage::{Error, ErrorKind, FEATURE_RESTART, Fileinfo, Result, StorageBackend};
 use unftp_sbe_fs::Filesystem;
 
+use crate::names;
 use crate::policy::NamePattern;
 use crate::protocol::ExitReason;
 use crate::protocol::event::{Direction, Op};
@@ -104,10 +105,12 @@ fn denied() -> Error {
 }
 
 /// Paths from libunftp are absolute in the session's view; after the jail that view is the
-/// process's own root, so they are used as they are.
+/// process's own root, so they are used as they are — with the name bytes that libunftp holds
+/// as stand-ins restored (`crate::names`). Every check runs on the path before this.
 fn real_path(path: &Path) -> PathBuf {
+    let path = names::to_fs(path);
     if path.is_absolute() {
-        path.to_path_buf()
+        path.into_owned()
     } else {
         Path::new("/").join(path)
     }
@@ -150,6 +153,8 @@ async fn offload<T: Send + 'static>(
 }
 
 /// The last component of a listed entry's path, for display.
+/// (Names read from a directory are already in the mapped form of `crate::names`: valid
+/// UTF-8, so nothing is lost here.)
 fn entry_name(entry: &Fileinfo<PathBuf, FileMeta>) -> std::borrow::Cow<'_, str> {
     entry
         .path
@@ -202,7 +207,7 @@ impl JailedStorage {
             return Err(denied());
         }
         if self.deny.matches_path(path) {
-            tracing::info!(path = %path.display(), "refused by deny_file");
+            tracing::info!(path = %names::for_log(&path.to_string_lossy()), "refused by deny_file");
             return Err(denied());
         }
         Ok(entered)
@@ -291,10 +296,10 @@ impl JailedStorage {
     /// `SITE CHMOD mode path`.
     pub async fn chmod(&self, mode: u32, path: &str) -> Result<()> {
         let base = self.shared.working_dir();
-        let path = real_path(&base.join(path));
-        let shown = path.clone();
+        let path = base.join(path);
         let result = async {
             self.allow(|r| r.chmod, &path)?;
+            let path = real_path(&path);
             // SECURITY: permission bits only, never setuid/setgid/sticky (vsftpd masks the same).
             let mode = mode & 0o777;
             on_session_thread(|| {
@@ -302,7 +307,7 @@ impl JailedStorage {
             })
         }
         .await;
-        records::op(&self.shared, Op::Chmod, &shown, None, result)
+        records::op(&self.shared, Op::Chmod, &real_path(&path), None, result)
     }
 
     fn rights_for(&self, anonymous: bool) -> Rights {
@@ -504,9 +509,9 @@ impl StorageBackend<SessionUser> for JailedStorage {
         start_pos: u64,
     ) -> Result<Box<dyn AsyncRead + Send + Sync + Unpin>> {
         self.data_connection_arrived();
-        let path = real_path(path.as_ref());
-        let e = self.allow(|r| r.download, &path)?;
+        let e = self.allow(|r| r.download, path.as_ref())?;
         self.check_data_connection(e).await?;
+        let path = real_path(path.as_ref());
         let file = on_session_thread(|| {
             let mut f = std::fs::File::open(path)?;
             io::Seek::seek(&mut f, io::SeekFrom::Start(start_pos))?;
@@ -534,18 +539,18 @@ impl StorageBackend<SessionUser> for JailedStorage {
     }
 
     async fn del<P: AsRef<Path> + Send + Debug>(&self, user: &SessionUser, path: P) -> Result<()> {
-        let shown = path.as_ref().to_path_buf();
+        let shown = real_path(path.as_ref());
         let result = match self.allow(|r| r.modify, path.as_ref()) {
-            Ok(e) => e.fs.del(user, path).await,
+            Ok(e) => e.fs.del(user, names::to_fs(path.as_ref())).await,
             Err(e) => Err(e),
         };
         records::op(&self.shared, Op::Delete, &shown, None, result)
     }
 
     async fn mkd<P: AsRef<Path> + Send + Debug>(&self, user: &SessionUser, path: P) -> Result<()> {
-        let shown = path.as_ref().to_path_buf();
+        let shown = real_path(path.as_ref());
         let result = match self.allow(|r| r.mkdir, path.as_ref()) {
-            Ok(e) => e.fs.mkd(user, path).await,
+            Ok(e) => e.fs.mkd(user, names::to_fs(path.as_ref())).await,
             Err(e) => Err(e),
         };
         records::op(&self.shared, Op::Mkdir, &shown, None, result)
@@ -557,12 +562,15 @@ impl StorageBackend<SessionUser> for JailedStorage {
         from: P,
         to: P,
     ) -> Result<()> {
-        let (shown_from, shown_to) = (from.as_ref().to_path_buf(), to.as_ref().to_path_buf());
+        let (shown_from, shown_to) = (real_path(from.as_ref()), real_path(to.as_ref()));
         let result = match self
             .allow(|r| r.modify, to.as_ref())
             .and_then(|_| self.allow(|r| r.modify, from.as_ref()))
         {
-            Ok(e) => e.fs.rename(user, from, to).await,
+            Ok(e) => {
+                let (from, to) = (names::to_fs(from.as_ref()), names::to_fs(to.as_ref()));
+                e.fs.rename(user, from, to).await
+            }
             Err(e) => Err(e),
         };
         records::op(
@@ -575,9 +583,9 @@ impl StorageBackend<SessionUser> for JailedStorage {
     }
 
     async fn rmd<P: AsRef<Path> + Send + Debug>(&self, user: &SessionUser, path: P) -> Result<()> {
-        let shown = path.as_ref().to_path_buf();
+        let shown = real_path(path.as_ref());
         let result = match self.allow(|r| r.modify, path.as_ref()) {
-            Ok(e) => e.fs.rmd(user, path).await,
+            Ok(e) => e.fs.rmd(user, names::to_fs(path.as_ref())).await,
             Err(e) => Err(e),
         };
         records::op(&self.shared, Op::Rmdir, &shown, None, result)

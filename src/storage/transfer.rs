@@ -26,9 +26,9 @@ impl JailedStorage {
         W: AsyncWrite + Unpin + Sync + Send + ?Sized,
     {
         self.data_connection_arrived();
-        let path = real_path(path);
-        let e = self.allow(|r| r.download, &path)?;
+        let e = self.allow(|r| r.download, path)?;
         let tls_seen = self.check_data_connection(e).await?;
+        let path = real_path(path);
         let _transfer = Transfer::start(&self.shared);
         // Open, size and the first chunk on the session's thread: a small file costs no
         // thread switch and a buffer of its own size.
@@ -87,8 +87,8 @@ impl JailedStorage {
         start_pos: u64,
     ) -> Result<u64> {
         self.data_connection_arrived();
+        let e = self.allow(|r| r.upload, path)?;
         let path = real_path(path);
-        let e = self.allow(|r| r.upload, &path)?;
         // Without the right to modify, an upload may only create a new file (vsftpd's rule for
         // anonymous uploads): no overwrite, no append, no resume.
         let may_modify = e.rights.modify;

@@ -12,6 +12,7 @@
 //! (`crate::control::command`) and libunftp is given the line rebuilt from it. Every wait on
 //! libunftp has a deadline.
 
+use std::borrow::Cow;
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -24,6 +25,8 @@ use crate::control::command;
 use crate::control::line::{Line, LineReader, MAX_LINE};
 use crate::control::port;
 use crate::logging::Escaped;
+use crate::names;
+use crate::prelogin::conversation::features;
 use crate::protocol::ExitReason;
 use crate::protocol::event::Event;
 use crate::protocol::link::Preamble;
@@ -314,11 +317,16 @@ async fn forward(
     let mut replies = tokio::spawn(async move {
         while let Ok(Line::Text(line)) = engine_lines.next(&mut engine_read, MAX_ENGINE_LINE).await
         {
-            let mut bytes = data_tls
+            let line = data_tls
                 .as_deref()
                 .and_then(|d| datatls::replaced_reply(d, &line))
                 .or_else(|| arguments::engine_line(&line))
                 .unwrap_or(line);
+            // Names in replies (PWD, MKD, MLST, STAT path) go back as their bytes.
+            let mut bytes = match names::to_wire(&line) {
+                Cow::Borrowed(_) => line,
+                Cow::Owned(raw) => raw,
+            };
             bytes.extend_from_slice(b"\r\n");
             if engine_to_client.send(bytes).await.is_err() {
                 break;
@@ -392,7 +400,8 @@ async fn forward(
             Ok(Ok(Line::Text(line))) => line,
         };
         // SECURITY: one parse decides what every check below sees and what libunftp is given.
-        let command = match command::parse(&line) {
+        // A name's bytes that are not UTF-8 reach libunftp as stand-ins (`crate::names`).
+        let command = match command::parse_names(&line) {
             Ok(c) => c,
             Err(refusal) => {
                 tracing::info!(line = %Escaped(&String::from_utf8_lossy(&line)), "command refused");
@@ -461,6 +470,10 @@ async fn forward(
                 .into(),
             )),
             "HELP" => Some(Decision::Answer(status::HELP.into())),
+            // The list given before login; libunftp's own always has UTF8 (utf8_filesystem).
+            "FEAT" => Some(Decision::Answer(
+                features(shared.tls.is_some(), config.utf8_filesystem).into(),
+            )),
             // The mirrored working directory may lag behind a CWD the client pipelined; only a
             // path climbing above the root is rewritten (to one that does not).
             "CWD" if !argument.is_empty() => {
@@ -495,6 +508,21 @@ async fn forward(
         if matches!(verb.as_str(), "LIST" | "NLST") {
             shared.set_list_flags(ListFlags::parse(argument));
         }
+        // libunftp would write MLSD's lines itself, names lossily: the storage backend writes
+        // them instead, for the same command as a LIST (`--`: the rest is the path, as is).
+        let line = if verb == "MLSD" {
+            shared.set_list_flags(ListFlags {
+                mlsd: true,
+                ..ListFlags::default()
+            });
+            if argument.is_empty() {
+                "LIST".to_string()
+            } else {
+                format!("LIST -- {argument}")
+            }
+        } else {
+            line
+        };
         if verb == "CDUP" {
             shared.working_dir_up();
         }

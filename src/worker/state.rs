@@ -209,6 +209,9 @@ pub struct ListFlags {
     pub all: bool,
     /// `-R`: subdirectories too (only with `ls_recurse_enable`).
     pub recursive: bool,
+    /// The client asked for `MLSD`, which the relay passes to libunftp as `LIST -- path` so
+    /// that the storage backend writes the lines (with the names' bytes, `crate::names`).
+    pub mlsd: bool,
 }
 
 impl ListFlags {

@@ -820,15 +820,17 @@ impl FtpClient {
         Ok((code, text))
     }
 
+    /// One reply line; a file name's bytes that are not UTF-8 (rftpd passes them through, as
+    /// vsftpd does) are shown as U+FFFD.
     fn read_line(&mut self) -> io::Result<String> {
-        let mut line = String::new();
-        if self.reader.read_line(&mut line)? == 0 {
+        let mut line = Vec::new();
+        if self.reader.read_until(b'\n', &mut line)? == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 "control connection closed",
             ));
         }
-        Ok(line.trim_end_matches(['\r', '\n']).to_string())
+        Ok(lossy(&line).trim_end_matches(['\r', '\n']).to_string())
     }
 
     /// Send one command line.

@@ -15,6 +15,15 @@ fn defaults_equal_parsing_an_empty_file() {
 }
 
 #[test]
+fn utf8_filesystem_is_vsftpds_boolean_and_on_by_default() {
+    assert!(Config::default().utf8_filesystem);
+    let c = Config::parse("utf8_filesystem = false\n", "<input>").unwrap();
+    assert!(!c.utf8_filesystem);
+    let err = Config::parse("utf8_filesystem = \"NO\"\n", "<input>").unwrap_err();
+    assert!(err.to_string().contains("utf8_filesystem"), "{err}");
+}
+
+#[test]
 fn a_config_with_every_field_changed_round_trips_through_to_toml_string() {
     let list = TempFile::new("alice\n");
     let config = every_field_changed(&list.0);
@@ -149,6 +158,7 @@ fn the_new_keys_have_the_documented_defaults() {
     assert_eq!((c.banner_file.as_ref(), c.hide_file.as_ref()), (None, None));
     assert_eq!(c.deny_file, None);
     assert!(!c.force_dot_files && !c.ls_recurse_enable && c.chmod_enable);
+    assert!(c.utf8_filesystem);
     assert!(!c.ssl_enable && !c.implicit_ssl);
     assert_eq!(
         c.rsa_cert_file,

@@ -111,6 +111,7 @@ pub(super) fn every_field_changed(list: &Path) -> Config {
         deny_file: Some("*.exe".to_owned()),
         force_dot_files: true,
         ls_recurse_enable: true,
+        utf8_filesystem: false,
         pasv_enable: false,
         pasv_min_port: 40000,
         pasv_max_port: 40100,
