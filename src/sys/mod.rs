@@ -461,3 +461,24 @@ pub fn attach_reuseport_program(
     }
     Ok(())
 }
+
+/// Whether `path` carries the extended attribute `name` with a value starting with `1`
+/// (systemd marks the cgroups it delegates with `trusted.delegate=1`).
+pub fn xattr_is_one(path: &std::path::Path, name: &std::ffi::CStr) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    let mut value = [0u8; 8];
+    // SAFETY: both strings are NUL-terminated and live for the call; the kernel writes at most
+    // `value.len()` bytes into `value`, which is ours and that long.
+    let n = unsafe {
+        nix::libc::getxattr(
+            path.as_ptr(),
+            name.as_ptr(),
+            value.as_mut_ptr() as *mut nix::libc::c_void,
+            value.len(),
+        )
+    };
+    n > 0 && value[0] == b'1'
+}
