@@ -14,6 +14,7 @@ use crate::protocol::monitor::Grant;
 
 pub mod netns;
 pub mod nopriv;
+pub mod probe;
 pub mod sandbox;
 pub mod seccomp;
 

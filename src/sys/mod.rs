@@ -482,3 +482,21 @@ pub fn xattr_is_one(path: &std::path::Path, name: &std::ffi::CStr) -> bool {
     };
     n > 0 && value[0] == b'1'
 }
+
+/// `ptrace(PTRACE_TRACEME)`: only for `rftpd seccomp-probe`, which proves that the filters
+/// kill any ptrace.
+pub fn ptrace_traceme() -> io::Result<()> {
+    // SAFETY: PTRACE_TRACEME takes no pointer (the other arguments are ignored and null).
+    let r = unsafe {
+        nix::libc::ptrace(
+            nix::libc::PTRACE_TRACEME,
+            0,
+            std::ptr::null_mut::<nix::libc::c_void>(),
+            std::ptr::null_mut::<nix::libc::c_void>(),
+        )
+    };
+    if r == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
