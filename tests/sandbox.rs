@@ -78,7 +78,11 @@ fn wait_for(what: &str, mut f: impl FnMut() -> Vec<u32>) -> Vec<u32> {
 
 fn assert_sandboxed(pid: u32, role: &str, master: u32) {
     assert_eq!(status_field(pid, "Seccomp"), "2", "{role} {pid}: Seccomp");
-    assert_eq!(status_field(pid, "NoNewPrivs"), "1", "{role} {pid}: NoNewPrivs");
+    assert_eq!(
+        status_field(pid, "NoNewPrivs"),
+        "1",
+        "{role} {pid}: NoNewPrivs"
+    );
     for kind in NAMESPACES {
         assert_ne!(
             namespace(pid, kind),
@@ -113,38 +117,68 @@ fn every_role_is_filtered_isolated_and_limited_after_connect_and_after_login() {
     assert_sandboxed(prelogin, "pre-login process", master);
     // The monitor (not filtered: it runs PAM) is in the session's namespaces but the network's.
     for kind in ["pid", "ipc", "uts", "mnt"] {
-        assert_ne!(namespace(monitor, kind), namespace(master, kind), "monitor {kind}");
-        assert_eq!(namespace(monitor, kind), namespace(prelogin, kind), "session {kind}");
+        assert_ne!(
+            namespace(monitor, kind),
+            namespace(master, kind),
+            "monitor {kind}"
+        );
+        assert_eq!(
+            namespace(monitor, kind),
+            namespace(prelogin, kind),
+            "session {kind}"
+        );
     }
     assert_eq!(namespace(monitor, "net"), namespace(master, "net"));
     // The monitor is process 1 of the session's PID namespace, the pre-login process 2.
-    assert!(status_field(monitor, "NSpid").ends_with("\t1"), "monitor NSpid");
-    assert!(status_field(prelogin, "NSpid").ends_with("\t2"), "pre-login NSpid");
+    assert!(
+        status_field(monitor, "NSpid").ends_with("\t1"),
+        "monitor NSpid"
+    );
+    assert!(
+        status_field(prelogin, "NSpid").ends_with("\t2"),
+        "pre-login NSpid"
+    );
     assert_limit(prelogin, "pre-login process", "Max processes", "0");
     assert_limit(prelogin, "pre-login process", "Max open files", "32");
     assert_limit(prelogin, "pre-login process", "Max core file size", "0");
     assert_limit(prelogin, "pre-login process", "Max file size", "0");
-    assert_limit(prelogin, "pre-login process", "Max address space", "268435456");
+    assert_limit(
+        prelogin,
+        "pre-login process",
+        "Max address space",
+        "268435456",
+    );
     assert_limit(monitor, "monitor", "Max core file size", "0");
     assert_limit(monitor, "monitor", "Max open files", "256");
     assert_limit(monitor, "monitor", "Max address space", "1073741824");
 
     let prelogin_net = namespace(prelogin, "net");
     client.login_ok(&user);
-    let worker = one(wait_for("worker", || common::session_workers(master)), "worker");
+    let worker = one(
+        wait_for("worker", || common::session_workers(master)),
+        "worker",
+    );
     assert_sandboxed(worker, "worker", master);
     assert_eq!(namespace(worker, "pid"), namespace(monitor, "pid"));
     assert_ne!(namespace(worker, "net"), prelogin_net);
     assert_limit(worker, "worker", "Max open files", "200");
     assert_limit(worker, "worker", "Max processes", "3000");
-    assert_limit(worker, "worker", "Max address space", &(900u64 << 20).to_string());
+    assert_limit(
+        worker,
+        "worker",
+        "Max address space",
+        &(900u64 << 20).to_string(),
+    );
     assert_limit(worker, "worker", "Max core file size", "0");
     // The sandbox lets the session do its work: a listing, an upload, a download.
     assert_eq!(client.cmd("TYPE I").0, 200);
     let (code, _) = client.transfer_out("STOR sandboxed.txt", b"inside the sandbox\n");
     assert_eq!(code, 226);
     let (code, _, bytes) = client.transfer_in("RETR sandboxed.txt");
-    assert_eq!((code, bytes.as_slice()), (226, &b"inside the sandbox\n"[..]));
+    assert_eq!(
+        (code, bytes.as_slice()),
+        (226, &b"inside the sandbox\n"[..])
+    );
     let (code, _, listing) = client.transfer_in("LIST");
     assert_eq!(code, 226);
     assert!(lossy(&listing).contains("sandboxed.txt"));
@@ -186,7 +220,10 @@ fn sessions_cannot_see_each_others_processes() {
     }
     // The two run as the same account: only their PID namespaces keep them apart (a signal
     // from one to the other cannot even name its target).
-    assert_eq!(status_field(prelogins[0], "Uid"), status_field(prelogins[1], "Uid"));
+    assert_eq!(
+        status_field(prelogins[0], "Uid"),
+        status_field(prelogins[1], "Uid")
+    );
 }
 
 #[test]
@@ -200,7 +237,10 @@ fn a_sessions_processes_end_with_its_monitor() {
     let master = server.pid();
     let mut client = FtpClient::connect(server.addr());
     client.login_ok(&user);
-    let worker = one(wait_for("worker", || common::session_workers(master)), "worker");
+    let worker = one(
+        wait_for("worker", || common::session_workers(master)),
+        "worker",
+    );
     let monitor = one(common::session_monitors(master), "monitor");
     common::signal(monitor, "KILL");
     // Process 1 of the PID namespace has gone: the kernel ends the rest of the session.
@@ -222,7 +262,10 @@ fn a_process_killed_by_sigsys_is_reported_by_the_monitor() {
     let master = server.pid();
     let mut client = FtpClient::connect(server.addr());
     client.login_ok(&user);
-    let worker = one(wait_for("worker", || common::session_workers(master)), "worker");
+    let worker = one(
+        wait_for("worker", || common::session_workers(master)),
+        "worker",
+    );
     // What the kernel does to a process on a system call outside its list (SIGSYS, as
     // SECCOMP_RET_KILL_PROCESS): the monitor sees the same status and reports it.
     common::signal(worker, "SYS");
@@ -257,7 +300,10 @@ fn with_every_layer_off_sessions_still_work_unfiltered_in_the_hosts_namespaces()
         assert_eq!(namespace(prelogin, kind), namespace(master, kind), "{kind}");
     }
     client.login_ok(&user);
-    let worker = one(wait_for("worker", || common::session_workers(master)), "worker");
+    let worker = one(
+        wait_for("worker", || common::session_workers(master)),
+        "worker",
+    );
     assert_eq!(status_field(worker, "Seccomp"), "0");
     assert_eq!(namespace(worker, "pid"), namespace(master, "pid"));
     // The worker's own network namespace is not optional (its relay needs one).

@@ -56,8 +56,9 @@ pub fn main(args: &[String]) -> ExitCode {
             None::<&str>,
         )
         .map_err(|e| e.to_string()),
-        "unshare" => nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
-            .map_err(|e| e.to_string()),
+        "unshare" => {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).map_err(|e| e.to_string())
+        }
         "setuid" => nix::unistd::setuid(nix::unistd::Uid::from_raw(0)).map_err(|e| e.to_string()),
         "fork" => fork_once(),
         "work" => work(role, &dir),
@@ -96,7 +97,9 @@ fn work(role: Role, dir: &str) -> Result<(), String> {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         // Sockets it was given: a pair, both ways, with a timer.
         let (mut a, mut b) = tokio::net::UnixStream::pair().map_err(|e| format!("pair: {e}"))?;
-        a.write_all(b"ping").await.map_err(|e| format!("write: {e}"))?;
+        a.write_all(b"ping")
+            .await
+            .map_err(|e| format!("write: {e}"))?;
         let mut got = [0u8; 4];
         tokio::time::timeout(std::time::Duration::from_secs(2), b.read_exact(&mut got))
             .await
@@ -119,21 +122,44 @@ fn work(role: Role, dir: &str) -> Result<(), String> {
         let path = format!("{dir}/probe-file");
         let renamed = format!("{dir}/probe-renamed");
         let sub = format!("{dir}/probe-dir");
-        tokio::fs::write(&path, b"data").await.map_err(|e| format!("write file: {e}"))?;
-        let back = tokio::fs::read(&path).await.map_err(|e| format!("read file: {e}"))?;
+        tokio::fs::write(&path, b"data")
+            .await
+            .map_err(|e| format!("write file: {e}"))?;
+        let back = tokio::fs::read(&path)
+            .await
+            .map_err(|e| format!("read file: {e}"))?;
         if back != b"data" {
             return Err("file content differs".to_owned());
         }
-        tokio::fs::rename(&path, &renamed).await.map_err(|e| format!("rename: {e}"))?;
-        tokio::fs::metadata(&renamed).await.map_err(|e| format!("stat: {e}"))?;
-        tokio::fs::create_dir(&sub).await.map_err(|e| format!("mkdir: {e}"))?;
-        let mut entries = tokio::fs::read_dir(dir).await.map_err(|e| format!("readdir: {e}"))?;
-        while let Some(_entry) = entries.next_entry().await.map_err(|e| format!("readdir: {e}"))? {}
-        tokio::fs::set_permissions(&renamed, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        tokio::fs::rename(&path, &renamed)
             .await
-            .map_err(|e| format!("chmod: {e}"))?;
-        tokio::fs::remove_dir(&sub).await.map_err(|e| format!("rmdir: {e}"))?;
-        tokio::fs::remove_file(&renamed).await.map_err(|e| format!("unlink: {e}"))?;
+            .map_err(|e| format!("rename: {e}"))?;
+        tokio::fs::metadata(&renamed)
+            .await
+            .map_err(|e| format!("stat: {e}"))?;
+        tokio::fs::create_dir(&sub)
+            .await
+            .map_err(|e| format!("mkdir: {e}"))?;
+        let mut entries = tokio::fs::read_dir(dir)
+            .await
+            .map_err(|e| format!("readdir: {e}"))?;
+        while let Some(_entry) = entries
+            .next_entry()
+            .await
+            .map_err(|e| format!("readdir: {e}"))?
+        {}
+        tokio::fs::set_permissions(
+            &renamed,
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .await
+        .map_err(|e| format!("chmod: {e}"))?;
+        tokio::fs::remove_dir(&sub)
+            .await
+            .map_err(|e| format!("rmdir: {e}"))?;
+        tokio::fs::remove_file(&renamed)
+            .await
+            .map_err(|e| format!("unlink: {e}"))?;
         Ok(())
     })
 }

@@ -98,7 +98,9 @@ pub fn limit_worker(config: &Config) -> Result<(), (&'static str, nix::Error)> {
 /// it first, while it is single-threaded and before it forks.
 pub fn enter_session_namespaces() -> nix::Result<()> {
     use nix::mount::{MsFlags, mount};
-    nix::sched::unshare(CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWNS)?;
+    nix::sched::unshare(
+        CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWNS,
+    )?;
     // SECURITY: no mount event crosses between the host and the session, either way.
     mount(
         None::<&str>,

@@ -204,7 +204,10 @@ fn allow_list(role: Role, own_pid: i32) -> Result<Rules, String> {
     allow_if(
         &mut rules,
         SYS_ioctl,
-        vec![vec![arg_is(1, FIONBIO as u64)?], vec![arg_is(1, FIOCLEX as u64)?]],
+        vec![
+            vec![arg_is(1, FIONBIO as u64)?],
+            vec![arg_is(1, FIOCLEX as u64)?],
+        ],
     )?;
     // tokio's signal driver wakes itself through a Unix socket pair.
     allow_if(
@@ -223,7 +226,11 @@ fn allow_list(role: Role, own_pid: i32) -> Result<Rules, String> {
     allow_if(
         &mut rules,
         SYS_clone,
-        vec![vec![arg_masked(0, CLONE_THREAD as u64, CLONE_THREAD as u64)?]],
+        vec![vec![arg_masked(
+            0,
+            CLONE_THREAD as u64,
+            CLONE_THREAD as u64,
+        )?]],
     )?;
     allow(
         &mut rules,
@@ -389,10 +396,15 @@ fn kill_record(pid: i32) -> Option<i64> {
     }
     let mut audit = std::fs::File::open("/var/log/audit/audit.log").ok()?;
     let len = audit.metadata().ok()?.len();
-    audit.seek(SeekFrom::Start(len.saturating_sub(AUDIT_TAIL))).ok()?;
+    audit
+        .seek(SeekFrom::Start(len.saturating_sub(AUDIT_TAIL)))
+        .ok()?;
     let mut text = Vec::new();
     audit.take(AUDIT_TAIL).read_to_end(&mut text).ok()?;
-    String::from_utf8_lossy(&text).lines().filter_map(parse).last()
+    String::from_utf8_lossy(&text)
+        .lines()
+        .filter_map(parse)
+        .last()
 }
 
 /// The names of the system calls a compromised process would most likely try.
@@ -441,10 +453,7 @@ mod tests {
             return;
         }
         assert_eq!(programs(Role::Prelogin, 2).unwrap().len(), 1);
-        assert_eq!(
-            programs(Role::Worker { active: true }, 3).unwrap().len(),
-            2
-        );
+        assert_eq!(programs(Role::Worker { active: true }, 3).unwrap().len(), 2);
     }
 
     #[test]
@@ -460,16 +469,40 @@ mod tests {
         ] {
             let rules = allow_list(role, 2).unwrap();
             for call in [
-                SYS_execve, SYS_execveat, SYS_ptrace, SYS_mount, SYS_umount2, SYS_unshare,
-                SYS_setns, SYS_setuid, SYS_setresuid, SYS_setgid, SYS_kill, SYS_fork,
-                SYS_vfork, SYS_chroot, SYS_seccomp, SYS_bpf, SYS_process_vm_readv,
+                SYS_execve,
+                SYS_execveat,
+                SYS_ptrace,
+                SYS_mount,
+                SYS_umount2,
+                SYS_unshare,
+                SYS_setns,
+                SYS_setuid,
+                SYS_setresuid,
+                SYS_setgid,
+                SYS_kill,
+                SYS_fork,
+                SYS_vfork,
+                SYS_chroot,
+                SYS_seccomp,
+                SYS_bpf,
+                SYS_process_vm_readv,
             ] {
                 assert!(!rules.contains_key(&call), "{role:?} allows {call}");
             }
         }
         let prelogin = allow_list(Role::Prelogin, 2).unwrap();
-        for call in [SYS_open, SYS_openat, SYS_openat2, SYS_socket, SYS_clone, SYS_connect] {
-            assert!(!prelogin.contains_key(&call), "the pre-login process allows {call}");
+        for call in [
+            SYS_open,
+            SYS_openat,
+            SYS_openat2,
+            SYS_socket,
+            SYS_clone,
+            SYS_connect,
+        ] {
+            assert!(
+                !prelogin.contains_key(&call),
+                "the pre-login process allows {call}"
+            );
         }
         let worker = allow_list(Role::Worker { active: false }, 2).unwrap();
         assert!(!worker.contains_key(&SYS_socket));

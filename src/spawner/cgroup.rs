@@ -18,21 +18,33 @@ use std::path::{Path, PathBuf};
 
 use crate::config::Config;
 
-const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 /// The leaf the master and the spawner live in.
 const DAEMON_LEAF: &str = "main";
 /// How many times a removal is tried at once (the kernel may still be finishing the exit).
 const REMOVE_TRIES: u32 = 20;
 
+/// Where the cgroup v2 hierarchy is mounted: `/sys/fs/cgroup`, or `/sys/fs/cgroup/unified`
+/// on a host that still has cgroup v1 controllers ("hybrid").
+fn cgroup2_mount() -> Option<PathBuf> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    text.lines().find_map(|line| {
+        let (mount, fs) = line.split_once(" - ")?;
+        (fs.split_whitespace().next()? == "cgroup2")
+            .then(|| mount.split_whitespace().nth(4).map(PathBuf::from))
+            .flatten()
+    })
+}
+
 /// This process's cgroup v2 directory (`0::/path` of `/proc/self/cgroup`).
 fn own_cgroup() -> Option<PathBuf> {
     let text = std::fs::read_to_string("/proc/self/cgroup").ok()?;
     let path = text.lines().find_map(|l| l.strip_prefix("0::"))?;
-    Some(Path::new(CGROUP_ROOT).join(path.trim_start_matches('/')))
+    Some(cgroup2_mount()?.join(path.trim_start_matches('/')))
 }
 
 fn delegated(dir: &Path) -> bool {
-    crate::sys::xattr_is_one(dir, c"trusted.delegate") || crate::sys::xattr_is_one(dir, c"user.delegate")
+    crate::sys::xattr_is_one(dir, c"trusted.delegate")
+        || crate::sys::xattr_is_one(dir, c"user.delegate")
 }
 
 /// The master, at start: prepare the delegated subtree for session cgroups, or say (once)
@@ -51,6 +63,9 @@ pub fn delegate(config: &Config) {
         return;
     }
     match prepare(&own) {
+        Ok(controllers) if controllers.is_empty() => tracing::warn!(cgroup = %own.display(),
+            "a cgroup per session, but without limits: the memory and pids controllers are not \
+             in the cgroup v2 hierarchy (the host mounts them as cgroup v1)"),
         Ok(controllers) => tracing::info!(cgroup = %own.display(), controllers = %controllers,
             "a cgroup per session under the delegated subtree"),
         Err(e) => tracing::warn!(cgroup = %own.display(), error = %e,

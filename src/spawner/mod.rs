@@ -318,7 +318,8 @@ impl Spawner {
             return;
         }
         let forked = sys::fork_single_threaded();
-        if let (Some(pids), Ok(Forked::Parent(_)) | Err(_)) = (&self.template.pid_namespaces, &forked)
+        if let (Some(pids), Ok(Forked::Parent(_)) | Err(_)) =
+            (&self.template.pid_namespaces, &forked)
             && let Err(e) = pids.restore()
         {
             // The next unshare fails and says so; sessions already started are unaffected.

@@ -416,7 +416,10 @@ impl Monitor<'_> {
             self.kill_children();
         }
         self.passive = None;
-        let prelogin = self.prelogin.pid.map(|pid| reap_reporting_seccomp(pid, "pre-login process", client));
+        let prelogin = self
+            .prelogin
+            .pid
+            .map(|pid| reap_reporting_seccomp(pid, "pre-login process", client));
         let worker = self
             .worker
             .as_ref()
@@ -457,7 +460,11 @@ impl Monitor<'_> {
 
 /// [`reap`], first saying so when the child was killed by its seccomp filter (`SIGSYS`): the
 /// system call is looked up while the child can still be found (ended, not yet reaped).
-fn reap_reporting_seccomp(pid: Pid, role: &str, client: std::net::SocketAddr) -> nix::Result<WaitStatus> {
+fn reap_reporting_seccomp(
+    pid: Pid,
+    role: &str,
+    client: std::net::SocketAddr,
+) -> nix::Result<WaitStatus> {
     use nix::sys::wait::{Id, WaitPidFlag, waitid};
     let peeked = loop {
         match waitid(Id::Pid(pid), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT) {
