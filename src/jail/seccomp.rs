@@ -204,10 +204,7 @@ fn allow_list(role: Role, own_pid: i32) -> Result<Rules, String> {
     allow_if(
         &mut rules,
         SYS_ioctl,
-        vec![
-            vec![arg_is(1, FIONBIO as u64)?],
-            vec![arg_is(1, FIOCLEX as u64)?],
-        ],
+        vec![vec![arg_is(1, FIONBIO)?], vec![arg_is(1, FIOCLEX)?]],
     )?;
     // tokio's signal driver wakes itself through a Unix socket pair.
     allow_if(
@@ -401,10 +398,7 @@ fn kill_record(pid: i32) -> Option<i64> {
         .ok()?;
     let mut text = Vec::new();
     audit.take(AUDIT_TAIL).read_to_end(&mut text).ok()?;
-    String::from_utf8_lossy(&text)
-        .lines()
-        .filter_map(parse)
-        .last()
+    String::from_utf8_lossy(&text).lines().rev().find_map(parse)
 }
 
 /// The names of the system calls a compromised process would most likely try.
