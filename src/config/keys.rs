@@ -156,6 +156,15 @@ fields! {
     syslog_enable: Bool,
     nopriv_user: Str,
     secure_chroot_dir: Path,
+    seccomp_sandbox: Bool,
+    isolate: Bool,
+    isolate_network: Bool,
+    worker_max_open_files: Count,
+    worker_max_processes: Count,
+    worker_max_memory_mb: Count,
+    session_cgroup: Bool,
+    session_memory_max_mb: Count,
+    session_pids_max: Count,
 }
 
 /// vsftpd options rftpd does not implement: named as such instead of "did you mean".
@@ -172,12 +181,9 @@ pub(super) const VSFTPD_ONLY: &[&str] = &[
     "dsa_cert_file",
     "dsa_private_key_file",
     "guest_enable",
-    "isolate",
-    "isolate_network",
     "local_max_rate",
     "passwd_chroot_enable",
     "pasv_promiscuous",
-    "seccomp_sandbox",
     "ssl_ciphers",
     "ssl_request_cert",
     "ssl_sslv2",

@@ -292,6 +292,30 @@ pub struct Config {
     /// (default `/run/rftpd/empty`). It must be an absolute path to a directory owned by root
     /// and not writable by group or others: checked by [`Config::check_host`].
     pub secure_chroot_dir: PathBuf,
+
+    // --- Sandbox (each session's processes; see `crate::jail::sandbox`) ---
+    /// A seccomp allow-list in the pre-login process and the worker; a system call outside
+    /// it kills the process (default true, vsftpd's key).
+    pub seccomp_sandbox: bool,
+    /// Each session in new PID, IPC, UTS and mount namespaces (default true, vsftpd's key;
+    /// vsftpd's covers PID and IPC).
+    pub isolate: bool,
+    /// The pre-login processes in an empty network namespace (default true, vsftpd's key).
+    /// The worker always has a network namespace of its own: its relay needs one.
+    pub isolate_network: bool,
+    /// The worker's `RLIMIT_NOFILE` (default 256).
+    pub worker_max_open_files: u32,
+    /// The worker's `RLIMIT_NPROC`: processes and threads of the logged-in user's uid on the
+    /// whole host, counted by the kernel (default 4096).
+    pub worker_max_processes: u32,
+    /// The worker's `RLIMIT_AS` in MiB (default 1024).
+    pub worker_max_memory_mb: u32,
+    /// A cgroup per session where the host delegates a cgroup v2 subtree (default true).
+    pub session_cgroup: bool,
+    /// The session cgroup's `memory.max` in MiB; 0 = no limit (default 256).
+    pub session_memory_max_mb: u32,
+    /// The session cgroup's `pids.max`; 0 = no limit (default 32).
+    pub session_pids_max: u32,
 }
 
 impl Default for Config {
@@ -380,6 +404,15 @@ impl Default for Config {
             syslog_enable: false,
             nopriv_user: "rftpd".to_owned(),
             secure_chroot_dir: PathBuf::from("/run/rftpd/empty"),
+            seccomp_sandbox: true,
+            isolate: true,
+            isolate_network: true,
+            worker_max_open_files: 256,
+            worker_max_processes: 4096,
+            worker_max_memory_mb: 1024,
+            session_cgroup: true,
+            session_memory_max_mb: 256,
+            session_pids_max: 32,
         }
     }
 }

@@ -137,6 +137,16 @@ impl Config {
         out_comment(o, "Privilege separation");
         line(o, "nopriv_user", toml_string(&self.nopriv_user));
         path(o, "secure_chroot_dir", &self.secure_chroot_dir);
+        out_comment(o, "Sandbox");
+        line(o, "seccomp_sandbox", self.seccomp_sandbox);
+        line(o, "isolate", self.isolate);
+        line(o, "isolate_network", self.isolate_network);
+        line(o, "worker_max_open_files", self.worker_max_open_files);
+        line(o, "worker_max_processes", self.worker_max_processes);
+        line(o, "worker_max_memory_mb", self.worker_max_memory_mb);
+        line(o, "session_cgroup", self.session_cgroup);
+        line(o, "session_memory_max_mb", self.session_memory_max_mb);
+        line(o, "session_pids_max", self.session_pids_max);
         out
     }
 }

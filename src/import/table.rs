@@ -330,8 +330,8 @@ pub(super) const VSFTPD_OPTIONS: &[VsftpdOption] = &[
     opt("implicit_ssl", Bool, Some("NO"), None),
     opt("ptrace_sandbox", Bool, Some("NO"), OWN_ISOLATION),
     opt("require_ssl_reuse", Bool, Some("YES"), None),
-    opt("isolate", Bool, Some("YES"), OWN_ISOLATION),
-    opt("isolate_network", Bool, Some("YES"), OWN_ISOLATION),
+    opt("isolate", Bool, Some("YES"), None),
+    opt("isolate_network", Bool, Some("YES"), None),
     opt(
         "ftp_enable",
         Bool,
@@ -344,7 +344,7 @@ pub(super) const VSFTPD_OPTIONS: &[VsftpdOption] = &[
         Some("NO"),
         Some("rftpd does not speak HTTP"),
     ),
-    opt("seccomp_sandbox", Bool, Some("NO"), OWN_ISOLATION),
+    opt("seccomp_sandbox", Bool, Some("NO"), None),
     opt("allow_writeable_chroot", Bool, Some("NO"), None),
     opt("utf8_filesystem", Bool, Some("NO"), None),
     // Numbers.

@@ -533,3 +533,11 @@ fn implicit_ssl_is_carried_over() {
     let (config, _) = run("listen=YES\n");
     assert!(!config.implicit_ssl, "vsftpd's default is NO");
 }
+
+#[test]
+fn the_sandbox_keys_are_carried_over_but_debians_seccomp_default_is_not() {
+    let (config, _) = run("listen=YES\n");
+    assert!(config.seccomp_sandbox && config.isolate && config.isolate_network);
+    let (config, _) = run("listen=YES\nseccomp_sandbox=NO\nisolate=NO\nisolate_network=NO\n");
+    assert!(!config.seccomp_sandbox && !config.isolate && !config.isolate_network);
+}

@@ -185,6 +185,8 @@ impl State {
 /// Run the server until SIGTERM or SIGINT.
 pub fn run(prepared: Prepared, source: ConfigSource, log_filter: String) -> ExitCode {
     let config = prepared.config.clone();
+    // Before the runtime and the spawner exist: the cgroup layout they will run in.
+    crate::spawner::cgroup::delegate(&config);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -32,23 +32,20 @@ use crate::policy::UserList;
 use crate::protocol::{ExitReason, SessionEnd};
 use crate::sys::{self, Forked};
 
-/// Per-session resource limits, set before any child exists so both inherit them.
-fn limit_resources() {
-    use nix::sys::resource::{Resource, setrlimit};
-    // No core files: a session's memory holds a password for a moment.
-    let _ = setrlimit(Resource::RLIMIT_CORE, 0, 0);
-    // Enough descriptors for a control connection, a data connection and a few files.
-    let _ = setrlimit(Resource::RLIMIT_NOFILE, 256, 256);
-    // Bounds what one connection can make a session process allocate.
-    let _ = setrlimit(
-        Resource::RLIMIT_AS,
-        SESSION_ADDRESS_SPACE,
-        SESSION_ADDRESS_SPACE,
-    );
+/// The session's container, before any child exists so both inherit it: its cgroup, its
+/// IPC, UTS and mount namespaces (its PID namespace is the spawner's doing), the monitor's
+/// resource limits. Any failure ends the session before it starts.
+fn contain(config: &Config, cgroup: Option<&std::path::Path>) -> Result<(), String> {
+    if let Some(dir) = cgroup {
+        crate::spawner::cgroup::join(dir)
+            .map_err(|e| format!("cannot join the session cgroup {}: {e}", dir.display()))?;
+    }
+    if config.isolate {
+        crate::jail::sandbox::enter_session_namespaces()
+            .map_err(|e| format!("cannot enter the session's namespaces (isolate): {e}"))?;
+    }
+    crate::jail::sandbox::limit_monitor(config).map_err(|(what, e)| format!("{what}: {e}"))
 }
-
-/// Address-space limit of a session process.
-const SESSION_ADDRESS_SPACE: u64 = 1 << 30;
 
 /// What the master handed this session besides the config and the user list.
 pub struct Handover<'a> {
@@ -58,6 +55,8 @@ pub struct Handover<'a> {
     /// The client's address from a trusted load balancer's PROXY header (`proxy_protocol`),
     /// read and checked by the master; `None` = the socket's peer is the client.
     pub proxied_client: Option<SocketAddr>,
+    /// The session's cgroup, made by the spawner (a delegated cgroup v2 subtree).
+    pub cgroup: Option<&'a std::path::Path>,
 }
 
 /// The two ends of the control connection, as the host sees them.
@@ -123,7 +122,10 @@ pub fn run(
     if let Some(proxy) = addresses.proxy {
         tracing::debug!(client = %addresses.client, proxy = %proxy, "session through a load balancer");
     }
-    limit_resources();
+    if let Err(e) = contain(config, handover.cgroup) {
+        tracing::error!("{e}");
+        return ExitReason::Error as u8;
+    }
     let account = match nopriv_account(config) {
         Ok(a) => a,
         Err(e) => {

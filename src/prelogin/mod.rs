@@ -73,6 +73,10 @@ pub fn run(start: Start<'_>) -> ExitReason {
         start.account,
         &start.config.secure_chroot_dir,
         start.empty_net,
+        crate::jail::nopriv::Layers {
+            network: start.config.isolate_network,
+            seccomp: start.config.seccomp_sandbox,
+        },
         &keep,
         start.parent,
     );

@@ -511,6 +511,45 @@ pub fn attach_reuseport_program(
     Ok(())
 }
 
+/// Whether `path` carries the extended attribute `name` with a value starting with `1`
+/// (systemd marks the cgroups it delegates with `trusted.delegate=1`).
+pub fn xattr_is_one(path: &std::path::Path, name: &std::ffi::CStr) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    let mut value = [0u8; 8];
+    // SAFETY: both strings are NUL-terminated and live for the call; the kernel writes at most
+    // `value.len()` bytes into `value`, which is ours and that long.
+    let n = unsafe {
+        nix::libc::getxattr(
+            path.as_ptr(),
+            name.as_ptr(),
+            value.as_mut_ptr() as *mut nix::libc::c_void,
+            value.len(),
+        )
+    };
+    n > 0 && value[0] == b'1'
+}
+
+/// `ptrace(PTRACE_TRACEME)`: only for `rftpd seccomp-probe`, which proves that the filters
+/// kill any ptrace.
+pub fn ptrace_traceme() -> io::Result<()> {
+    // SAFETY: PTRACE_TRACEME takes no pointer (the other arguments are ignored and null).
+    let r = unsafe {
+        nix::libc::ptrace(
+            nix::libc::PTRACE_TRACEME,
+            0,
+            std::ptr::null_mut::<nix::libc::c_void>(),
+            std::ptr::null_mut::<nix::libc::c_void>(),
+        )
+    };
+    if r == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

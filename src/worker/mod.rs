@@ -125,6 +125,10 @@ pub fn run(start: Start<'_>) -> ExitReason {
     let config = start.config;
     let client_ip = netns::unmapped(start.addresses.client.ip());
     // SECURITY: every step up to the jail runs before anything is read from the link.
+    if let Err((what, e)) = crate::jail::sandbox::limit_worker(config) {
+        tracing::error!(limit = what, error = %e, "cannot limit the worker; ending the session");
+        return ExitReason::Error;
+    }
     if let Err(e) = netns::isolate(client_ip) {
         tracing::error!(error = %e, "cannot isolate the session's network; ending it");
         return ExitReason::Error;
@@ -170,6 +174,19 @@ pub fn run(start: Start<'_>) -> ExitReason {
     }
     // The monitor's login path (PAM, the hash) left freed memory behind; give it back.
     sys::release_free_heap();
+    // SECURITY: the worker's allow-list, before its runtime exists and before it reads a byte
+    // (the runtime's threads inherit it).
+    if config.seccomp_sandbox {
+        // Stand-in sockets inside the worker's namespace: active mode's, and under TLS the
+        // protected passive connections' (`datatls`).
+        let role = crate::jail::seccomp::Role::Worker {
+            stand_ins: config.port_enable || config.ssl_enable,
+        };
+        if let Err(e) = crate::jail::seccomp::install(role) {
+            tracing::error!(error = %e, "cannot install the worker's seccomp filter; ending the session");
+            std::process::abort();
+        }
+    }
     // A panic ends the session with an FTP reply and a log line instead of leaving a
     // half-working process behind. (libunftp unwraps a failed data-channel TLS handshake, but
     // it is never given a TLS data connection: `datatls` ends those.)

@@ -151,6 +151,15 @@ pub(super) fn every_field_changed(list: &Path) -> Config {
         syslog_enable: true,
         nopriv_user: "ftpsecure".to_owned(),
         secure_chroot_dir: PathBuf::from("/var/empty \"jail\""),
+        seccomp_sandbox: false,
+        isolate: false,
+        isolate_network: false,
+        worker_max_open_files: 512,
+        worker_max_processes: 8192,
+        worker_max_memory_mb: 2048,
+        session_cgroup: false,
+        session_memory_max_mb: 0,
+        session_pids_max: 0,
     }
 }
 

@@ -429,3 +429,37 @@ fn log_files_must_be_absolute_paths() {
     let e = one_error("xferlog_file = \"\"\n");
     assert_eq!(e.key.as_deref(), Some("xferlog_file"));
 }
+
+#[test]
+fn sandbox_limits_too_small_to_run_a_session_are_rejected() {
+    for (text, key) in [
+        ("worker_max_open_files = 8\n", "worker_max_open_files"),
+        ("worker_max_processes = 2\n", "worker_max_processes"),
+        ("worker_max_memory_mb = 16\n", "worker_max_memory_mb"),
+        ("session_pids_max = 3\n", "session_pids_max"),
+        ("session_memory_max_mb = 4\n", "session_memory_max_mb"),
+    ] {
+        let error = one_error(text);
+        assert_eq!(error.key.as_deref(), Some(key), "{error}");
+        assert_eq!(error.line, Some(1));
+    }
+    // 0 = no cgroup limit; every layer may be turned off.
+    let config = Config::parse(
+        "session_pids_max = 0\nsession_memory_max_mb = 0\nseccomp_sandbox = false\n\
+         isolate = false\nisolate_network = false\nsession_cgroup = false\n",
+        "t.toml",
+    )
+    .expect("valid");
+    assert!(!config.seccomp_sandbox && !config.isolate && !config.session_cgroup);
+}
+
+#[test]
+fn every_sandbox_layer_is_on_by_default() {
+    let config = Config::default();
+    assert!(config.seccomp_sandbox && config.isolate && config.isolate_network);
+    assert!(config.session_cgroup);
+    assert_eq!(
+        (config.session_memory_max_mb, config.session_pids_max),
+        (256, 32)
+    );
+}

@@ -451,10 +451,18 @@ impl Monitor<'_> {
         }
         self.passive = None;
         self.spare = None;
-        let prelogin = self.prelogin.pid.map(reap);
-        let worker = self.worker.as_ref().and_then(|w| w.pid).map(reap);
+        let prelogin = self
+            .prelogin
+            .pid
+            .map(|pid| reap_reporting_seccomp(pid, "pre-login process", client));
+        let worker = self
+            .worker
+            .as_ref()
+            .and_then(|w| w.pid)
+            .map(|pid| reap_reporting_seccomp(pid, "worker", client));
         for (role, status) in [("pre-login process", &prelogin), ("worker", &worker)] {
             if let Some(Ok(WaitStatus::Signaled(_, signal, _))) = status
+                && *signal != Signal::SIGSYS
                 && self.violation.is_none()
             {
                 tracing::warn!(client = %client.ip(), port = client.port(), signal = %signal,
@@ -484,6 +492,28 @@ impl Monitor<'_> {
         self.records.ended(reason.describe(), self.failures);
         (reason, self.failures)
     }
+}
+
+/// [`reap`], first saying so when the child was killed by its seccomp filter (`SIGSYS`): the
+/// system call is looked up while the child can still be found (ended, not yet reaped).
+fn reap_reporting_seccomp(
+    pid: Pid,
+    role: &str,
+    client: std::net::SocketAddr,
+) -> nix::Result<WaitStatus> {
+    use nix::sys::wait::{Id, WaitPidFlag, waitid};
+    let peeked = loop {
+        match waitid(Id::Pid(pid), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            other => break other,
+        }
+    };
+    if let Ok(WaitStatus::Signaled(_, Signal::SIGSYS, _)) = peeked {
+        let syscall = crate::jail::seccomp::describe_kill(crate::jail::seccomp::global_pid(pid));
+        tracing::error!(client = %client.ip(), port = client.port(), %syscall,
+            "session ended: the {role} was killed by its seccomp filter (SIGSYS) for a system call outside its allow-list");
+    }
+    reap(pid)
 }
 
 fn reap(pid: Pid) -> nix::Result<WaitStatus> {
