@@ -1,5 +1,9 @@
 //! Logging setup: `tracing` to stderr (systemd's journal picks it up), with libunftp's own
-//! `log` records bridged in and its per-command chatter filtered out at the default level.
+//! `log` records bridged in and filtered out below errors at the default level: its warnings
+//! (a missing file on every failed RETR, rustls's `Illegal SNI extension` for clients that
+//! send an IP address as SNI) repeat what rftpd's own lines say. A source path of a crate
+//! built from the cargo registry (`/root/.cargo/registry/src/index…/libunftp-0.24.0/src/…`)
+//! is shortened to the crate's own path (`libunftp-0.24.0/src/…`) in every line.
 //!
 //! The filter comes from `RFTPD_LOG` (e.g. `debug`, or `info,libunftp=debug`). Nothing logged
 //! anywhere in rftpd may contain a password.
@@ -71,8 +75,40 @@ fn clean(record: &[u8]) -> Vec<u8> {
         }
         out = redacted;
     }
+    let mut out = without_registry_paths(out);
     if newline {
         out.push(b'\n');
+    }
+    out
+}
+
+/// `…/.cargo/registry/src/<index>/crate-1.0/src/x.rs` becomes `crate-1.0/src/x.rs`: no line
+/// names the machine the binary was built on.
+fn without_registry_paths(line: Vec<u8>) -> Vec<u8> {
+    const MARK: &[u8] = b"/.cargo/registry/src/";
+    if !line.windows(MARK.len()).any(|w| w == MARK) {
+        return line;
+    }
+    let mut out = Vec::with_capacity(line.len());
+    let mut i = 0;
+    while i < line.len() {
+        if line[i..].starts_with(MARK) {
+            // Drop what `out` holds of the path before the mark (back to a quote or space).
+            while out
+                .last()
+                .is_some_and(|b| !matches!(b, b'"' | b' ' | b'\'' | b'('))
+            {
+                out.pop();
+            }
+            let index = &line[i + MARK.len()..];
+            match index.iter().position(|b| *b == b'/') {
+                Some(end) => i += MARK.len() + end + 1,
+                None => i = line.len(),
+            }
+            continue;
+        }
+        out.push(line[i]);
+        i += 1;
     }
     out
 }
@@ -99,17 +135,17 @@ impl<'a> MakeWriter<'a> for EscapingWriter {
     }
 }
 
-/// The default filter: our info, libunftp's warnings only.
-pub const DEFAULT_FILTER: &str = "info,libunftp=warn,unftp_sbe_fs=warn,unftp_core=warn";
+/// The default filter: our info, libunftp's errors only.
+pub const DEFAULT_FILTER: &str = "info,libunftp=error,unftp_sbe_fs=error,unftp_core=error";
 
 /// Install the global subscriber; returns the filter string in force (to pass to sessions).
 pub fn init() -> String {
     let wanted = std::env::var(crate::master::LOG_ENV).unwrap_or_default();
-    // libunftp's own spans and records stay at warnings unless the filter names it.
+    // libunftp's own spans and records stay at errors unless the filter names it.
     let wanted = if wanted.is_empty() || wanted.contains("libunftp") {
         wanted
     } else {
-        format!("{wanted},libunftp=warn,unftp_sbe_fs=warn,unftp_core=warn")
+        format!("{wanted},libunftp=error,unftp_sbe_fs=error,unftp_core=error")
     };
     let (filter_text, filter) = match wanted.parse::<Targets>() {
         Ok(t) if !wanted.is_empty() => (wanted, t),
@@ -136,8 +172,8 @@ pub fn init() -> String {
     filter_text
 }
 
-/// Level cap for libunftp's bridged `log` records: an explicit `libunftp=LEVEL` directive wins;
-/// otherwise a bare `debug`/`trace` default applies; otherwise warnings only.
+/// Level cap for bridged `log` records (libunftp, rustls): an explicit `libunftp=LEVEL`
+/// directive wins; otherwise a bare `debug`/`trace` default applies; otherwise errors only.
 fn bridged_level(filter: &str) -> log::LevelFilter {
     let level = |name: &str| name.parse::<log::LevelFilter>().ok();
     let directives: Vec<&str> = filter.split(',').map(str::trim).collect();
@@ -154,7 +190,7 @@ fn bridged_level(filter: &str) -> log::LevelFilter {
         .and_then(|d| level(d))
     {
         Some(l) if l >= log::LevelFilter::Debug => l,
-        _ => log::LevelFilter::Warn,
+        _ => log::LevelFilter::Error,
     }
 }
 
@@ -173,9 +209,22 @@ mod tests {
     }
 
     #[test]
+    fn build_paths_are_cut_to_the_crates_own_path() {
+        assert_eq!(
+            clean(b"WARN x log.file=\"/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/libunftp-0.24.0/src/server/datachan.rs\" log.line=240\n"),
+            b"WARN x log.file=\"libunftp-0.24.0/src/server/datachan.rs\" log.line=240\n".to_vec()
+        );
+        assert_eq!(
+            clean(b"panicked at /home/b/.cargo/registry/src/i/rustls-0.23/src/a.rs:1:2"),
+            b"panicked at rustls-0.23/src/a.rs:1:2".to_vec()
+        );
+    }
+
+    #[test]
     fn libunftp_records_are_warnings_only_unless_asked_for() {
-        assert_eq!(bridged_level(DEFAULT_FILTER), log::LevelFilter::Warn);
-        assert_eq!(bridged_level("info"), log::LevelFilter::Warn);
+        assert_eq!(bridged_level(DEFAULT_FILTER), log::LevelFilter::Error);
+        assert_eq!(bridged_level("info"), log::LevelFilter::Error);
+        assert_eq!(bridged_level("info,libunftp=warn"), log::LevelFilter::Warn);
         assert_eq!(bridged_level("debug"), log::LevelFilter::Debug);
         assert_eq!(
             bridged_level("info,libunftp=debug"),

@@ -268,6 +268,9 @@ fn the_debian_package_holds_what_it_should() {
         ("./usr/lib/tmpfiles.d/rftpd.conf", "-rw-r--r--"),
         ("./usr/share/doc/rftpd/copyright", "-rw-r--r--"),
         ("./usr/share/doc/rftpd/README.md", "-rw-r--r--"),
+        ("./etc/logrotate.d/rftpd", "-rw-r--r--"),
+        ("./etc/fail2ban/filter.d/rftpd.conf", "-rw-r--r--"),
+        ("./etc/fail2ban/jail.d/rftpd.conf", "-rw-r--r--"),
     ] {
         let line = entry(file).unwrap_or_else(|| panic!("{file} not in the package:\n{listing}"));
         assert!(line.starts_with(mode), "{file}: {line}");
@@ -276,11 +279,11 @@ fn the_debian_package_holds_what_it_should() {
             "{line}"
         );
     }
-    // Not shipped: /etc/ftpusers belongs to no FTP server alone (postinst creates it), and
-    // rftpd writes no log file, so no logrotate entry.
-    for absent in ["./etc/ftpusers", "logrotate.d"] {
-        assert!(!listing.contains(absent), "{absent} shipped:\n{listing}");
-    }
+    // Not shipped: /etc/ftpusers belongs to no FTP server alone (postinst creates it).
+    assert!(
+        !listing.contains("./etc/ftpusers"),
+        "/etc/ftpusers shipped:\n{listing}"
+    );
 
     // Control fields.
     let field = |name: &str| {
@@ -309,7 +312,16 @@ fn the_debian_package_holds_what_it_should() {
     let read = |name: &str| fs::read_to_string(control.0.join(name)).unwrap_or_default();
     let mut conffiles: Vec<String> = read("conffiles").lines().map(str::to_owned).collect();
     conffiles.sort();
-    assert_eq!(conffiles, ["/etc/pam.d/rftpd", "/etc/rftpd.toml"]);
+    assert_eq!(
+        conffiles,
+        [
+            "/etc/fail2ban/filter.d/rftpd.conf",
+            "/etc/fail2ban/jail.d/rftpd.conf",
+            "/etc/logrotate.d/rftpd",
+            "/etc/pam.d/rftpd",
+            "/etc/rftpd.toml"
+        ]
+    );
     let postinst = read("postinst");
     assert!(
         postinst.contains("deb-systemd-helper enable rftpd.service"),
@@ -630,7 +642,14 @@ fn the_man_page_documents_every_key_of_the_shipped_config() {
             .lines()
             .find_map(|l| l.strip_prefix("Default: "))
             .unwrap_or_else(|| panic!("`{key}`: no Default: line"));
-        if commented {
+        if key == "xferlog_enable" {
+            // The one key the shipped file sets unlike the default (vsftpd's NO, Debian's YES):
+            // the man page says both.
+            assert!(
+                stated.starts_with("\\fBfalse\\fR") && section.contains("sets\n.BR true"),
+                "`{key}`: {section}"
+            );
+        } else if commented {
             assert!(
                 stated.starts_with("unset"),
                 "`{key}` is unset in the config: {stated}"

@@ -24,6 +24,7 @@ pub(super) enum Kind {
     Ipv4,
     Ipv6,
     Mode,
+    Networks,
 }
 
 impl Kind {
@@ -39,6 +40,9 @@ impl Kind {
             Kind::Ipv6 => "an IPv6 address (a string such as \"2001:db8::1\")",
             Kind::Mode => {
                 "an octal file mode up to 0o7777 (an integer such as 0o022, or a string such as \"022\")"
+            }
+            Kind::Networks => {
+                "a list of addresses or networks (such as [\"192.0.2.10\", \"10.0.0.0/8\"])"
             }
         }
     }
@@ -119,6 +123,7 @@ fields! {
     mdtm_write: Bool,
     ascii_upload_enable: Bool,
     ascii_download_enable: Bool,
+    utf8_filesystem: Bool,
     pasv_enable: Bool,
     pasv_min_port: Port,
     pasv_max_port: Port,
@@ -134,6 +139,8 @@ fields! {
     accept_timeout: Seconds,
     connect_timeout: Seconds,
     login_timeout: Seconds,
+    proxy_protocol: Bool,
+    proxy_protocol_from: Networks,
     ssl_enable: Bool,
     rsa_cert_file: Path,
     rsa_private_key_file: Path,
@@ -143,8 +150,24 @@ fields! {
     implicit_ssl: Bool,
     ssl_tlsv1_2: Bool,
     ssl_tlsv1_3: Bool,
+    xferlog_enable: Bool,
+    xferlog_file: Path,
+    xferlog_std_format: Bool,
+    vsftpd_log_file: Path,
+    dual_log_enable: Bool,
+    log_ftp_protocol: Bool,
+    syslog_enable: Bool,
     nopriv_user: Str,
     secure_chroot_dir: Path,
+    seccomp_sandbox: Bool,
+    isolate: Bool,
+    isolate_network: Bool,
+    worker_max_open_files: Count,
+    worker_max_processes: Count,
+    worker_max_memory_mb: Count,
+    session_cgroup: Bool,
+    session_memory_max_mb: Count,
+    session_pids_max: Count,
 }
 
 /// vsftpd options rftpd does not implement: named as such instead of "did you mean".
@@ -158,15 +181,10 @@ pub(super) const VSFTPD_ONLY: &[&str] = &[
     "debug_ssl",
     "dsa_cert_file",
     "dsa_private_key_file",
-    "dual_log_enable",
     "guest_enable",
-    "isolate",
-    "isolate_network",
     "local_max_rate",
-    "log_ftp_protocol",
     "passwd_chroot_enable",
     "pasv_promiscuous",
-    "seccomp_sandbox",
     "ssl_ciphers",
     "ssl_request_cert",
     "ssl_sslv2",
@@ -175,13 +193,8 @@ pub(super) const VSFTPD_ONLY: &[&str] = &[
     "ssl_tlsv1_1",
     "strict_ssl_read_eof",
     "strict_ssl_write_shutdown",
-    "syslog_enable",
     "use_localtime",
     "validate_cert",
-    "vsftpd_log_file",
-    "xferlog_enable",
-    "xferlog_file",
-    "xferlog_std_format",
 ];
 
 /// Other keys a semantic error about `key` involves: used to locate the error when `key`
@@ -195,6 +208,7 @@ pub(super) fn related_keys(key: &str) -> &'static [&'static str] {
         "user_sub_token" => &["local_root"],
         "userlist_file" => &["userlist_enable"],
         "ban_window" | "ban_time" => &["ban_failed_logins"],
+        "proxy_protocol_from" => &["proxy_protocol"],
         "rsa_cert_file" | "rsa_private_key_file" => &["ssl_enable"],
         "ssl_tlsv1_2" => &["ssl_tlsv1_3", "ssl_enable"],
         _ => &[],

@@ -23,6 +23,7 @@
 //! - `write`: the commented TOML writer, [`Config::to_toml_string`];
 //! - `host`: the checks against this host (account, empty jail) and the loaders running them;
 //! - `queries`: the per-user questions and [`Config::warnings`];
+//! - `network`: the [`Network`] value type (an address or `address/prefix`);
 //! - `mode`, `error`: the [`Mode`] value type and [`ConfigError`]/[`ConfigErrors`].
 //!
 //! What it must never do:
@@ -40,6 +41,7 @@ mod error;
 mod host;
 mod keys;
 mod mode;
+mod network;
 mod parse;
 mod queries;
 mod validate;
@@ -55,6 +57,7 @@ use serde::{Deserialize, Serialize};
 
 pub use error::{ConfigError, ConfigErrors};
 pub use mode::Mode;
+pub use network::Network;
 
 /// Where the daemon looks for its configuration when none is named on the command line.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/rftpd.toml";
@@ -188,6 +191,10 @@ pub struct Config {
     pub ascii_upload_enable: bool,
     /// Under `TYPE A`, turn LF into CRLF on downloads (default false: bytes unchanged).
     pub ascii_download_enable: bool,
+    /// vsftpd's key: list `UTF8` in `FEAT` (RFC 2640), saying the names on disk are UTF-8
+    /// (default true; vsftpd's default is NO). Names go through byte for byte either way, and
+    /// `OPTS UTF8 ON` is answered `200` either way, as vsftpd 3.0.3 does.
+    pub utf8_filesystem: bool,
 
     // --- Data connections ---
     /// Allow PASV/EPSV (default true).
@@ -226,6 +233,16 @@ pub struct Config {
     /// (default 60). Not a vsftpd option.
     pub login_timeout: u64,
 
+    // --- Behind a load balancer ---
+    /// Read a PROXY protocol (v1 or v2) header at the start of every control connection from
+    /// an address in `proxy_protocol_from`, and take the client address it carries as the
+    /// client's (default false). Not a vsftpd option.
+    pub proxy_protocol: bool,
+    /// The load balancers allowed to send a PROXY header: addresses or networks (default
+    /// empty; must not be empty with `proxy_protocol`). A listed peer that sends no header is
+    /// refused; any other peer that sends one is refused. Not a vsftpd option.
+    pub proxy_protocol_from: Vec<Network>,
+
     // --- TLS (explicit FTPS) ---
     /// Offer `AUTH TLS` (default false).
     pub ssl_enable: bool,
@@ -250,6 +267,29 @@ pub struct Config {
     /// With `ssl_enable`: allow TLS 1.3 (default true).
     pub ssl_tlsv1_3: bool,
 
+    // --- Logs ---
+    /// Write a record of every upload and download, as vsftpd's `xferlog_enable` (default
+    /// false, as vsftpd; the shipped `config/rftpd.toml` sets true, as Debian's vsftpd.conf):
+    /// to `vsftpd_log_file` in vsftpd's format, or with `xferlog_std_format` to `xferlog_file`
+    /// in the wu-ftpd xferlog format. The journal gets every record whatever this says.
+    pub xferlog_enable: bool,
+    /// The wu-ftpd format transfer log (default `/var/log/xferlog`).
+    pub xferlog_file: PathBuf,
+    /// With `xferlog_enable`: write `xferlog_file` (wu-ftpd xferlog lines, transfers only)
+    /// instead of `vsftpd_log_file` (default false).
+    pub xferlog_std_format: bool,
+    /// vsftpd's own log format: logins, transfers, directory operations (default
+    /// `/var/log/rftpd.log`; vsftpd's default is `/var/log/vsftpd.log`).
+    pub vsftpd_log_file: PathBuf,
+    /// Write both `xferlog_file` and `vsftpd_log_file` (default false).
+    pub dual_log_enable: bool,
+    /// Also record every FTP command and reply after login in `vsftpd_log_file` (PASS never
+    /// shown) (default false).
+    pub log_ftp_protocol: bool,
+    /// Send the `vsftpd_log_file` lines to syslog (facility ftp) instead of the file (default
+    /// false).
+    pub syslog_enable: bool,
+
     // --- Privilege separation ---
     /// The account the pre-login process of each session runs as, as vsftpd's `nopriv_user`
     /// (default `rftpd`). It must have a passwd entry and a uid other than 0: checked at
@@ -259,6 +299,30 @@ pub struct Config {
     /// (default `/run/rftpd/empty`). It must be an absolute path to a directory owned by root
     /// and not writable by group or others: checked by [`Config::check_host`].
     pub secure_chroot_dir: PathBuf,
+
+    // --- Sandbox (each session's processes; see `crate::jail::sandbox`) ---
+    /// A seccomp allow-list in the pre-login process and the worker; a system call outside
+    /// it kills the process (default true, vsftpd's key).
+    pub seccomp_sandbox: bool,
+    /// Each session in new PID, IPC, UTS and mount namespaces (default true, vsftpd's key;
+    /// vsftpd's covers PID and IPC).
+    pub isolate: bool,
+    /// The pre-login processes in an empty network namespace (default true, vsftpd's key).
+    /// The worker always has a network namespace of its own: its relay needs one.
+    pub isolate_network: bool,
+    /// The worker's `RLIMIT_NOFILE` (default 256).
+    pub worker_max_open_files: u32,
+    /// The worker's `RLIMIT_NPROC`: processes and threads of the logged-in user's uid on the
+    /// whole host, counted by the kernel (default 4096).
+    pub worker_max_processes: u32,
+    /// The worker's `RLIMIT_AS` in MiB (default 1024).
+    pub worker_max_memory_mb: u32,
+    /// A cgroup per session where the host delegates a cgroup v2 subtree (default true).
+    pub session_cgroup: bool,
+    /// The session cgroup's `memory.max` in MiB; 0 = no limit (default 256).
+    pub session_memory_max_mb: u32,
+    /// The session cgroup's `pids.max`; 0 = no limit (default 32).
+    pub session_pids_max: u32,
 }
 
 impl Default for Config {
@@ -314,6 +378,7 @@ impl Default for Config {
             mdtm_write: true,
             ascii_upload_enable: false,
             ascii_download_enable: false,
+            utf8_filesystem: true,
             pasv_enable: true,
             pasv_min_port: 0,
             pasv_max_port: 0,
@@ -329,6 +394,8 @@ impl Default for Config {
             accept_timeout: 60,
             connect_timeout: 60,
             login_timeout: 60,
+            proxy_protocol: false,
+            proxy_protocol_from: Vec::new(),
             ssl_enable: false,
             rsa_cert_file: PathBuf::from("/etc/ssl/certs/ssl-cert-snakeoil.pem"),
             rsa_private_key_file: PathBuf::from("/etc/ssl/private/ssl-cert-snakeoil.key"),
@@ -338,8 +405,24 @@ impl Default for Config {
             implicit_ssl: false,
             ssl_tlsv1_2: true,
             ssl_tlsv1_3: true,
+            xferlog_enable: false,
+            xferlog_file: PathBuf::from("/var/log/xferlog"),
+            xferlog_std_format: false,
+            vsftpd_log_file: PathBuf::from("/var/log/rftpd.log"),
+            dual_log_enable: false,
+            log_ftp_protocol: false,
+            syslog_enable: false,
             nopriv_user: "rftpd".to_owned(),
             secure_chroot_dir: PathBuf::from("/run/rftpd/empty"),
+            seccomp_sandbox: true,
+            isolate: true,
+            isolate_network: true,
+            worker_max_open_files: 256,
+            worker_max_processes: 4096,
+            worker_max_memory_mb: 1024,
+            session_cgroup: true,
+            session_memory_max_mb: 256,
+            session_pids_max: 32,
         }
     }
 }

@@ -104,6 +104,10 @@ impl Config {
                     match (field.set)(&mut config, ValueDeserializer::from(value)) {
                         Ok(()) if decimal.is_some() => decimal.map(|m| (&value_span, m)),
                         Ok(()) => None,
+                        // A list of the right shape with a bad entry: name the entry.
+                        Err(e) if field.kind == Kind::Networks && found == "an array" => {
+                            Some((&value_span, e.message().to_owned()))
+                        }
                         Err(_) => Some((
                             &value_span,
                             format!("expected {}, found {found}{hint}", field.kind.expected()),

@@ -79,6 +79,7 @@ impl Config {
                     "rsa_private_key_file",
                     self.rsa_private_key_file != d.rsa_private_key_file,
                 ),
+                ("implicit_ssl", self.implicit_ssl),
             ],
         );
         check(

@@ -130,6 +130,15 @@ impl Config {
             }
         }
 
+        if self.proxy_protocol && self.proxy_protocol_from.is_empty() {
+            add(
+                "proxy_protocol_from",
+                "is empty while `proxy_protocol` is true: list the load balancers' addresses \
+                 (such as [\"192.0.2.10\"]); rftpd reads a PROXY header from those only"
+                    .to_owned(),
+            );
+        }
+
         let user = &self.ftp_username;
         if user.is_empty() {
             add("ftp_username", "must not be empty".to_owned());
@@ -162,6 +171,20 @@ impl Config {
                  /run/rftpd/empty"
                     .to_owned(),
             );
+        }
+
+        // The monitor (root, no chdir) appends to these: a relative path would land wherever
+        // the server was started.
+        for (key, file) in [
+            ("xferlog_file", &self.xferlog_file),
+            ("vsftpd_log_file", &self.vsftpd_log_file),
+        ] {
+            if !file.is_absolute() || file.as_os_str().as_encoded_bytes().contains(&0) {
+                add(
+                    key,
+                    format!("`{}` must be an absolute path", file.display()),
+                );
+            }
         }
 
         if let Some(root) = &self.anon_root
@@ -305,17 +328,78 @@ impl Config {
                 add("rsa_private_key_file", message);
             }
         }
-        if self.implicit_ssl {
+        if self.seccomp_sandbox && !crate::jail::seccomp::SUPPORTED {
             add(
-                "implicit_ssl",
-                "implicit_ssl is not supported: the FTP engine (libunftp) only does explicit \
-                 TLS (AUTH TLS); use ssl_enable with port 21"
+                "seccomp_sandbox",
+                "the seccomp allow-lists are written for x86_64 only; set \
+                 `seccomp_sandbox = false` on this machine"
                     .to_owned(),
+            );
+        }
+        if self.worker_max_open_files < MIN_WORKER_FILES {
+            add(
+                "worker_max_open_files",
+                format!(
+                    "{} is too few: a worker needs at least {MIN_WORKER_FILES} descriptors \
+                     (its sockets, runtime and a transfer)",
+                    self.worker_max_open_files
+                ),
+            );
+        }
+        if self.worker_max_processes < MIN_WORKER_PROCESSES {
+            add(
+                "worker_max_processes",
+                format!(
+                    "{} is too few: the worker's threads count (at least \
+                     {MIN_WORKER_PROCESSES})",
+                    self.worker_max_processes
+                ),
+            );
+        }
+        if self.worker_max_memory_mb < MIN_WORKER_MEMORY_MB {
+            add(
+                "worker_max_memory_mb",
+                format!(
+                    "{} MiB is too little address space for a worker (at least \
+                     {MIN_WORKER_MEMORY_MB})",
+                    self.worker_max_memory_mb
+                ),
+            );
+        }
+        if self.session_pids_max != 0 && self.session_pids_max < MIN_SESSION_PIDS {
+            add(
+                "session_pids_max",
+                format!(
+                    "{} is too few for a session's processes and threads (at least \
+                     {MIN_SESSION_PIDS}, or 0 for no limit)",
+                    self.session_pids_max
+                ),
+            );
+        }
+        if self.session_memory_max_mb != 0 && self.session_memory_max_mb < MIN_SESSION_MEMORY_MB {
+            add(
+                "session_memory_max_mb",
+                format!(
+                    "{} MiB is too little for a session (at least {MIN_SESSION_MEMORY_MB}, or \
+                     0 for no limit)",
+                    self.session_memory_max_mb
+                ),
             );
         }
         problems
     }
 }
+
+/// The least a worker can run with (its sockets, the runtime's descriptors, a transfer).
+const MIN_WORKER_FILES: u32 = 32;
+/// A worker's main thread and its blocking pool, with room for the user's other processes.
+const MIN_WORKER_PROCESSES: u32 = 16;
+/// A worker's runtime, thread stacks and buffers.
+const MIN_WORKER_MEMORY_MB: u32 = 128;
+/// Monitor, pre-login process, worker and the worker's threads.
+const MIN_SESSION_PIDS: u32 = 12;
+/// The three processes of a session and a transfer's buffers.
+const MIN_SESSION_MEMORY_MB: u32 = 32;
 
 /// Whether [`Config::problems`] looks at the files the configuration names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

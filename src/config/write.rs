@@ -93,6 +93,7 @@ impl Config {
         line(o, "mdtm_write", self.mdtm_write);
         line(o, "ascii_upload_enable", self.ascii_upload_enable);
         line(o, "ascii_download_enable", self.ascii_download_enable);
+        line(o, "utf8_filesystem", self.utf8_filesystem);
         out_comment(o, "Data connections");
         line(o, "pasv_enable", self.pasv_enable);
         line(o, "pasv_min_port", self.pasv_min_port);
@@ -110,6 +111,14 @@ impl Config {
         line(o, "accept_timeout", self.accept_timeout);
         line(o, "connect_timeout", self.connect_timeout);
         line(o, "login_timeout", self.login_timeout);
+        out_comment(o, "Behind a load balancer");
+        line(o, "proxy_protocol", self.proxy_protocol);
+        let from: Vec<String> = self
+            .proxy_protocol_from
+            .iter()
+            .map(|n| toml_string(&n.to_string()))
+            .collect();
+        line(o, "proxy_protocol_from", format!("[{}]", from.join(", ")));
         out_comment(o, "TLS (explicit FTPS)");
         line(o, "ssl_enable", self.ssl_enable);
         path(o, "rsa_cert_file", &self.rsa_cert_file);
@@ -120,9 +129,27 @@ impl Config {
         line(o, "implicit_ssl", self.implicit_ssl);
         line(o, "ssl_tlsv1_2", self.ssl_tlsv1_2);
         line(o, "ssl_tlsv1_3", self.ssl_tlsv1_3);
+        out_comment(o, "Logs");
+        line(o, "xferlog_enable", self.xferlog_enable);
+        path(o, "xferlog_file", &self.xferlog_file);
+        line(o, "xferlog_std_format", self.xferlog_std_format);
+        path(o, "vsftpd_log_file", &self.vsftpd_log_file);
+        line(o, "dual_log_enable", self.dual_log_enable);
+        line(o, "log_ftp_protocol", self.log_ftp_protocol);
+        line(o, "syslog_enable", self.syslog_enable);
         out_comment(o, "Privilege separation");
         line(o, "nopriv_user", toml_string(&self.nopriv_user));
         path(o, "secure_chroot_dir", &self.secure_chroot_dir);
+        out_comment(o, "Sandbox");
+        line(o, "seccomp_sandbox", self.seccomp_sandbox);
+        line(o, "isolate", self.isolate);
+        line(o, "isolate_network", self.isolate_network);
+        line(o, "worker_max_open_files", self.worker_max_open_files);
+        line(o, "worker_max_processes", self.worker_max_processes);
+        line(o, "worker_max_memory_mb", self.worker_max_memory_mb);
+        line(o, "session_cgroup", self.session_cgroup);
+        line(o, "session_memory_max_mb", self.session_memory_max_mb);
+        line(o, "session_pids_max", self.session_pids_max);
         out
     }
 }

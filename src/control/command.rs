@@ -9,7 +9,8 @@
 
 use std::borrow::Cow;
 
-/// A parsed command: the verb upper-cased, the argument as it came (lossy UTF-8).
+/// A parsed command: the verb upper-cased, the argument as it came (lossy UTF-8 from
+/// [`parse`]; the reversible mapping of `crate::names` from [`parse_names`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Command<'a> {
     pub verb: String,
@@ -40,6 +41,26 @@ const MAX_VERB: usize = 16;
 
 /// Parse one line (its CR LF already removed).
 pub fn parse(line: &[u8]) -> Result<Command<'_>, Refusal> {
+    let (verb, arg) = split(line)?;
+    Ok(Command {
+        verb,
+        arg: String::from_utf8_lossy(arg),
+    })
+}
+
+/// Parse one line for the worker's relay: as [`parse`], but an argument's bytes that are not
+/// UTF-8 are kept, mapped by [`crate::names::to_engine`], so a file name passes through libunftp
+/// byte for byte (and [`Command::line`] gives libunftp that mapped form).
+pub fn parse_names(line: &[u8]) -> Result<Command<'_>, Refusal> {
+    let (verb, arg) = split(line)?;
+    Ok(Command {
+        verb,
+        arg: crate::names::to_engine(arg),
+    })
+}
+
+/// The upper-cased verb and the argument's bytes.
+fn split(line: &[u8]) -> Result<(String, &[u8]), Refusal> {
     if line.iter().any(|b| *b < 0x20 || *b == 0x7f) {
         return Err(Refusal::ControlCharacter);
     }
@@ -52,10 +73,7 @@ pub fn parse(line: &[u8]) -> Result<Command<'_>, Refusal> {
     if verb.is_empty() || verb.len() > MAX_VERB || !verb.iter().all(u8::is_ascii_alphanumeric) {
         return Err(Refusal::NoVerb);
     }
-    Ok(Command {
-        verb: String::from_utf8_lossy(verb).to_ascii_uppercase(),
-        arg: String::from_utf8_lossy(arg),
-    })
+    Ok((String::from_utf8_lossy(verb).to_ascii_uppercase(), arg))
 }
 
 impl Command<'_> {
@@ -131,5 +149,31 @@ mod tests {
     fn arguments_that_are_not_utf8_survive_as_replacement_characters() {
         assert_eq!(ok("USER ab\u{fffd}cd").1, "ab\u{fffd}cd");
         assert_eq!(parse(b"USER ab\xffcd").unwrap().arg, "ab\u{fffd}cd");
+    }
+
+    #[test]
+    fn the_relay_parse_keeps_every_byte_of_a_name_and_still_refuses_control_characters() {
+        let c = parse_names(b"retr caf\xe9 \xff.txt").unwrap();
+        assert_eq!(c.verb, "RETR");
+        assert_eq!(c.arg, "caf\u{F7E9} \u{F7FF}.txt");
+        assert_eq!(c.line(), "RETR caf\u{F7E9} \u{F7FF}.txt");
+        assert_eq!(
+            &*crate::names::to_wire(c.line().as_bytes()),
+            b"RETR caf\xe9 \xff.txt"
+        );
+        assert_eq!(
+            parse_names(b"CWD caf\xe9").unwrap().renamed("CWD"),
+            "CWD caf\u{F7E9}"
+        );
+        assert_eq!(
+            parse_names(b"STOR a\xe9\rb"),
+            Err(Refusal::ControlCharacter)
+        );
+        assert_eq!(
+            parse_names(b"DELE \xe9\x00"),
+            Err(Refusal::ControlCharacter)
+        );
+        assert_eq!(parse_names(b"\xe9DELE x"), Err(Refusal::NoVerb));
+        assert_eq!(parse_names(b"NOOP").unwrap().arg, "");
     }
 }

@@ -2,8 +2,9 @@
 //! (the worker's relay, which knows the session's `OPTS MLST` selection): vsftpd's shape
 //! (`211-Features:` … `211 End`) with rftpd's extensions. Pure text; no I/O.
 
-/// The whole reply; `mlst` is the ` MLST …` line with the facts.
-pub fn list(tls: bool, mlst: &str) -> String {
+/// The whole reply; `mlst` is the ` MLST …` line with the facts; `UTF8` (RFC 2640) only with
+/// `utf8`, as vsftpd's `utf8_filesystem`.
+pub fn list(tls: bool, utf8: bool, mlst: &str) -> String {
     let mut list = vec![
         " EPRT",
         " EPSV",
@@ -14,8 +15,10 @@ pub fn list(tls: bool, mlst: &str) -> String {
         " REST STREAM",
         " SIZE",
         " TVFS",
-        " UTF8",
     ];
+    if utf8 {
+        list.push(" UTF8");
+    }
     if tls {
         list.extend([" AUTH TLS", " PBSZ", " PROT"]);
     }

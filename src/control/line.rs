@@ -86,6 +86,11 @@ impl LineReader {
         !self.buf.is_empty() || self.discarding
     }
 
+    /// What has been received and not yet returned, without taking it.
+    pub fn buffered(&self) -> &[u8] {
+        &self.buf
+    }
+
     /// Everything received and not yet returned (to hand on to another reader).
     pub fn take_pending(&mut self) -> Vec<u8> {
         std::mem::take(&mut self.buf)

@@ -184,9 +184,16 @@ pub fn import(text: &str, origin: &str) -> Imported {
     for option in VSFTPD_OPTIONS {
         let name = option.name;
         // nopriv_user, secure_chroot_dir: vsftpd's defaults are its own (keeps_rftpds_own).
+        // seccomp_sandbox: Debian's NO works around vsftpd's own filter, not rftpd's, which
+        // stays on unless the file turns it off itself.
         let special = matches!(
             name,
-            "listen" | "listen_ipv6" | "pam_service_name" | "nopriv_user" | "secure_chroot_dir"
+            "listen"
+                | "listen_ipv6"
+                | "pam_service_name"
+                | "nopriv_user"
+                | "secure_chroot_dir"
+                | "seccomp_sandbox"
         );
         if effective(name).is_some() || special || !keys.contains(name) {
             continue;

@@ -144,10 +144,6 @@ const fn opt(
     }
 }
 
-const LOGS: Option<&str> = Some(
-    "rftpd logs to standard error, which systemd keeps in the journal \
-     (journalctl -u rftpd); it writes no log files",
-);
 const NO_ANON_EMAIL: Option<&str> = Some("rftpd does not check anonymous passwords");
 const NO_CLIENT_CERTS: Option<&str> = Some("rftpd does not ask clients for certificates");
 const OWN_ISOLATION: Option<&str> = Some(
@@ -181,7 +177,7 @@ pub(super) const VSFTPD_OPTIONS: &[VsftpdOption] = &[
         Some("rftpd does not give uploads away to another owner"),
     ),
     opt("connect_from_port_20", Bool, Some("NO"), None),
-    opt("xferlog_enable", Bool, Some("NO"), LOGS),
+    opt("xferlog_enable", Bool, Some("NO"), None),
     opt(
         "dirmessage_enable",
         Bool,
@@ -198,7 +194,7 @@ pub(super) const VSFTPD_OPTIONS: &[VsftpdOption] = &[
     opt("ascii_upload_enable", Bool, Some("NO"), None),
     opt("ascii_download_enable", Bool, Some("NO"), None),
     opt("one_process_model", Bool, Some("NO"), OWN_ISOLATION),
-    opt("xferlog_std_format", Bool, Some("NO"), LOGS),
+    opt("xferlog_std_format", Bool, Some("NO"), None),
     opt("pasv_promiscuous", Bool, Some("NO"), None),
     opt("deny_email_enable", Bool, Some("NO"), NO_ANON_EMAIL),
     opt("chroot_list_enable", Bool, Some("NO"), None),
@@ -210,7 +206,7 @@ pub(super) const VSFTPD_OPTIONS: &[VsftpdOption] = &[
     ),
     opt("text_userdb_names", Bool, Some("NO"), None),
     opt("ls_recurse_enable", Bool, Some("NO"), None),
-    opt("log_ftp_protocol", Bool, Some("NO"), LOGS),
+    opt("log_ftp_protocol", Bool, Some("NO"), None),
     opt("guest_enable", Bool, Some("NO"), NO_VIRTUAL_USERS),
     opt("userlist_enable", Bool, Some("NO"), None),
     opt("userlist_deny", Bool, Some("YES"), None),
@@ -240,8 +236,8 @@ pub(super) const VSFTPD_OPTIONS: &[VsftpdOption] = &[
     opt("use_sendfile", Bool, Some("YES"), PERFORMANCE),
     opt("force_dot_files", Bool, Some("NO"), None),
     opt("listen_ipv6", Bool, Some("NO"), None),
-    opt("dual_log_enable", Bool, Some("NO"), LOGS),
-    opt("syslog_enable", Bool, Some("NO"), LOGS),
+    opt("dual_log_enable", Bool, Some("NO"), None),
+    opt("syslog_enable", Bool, Some("NO"), None),
     opt(
         "background",
         Bool,
@@ -265,7 +261,12 @@ pub(super) const VSFTPD_OPTIONS: &[VsftpdOption] = &[
         Some("NO"),
         Some("rftpd always starts as root"),
     ),
-    opt("no_log_lock", Bool, Some("NO"), LOGS),
+    opt(
+        "no_log_lock",
+        Bool,
+        Some("NO"),
+        Some("rftpd appends each log record in one write (O_APPEND); there is no lock to skip"),
+    ),
     opt("ssl_enable", Bool, Some("NO"), None),
     opt("allow_anon_ssl", Bool, Some("NO"), None),
     opt("force_local_logins_ssl", Bool, Some("YES"), None),
@@ -304,7 +305,12 @@ pub(super) const VSFTPD_OPTIONS: &[VsftpdOption] = &[
         Some("NO"),
         Some("pasv_address must be a numeric IPv4 address for rftpd"),
     ),
-    opt("debug_ssl", Bool, Some("NO"), LOGS),
+    opt(
+        "debug_ssl",
+        Bool,
+        Some("NO"),
+        Some("rftpd logs TLS details with RFTPD_LOG=debug"),
+    ),
     opt("require_cert", Bool, Some("NO"), NO_CLIENT_CERTS),
     opt("validate_cert", Bool, Some("NO"), NO_CLIENT_CERTS),
     opt("strict_ssl_read_eof", Bool, Some("YES"), None),
@@ -314,8 +320,8 @@ pub(super) const VSFTPD_OPTIONS: &[VsftpdOption] = &[
     opt("implicit_ssl", Bool, Some("NO"), None),
     opt("ptrace_sandbox", Bool, Some("NO"), OWN_ISOLATION),
     opt("require_ssl_reuse", Bool, Some("YES"), None),
-    opt("isolate", Bool, Some("YES"), OWN_ISOLATION),
-    opt("isolate_network", Bool, Some("YES"), OWN_ISOLATION),
+    opt("isolate", Bool, Some("YES"), None),
+    opt("isolate_network", Bool, Some("YES"), None),
     opt(
         "ftp_enable",
         Bool,
@@ -328,7 +334,7 @@ pub(super) const VSFTPD_OPTIONS: &[VsftpdOption] = &[
         Some("NO"),
         Some("rftpd does not speak HTTP"),
     ),
-    opt("seccomp_sandbox", Bool, Some("NO"), OWN_ISOLATION),
+    opt("seccomp_sandbox", Bool, Some("NO"), None),
     opt("allow_writeable_chroot", Bool, Some("NO"), None),
     opt("utf8_filesystem", Bool, Some("NO"), None),
     // Numbers.
@@ -371,8 +377,8 @@ pub(super) const VSFTPD_OPTIONS: &[VsftpdOption] = &[
         Some("root"),
         Some("rftpd does not give uploads away to another owner"),
     ),
-    opt("xferlog_file", Str, Some("/var/log/xferlog"), LOGS),
-    opt("vsftpd_log_file", Str, Some("/var/log/vsftpd.log"), LOGS),
+    opt("xferlog_file", Str, Some("/var/log/xferlog"), None),
+    opt("vsftpd_log_file", Str, Some("/var/log/vsftpd.log"), None),
     opt(
         "message_file",
         Str,

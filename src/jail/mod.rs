@@ -14,6 +14,9 @@ use crate::protocol::monitor::Grant;
 
 pub mod netns;
 pub mod nopriv;
+pub mod probe;
+pub mod sandbox;
+pub mod seccomp;
 
 /// Log why the jail failed and kill this process. Never returns, never lets the client retry.
 fn die(step: &str, err: impl std::fmt::Display) -> ! {

@@ -7,7 +7,8 @@
 //! into the empty, root-owned `secure_chroot_dir`; the capability bounding set emptied; no
 //! supplementary groups, the account's gid and uid for good; every capability set cleared;
 //! the drop proved; `no_new_privs`; not dumpable (so no other process of the same account can
-//! ptrace it or read its memory); killed with its monitor. Any failure aborts the process:
+//! ptrace it or read its memory); killed with its monitor; its seccomp allow-list
+//! (`crate::jail::seccomp`), last. Any failure aborts the process:
 //! a half-dropped pre-login process must never read a byte.
 
 use std::os::fd::RawFd;
@@ -27,20 +28,30 @@ fn die(step: &str, err: impl std::fmt::Display) -> ! {
     std::process::abort();
 }
 
+/// What the sandbox is made of, from the configuration.
+pub struct Layers {
+    /// Enter an empty network namespace (`isolate_network`).
+    pub network: bool,
+    /// Install the pre-login seccomp allow-list (`seccomp_sandbox`).
+    pub seccomp: bool,
+}
+
 /// Enter the sandbox for good. `keep`: the descriptors that survive (the client's socket and
 /// the monitor channel). `parent`: the monitor's pid, to die with it.
 pub fn enter(
     account: Account,
     empty_dir: &Path,
     empty_net: Option<std::os::fd::BorrowedFd<'_>>,
+    layers: Layers,
     keep: &[RawFd],
     parent: nix::unistd::Pid,
 ) {
     // SECURITY: no network but the sockets it was given (a compromised pre-login process can
     // reach nothing else): the spawner's empty namespace, or one of its own.
-    let entered = match empty_net {
-        Some(fd) => nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET),
-        None => nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET),
+    let entered = match (layers.network, empty_net) {
+        (false, _) => Ok(()),
+        (true, Some(fd)) => nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET),
+        (true, None) => nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET),
     };
     if let Err(e) = entered {
         die("network namespace", e);
@@ -49,8 +60,8 @@ pub fn enter(
         die("close descriptors", e);
     }
     use nix::sys::resource::{Resource, setrlimit};
-    if let Err(e) = setrlimit(Resource::RLIMIT_CORE, 0, 0) {
-        die("RLIMIT_CORE", e);
+    if let Err((what, e)) = super::sandbox::limit_prelogin() {
+        die(what, e);
     }
     if let Err(e) = crate::sys::drop_capability_bounding_set() {
         die("PR_CAPBSET_DROP", e);
@@ -86,4 +97,11 @@ pub fn enter(
         die("RLIMIT_NPROC", e);
     }
     super::die_with_parent(parent);
+    // SECURITY: the last step, before the first byte is read: from here on, a system call
+    // outside the pre-login list kills the process.
+    if layers.seccomp
+        && let Err(e) = super::seccomp::install(super::seccomp::Role::Prelogin)
+    {
+        die("seccomp", e);
+    }
 }

@@ -2,12 +2,15 @@
 //! per connection; logs how each ended and keeps the counts that span connections. Reloads its
 //! config on SIGHUP.
 //!
-//! It never parses FTP and never reads a byte from a client. It never forks: sessions are forked
+//! It never parses FTP and never reads a byte from a client. The one exception is the PROXY
+//! protocol header a listed load balancer sends first (`proxy_protocol`), read in a task of
+//! its own by [`proxy`] — see the reasons there. It never forks: sessions are forked
 //! by the spawner ([`spawner`]), a single-threaded process the master fork+execs with the
 //! validated config in an otherwise empty environment, once at start and again on each reload.
 
 mod limits;
 mod listen;
+mod proxy;
 mod spawner;
 mod systemd;
 
@@ -16,7 +19,7 @@ use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -107,10 +110,16 @@ struct State {
     /// Sessions handed to a spawner and not yet reported ended, by id.
     sessions: Mutex<HashMap<u64, Session>>,
     next_id: AtomicU64,
+    /// Connections from a listed load balancer whose PROXY header is still being read.
+    pending_headers: AtomicUsize,
 }
+
+/// Most PROXY headers read at once; a balancer that opens more waits in its own queue.
+const MAX_PENDING_HEADERS: usize = 256;
 
 /// What the master remembers of one session.
 struct Session {
+    /// The client: the socket's peer, or the address its load balancer's PROXY header named.
     peer: SocketAddr,
     started: Instant,
     pid: u32,
@@ -176,6 +185,8 @@ impl State {
 /// Run the server until SIGTERM or SIGINT.
 pub fn run(prepared: Prepared, source: ConfigSource, log_filter: String) -> ExitCode {
     let config = prepared.config.clone();
+    // Before the runtime and the spawner exist: the cgroup layout they will run in.
+    crate::spawner::cgroup::delegate(&config);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -220,6 +231,7 @@ pub fn run(prepared: Prepared, source: ConfigSource, log_filter: String) -> Exit
             spawner: Mutex::new(None),
             sessions: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
+            pending_headers: AtomicUsize::new(0),
         });
         match launch_spawner(&state, &prepared) {
             Ok(handle) => *state.spawner.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle),
@@ -319,21 +331,26 @@ async fn accept_loop(listener: TcpListener, state: Arc<State>) {
             Ok((stream, peer)) => {
                 let prepared = state.prepared();
                 let now = Instant::now();
-                let admitted = {
+                if now.duration_since(last_sweep) > Duration::from_secs(60) {
                     let mut admission = state.admission.lock().unwrap_or_else(|p| p.into_inner());
-                    if now.duration_since(last_sweep) > Duration::from_secs(60) {
-                        admission.sweep(&prepared.limits, now);
-                        last_sweep = now;
-                    }
-                    admission.admit(peer.ip(), &prepared.limits, now)
-                };
-                match admitted {
-                    Ok(()) => start_session(stream, peer, &state).await,
-                    Err(refusal) => {
-                        tracing::warn!(client = %peer.ip(), reason = refusal.describe(), "connection refused");
-                        // Best effort: a client that does not read its 421 just sees the close.
-                        let _ = stream.try_write(refusal.reply().as_bytes());
-                    }
+                    admission.sweep(&prepared.limits, now);
+                    last_sweep = now;
+                }
+                let config = &prepared.config;
+                let from_proxy = config.proxy_protocol
+                    && config
+                        .proxy_protocol_from
+                        .iter()
+                        .any(|n| n.contains(peer.ip()));
+                if from_proxy {
+                    // SECURITY: the header is read only from a listed proxy, in a task of its
+                    // own with a deadline, so no peer can stall this loop; admission waits for
+                    // the client address it carries (see `proxy`).
+                    through_proxy(stream, peer, &state);
+                } else {
+                    // Not a listed proxy: nothing is read here; a PROXY header it sends is
+                    // refused by the pre-login process as its first command.
+                    admit(stream, peer, None, &state).await;
                 }
             }
             Err(e) => {
@@ -341,6 +358,67 @@ async fn accept_loop(listener: TcpListener, state: Arc<State>) {
                 tracing::warn!(error = %e, "accept failed");
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             }
+        }
+    }
+}
+
+/// A connection from a listed load balancer: read its PROXY header, then admit the client it
+/// names (or refuse the connection: a listed proxy must send one).
+fn through_proxy(mut stream: TcpStream, proxy: SocketAddr, state: &Arc<State>) {
+    struct Pending<'a>(&'a AtomicUsize);
+    impl Drop for Pending<'_> {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+    if state.pending_headers.fetch_add(1, Ordering::AcqRel) >= MAX_PENDING_HEADERS {
+        state.pending_headers.fetch_sub(1, Ordering::AcqRel);
+        tracing::warn!(proxy = %proxy, "too many PROXY headers being read; connection closed");
+        return;
+    }
+    let state = state.clone();
+    tokio::spawn(async move {
+        let pending = Pending(&state.pending_headers);
+        let carried = proxy::read_header(&mut stream).await;
+        drop(pending);
+        match carried {
+            Ok(proxy::Carried::Client(client)) => {
+                tracing::debug!(client = %client, proxy = %proxy, "PROXY protocol header read");
+                admit(stream, client, Some(proxy), &state).await;
+            }
+            Ok(proxy::Carried::Proxy) => {
+                tracing::debug!(proxy = %proxy, "PROXY protocol header for the proxy's own connection");
+                admit(stream, proxy, None, &state).await;
+            }
+            Err(e) => {
+                tracing::warn!(proxy = %proxy, error = %e, "connection from a listed proxy refused");
+                let _ = stream.try_write(b"421 Service not available.\r\n");
+            }
+        }
+    });
+}
+
+/// Admit `client` (the socket's peer, or the one `proxy`'s header named) and start its
+/// session, or write the refusal and close.
+async fn admit(
+    stream: TcpStream,
+    client: SocketAddr,
+    proxy: Option<SocketAddr>,
+    state: &Arc<State>,
+) {
+    let prepared = state.prepared();
+    let admitted = state
+        .admission
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .admit(client.ip(), &prepared.limits, Instant::now());
+    match admitted {
+        Ok(()) => start_session(stream, client, proxy, state).await,
+        Err(refusal) => {
+            let via = proxy.map_or_else(|| "-".to_owned(), |p| p.ip().to_string());
+            tracing::warn!(client = %client.ip(), proxy = %via, reason = refusal.describe(), "connection refused");
+            // Best effort: a client that does not read its 421 just sees the close.
+            let _ = stream.try_write(refusal.reply().as_bytes());
         }
     }
 }
@@ -438,14 +516,16 @@ fn on_report(state: &State, report: Report) {
                 ProcessEnd::Killed(_) => ("killed", 0),
             };
             let banned = state.release(s.peer, failures);
-            tracing::info!(
-                client = %s.peer,
-                pid = s.pid,
-                duration_ms = s.started.elapsed().as_millis() as u64,
-                failed_logins = failures,
-                reason,
-                "session ended"
-            );
+            // The session's own monitor logs "session ended" with the user; a killed one
+            // could not, so the master says it.
+            if matches!(end, ProcessEnd::Killed(_)) {
+                tracing::warn!(client = %s.peer.ip(), port = s.peer.port(), pid = s.pid,
+                    duration_ms = s.started.elapsed().as_millis() as u64,
+                    "session ended: its process was killed");
+            } else {
+                tracing::debug!(client = %s.peer, pid = s.pid, failed_logins = failures, reason,
+                    "session process ended");
+            }
             if banned {
                 let ban_secs = state.prepared().limits.ban_time.as_secs();
                 tracing::warn!(client = %s.peer.ip(), ban_secs, "address banned after repeated failed logins");
@@ -454,8 +534,14 @@ fn on_report(state: &State, report: Report) {
     }
 }
 
-/// Hand an admitted connection to the current spawner.
-async fn start_session(stream: TcpStream, peer: SocketAddr, state: &Arc<State>) {
+/// Hand an admitted connection to the current spawner (`proxy`: the load balancer it came
+/// through, whose header named `peer`).
+async fn start_session(
+    stream: TcpStream,
+    peer: SocketAddr,
+    proxy: Option<SocketAddr>,
+    state: &Arc<State>,
+) {
     let client = match stream
         .into_std()
         .and_then(|s| s.set_nonblocking(false).map(|_| s))
@@ -486,7 +572,7 @@ async fn start_session(stream: TcpStream, peer: SocketAddr, state: &Arc<State>) 
                 generation: spawner.generation,
             },
         );
-    if let Err(e) = spawner.spawn(id, client).await {
+    if let Err(e) = spawner.spawn(id, client, proxy.map(|_| peer)).await {
         tracing::error!(client = %peer, error = %e, "cannot hand a connection to the session spawner");
         if state.forget(id).is_some() {
             state.release(peer, 0);

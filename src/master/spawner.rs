@@ -3,7 +3,7 @@
 //! it on reload, and reads its reports.
 //!
 //! Everything here is async and never blocks the master's runtime. It never reads from a
-//! client socket; it only passes it on.
+//! client socket; it only passes it on (with the client address a PROXY header carried).
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
@@ -82,10 +82,23 @@ impl SpawnerHandle {
         sys::send_message_async(&self.channel, &order.encode(), fd).await
     }
 
-    /// Hand `client` to the spawner for a new session named `id`. The master's copy of the
-    /// socket is closed when this returns, whatever the outcome.
-    pub async fn spawn(&self, id: u64, client: OwnedFd) -> io::Result<()> {
-        self.send(Order::Spawn { id }, Some(client.as_fd())).await
+    /// Hand `client` to the spawner for a new session named `id` (`carried`: the client
+    /// address its load balancer's PROXY header named). The master's copy of the socket is
+    /// closed when this returns, whatever the outcome.
+    pub async fn spawn(
+        &self,
+        id: u64,
+        client: OwnedFd,
+        carried: Option<std::net::SocketAddr>,
+    ) -> io::Result<()> {
+        self.send(
+            Order::Spawn {
+                id,
+                client: carried,
+            },
+            Some(client.as_fd()),
+        )
+        .await
     }
 
     /// Start no more sessions; the spawner exits after its last one.

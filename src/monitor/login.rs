@@ -160,7 +160,9 @@ fn grant_for(
         anonymous,
         user_name: account.name.clone(),
         group_name,
-        start_dir: start.to_string_lossy().into_owned(),
+        // In the mapped form libunftp is given every path in (`crate::names`): a home whose
+        // path is not UTF-8 is still where the session starts.
+        start_dir: crate::names::from_fs(start.as_os_str()).into_owned(),
     };
     Ok((grant, start_dir))
 }

@@ -10,13 +10,14 @@
 //! anything else ends the session.
 //!
 //! Layout: [`requests`] (the table and its handlers), [`login`] (one USER/PASS decision),
-//! [`passive`] / [`active`] (data sockets), [`probe`] (the same monitor with a test in place of
+//! [`passive`] / [`active`] (data sockets), [`records`] (the session's log records), [`probe`] (the same monitor with a test in place of
 //! the pre-login process).
 
 pub mod active;
 pub mod login;
 pub mod passive;
 pub mod probe;
+pub mod records;
 pub mod requests;
 
 use std::net::{IpAddr, SocketAddr};
@@ -31,35 +32,42 @@ use crate::policy::UserList;
 use crate::protocol::{ExitReason, SessionEnd};
 use crate::sys::{self, Forked};
 
-/// Per-session resource limits, set before any child exists so both inherit them.
-fn limit_resources() {
-    use nix::sys::resource::{Resource, setrlimit};
-    // No core files: a session's memory holds a password for a moment.
-    let _ = setrlimit(Resource::RLIMIT_CORE, 0, 0);
-    // Enough descriptors for a control connection, a data connection and a few files.
-    let _ = setrlimit(Resource::RLIMIT_NOFILE, 256, 256);
-    // Bounds what one connection can make a session process allocate.
-    let _ = setrlimit(
-        Resource::RLIMIT_AS,
-        SESSION_ADDRESS_SPACE,
-        SESSION_ADDRESS_SPACE,
-    );
+/// The session's container, before any child exists so both inherit it: its cgroup, its
+/// IPC, UTS and mount namespaces (its PID namespace is the spawner's doing), the monitor's
+/// resource limits. Any failure ends the session before it starts.
+fn contain(config: &Config, cgroup: Option<&std::path::Path>) -> Result<(), String> {
+    if let Some(dir) = cgroup {
+        crate::spawner::cgroup::join(dir)
+            .map_err(|e| format!("cannot join the session cgroup {}: {e}", dir.display()))?;
+    }
+    if config.isolate {
+        crate::jail::sandbox::enter_session_namespaces()
+            .map_err(|e| format!("cannot enter the session's namespaces (isolate): {e}"))?;
+    }
+    crate::jail::sandbox::limit_monitor(config).map_err(|(what, e)| format!("{what}: {e}"))
 }
-
-/// Address-space limit of a session process.
-const SESSION_ADDRESS_SPACE: u64 = 1 << 30;
 
 /// What the master handed this session besides the config and the user list.
 pub struct Handover<'a> {
     pub banner: &'a str,
     /// The spawner's empty network namespace, for the pre-login process.
     pub empty_net: Option<std::os::fd::BorrowedFd<'a>>,
+    /// The client's address from a trusted load balancer's PROXY header (`proxy_protocol`),
+    /// read and checked by the master; `None` = the socket's peer is the client.
+    pub proxied_client: Option<SocketAddr>,
+    /// The session's cgroup, made by the spawner (a delegated cgroup v2 subtree).
+    pub cgroup: Option<&'a std::path::Path>,
 }
 
 /// The two ends of the control connection, as the host sees them.
 #[derive(Debug, Clone, Copy)]
 pub struct Addresses {
+    /// The client: the socket's peer, or the address a trusted load balancer's PROXY header
+    /// carried. Every check and log line of the session uses this one (`PAM_RHOST`,
+    /// PORT/EPRT, the passive data connection's peer, the worker's `STAT`).
     pub client: SocketAddr,
+    /// The load balancer the connection came through (`proxy_protocol`), for the logs.
+    pub proxy: Option<SocketAddr>,
     /// Where the client connected to: data sockets are made here and nowhere else.
     pub local_ip: IpAddr,
 }
@@ -86,10 +94,11 @@ fn nopriv_account(config: &Config) -> Result<Account, String> {
 }
 
 /// The client's and our address, or why the session cannot start.
-fn addresses(client: &std::net::TcpStream) -> Option<Addresses> {
+fn addresses(client: &std::net::TcpStream, carried: Option<SocketAddr>) -> Option<Addresses> {
     match (client.peer_addr(), client.local_addr()) {
         (Ok(peer), Ok(local)) => Some(Addresses {
-            client: peer,
+            client: carried.unwrap_or(peer),
+            proxy: carried.map(|_| peer),
             local_ip: crate::jail::netns::unmapped(local.ip()),
         }),
         (Err(e), _) | (_, Err(e)) => {
@@ -107,10 +116,16 @@ pub fn run(
     handover: Handover<'_>,
     client: std::net::TcpStream,
 ) -> u8 {
-    let Some(addresses) = addresses(&client) else {
+    let Some(addresses) = addresses(&client, handover.proxied_client) else {
         return ExitReason::Closed as u8;
     };
-    limit_resources();
+    if let Some(proxy) = addresses.proxy {
+        tracing::debug!(client = %addresses.client, proxy = %proxy, "session through a load balancer");
+    }
+    if let Err(e) = contain(config, handover.cgroup) {
+        tracing::error!("{e}");
+        return ExitReason::Error as u8;
+    }
     let account = match nopriv_account(config) {
         Ok(a) => a,
         Err(e) => {
@@ -161,6 +176,7 @@ pub fn run(
                 tls_certificate,
                 empty_net: handover.empty_net,
                 parent: monitor_pid,
+                addresses,
             });
             std::process::exit(reason as i32);
         }

@@ -14,13 +14,16 @@
 //! (`SO_REUSEPORT`, with a BPF program that sends connections from the client's address to
 //! the real listener and every other one to the trap), so a connection from another address
 //! never reaches libunftp — which would drop the real transfer with it — and the monitor
-//! accepts it, logs it and closes it. Both sockets are owned by a per-session file-system uid,
+//! accepts it, logs it and closes it. Besides its listener a session holds at most one
+//! *reserved* port (bound, not listening, so nothing can connect to it), made after each
+//! passive answer so that the next one costs only the `listen()` calls; it is given back when
+//! unclaimed for `accept_timeout` and when the worker goes. Both sockets are owned by a per-session file-system uid,
 //! so no other session's listener can ever join the group.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::ops::RangeInclusive;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use nix::sys::socket::{
@@ -78,7 +81,14 @@ impl PassivePorts {
 
     /// A listener on `ip` with the first free port of the range, and its trap for connections
     /// from anywhere but `client`.
+    #[cfg(test)]
     pub fn bind(&mut self, ip: IpAddr, client: IpAddr) -> io::Result<Passive> {
+        self.reserve(ip, client)?.listen()
+    }
+
+    /// The first free port of the range on `ip`, bound for `client` but not listening yet:
+    /// the monitor keeps one of these ready so that a PASV costs only the `listen()` calls.
+    pub fn reserve(&mut self, ip: IpAddr, client: IpAddr) -> io::Result<Reserved> {
         if !self.enabled {
             return Err(io::Error::new(
                 io::ErrorKind::PermissionDenied,
@@ -88,13 +98,105 @@ impl PassivePorts {
         let mut last_error =
             io::Error::new(io::ErrorKind::AddrInUse, "no free passive port in range");
         for port in self.candidates() {
-            match Passive::open(SocketAddr::new(ip, port), client) {
+            match Reserved::bind(SocketAddr::new(ip, port), client) {
                 Ok(p) => return Ok(p),
                 Err(e) => last_error = e,
             }
         }
         Err(last_error)
     }
+}
+
+/// A port of the range, bound (with its trap) but not listening: no connection can reach it,
+/// so it carries nothing until [`Reserved::listen`]; it only keeps the port for this session.
+#[derive(Debug)]
+pub struct Reserved {
+    real: OwnedFd,
+    trap: OwnedFd,
+    /// Where it is bound (the port the kernel chose when the range is "any").
+    address: SocketAddr,
+    /// The client it steers connections for.
+    client: IpAddr,
+    made: Instant,
+}
+
+impl Reserved {
+    fn bind(address: SocketAddr, client: IpAddr) -> io::Result<Reserved> {
+        let client = crate::jail::netns::unmapped(client);
+        // The sockets' owner is the file-system uid they are created under (one thread).
+        let previous = nix::unistd::setfsuid(socket_owner());
+        let made = (reusable_socket(address), reusable_socket(address));
+        nix::unistd::setfsuid(previous);
+        let (real, trap) = (made.0?, made.1?);
+        bind(real.as_raw_fd(), &SockaddrStorage::from(address))?;
+        let real = OwnedFd::from(TcpListener::from(real));
+        let address = nix::sys::socket::getsockname::<SockaddrStorage>(real.as_raw_fd())
+            .ok()
+            .and_then(|a| socket_address(&a))
+            .ok_or_else(|| io::Error::other("bound passive socket without an address"))?;
+        bind(trap.as_raw_fd(), &SockaddrStorage::from(address))?;
+        Ok(Reserved {
+            real,
+            trap,
+            address,
+            client,
+            made: Instant::now(),
+        })
+    }
+
+    /// Whether this reservation serves a passive request for `ip` and `client`.
+    pub fn is_for(&self, ip: IpAddr, client: IpAddr) -> bool {
+        self.address.ip() == ip && self.client == crate::jail::netns::unmapped(client)
+    }
+
+    /// When an unclaimed reservation gives its port back.
+    pub fn expires(&self, accept_timeout: Duration) -> Instant {
+        self.made + accept_timeout + Duration::from_secs(1)
+    }
+
+    /// Start listening: the real listener first (index 0 of the `SO_REUSEPORT` group), then
+    /// the trap (index 1), then the program that steers between them.
+    pub fn listen(self) -> io::Result<Passive> {
+        let Reserved {
+            real,
+            trap,
+            address,
+            client,
+            ..
+        } = self;
+        listen(&real, Backlog::new(64).unwrap_or(Backlog::MAXCONN))?;
+        let listener = TcpListener::from(real);
+        let steered = listen(&trap, Backlog::new(8).unwrap_or(Backlog::MAXCONN))
+            .map_err(io::Error::from)
+            .and_then(|()| {
+                crate::sys::attach_reuseport_program(listener.as_fd(), &steering_program(client))
+            });
+        let trap = match steered {
+            Ok(()) => {
+                let trap = TcpListener::from(trap);
+                trap.set_nonblocking(true)?;
+                Some(trap)
+            }
+            Err(e) => {
+                // Without it libunftp drops a wrong-address connection (and the transfer).
+                tracing::warn!(error = %e, port = address.port(), "no trap for wrong-address data connections");
+                None
+            }
+        };
+        Ok(Passive {
+            listener,
+            trap,
+            opened: Instant::now(),
+        })
+    }
+}
+
+fn socket_address(a: &SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = a.as_sockaddr_in() {
+        return Some(SocketAddr::from((v4.ip(), v4.port())));
+    }
+    a.as_sockaddr_in6()
+        .map(|v6| SocketAddr::from((v6.ip(), v6.port())))
 }
 
 /// One passive port: the listener the worker accepts on, and the monitor's trap beside it.
@@ -160,51 +262,6 @@ fn reusable_socket(address: SocketAddr) -> io::Result<OwnedFd> {
 }
 
 impl Passive {
-    fn open(address: SocketAddr, client: IpAddr) -> io::Result<Passive> {
-        let client = crate::jail::netns::unmapped(client);
-        // The sockets' owner is the file-system uid they are created under (one thread).
-        let previous = nix::unistd::setfsuid(socket_owner());
-        let made = (reusable_socket(address), reusable_socket(address));
-        nix::unistd::setfsuid(previous);
-        let (real, trap) = (made.0?, made.1?);
-        bind(
-            std::os::fd::AsRawFd::as_raw_fd(&real),
-            &SockaddrStorage::from(address),
-        )?;
-        let bound = TcpListener::from(real);
-        let address = bound.local_addr()?;
-        let real = OwnedFd::from(bound);
-        // The group's order is the order of listen(): the real listener is index 0.
-        listen(&real, Backlog::new(64).unwrap_or(Backlog::MAXCONN))?;
-        let listener = TcpListener::from(real);
-        let steered = bind(
-            std::os::fd::AsRawFd::as_raw_fd(&trap),
-            &SockaddrStorage::from(address),
-        )
-        .and_then(|()| listen(&trap, Backlog::new(8).unwrap_or(Backlog::MAXCONN)))
-        .map_err(io::Error::from)
-        .and_then(|()| {
-            crate::sys::attach_reuseport_program(listener.as_fd(), &steering_program(client))
-        });
-        let trap = match steered {
-            Ok(()) => {
-                let trap = TcpListener::from(trap);
-                trap.set_nonblocking(true)?;
-                Some(trap)
-            }
-            Err(e) => {
-                // Without it libunftp drops a wrong-address connection (and the transfer).
-                tracing::warn!(error = %e, port = address.port(), "no trap for wrong-address data connections");
-                None
-            }
-        };
-        Ok(Passive {
-            listener,
-            trap,
-            opened: Instant::now(),
-        })
-    }
-
     /// The listener to pass to the worker.
     pub fn listener(&self) -> std::os::fd::BorrowedFd<'_> {
         self.listener.as_fd()
@@ -326,6 +383,26 @@ mod tests {
         trap.set_nonblocking(false).unwrap();
         let (_, from) = trap.accept().unwrap();
         assert_eq!(from.ip(), "127.0.0.2".parse::<IpAddr>().unwrap());
+        let _client = TcpStream::connect((local, port)).unwrap();
+        let (_, from) = passive.listener.accept().unwrap();
+        assert_eq!(from.ip(), local);
+    }
+
+    #[test]
+    fn a_reserved_port_accepts_nothing_until_it_listens() {
+        use std::net::TcpStream;
+        let local: IpAddr = "127.0.0.1".parse().unwrap();
+        let reserved = ports(0, 0).reserve(local, local).unwrap();
+        assert!(reserved.is_for(local, local));
+        assert!(!reserved.is_for(local, "127.0.0.2".parse().unwrap()));
+        let port = reserved.address.port();
+        assert_ne!(port, 0);
+        assert!(
+            TcpStream::connect((local, port)).is_err(),
+            "reserved, not listening"
+        );
+        let passive = reserved.listen().unwrap();
+        assert_eq!(passive.port(), port);
         let _client = TcpStream::connect((local, port)).unwrap();
         let (_, from) = passive.listener.accept().unwrap();
         assert_eq!(from.ip(), local);

@@ -37,7 +37,7 @@ pub fn run(config: &Config, users: &UserList) -> u8 {
         }
     }
     let client = std::net::TcpStream::from(client);
-    let Some(addresses) = super::addresses(&client) else {
+    let Some(addresses) = super::addresses(&client, None) else {
         return ExitReason::Closed as u8;
     };
     let setup = super::SessionSetup {

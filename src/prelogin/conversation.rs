@@ -24,9 +24,26 @@ use crate::protocol::link::Preamble;
 use crate::protocol::monitor::{MAX_MESSAGE, MAX_PASSWORD, MAX_USER, Reply, Request};
 use crate::tls::StoredSessions;
 
-/// The features listed before login (the worker lists the same after it): RFC 2389.
-fn features(tls: bool) -> String {
-    crate::control::features::list(tls, &crate::storage::facts::FactSet::default().feat_line())
+/// The features listed before login and (by the worker's relay) after it: RFC 2389. `UTF8`
+/// (RFC 2640) only with `utf8_filesystem`, as vsftpd does.
+pub fn features(tls: bool, utf8: bool) -> String {
+    crate::control::features::list(
+        tls,
+        utf8,
+        &crate::storage::facts::FactSet::default().feat_line(),
+    )
+}
+
+/// Whether the first line read (and what follows it) is a PROXY protocol header: v1 is a
+/// `PROXY ` line; v2's signature `\r\n\r\n\0\r\nQUIT\n` reads as an empty first line.
+fn is_proxy_header(first_line: &[u8], rest: &[u8]) -> bool {
+    const V2_REST: &[u8] = b"\r\n\0\r\nQUIT\n";
+    let v1 = first_line.len() >= 6 && first_line[..6].eq_ignore_ascii_case(b"PROXY ");
+    let v2 = first_line.is_empty() && {
+        let n = rest.len().min(V2_REST.len());
+        n > 0 && rest[..n] == V2_REST[..n]
+    };
+    v1 || v2
 }
 
 /// How one command of the conversation turned out.
@@ -131,16 +148,38 @@ impl<'a> Conversation<'a> {
         client: &mut Client,
         greeting: &str,
     ) -> Result<OwnedFd, ExitReason> {
+        // implicit_ssl: TLS from the first byte, the greeting inside it (vsftpd's order).
+        if self.config.implicit_ssl && self.tls_offered {
+            let acceptor = self.acceptor().map_err(|e| {
+                tracing::error!("TLS: {e}");
+                ExitReason::Error
+            })?;
+            self.start_tls(client, acceptor).await?;
+        }
         write(client, greeting).await?;
+        let mut first = true;
         loop {
             let line = match self.lines.next(client, MAX_LINE).await {
                 Err(_) | Ok(Line::Closed) => return Err(ExitReason::Closed),
                 Ok(Line::TooLong) => {
+                    first = false;
                     say(client, "500 Command line too long.").await?;
                     continue;
                 }
                 Ok(Line::Text(l)) => l,
             };
+            // SECURITY: with `proxy_protocol` on, the master reads a PROXY header only from
+            // the listed load balancers; one reaching this process came from anyone else (or
+            // is a client's second header behind a balancer): a forged client address, refused.
+            if std::mem::take(&mut first)
+                && self.config.proxy_protocol
+                && is_proxy_header(&line, self.lines.buffered())
+            {
+                tracing::warn!(client = %self.client_address,
+                    "PROXY protocol header from an address not in proxy_protocol_from; connection refused");
+                let _ = say(client, "421 PROXY protocol header refused.").await;
+                return Err(ExitReason::Refused);
+            }
             let command = match command::parse(&line) {
                 Ok(c) => c,
                 Err(refusal) => {
@@ -160,7 +199,11 @@ impl<'a> Conversation<'a> {
                     return Err(ExitReason::Closed);
                 }
                 "FEAT" => {
-                    say(client, &features(self.tls_offered)).await?;
+                    say(
+                        client,
+                        &features(self.tls_offered, self.config.utf8_filesystem),
+                    )
+                    .await?;
                     Step::Continue
                 }
                 "SYST" => {
@@ -239,14 +282,8 @@ impl<'a> Conversation<'a> {
             say(client, "504 Unknown AUTH type.").await?;
             return Ok(Step::Continue);
         }
-        let Some(setup) = self.tls.take() else {
-            return Err(ExitReason::Error);
-        };
-        let acceptor = match setup.build() {
-            Ok((acceptor, stored)) => {
-                self.stored = Some(stored);
-                acceptor
-            }
+        let acceptor = match self.acceptor() {
+            Ok(acceptor) => acceptor,
             Err(e) => {
                 tracing::error!("TLS: {e}");
                 let _ = say(client, "421 TLS is not available.").await;
@@ -259,6 +296,26 @@ impl<'a> Conversation<'a> {
                 "client sent data after AUTH TLS before the handshake; closing");
             return Err(ExitReason::Refused);
         }
+        self.start_tls(client, acceptor).await?;
+        Ok(Step::Continue)
+    }
+
+    /// The control connection's TLS, built at its first use. The key stays in the monitor,
+    /// which signs.
+    fn acceptor(&mut self) -> Result<tokio_rustls::TlsAcceptor, String> {
+        let setup = self.tls.take().ok_or("TLS set up twice")?;
+        let (acceptor, stored) = setup.build()?;
+        self.stored = Some(stored);
+        Ok(acceptor)
+    }
+
+    /// The control connection's handshake (after `AUTH TLS`, or first of all with
+    /// `implicit_ssl`).
+    async fn start_tls(
+        &mut self,
+        client: &mut Client,
+        acceptor: tokio_rustls::TlsAcceptor,
+    ) -> Result<(), ExitReason> {
         let Client::Plain(tcp) = std::mem::replace(client, Client::Upgrading) else {
             return Err(ExitReason::Error);
         };
@@ -266,7 +323,7 @@ impl<'a> Conversation<'a> {
             Ok(tls) => {
                 *client = Client::Tls(Box::new(tls));
                 self.preamble.control_tls = true;
-                Ok(Step::Continue)
+                Ok(())
             }
             Err(e) => {
                 tracing::info!(client = %self.client_address, error = %e,
@@ -397,14 +454,29 @@ async fn say(client: &mut Client, text: &str) -> Result<(), ExitReason> {
 
 #[cfg(test)]
 mod tests {
+    use super::is_proxy_header;
+
+    #[test]
+    fn proxy_headers_of_both_versions_are_recognised_and_commands_are_not() {
+        assert!(is_proxy_header(b"PROXY TCP4 1.2.3.4 5.6.7.8 1 21", b""));
+        assert!(is_proxy_header(b"proxy UNKNOWN", b""));
+        assert!(is_proxy_header(b"", b"\r\n\0\r\nQUIT\n!\x11"));
+        assert!(is_proxy_header(b"", b"\r\n"));
+        assert!(!is_proxy_header(b"", b""));
+        assert!(!is_proxy_header(b"", b"USER x\r\n"));
+        assert!(!is_proxy_header(b"PROXYX", b""));
+        assert!(!is_proxy_header(b"USER PROXY ", b""));
+    }
+
     use super::features;
 
     #[test]
     fn features_are_listed_as_after_login() {
         assert_eq!(
-            features(true),
+            features(true, true),
             "211-Features:\r\n AUTH TLS\r\n EPRT\r\n EPSV\r\n MDTM\r\n MFMT\r\n MLST type*;size*;modify*;perm*;UNIX.mode*;UNIX.owner*;UNIX.group*;\r\n PASV\r\n PBSZ\r\n PROT\r\n REST STREAM\r\n SIZE\r\n TVFS\r\n UTF8\r\n211 End"
         );
-        assert!(!features(false).contains("AUTH"));
+        assert!(!features(false, true).contains("AUTH"));
+        assert!(!features(true, false).contains("UTF8"));
     }
 }

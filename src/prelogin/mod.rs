@@ -42,6 +42,8 @@ pub struct Start<'a> {
     /// A network namespace with nothing in it to enter (else it makes its own).
     pub empty_net: Option<std::os::fd::BorrowedFd<'a>>,
     pub parent: nix::unistd::Pid,
+    /// The client's address (the one a trusted PROXY header carried, if any) and ours.
+    pub addresses: crate::monitor::Addresses,
 }
 
 /// The greeting: `banner_file` as `220-` lines and a final `220 ` line, or `ftpd_banner`.
@@ -71,6 +73,10 @@ pub fn run(start: Start<'_>) -> ExitReason {
         start.account,
         &start.config.secure_chroot_dir,
         start.empty_net,
+        crate::jail::nopriv::Layers {
+            network: start.config.isolate_network,
+            seccomp: start.config.seccomp_sandbox,
+        },
         &keep,
         start.parent,
     );
@@ -129,8 +135,13 @@ async fn serve(start: Start<'_>) -> ExitReason {
             return ExitReason::Error;
         }
     };
-    let conversation =
-        conversation::Conversation::new(config, start.users, tls, monitor, client_address(&client));
+    let conversation = conversation::Conversation::new(
+        config,
+        start.users,
+        tls,
+        monitor,
+        start.addresses.client.to_string(),
+    );
     conversation
         .run(client, greeting(config, start.banner))
         .await
@@ -154,13 +165,6 @@ impl LazyTls<'_> {
             tls::server_config(self.config, tls::Identity::Ready(key), log, Vec::new())?;
         Ok((tokio_rustls::TlsAcceptor::from(server_config), stored))
     }
-}
-
-fn client_address(client: &tokio::net::TcpStream) -> String {
-    client
-        .peer_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -4,10 +4,12 @@
 //!
 //! - [`spawner`]: master ↔ spawner (admitted connections, how sessions ended).
 //! - [`monitor`]: pre-login process and worker → monitor (login, data sockets) and replies.
+//! - [`event`]: worker → monitor, what happened in the session (for the logs).
 //! - [`link`]: the pre-login process's first words to the worker on their link.
 //! - [`exit`]: a session's exit code, read by the spawner and the master.
 //! - `wire`: the shared encoding.
 
+pub mod event;
 pub mod exit;
 pub mod link;
 pub mod monitor;

@@ -1,7 +1,7 @@
 //! The messages the pre-login process and the worker exchange with their monitor, each over
 //! its own `SOCK_SEQPACKET` socketpair.
 //!
-//! A small, explicit, typed set (four requests and their replies), encoded by hand so that
+//! A small, explicit, typed set (five requests and their replies), encoded by hand so that
 //! every field is length-checked on decode. Which request is allowed from whom and when is the
 //! monitor's request table (`crate::monitor::requests`); this module only says what the bytes
 //! mean. The monitor treats every byte it receives as hostile: both peers parse bytes from the
@@ -45,6 +45,8 @@ pub enum Request {
     /// message with the server's private key (which never leaves the monitor) using this
     /// TLS `SignatureScheme`.
     Sign { scheme: u16, message: Vec<u8> },
+    /// Worker: something happened in the session, for the logs (never answered).
+    Event(super::event::Event),
 }
 
 impl fmt::Debug for Request {
@@ -55,6 +57,7 @@ impl fmt::Debug for Request {
             }
             Request::BindPassive => f.write_str("BindPassive"),
             Request::ConnectActive(a) => write!(f, "ConnectActive({a})"),
+            Request::Event(e) => write!(f, "Event({e:?})"),
             Request::Sign { scheme, message } => {
                 write!(
                     f,
@@ -118,6 +121,7 @@ const TAG_LOGGED_IN: u8 = 11;
 const TAG_SIGN: u8 = 12;
 const TAG_SIGNATURE: u8 = 13;
 const TAG_NOT_SIGNED: u8 = 14;
+const TAG_EVENT: u8 = 15;
 
 impl Request {
     pub fn encode(&self) -> Vec<u8> {
@@ -134,6 +138,10 @@ impl Request {
                 w.u8(*tls as u8);
             }
             Request::BindPassive => w.u8(TAG_BIND_PASSIVE),
+            Request::Event(e) => {
+                w.u8(TAG_EVENT);
+                e.encode(&mut w);
+            }
             Request::Sign { scheme, message } => {
                 w.u8(TAG_SIGN);
                 w.0.extend_from_slice(&scheme.to_le_bytes());
@@ -171,6 +179,7 @@ impl Request {
                 }
             }
             TAG_BIND_PASSIVE => Request::BindPassive,
+            TAG_EVENT => Request::Event(super::event::Event::decode(&mut r)?),
             TAG_SIGN => {
                 let scheme = r.take(2)?;
                 let scheme = u16::from_le_bytes([scheme[0], scheme[1]]);

@@ -3,9 +3,11 @@
 //! and the spawner's reports of sessions started, not started and ended.
 //!
 //! Fixed-size little-endian records with a tag byte; decoding checks the exact length of
-//! every record. No message carries anything a client sent.
+//! every record. The only thing derived from connection bytes is the client address a
+//! trusted load balancer's PROXY header carried, already parsed and checked by the master.
 
 use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// Longest record either side sends.
 pub const MAX_RECORD: usize = 32;
@@ -14,8 +16,10 @@ pub const MAX_RECORD: usize = 32;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Order {
     /// Start a session (monitor and worker) for the client socket attached to this record.
-    /// `id` names the session in the reports.
-    Spawn { id: u64 },
+    /// `id` names the session in the reports. `client` is the client's address when the
+    /// connection came through a trusted load balancer (PROXY protocol), which then stands
+    /// for the socket's peer everywhere in the session.
+    Spawn { id: u64, client: Option<SocketAddr> },
     /// Start no more sessions; exit once every session started so far has ended (SIGHUP: a
     /// new spawner with the new configuration takes over).
     Retire,
@@ -93,17 +97,63 @@ fn fields(bytes: &[u8]) -> Result<(u8, u64, Option<[u8; 4]>), DecodeError> {
     Ok((tag, id, extra))
 }
 
+/// A spawn record's address: family (0 none, 4, 6), 16 address bytes, port: 19 bytes.
+const ADDRESS_LEN: usize = 19;
+
+fn encode_address(out: &mut Vec<u8>, address: Option<SocketAddr>) {
+    let (family, octets) = match address.map(|a| a.ip()) {
+        None => (0, [0; 16]),
+        Some(IpAddr::V4(v4)) => {
+            let mut o = [0; 16];
+            o[..4].copy_from_slice(&v4.octets());
+            (4, o)
+        }
+        Some(IpAddr::V6(v6)) => (6, v6.octets()),
+    };
+    out.push(family);
+    out.extend_from_slice(&octets);
+    out.extend_from_slice(&address.map_or(0, |a| a.port()).to_le_bytes());
+}
+
+fn decode_address(bytes: &[u8]) -> Result<Option<SocketAddr>, DecodeError> {
+    let [family, rest @ ..] = bytes else {
+        return Err(DecodeError("address"));
+    };
+    let octets: [u8; 16] = rest[..16].try_into().map_err(|_| DecodeError("address"))?;
+    let port = u16::from_le_bytes([rest[16], rest[17]]);
+    let ip = match family {
+        0 if octets == [0; 16] && port == 0 => return Ok(None),
+        4 if octets[4..] == [0; 12] => {
+            IpAddr::V4(Ipv4Addr::new(octets[0], octets[1], octets[2], octets[3]))
+        }
+        6 => IpAddr::V6(Ipv6Addr::from(octets)),
+        _ => return Err(DecodeError("address family")),
+    };
+    Ok(Some(SocketAddr::new(ip, port)))
+}
+
 impl Order {
     pub fn encode(&self) -> Vec<u8> {
         match *self {
-            Order::Spawn { id } => record(SPAWN, id, None),
+            Order::Spawn { id, client } => {
+                let mut out = record(SPAWN, id, None);
+                encode_address(&mut out, client);
+                out
+            }
             Order::Retire => vec![RETIRE],
         }
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Order, DecodeError> {
+        if bytes.first() == Some(&SPAWN) {
+            if bytes.len() != 9 + ADDRESS_LEN {
+                return Err(DecodeError("wrong length"));
+            }
+            let (_, id, _) = fields(&bytes[..9])?;
+            let client = decode_address(&bytes[9..])?;
+            return Ok(Order::Spawn { id, client });
+        }
         match fields(bytes)? {
-            (SPAWN, id, None) => Ok(Order::Spawn { id }),
             (RETIRE, _, None) => Ok(Order::Retire),
             _ => Err(DecodeError("not an order")),
         }
@@ -157,8 +207,18 @@ mod tests {
     #[test]
     fn every_record_survives_a_round_trip() {
         for order in [
-            Order::Spawn { id: 0 },
-            Order::Spawn { id: u64::MAX },
+            Order::Spawn {
+                id: 0,
+                client: None,
+            },
+            Order::Spawn {
+                id: u64::MAX,
+                client: Some("192.0.2.7:40001".parse().unwrap()),
+            },
+            Order::Spawn {
+                id: 3,
+                client: Some("[2001:db8::1]:21".parse().unwrap()),
+            },
             Order::Retire,
         ] {
             assert_eq!(Order::decode(&order.encode()), Ok(order));
@@ -183,7 +243,11 @@ mod tests {
 
     #[test]
     fn truncated_padded_and_crossed_records_are_refused() {
-        let spawn = Order::Spawn { id: 5 }.encode();
+        let spawn = Order::Spawn {
+            id: 5,
+            client: None,
+        }
+        .encode();
         assert!(Order::decode(&spawn[..spawn.len() - 1]).is_err());
         let mut padded = spawn.clone();
         padded.push(0);
@@ -193,6 +257,17 @@ mod tests {
         // A report is not an order and the other way round.
         assert!(Order::decode(&Report::NotStarted { id: 5 }.encode()).is_err());
         assert!(Report::decode(&spawn).is_err());
+        // An unknown address family, or an IPv4 address with stray bytes, is refused.
+        let mut family = spawn.clone();
+        family[9] = 5;
+        assert!(Order::decode(&family).is_err());
+        let mut v4 = Order::Spawn {
+            id: 5,
+            client: Some("192.0.2.1:1".parse().unwrap()),
+        }
+        .encode();
+        v4[20] = 1;
+        assert!(Order::decode(&v4).is_err());
         // An exit code is one byte.
         let mut bad = Report::Ended {
             id: 1,

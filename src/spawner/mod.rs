@@ -12,6 +12,8 @@
 //! socket goes straight to the forked session. It trusts only its parent, the master; when the
 //! master goes away or retires it, it starts nothing more and exits after its last session.
 
+pub mod cgroup;
+
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
 
@@ -44,6 +46,8 @@ struct SessionTemplate {
     banner: String,
     /// The network namespace pre-login processes enter (close-on-exec; root's).
     empty_net: Option<OwnedFd>,
+    /// Each session in a new PID namespace (`isolate`).
+    pid_namespaces: Option<crate::jail::sandbox::PidNamespaces>,
 }
 
 /// Entry point of `rftpd spawner`: serve the master's orders until it retires us or goes
@@ -88,17 +92,32 @@ pub fn run(config: Config, user_list: String, banner: String) -> u8 {
             None
         }
     };
+    let pid_namespaces = if config.isolate {
+        match crate::jail::sandbox::PidNamespaces::open() {
+            Ok(p) => Some(p),
+            Err(e) => {
+                // SECURITY: isolate = true is not quietly dropped: no session starts.
+                tracing::error!(error = %e, "cannot open the spawner's PID namespace (isolate)");
+                return EXIT_SETUP_FAILED;
+            }
+        }
+    } else {
+        None
+    };
+    let cgroups = cgroup::SessionCgroups::find(&config);
     let template = SessionTemplate {
         config,
         users,
         banner,
         empty_net,
+        pid_namespaces,
     };
     let mut spawner = Spawner {
         template,
         channel: Some(channel),
         children_signal: Some(children_signal),
         children: HashMap::new(),
+        cgroups,
         retired: false,
         original_mask,
         _preloaded: preloaded,
@@ -124,8 +143,10 @@ struct Spawner {
     channel: Option<OwnedFd>,
     /// SIGCHLD as a descriptor; `None` only in a forked session.
     children_signal: Option<SignalFd>,
-    /// Running sessions: pid → the master's id for them.
-    children: HashMap<Pid, u64>,
+    /// Running sessions: pid → the master's id for them and their cgroup.
+    children: HashMap<Pid, (u64, Option<std::path::PathBuf>)>,
+    /// Where session cgroups are made (a delegated cgroup v2 subtree), if anywhere.
+    cgroups: Option<cgroup::SessionCgroups>,
     retired: bool,
     /// The signal mask to give back to forked sessions.
     original_mask: SigSet,
@@ -210,7 +231,11 @@ impl Spawner {
                 WaitStatus::Signaled(pid, signal, _) => (pid, ProcessEnd::Killed(signal as i32)),
                 _ => continue,
             };
-            if let Some(id) = self.children.remove(&pid) {
+            if let Some((id, cgroup)) = self.children.remove(&pid) {
+                // Process 1 of the session's PID namespace has gone, so has everything else.
+                if let (Some(cgroups), Some(dir)) = (&mut self.cgroups, cgroup) {
+                    cgroups.remove(dir);
+                }
                 self.report(Report::Ended { id, end });
             }
         }
@@ -247,8 +272,14 @@ impl Spawner {
             }
         };
         match (Order::decode(&buf[..len]), client) {
-            (Ok(Order::Spawn { id }), Some(client)) if !self.retired => self.spawn(id, client),
-            (Ok(Order::Spawn { id }), _) => {
+            (
+                Ok(Order::Spawn {
+                    id,
+                    client: carried,
+                }),
+                Some(client),
+            ) if !self.retired => self.spawn(id, client, carried),
+            (Ok(Order::Spawn { id, .. }), _) => {
                 tracing::error!(
                     id,
                     "spawner: a spawn order without a client socket, or after retiring"
@@ -265,9 +296,43 @@ impl Spawner {
         }
     }
 
-    /// Fork a session process for `client`.
-    fn spawn(&mut self, id: u64, client: OwnedFd) {
-        match sys::fork_single_threaded() {
+    /// Fork a session process for `client` (`carried`: the client address a trusted load
+    /// balancer's PROXY header named, read by the master).
+    fn spawn(&mut self, id: u64, client: OwnedFd, carried: Option<std::net::SocketAddr>) {
+        let cgroup = match self.cgroups.as_ref().map(|c| c.create(id)) {
+            None => None,
+            Some(Ok(dir)) => Some(dir),
+            Some(Err(e)) => {
+                tracing::error!(error = %e, "spawner: cannot make the session's cgroup; not starting it");
+                drop(client);
+                self.report(Report::NotStarted { id });
+                return;
+            }
+        };
+        let not_started = |spawner: &mut Spawner, cgroup: Option<std::path::PathBuf>| {
+            if let (Some(cgroups), Some(dir)) = (&mut spawner.cgroups, cgroup) {
+                cgroups.remove(dir);
+            }
+            spawner.report(Report::NotStarted { id });
+        };
+        // SECURITY: the monitor is process 1 of a new PID namespace (isolate).
+        if let Some(pids) = &self.template.pid_namespaces
+            && let Err(e) = pids.next_child_in_new()
+        {
+            tracing::error!(error = %e, "spawner: cannot make a PID namespace; not starting the session");
+            drop(client);
+            not_started(self, cgroup);
+            return;
+        }
+        let forked = sys::fork_single_threaded();
+        if let (Some(pids), Ok(Forked::Parent(_)) | Err(_)) =
+            (&self.template.pid_namespaces, &forked)
+            && let Err(e) = pids.restore()
+        {
+            // The next unshare fails and says so; sessions already started are unaffected.
+            tracing::error!(error = %e, "spawner: cannot return to its own PID namespace");
+        }
+        match forked {
             Ok(Forked::Child) => {
                 // The session must hold nothing of the spawner's: not the master's channel, not
                 // the signalfd, not the blocked SIGCHLD.
@@ -282,6 +347,8 @@ impl Spawner {
                     Handover {
                         banner: &template.banner,
                         empty_net: template.empty_net.as_ref().map(|f| f.as_fd()),
+                        proxied_client: carried,
+                        cgroup: cgroup.as_deref(),
                     },
                     std::net::TcpStream::from(client),
                 );
@@ -289,7 +356,7 @@ impl Spawner {
             }
             Ok(Forked::Parent(pid)) => {
                 drop(client);
-                self.children.insert(pid, id);
+                self.children.insert(pid, (id, cgroup));
                 self.report(Report::Started {
                     id,
                     pid: pid.as_raw() as u32,
@@ -298,7 +365,7 @@ impl Spawner {
             Err(e) => {
                 tracing::error!(error = %e, "spawner: cannot fork a session");
                 drop(client);
-                self.report(Report::NotStarted { id });
+                not_started(self, cgroup);
             }
         }
     }

@@ -1,6 +1,7 @@
 //! The directory listings of the session's storage backend: `LIST` (with `-a`/`-R` as the
 //! relay passed them on, hidden and denied names left out, names escaped for the wire) and
-//! `NLST` (names only). Runs in the worker, as the user, jailed.
+//! `NLST` (names only). Runs in the worker, as the user, jailed. Listings are built from the
+//! mapped names of `crate::names` and written to the data connection as the names' bytes.
 
 use std::io;
 use std::path::Path;
@@ -16,16 +17,18 @@ impl JailedStorage {
         path: &Path,
     ) -> std::result::Result<io::Cursor<Vec<u8>>, Error> {
         self.data_connection_arrived();
-        let path = path.to_path_buf();
+        // Taken first, so a listing refused below leaves no flags for the next one.
         let flags = self.shared.take_list_flags();
+        let path = path.to_path_buf();
         let e = self
             .allow(|r| r.dirlist, &path)
             .map_err(|err| self.refused("550 Permission denied.", err))?;
-        self.check_data_connection(e)?;
+        self.check_data_connection(e).await?;
         if flags.mlsd {
             return self.fact_listing(e, &path).await;
         }
-        // LIST of a path that is missing or cannot be read is an empty listing (vsftpd).
+        // LIST of a path that is missing or cannot be read is an empty listing (vsftpd); LIST
+        // of a file lists that one file.
         let Ok(meta) = self.metadata(user, &path).await else {
             self.ready("150 Here comes the directory listing.".into());
             return Ok(io::Cursor::new(Vec::new()));
@@ -56,7 +59,7 @@ impl JailedStorage {
                 ));
                 out.push_str("\r\n");
             }
-            return Ok(io::Cursor::new(out.into_bytes()));
+            return Ok(on_the_wire(out));
         }
         // `LIST -R` (with ls_recurse_enable): `ls -R`'s layout, subdirectories depth first,
         // bounded so one command cannot walk a whole disk.
@@ -97,7 +100,7 @@ impl JailedStorage {
                 out.push_str("\r\n");
             }
         }
-        Ok(io::Cursor::new(out.into_bytes()))
+        Ok(on_the_wire(out))
     }
 
     pub(super) async fn name_listing(
@@ -111,12 +114,10 @@ impl JailedStorage {
             .allow(|r| r.dirlist, path)
             .map_err(|err| self.refused("550 Permission denied.", err))
             .map_err(refused)?;
-        self.check_data_connection(e).map_err(refused)?;
+        self.check_data_connection(e).await.map_err(refused)?;
         let dir = real_path(path);
         // NLST of a path that is missing or cannot be read is an empty listing (vsftpd).
-        let mut names = blocking(move || fsmeta::read_names(&dir))
-            .await
-            .unwrap_or_default();
+        let mut names = on_session_thread(|| fsmeta::read_names(&dir)).unwrap_or_default();
         self.ready("150 Here comes the directory listing.".into());
         names.retain(|name| self.visible_in_listing(name, flags.all));
         names.sort_unstable();
@@ -125,7 +126,7 @@ impl JailedStorage {
             out.push_str(&listing::wire_name(name));
             out.push_str("\r\n");
         }
-        Ok(io::Cursor::new(out.into_bytes()))
+        Ok(on_the_wire(out))
     }
 
     /// `MLSD` (the relay forwards it as `LIST` with the `mlsd` flag): one RFC 3659 fact line
@@ -137,7 +138,7 @@ impl JailedStorage {
         path: &Path,
     ) -> std::result::Result<io::Cursor<Vec<u8>>, Error> {
         let dir = real_path(path);
-        let listed = blocking(move || {
+        let listed = on_session_thread(|| {
             let own = fsmeta::stat_followed(&dir)?;
             if !own.is_dir() {
                 return Ok(None);
@@ -148,14 +149,13 @@ impl JailedStorage {
                 .map(|(name, meta)| {
                     let followed = meta
                         .is_symlink()
-                        .then(|| fsmeta::stat_followed(&dir.join(&name)).ok())
+                        .then(|| fsmeta::stat_followed(&names::to_fs(&dir.join(&name))).ok())
                         .flatten();
                     (name, meta, followed)
                 })
                 .collect::<Vec<_>>();
             Ok(Some((own, entries)))
         })
-        .await
         .map_err(|err| self.refused("550 Failed to open directory.", err))?;
         let Some((own, mut entries)) = listed else {
             return Err(self.refused(
@@ -181,6 +181,14 @@ impl JailedStorage {
             out.push_str(&context.line(&name, meta, followed.as_ref()));
             out.push_str("\r\n");
         }
-        Ok(io::Cursor::new(out.into_bytes()))
+        Ok(on_the_wire(out))
     }
+}
+
+/// A listing for the data connection: names go out as their bytes (`crate::names`).
+fn on_the_wire(listing: String) -> io::Cursor<Vec<u8>> {
+    io::Cursor::new(match names::to_wire(listing.as_bytes()) {
+        std::borrow::Cow::Borrowed(_) => listing.into_bytes(),
+        std::borrow::Cow::Owned(bytes) => bytes,
+    })
 }

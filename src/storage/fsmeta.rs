@@ -4,6 +4,9 @@
 //! as the user. A directory entry that disappears between reading the directory and looking
 //! at the entry is skipped (files come and go while users list), never an error, and nothing
 //! here panics on a racing filesystem.
+//!
+//! Paths it is given are the kernel's (raw bytes); names and link targets it returns are in the
+//! mapped form of `crate::names` (valid UTF-8, reversible), like every path from libunftp.
 
 use std::io;
 use std::os::unix::fs::MetadataExt;
@@ -11,6 +14,8 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use unftp_core::storage::{Error, ErrorKind, Metadata, Permissions};
+
+use crate::names;
 
 /// What a listing needs to know about one file.
 #[derive(Debug, Clone)]
@@ -85,11 +90,19 @@ impl Metadata for FileMeta {
     }
 }
 
+/// A name or link target from the kernel in the mapped form the rest of the session uses.
+fn mapped(raw: PathBuf) -> PathBuf {
+    match names::from_fs(raw.as_os_str()) {
+        std::borrow::Cow::Borrowed(_) => raw,
+        std::borrow::Cow::Owned(text) => PathBuf::from(text),
+    }
+}
+
 /// `lstat` plus the link target of a symbolic link.
 pub fn stat(path: &Path) -> io::Result<FileMeta> {
     let m = std::fs::symlink_metadata(path)?;
     let target = if m.file_type().is_symlink() {
-        Some(std::fs::read_link(path)?)
+        Some(mapped(std::fs::read_link(path)?))
     } else {
         None
     };
@@ -122,8 +135,8 @@ pub fn read_dir(path: &Path) -> io::Result<Vec<(PathBuf, FileMeta)>> {
             None
         };
         out.push((
-            PathBuf::from(entry.file_name()),
-            FileMeta::from_std(&meta, target),
+            mapped(PathBuf::from(entry.file_name())),
+            FileMeta::from_std(&meta, target.map(mapped)),
         ));
     }
     Ok(out)
@@ -132,7 +145,7 @@ pub fn read_dir(path: &Path) -> io::Result<Vec<(PathBuf, FileMeta)>> {
 /// The names in a directory, without looking at the entries.
 pub fn read_names(path: &Path) -> io::Result<Vec<String>> {
     std::fs::read_dir(path)?
-        .map(|entry| entry.map(|e| e.file_name().to_string_lossy().into_owned()))
+        .map(|entry| entry.map(|e| names::from_fs(&e.file_name()).into_owned()))
         .collect()
 }
 

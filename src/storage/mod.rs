@@ -24,18 +24,23 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use unftp_core::storage::{Error, ErrorKind, FEATURE_RESTART, Fileinfo, Result, StorageBackend};
 use unftp_sbe_fs::Filesystem;
 
+use crate::names;
 use crate::policy::NamePattern;
 use crate::protocol::ExitReason;
+use crate::protocol::event::{Direction, Op};
 use crate::tls::DataHandshake;
 use crate::worker::authenticator::SessionUser;
+use crate::worker::datatls::{self, DataState};
 use crate::worker::state::{DataOutcome, SessionShared};
 
 mod directory;
 pub mod facts;
 pub mod fsmeta;
 pub mod listing;
+mod records;
 mod times;
 mod transfer;
+mod zero_copy;
 
 use fsmeta::FileMeta;
 use listing::{OwnerNames, format_entry};
@@ -104,10 +109,12 @@ fn denied() -> Error {
 }
 
 /// Paths from libunftp are absolute in the session's view; after the jail that view is the
-/// process's own root, so they are used as they are.
+/// process's own root, so they are used as they are — with the name bytes that libunftp holds
+/// as stand-ins restored (`crate::names`). Every check runs on the path before this.
 fn real_path(path: &Path) -> PathBuf {
+    let path = names::to_fs(path);
     if path.is_absolute() {
-        path.to_path_buf()
+        path.into_owned()
     } else {
         Path::new("/").join(path)
     }
@@ -130,7 +137,17 @@ fn climbs_above_root(path: &Path) -> bool {
     false
 }
 
-async fn blocking<T: Send + 'static>(
+/// A short file-system call (open, stat, a directory read, one small read or write), made on
+/// the session's own thread. The worker serves exactly one session, so this blocks nobody
+/// else (vsftpd makes every call this way), and it saves the two thread switches of a
+/// blocking-pool hop — most of the cost of a small file or a `CWD`. Long streams use
+/// [`offload`] instead, so that disk and network overlap.
+fn on_session_thread<T>(f: impl FnOnce() -> io::Result<T>) -> Result<T> {
+    f().map_err(Error::from)
+}
+
+/// One step of a long transfer (a read-ahead or write-behind chunk) on the blocking pool.
+async fn offload<T: Send + 'static>(
     f: impl FnOnce() -> io::Result<T> + Send + 'static,
 ) -> Result<T> {
     match tokio::task::spawn_blocking(f).await {
@@ -140,6 +157,8 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// The last component of a listed entry's path, for display.
+/// (Names read from a directory are already in the mapped form of `crate::names`: valid
+/// UTF-8, so nothing is lost here.)
 fn entry_name(entry: &Fileinfo<PathBuf, FileMeta>) -> std::borrow::Cow<'_, str> {
     entry
         .path
@@ -192,7 +211,7 @@ impl JailedStorage {
             return Err(denied());
         }
         if self.deny.matches_path(path) {
-            tracing::info!(path = %path.display(), "refused by deny_file");
+            tracing::info!(path = %names::for_log(&path.to_string_lossy()), "refused by deny_file");
             return Err(denied());
         }
         Ok(entered)
@@ -204,28 +223,34 @@ impl JailedStorage {
         self.shared.data_connections.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// A data connection is about to carry data: refuse it if it is not protected as required.
-    fn check_data_connection(&self, entered: &Entered) -> Result<()> {
+    /// A data connection is about to carry data: refuse it if it is not protected as required,
+    /// or if its TLS handshake failed (waiting for the handshake first: `worker::datatls`).
+    /// `Ok(true)`: it is a TLS connection.
+    async fn check_data_connection(&self, entered: &Entered) -> Result<bool> {
         let Some(tls) = &self.shared.tls else {
-            return Ok(());
+            return Ok(false);
         };
-        match tls.take_data_handshake() {
-            None if entered.rights.data_tls_required => {
+        match tls.outcome().await {
+            DataState::None | DataState::Plain if entered.rights.data_tls_required => {
                 tracing::warn!(
                     "plain-text data connection refused (force_local_data_ssl / force_anon_data_ssl)"
                 );
                 Err(self.refused("522 Data connections must be encrypted.", denied()))
             }
-            Some(DataHandshake::Full) if self.shared.config.require_ssl_reuse => {
+            DataState::Tls(DataHandshake::Full) if self.shared.config.require_ssl_reuse => {
                 tracing::warn!(
                     "data connection TLS did not resume the control session (require_ssl_reuse)"
                 );
                 Err(self.refused(
-                    "522 SSL connection failed: session reuse required",
-                    denied(),
+                    datatls::REUSE_REQUIRED,
+                    Error::from(ErrorKind::PageTypeUnknown),
                 ))
             }
-            _ => Ok(()),
+            DataState::Failed | DataState::Pending => Err(self.refused(
+                datatls::HANDSHAKE_FAILED,
+                Error::from(ErrorKind::PageTypeUnknown),
+            )),
+            seen => Ok(matches!(seen, DataState::Tls(_))),
         }
     }
 
@@ -283,7 +308,7 @@ impl JailedStorage {
     /// A directory's entries as `Fileinfo`s (vanished entries skipped).
     async fn read_dir(&self, path: &Path) -> Result<Vec<Fileinfo<PathBuf, FileMeta>>> {
         let path = real_path(path);
-        let entries = blocking(move || fsmeta::read_dir(&path)).await?;
+        let entries = on_session_thread(|| fsmeta::read_dir(&path))?;
         Ok(entries
             .into_iter()
             .map(|(path, metadata)| Fileinfo { path, metadata })
@@ -298,12 +323,18 @@ impl JailedStorage {
     /// `SITE CHMOD mode path`.
     pub async fn chmod(&self, mode: u32, path: &str) -> Result<()> {
         let base = self.shared.working_dir();
-        let path = real_path(&base.join(path));
-        self.allow(|r| r.chmod, &path)?;
-        // SECURITY: permission bits only, never setuid/setgid/sticky (vsftpd masks the same).
-        let mode = mode & 0o777;
-        blocking(move || std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)))
-            .await
+        let path = base.join(path);
+        let result = async {
+            self.allow(|r| r.chmod, &path)?;
+            let path = real_path(&path);
+            // SECURITY: permission bits only, never setuid/setgid/sticky (vsftpd masks the same).
+            let mode = mode & 0o777;
+            on_session_thread(|| {
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+            })
+        }
+        .await;
+        records::op(&self.shared, Op::Chmod, &real_path(&path), None, result)
     }
 
     fn rights_for(&self, anonymous: bool) -> Rights {
@@ -407,7 +438,7 @@ impl StorageBackend<SessionUser> for JailedStorage {
     ) -> Result<FileMeta> {
         self.allow(|_| true, path.as_ref())?;
         let path = real_path(path.as_ref());
-        blocking(move || fsmeta::stat(&path)).await
+        on_session_thread(|| fsmeta::stat(&path))
     }
 
     async fn list<P>(
@@ -422,7 +453,7 @@ impl StorageBackend<SessionUser> for JailedStorage {
         let e = self
             .allow(|r| r.dirlist, path.as_ref())
             .map_err(|err| self.refused("550 Permission denied.", err))?;
-        self.check_data_connection(e)?;
+        self.check_data_connection(e).await?;
         let mut entries = self
             .read_dir(path.as_ref())
             .await
@@ -492,7 +523,17 @@ impl StorageBackend<SessionUser> for JailedStorage {
         W: AsyncWrite + Unpin + Sync + Send,
         P: AsRef<Path> + Send + Debug,
     {
-        self.download_into(path.as_ref(), start_pos, output).await
+        let record =
+            records::TransferRecord::start(&self.shared, Direction::Download, path.as_ref());
+        let mut counted = records::Counting {
+            inner: output,
+            count: record.bytes.clone(),
+        };
+        let sent = record.bytes.clone();
+        let result = self
+            .download_into(path.as_ref(), start_pos, &mut counted, &sent)
+            .await;
+        record.done(result)
     }
 
     async fn get<P: AsRef<Path> + Send + Debug>(
@@ -502,13 +543,13 @@ impl StorageBackend<SessionUser> for JailedStorage {
         start_pos: u64,
     ) -> Result<Box<dyn AsyncRead + Send + Sync + Unpin>> {
         self.data_connection_arrived();
-        let path = real_path(path.as_ref());
         let e = self
-            .allow(|r| r.download, &path)
+            .allow(|r| r.download, path.as_ref())
             .map_err(|err| self.refused("550 Permission denied.", err))?;
-        self.check_data_connection(e)?;
-        let shown = path.display().to_string();
-        let (file, size) = blocking(move || {
+        self.check_data_connection(e).await?;
+        let shown = path.as_ref().display().to_string();
+        let path = real_path(path.as_ref());
+        let (file, size) = on_session_thread(|| {
             let mut f = std::fs::File::open(path)?;
             let meta = f.metadata()?;
             if !meta.is_file() {
@@ -517,7 +558,6 @@ impl StorageBackend<SessionUser> for JailedStorage {
             io::Seek::seek(&mut f, io::SeekFrom::Start(start_pos))?;
             Ok((f, meta.len()))
         })
-        .await
         .map_err(|err| self.refused("550 Failed to open file.", err))?;
         self.ready(format!(
             "150 Opening {} mode data connection for {} ({size} bytes).",
@@ -537,17 +577,30 @@ impl StorageBackend<SessionUser> for JailedStorage {
         path: P,
         start_pos: u64,
     ) -> Result<u64> {
-        self.upload(input, path.as_ref(), start_pos).await
+        let record = records::TransferRecord::start(&self.shared, Direction::Upload, path.as_ref());
+        let counted = records::Counting {
+            inner: input,
+            count: record.bytes.clone(),
+        };
+        record.done(self.upload(counted, path.as_ref(), start_pos).await)
     }
 
     async fn del<P: AsRef<Path> + Send + Debug>(&self, user: &SessionUser, path: P) -> Result<()> {
-        let e = self.allow(|r| r.modify, path.as_ref())?;
-        e.fs.del(user, path).await
+        let shown = real_path(path.as_ref());
+        let result = match self.allow(|r| r.modify, path.as_ref()) {
+            Ok(e) => e.fs.del(user, names::to_fs(path.as_ref())).await,
+            Err(e) => Err(e),
+        };
+        records::op(&self.shared, Op::Delete, &shown, None, result)
     }
 
     async fn mkd<P: AsRef<Path> + Send + Debug>(&self, user: &SessionUser, path: P) -> Result<()> {
-        let e = self.allow(|r| r.mkdir, path.as_ref())?;
-        e.fs.mkd(user, path).await
+        let shown = real_path(path.as_ref());
+        let result = match self.allow(|r| r.mkdir, path.as_ref()) {
+            Ok(e) => e.fs.mkd(user, names::to_fs(path.as_ref())).await,
+            Err(e) => Err(e),
+        };
+        records::op(&self.shared, Op::Mkdir, &shown, None, result)
     }
 
     async fn rename<P: AsRef<Path> + Send + Debug>(
@@ -556,24 +609,41 @@ impl StorageBackend<SessionUser> for JailedStorage {
         from: P,
         to: P,
     ) -> Result<()> {
-        self.allow(|r| r.modify, to.as_ref())?;
-        let e = self.allow(|r| r.modify, from.as_ref())?;
-        e.fs.rename(user, from, to).await
+        let (shown_from, shown_to) = (real_path(from.as_ref()), real_path(to.as_ref()));
+        let result = match self
+            .allow(|r| r.modify, to.as_ref())
+            .and_then(|_| self.allow(|r| r.modify, from.as_ref()))
+        {
+            Ok(e) => {
+                let (from, to) = (names::to_fs(from.as_ref()), names::to_fs(to.as_ref()));
+                e.fs.rename(user, from, to).await
+            }
+            Err(e) => Err(e),
+        };
+        records::op(
+            &self.shared,
+            Op::Rename,
+            &shown_from,
+            Some(&shown_to),
+            result,
+        )
     }
 
     async fn rmd<P: AsRef<Path> + Send + Debug>(&self, user: &SessionUser, path: P) -> Result<()> {
-        let e = self.allow(|r| r.modify, path.as_ref())?;
-        e.fs.rmd(user, path).await
+        let shown = real_path(path.as_ref());
+        let result = match self.allow(|r| r.modify, path.as_ref()) {
+            Ok(e) => e.fs.rmd(user, names::to_fs(path.as_ref())).await,
+            Err(e) => Err(e),
+        };
+        records::op(&self.shared, Op::Rmdir, &shown, None, result)
     }
 
     async fn cwd<P: AsRef<Path> + Send + Debug>(&self, _user: &SessionUser, path: P) -> Result<()> {
         let path = path.as_ref().to_path_buf();
         self.allow(|_| true, &path)?;
         let real = real_path(&path);
-        match tokio::task::spawn_blocking(move || fsmeta::can_enter(&real)).await {
-            Ok(r) => r?,
-            Err(e) => return Err(Error::new(ErrorKind::LocalError, e)),
-        }
+        // On the session's thread: a CWD costs no blocking-pool hop.
+        fsmeta::can_enter(&real)?;
         self.shared.set_working_dir(path);
         Ok(())
     }

@@ -16,16 +16,22 @@ use super::facts::{FactContext, timestamp};
 use super::*;
 
 impl JailedStorage {
-    /// A client path, relative to the session's directory, as the session's absolute path.
+    /// A client path, relative to the session's directory, as the session's absolute path
+    /// (names in their mapped form, `crate::names`; `real_path` gives the bytes on disk).
     fn session_path(&self, path: &str) -> PathBuf {
-        real_path(&self.shared.working_dir().join(path))
+        let joined = self.shared.working_dir().join(path);
+        if joined.is_absolute() {
+            joined
+        } else {
+            Path::new("/").join(joined)
+        }
     }
 
     /// `SIZE path`: the size of a regular file (vsftpd refuses anything else).
     pub async fn file_size(&self, path: &str) -> Result<u64> {
         let path = self.session_path(path);
         self.allow(|_| true, &path)?;
-        let meta = blocking(move || std::fs::metadata(path)).await?;
+        let meta = on_session_thread(|| std::fs::metadata(real_path(&path)))?;
         if !meta.is_file() {
             return Err(Error::from(ErrorKind::PermanentFileNotAvailable));
         }
@@ -36,7 +42,7 @@ impl JailedStorage {
     pub async fn file_mtime(&self, path: &str) -> Result<String> {
         let path = self.session_path(path);
         self.allow(|_| true, &path)?;
-        let meta = blocking(move || std::fs::metadata(path)).await?;
+        let meta = on_session_thread(|| std::fs::metadata(real_path(&path)))?;
         if !meta.is_file() {
             return Err(Error::from(ErrorKind::PermanentFileNotAvailable));
         }
@@ -68,7 +74,8 @@ impl JailedStorage {
         if !self.shared.config.mdtm_write {
             return Err(denied());
         }
-        blocking(move || {
+        let path = real_path(&path);
+        on_session_thread(|| {
             let file = std::fs::File::options().write(false).read(true).open(&path);
             // A file the user may not read can still be the user's to re-date: fall back to
             // the path.
@@ -88,7 +95,6 @@ impl JailedStorage {
                     .set_times(times),
             }
         })
-        .await
     }
 
     /// `MLST path`: the one fact line for `path` (RFC 3659 §7.2), with the path as given
@@ -96,8 +102,8 @@ impl JailedStorage {
     pub async fn fact_line(&self, path: &str) -> Result<String> {
         let path = self.session_path(if path.is_empty() { "." } else { path });
         let e = self.allow(|_| true, &path)?;
-        let lookup = path.clone();
-        let (meta, followed, parent) = blocking(move || {
+        let lookup = real_path(&path);
+        let (meta, followed, parent) = on_session_thread(|| {
             let meta = fsmeta::stat(&lookup)?;
             let followed = meta
                 .is_symlink()
@@ -105,8 +111,7 @@ impl JailedStorage {
                 .flatten();
             let parent = lookup.parent().and_then(|p| fsmeta::stat_followed(p).ok());
             Ok((meta, followed, parent))
-        })
-        .await?;
+        })?;
         let context = FactContext {
             facts: self.shared.mlst_facts(),
             rights: &e.rights,

@@ -1,5 +1,6 @@
-//! Downloads and uploads of the session's storage backend: large buffers, one blocking-pool
-//! hop per chunk (a small file costs one), the data-connection timeout on every write, and the
+//! Downloads and uploads of the session's storage backend: large buffers (a small file costs
+//! no blocking-pool hop, a large one a hop per chunk; clear downloads go by `sendfile`, see
+//! `zero_copy`), the data-connection timeout on every write, and the
 //! protection and rights checks before a byte moves. Runs in the worker, as the user, jailed.
 
 use std::io;
@@ -9,43 +10,40 @@ use std::path::Path;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use unftp_core::storage::{Error, ErrorKind, Result};
 
+use super::zero_copy;
 use super::*;
 
 impl JailedStorage {
-    /// RETR: the file at `path` from `start_pos` into `output`.
+    /// RETR: the file at `path` from `start_pos` into `output` (or, by `sendfile`, into the
+    /// socket under it: those bytes are counted in `sent_around_output`).
     pub(super) async fn download_into<W>(
         &self,
         path: &Path,
         start_pos: u64,
         output: &mut W,
+        sent_around_output: &std::sync::atomic::AtomicU64,
     ) -> Result<u64>
     where
         W: AsyncWrite + Unpin + Sync + Send + ?Sized,
     {
         self.data_connection_arrived();
-        let path = real_path(path);
         let e = self
-            .allow(|r| r.download, &path)
+            .allow(|r| r.download, path)
             .map_err(|err| self.refused("550 Permission denied.", err))?;
-        self.check_data_connection(e)?;
-        let _transfer = Transfer::start(&self.shared);
+        let tls_seen = self.check_data_connection(e).await?;
         let shown = path.display().to_string();
-        // One trip to the blocking pool opens the file, learns its size and reads the first
-        // chunk: a small file costs a single hop and a buffer of its own size. Anything but a
-        // readable regular file is refused before the 150, with vsftpd's words.
-        let (file, first, size) = blocking(move || {
-            let file = std::fs::File::open(path)?;
+        let path = real_path(path);
+        let _transfer = Transfer::start(&self.shared);
+        // Open and size on the session's thread (no thread switch). Anything but a readable
+        // regular file is refused before the 150, with vsftpd's words.
+        let (file, size) = on_session_thread(|| {
+            let file = std::fs::File::open(&path)?;
             let meta = file.metadata()?;
             if !meta.is_file() {
                 return Err(io::Error::from(io::ErrorKind::IsADirectory));
             }
-            let size = meta.len();
-            let mut buf = vec![0u8; chunk_for(size.saturating_sub(start_pos))];
-            let n = file.read_at(&mut buf, start_pos)?;
-            buf.truncate(n);
-            Ok((Arc::new(file), buf, size))
+            Ok((file, meta.len()))
         })
-        .await
         .map_err(|err| self.refused("550 Failed to open file.", err))?;
         self.ready(format!(
             "150 Opening {} mode data connection for {} ({size} bytes).",
@@ -56,8 +54,24 @@ impl JailedStorage {
         let mut ascii = (self.shared.config.ascii_download_enable
             && self.shared.ascii.load(std::sync::atomic::Ordering::SeqCst))
         .then_some(false);
+        if ascii.is_none()
+            && size.saturating_sub(start_pos) >= zero_copy::MIN_SIZE
+            && let Some(socket) = self.plain_data_socket(tls_seen)
+        {
+            return self
+                .send_file(socket, &file, start_pos, sent_around_output)
+                .await;
+        }
+        // The first chunk, also on the session's thread: a small file costs a buffer of its
+        // own size and no hop.
+        let (file, first) = on_session_thread(move || {
+            let mut buf = vec![0u8; chunk_for(size.saturating_sub(start_pos))];
+            let n = file.read_at(&mut buf, start_pos)?;
+            buf.truncate(n);
+            Ok((Arc::new(file), buf))
+        })?;
         let read_at = |file: Arc<std::fs::File>, mut buf: Vec<u8>, offset: u64| {
-            blocking(move || {
+            offload(move || {
                 let n = file.read_at(&mut buf, offset)?;
                 buf.truncate(n);
                 Ok(buf)
@@ -100,21 +114,21 @@ impl JailedStorage {
         start_pos: u64,
     ) -> Result<u64> {
         self.data_connection_arrived();
-        let path = real_path(path);
         let e = self
-            .allow(|r| r.upload, &path)
+            .allow(|r| r.upload, path)
             .map_err(|err| self.refused("550 Permission denied.", err))?;
+        let path = real_path(path);
         // Without the right to modify, an upload may only create a new file (vsftpd's rule for
         // anonymous uploads): no overwrite, no append, no resume.
         let may_modify = e.rights.modify;
         if !may_modify && start_pos > 0 {
             return Err(self.refused("550 Permission denied.", denied()));
         }
-        self.check_data_connection(e)?;
+        self.check_data_connection(e).await?;
         let _transfer = Transfer::start(&self.shared);
         let mode = self.shared.config.file_open_mode.0;
         let file = Arc::new(
-            blocking(move || {
+            on_session_thread(|| {
                 let mut options = std::fs::OpenOptions::new();
                 // The kernel applies the process umask (local_umask / anon_umask) to `mode`.
                 options.write(true).mode(mode);
@@ -134,7 +148,6 @@ impl JailedStorage {
                 }
                 Ok(f)
             })
-            .await
             .map_err(|err| self.refused("553 Could not create file.", err))?,
         );
         self.ready("150 Ok to send data.".into());
@@ -150,7 +163,8 @@ impl JailedStorage {
         let mut in_flight: Option<tokio::task::JoinHandle<io::Result<Vec<u8>>>> = None;
         loop {
             let n = self.within_data_timeout(fill(&mut input, &mut buf)).await?;
-            if n == buf.len() {
+            let ended = n < buf.len();
+            if !ended {
                 want = CHUNK;
             }
             let mut spare = match in_flight.take() {
@@ -163,14 +177,27 @@ impl JailedStorage {
             if n == 0 {
                 if ascii == Some(true) {
                     // A CR that ended the upload was data.
-                    blocking({
-                        let f = file.clone();
-                        let at = offset;
-                        move || f.write_all_at(b"\r", at)
-                    })
-                    .await?;
+                    on_session_thread(|| file.write_all_at(b"\r", offset))?;
                     offset += 1;
                 }
+                break;
+            }
+            if ended {
+                // The last (for a small file: the only) chunk, on the session's thread: nothing
+                // is left to overlap with.
+                let last: std::borrow::Cow<'_, [u8]> = match ascii.as_mut() {
+                    Some(pending_cr) => {
+                        let mut out = ascii::from_wire(&buf[..n], pending_cr);
+                        if *pending_cr {
+                            // The input ends here: a CR that ended it was data.
+                            out.push(b'\r');
+                        }
+                        out.into()
+                    }
+                    None => (&buf[..n]).into(),
+                };
+                on_session_thread(|| file.write_all_at(&last, offset))?;
+                offset += last.len() as u64;
                 break;
             }
             spare.resize(want, 0);

@@ -175,6 +175,55 @@ pub fn take_inherited_fd(raw: std::os::fd::RawFd) -> io::Result<std::os::fd::Own
     Ok(unsafe { OwnedFd::from_raw_fd(raw) })
 }
 
+/// A new descriptor for the one connected TCP socket among this process's descriptors
+/// `0..limit` whose local address is `local` and whose peer's address is `peer_ip`; `None` if
+/// none or more than one match. (libunftp hands the storage backend a download's data
+/// connection only as an `AsyncWrite`; this is how it finds the socket to `sendfile` into.)
+pub fn find_connected_socket(
+    local: std::net::SocketAddr,
+    peer_ip: std::net::IpAddr,
+    limit: std::os::fd::RawFd,
+) -> Option<std::os::fd::OwnedFd> {
+    use nix::sys::socket::{SockaddrStorage, getpeername, getsockname};
+    use std::os::fd::{BorrowedFd, RawFd};
+    fn address(a: &SockaddrStorage) -> Option<std::net::SocketAddr> {
+        if let Some(v4) = a.as_sockaddr_in() {
+            return Some(std::net::SocketAddr::from((v4.ip(), v4.port())));
+        }
+        let v6 = a.as_sockaddr_in6()?;
+        Some(std::net::SocketAddr::from((v6.ip(), v6.port())))
+    }
+    let matches = |raw: RawFd| {
+        let here = getsockname::<SockaddrStorage>(raw)
+            .ok()
+            .and_then(|a| address(&a));
+        let there = getpeername::<SockaddrStorage>(raw)
+            .ok()
+            .and_then(|a| address(&a));
+        here == Some(local)
+            && there.is_some_and(|p| p.ip().to_canonical() == peer_ip.to_canonical())
+    };
+    let mut found = None;
+    for raw in 0..limit {
+        if matches(raw) {
+            if found.is_some() {
+                return None;
+            }
+            found = Some(raw);
+        }
+    }
+    let raw = found?;
+    // SAFETY: borrowed only for the one fcntl below; if another thread closed `raw` since the
+    // check, fcntl fails with EBADF (or duplicates whatever took the number, which the check on
+    // the duplicate below rejects).
+    let borrowed = unsafe { BorrowedFd::borrow_raw(raw) };
+    let duplicate = nix::fcntl::fcntl(borrowed, nix::fcntl::F_DUPFD_CLOEXEC(0)).ok()?;
+    // SAFETY: F_DUPFD_CLOEXEC just made this descriptor for us; nothing else owns it.
+    let owned = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(duplicate) };
+    // The duplicate refers to one open socket for as long as it lives: check that one.
+    matches(std::os::fd::AsRawFd::as_raw_fd(&owned)).then_some(owned)
+}
+
 /// Register an owned descriptor with the current tokio runtime's reactor.
 pub fn async_fd(
     fd: std::os::fd::OwnedFd,
@@ -460,4 +509,70 @@ pub fn attach_reuseport_program(
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Whether `path` carries the extended attribute `name` with a value starting with `1`
+/// (systemd marks the cgroups it delegates with `trusted.delegate=1`).
+pub fn xattr_is_one(path: &std::path::Path, name: &std::ffi::CStr) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    let mut value = [0u8; 8];
+    // SAFETY: both strings are NUL-terminated and live for the call; the kernel writes at most
+    // `value.len()` bytes into `value`, which is ours and that long.
+    let n = unsafe {
+        nix::libc::getxattr(
+            path.as_ptr(),
+            name.as_ptr(),
+            value.as_mut_ptr() as *mut nix::libc::c_void,
+            value.len(),
+        )
+    };
+    n > 0 && value[0] == b'1'
+}
+
+/// `ptrace(PTRACE_TRACEME)`: only for `rftpd seccomp-probe`, which proves that the filters
+/// kill any ptrace.
+pub fn ptrace_traceme() -> io::Result<()> {
+    // SAFETY: PTRACE_TRACEME takes no pointer (the other arguments are ignored and null).
+    let r = unsafe {
+        nix::libc::ptrace(
+            nix::libc::PTRACE_TRACEME,
+            0,
+            std::ptr::null_mut::<nix::libc::c_void>(),
+            std::ptr::null_mut::<nix::libc::c_void>(),
+        )
+    };
+    if r == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{TcpListener, TcpStream};
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn the_one_connected_socket_on_an_address_is_found_and_two_are_refused() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let local = listener.local_addr().unwrap();
+        let client = TcpStream::connect(local).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        let limit = 1 + accepted.as_raw_fd().max(client.as_raw_fd()) + 8;
+        let found = find_connected_socket(local, local.ip(), limit).expect("found");
+        let found = TcpStream::from(found);
+        assert_eq!(found.peer_addr().unwrap(), client.local_addr().unwrap());
+        // Another peer address: nothing.
+        assert!(find_connected_socket(local, "127.0.0.2".parse().unwrap(), limit).is_none());
+        // Two candidates (the duplicate counts too): refused.
+        drop(found);
+        let _second = TcpStream::connect(local).unwrap();
+        let (also, _) = listener.accept().unwrap();
+        let limit = 1 + also.as_raw_fd() + 8;
+        assert!(find_connected_socket(local, local.ip(), limit).is_none());
+    }
 }

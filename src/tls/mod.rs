@@ -1,13 +1,12 @@
 //! TLS for one session: the rustls configurations of the control connection (the pre-login
-//! process runs its handshake) and of its data connections (the worker, through libunftp),
-//! and the record of which handshakes happened.
+//! process runs its handshake) and of its data connections (the worker ends them itself,
+//! `worker::datatls`), and the record of which handshakes happened.
 //!
 //! The control connection's sessions are carried to the worker (`protocol::link`) and put in
 //! its store, so data connections can resume them (`require_ssl_reuse`). Its certificate resolver is
 //! asked on every full handshake and its session store on every resumption, so the session
-//! learns, without touching the sockets, whether the control channel is encrypted and whether
-//! the latest data connection was encrypted and resumed the control session. The storage layer
-//! uses that to refuse plain or non-resumed data (`force_local_data_ssl`, `require_ssl_reuse`).
+//! learns whether a data connection has started TLS yet (tickets are only issued before). How
+//! each data connection's handshake went the worker reads from the connection itself.
 //! Never offers ALPN (FileZilla treats `x-filezilla-ftp` as "FileZilla Server").
 
 use std::fmt;
@@ -42,7 +41,6 @@ pub struct HandshakeLog {
     control_tls: AtomicBool,
     /// A data connection has started TLS at least once.
     data_seen: AtomicBool,
-    last_data: Mutex<Option<DataHandshake>>,
 }
 
 impl HandshakeLog {
@@ -60,12 +58,10 @@ impl HandshakeLog {
             return;
         }
         self.data_seen.store(true, Ordering::SeqCst);
-        *self.last_data.lock().unwrap_or_else(|p| p.into_inner()) = Some(DataHandshake::Full);
     }
 
     fn resumed(&self) {
         self.data_seen.store(true, Ordering::SeqCst);
-        *self.last_data.lock().unwrap_or_else(|p| p.into_inner()) = Some(DataHandshake::Resumed);
     }
 
     /// Tickets are issued on the control connection only: a TLS 1.3 ticket sent on a data
@@ -74,19 +70,6 @@ impl HandshakeLog {
     /// tail of the upload.
     fn may_issue_tickets(&self) -> bool {
         !self.data_seen.load(Ordering::SeqCst)
-    }
-
-    /// A new passive data socket is being opened: forget the previous data connection.
-    pub fn new_data_connection(&self) {
-        *self.last_data.lock().unwrap_or_else(|p| p.into_inner()) = None;
-    }
-
-    /// How the data connection now in use began (`None` = no TLS at all). Consumed.
-    pub fn take_data_handshake(&self) -> Option<DataHandshake> {
-        self.last_data
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
     }
 }
 

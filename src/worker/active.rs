@@ -42,16 +42,53 @@ pub async fn prepare(
     wait: Duration,
 ) -> Option<String> {
     let client = unmapped(shared.client_ip);
-    if let Some(tls) = &shared.tls {
-        tls.new_data_connection();
+    // PROT P: the TLS is ended here (`datatls`), between the stand-in and the real connection.
+    let protected = shared
+        .tls
+        .as_ref()
+        .filter(|t| t.protected())
+        .map(|t| (t.clone(), t.begin(true)));
+    if let Some(t) = shared.tls.as_ref().filter(|t| !t.protected()) {
+        t.begin(false);
     }
     let real = connect(monitor, target).await?;
     let IpAddr::V4(stand_in) = client else {
         // IPv6: the binder splices it at libunftp's EPSV.
-        shared.set_stand_in(Some(real));
+        shared.set_stand_in(Some(StandIn { real, protected }));
         return Some("EPSV".into());
     };
-    splice_port(real, stand_in, wait).await
+    splice_port(real, stand_in, wait, protected).await
+}
+
+/// The data TLS of a protected active connection: its state and generation (`datatls`).
+type Protection = Option<(Arc<crate::worker::datatls::DataTls>, u64)>;
+
+/// An IPv6 client's active connection, made by the monitor, waiting for libunftp's EPSV.
+#[derive(Debug)]
+pub struct StandIn {
+    real: std::net::TcpStream,
+    protected: Protection,
+}
+
+/// Both ends of a stand-in: TLS ended in between under PROT P, else bytes copied.
+async fn splice(
+    mut engine: tokio::net::TcpStream,
+    mut real: tokio::net::TcpStream,
+    protected: Protection,
+) {
+    if let Some((data, generation)) = protected {
+        if let (Ok(real), Ok(engine)) = (real.into_std(), engine.into_std()) {
+            crate::worker::datatls::active(&data, generation, real, engine);
+        }
+        return;
+    }
+    let _ = tokio::io::copy_bidirectional_with_sizes(
+        &mut engine,
+        &mut real,
+        SPLICE_BUFFER,
+        SPLICE_BUFFER,
+    )
+    .await;
 }
 
 /// The monitor's connection to `target` (it checks the address again).
@@ -81,26 +118,20 @@ async fn splice_port(
     real: std::net::TcpStream,
     stand_in: std::net::Ipv4Addr,
     wait: Duration,
+    protected: Protection,
 ) -> Option<String> {
     let spliced = async {
         real.set_nonblocking(true)?;
-        let mut real = tokio::net::TcpStream::from_std(real)?;
+        let real = tokio::net::TcpStream::from_std(real)?;
         let _ = real.set_nodelay(true);
         let listener = tokio::net::TcpListener::bind((stand_in, 0)).await?;
         let inner = listener.local_addr()?;
         tokio::spawn(async move {
-            let Ok(Ok((mut engine, _))) = tokio::time::timeout(wait, listener.accept()).await
-            else {
+            let Ok(Ok((engine, _))) = tokio::time::timeout(wait, listener.accept()).await else {
                 return;
             };
             drop(listener);
-            let _ = tokio::io::copy_bidirectional_with_sizes(
-                &mut engine,
-                &mut real,
-                SPLICE_BUFFER,
-                SPLICE_BUFFER,
-            )
-            .await;
+            splice(engine, real, protected).await;
         });
         io::Result::Ok(inner)
     };
@@ -126,19 +157,20 @@ async fn splice_port(
 /// splices that connection to `real`.
 pub fn stand_in_listener(
     client: IpAddr,
-    real: std::net::TcpStream,
+    stand_in: StandIn,
     wait: Duration,
 ) -> io::Result<tokio::net::TcpSocket> {
+    let StandIn { real, protected } = stand_in;
     let socket = tokio::net::TcpSocket::new_v6()?;
     socket.bind(SocketAddr::new(client, 0))?;
     let listening = socket.local_addr()?;
     real.set_nonblocking(true)?;
-    let mut real = tokio::net::TcpStream::from_std(real)?;
+    let real = tokio::net::TcpStream::from_std(real)?;
     let _ = real.set_nodelay(true);
     tokio::spawn(async move {
         // libunftp listens right after the bind returns: retry briefly, bounded by `wait`.
         let deadline = tokio::time::Instant::now() + wait;
-        let mut engine = loop {
+        let engine = loop {
             let Ok(from) = tokio::net::TcpSocket::new_v6() else {
                 return;
             };
@@ -157,13 +189,7 @@ pub fn stand_in_listener(
             }
         };
         let _ = engine.set_nodelay(true);
-        let _ = tokio::io::copy_bidirectional_with_sizes(
-            &mut engine,
-            &mut real,
-            SPLICE_BUFFER,
-            SPLICE_BUFFER,
-        )
-        .await;
+        splice(engine, real, protected).await;
     });
     Ok(socket)
 }

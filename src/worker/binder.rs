@@ -1,6 +1,7 @@
 //! libunftp's `Binder` for passive mode, answered by the monitor: the worker lives in a network
 //! namespace of its own, so the listening socket clients reach is made (and watched) by the
-//! monitor in the host's network and passed in.
+//! monitor in the host's network and passed in. Under `PROT P` libunftp is given a stand-in
+//! and the TLS is ended here (`datatls`).
 
 use std::io;
 use std::net::IpAddr;
@@ -12,6 +13,7 @@ use libunftp::options::Binder;
 use tokio::net::TcpSocket;
 
 use crate::protocol::monitor::{Reply, Request};
+use crate::worker::datatls;
 use crate::worker::state::{MonitorClient, SessionShared};
 
 /// The worker's side: libunftp's `Binder`, answered by the monitor.
@@ -34,20 +36,49 @@ impl Binder for MonitorBinder {
         _in_namespace: IpAddr,
         _ignored: RangeInclusive<u16>,
     ) -> io::Result<TcpSocket> {
+        *self
+            .shared
+            .passive_address
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = None;
         // An EPRT of an IPv6 client: libunftp's EPSV gets the stand-in for the monitor's
         // active connection (`worker::active`), not a passive socket.
-        if let Some(real) = self.shared.take_stand_in() {
+        if let Some(stand_in) = self.shared.take_stand_in() {
             let wait = std::time::Duration::from_secs(self.shared.config.connect_timeout.max(1));
-            return crate::worker::active::stand_in_listener(self.shared.client_ip, real, wait);
+            return crate::worker::active::stand_in_listener(self.shared.client_ip, stand_in, wait);
         }
-        if let Some(tls) = &self.shared.tls {
-            tls.new_data_connection();
-        }
-        let answer = self.monitor.ask(&Request::BindPassive).await?;
+        let protected = self.shared.tls.as_ref().filter(|t| t.protected());
+        let mut tries = 0;
+        let answer = loop {
+            let answer = self.monitor.ask(&Request::BindPassive).await?;
+            let (Some(data), (Reply::Bound, Some(fd))) = (protected, &answer) else {
+                break answer;
+            };
+            // PROT P: the TLS is ended in this process (`datatls`); libunftp gets a stand-in
+            // on the same port inside the namespace. That port may be taken there (rarely):
+            // another one is asked for.
+            let fd = fd.try_clone()?;
+            match datatls::passive(data, self.shared.client_ip, fd) {
+                Ok(stand_in) => return Ok(stand_in),
+                Err(e) if tries < 3 && e.kind() == io::ErrorKind::AddrInUse => tries += 1,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot set up a protected passive connection");
+                    return Err(e);
+                }
+            }
+        };
         match answer {
             (Reply::Bound, Some(fd)) => {
+                if let Some(data) = &self.shared.tls {
+                    data.begin(false);
+                }
                 let stream = std::net::TcpStream::from(fd);
                 stream.set_nonblocking(true)?;
+                *self
+                    .shared
+                    .passive_address
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = stream.local_addr().ok();
                 Ok(TcpSocket::from_std_stream(stream))
             }
             (Reply::NotBound, None) => {

@@ -18,6 +18,7 @@ pub mod arguments;
 pub mod authenticator;
 pub mod binder;
 pub mod client;
+pub mod datatls;
 pub mod relay;
 pub mod site;
 pub mod state;
@@ -25,7 +26,7 @@ pub mod status;
 
 use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -36,13 +37,15 @@ use crate::config::Config;
 use crate::jail::netns;
 use crate::monitor::Addresses;
 use crate::protocol::ExitReason;
+use crate::protocol::event::Event;
 use crate::protocol::link::{MAX_PREAMBLE, Preamble};
-use crate::protocol::monitor::Grant;
+use crate::protocol::monitor::{Grant, Request};
 use crate::storage::JailedStorage;
 use crate::sys;
 use crate::tls::{self, HandshakeLog, IdentityFiles};
 use authenticator::{SessionUserProvider, TokenAuthenticator};
 use binder::MonitorBinder;
+use datatls::DataTls;
 use relay::RelaySetup;
 use state::{MonitorClient, SessionShared};
 
@@ -122,6 +125,10 @@ pub fn run(start: Start<'_>) -> ExitReason {
     let config = start.config;
     let client_ip = netns::unmapped(start.addresses.client.ip());
     // SECURITY: every step up to the jail runs before anything is read from the link.
+    if let Err((what, e)) = crate::jail::sandbox::limit_worker(config) {
+        tracing::error!(limit = what, error = %e, "cannot limit the worker; ending the session");
+        return ExitReason::Error;
+    }
     if let Err(e) = netns::isolate(client_ip) {
         tracing::error!(error = %e, "cannot isolate the session's network; ending it");
         return ExitReason::Error;
@@ -156,10 +163,33 @@ pub fn run(start: Start<'_>) -> ExitReason {
     // Checked as the user, after the drop; answered once the client is reachable (below).
     let refuse_writable = (grant.anonymous || (grant.jailed && !config.allow_writeable_chroot))
         && crate::jail::root_is_writable();
+    // The monitor logs the login as accepted, or refused, on this word (nothing else is
+    // reported before it).
+    let started = Request::Event(Event::Started {
+        writable_root_refused: refuse_writable,
+    });
+    if let Err(e) = sys::send_message(start.channel.as_fd(), &started.encode(), None) {
+        tracing::error!(error = %e, "cannot reach the monitor");
+        return ExitReason::Error;
+    }
     // The monitor's login path (PAM, the hash) left freed memory behind; give it back.
     sys::release_free_heap();
-    // A panic (libunftp unwraps a failed data-channel TLS handshake) ends the session with an
-    // FTP reply and a log line instead of leaving a half-working process behind.
+    // SECURITY: the worker's allow-list, before its runtime exists and before it reads a byte
+    // (the runtime's threads inherit it).
+    if config.seccomp_sandbox {
+        // Stand-in sockets inside the worker's namespace: active mode's, and under TLS the
+        // protected passive connections' (`datatls`).
+        let role = crate::jail::seccomp::Role::Worker {
+            stand_ins: config.port_enable || config.ssl_enable,
+        };
+        if let Err(e) = crate::jail::seccomp::install(role) {
+            tracing::error!(error = %e, "cannot install the worker's seccomp filter; ending the session");
+            std::process::abort();
+        }
+    }
+    // A panic ends the session with an FTP reply and a log line instead of leaving a
+    // half-working process behind. (libunftp unwraps a failed data-channel TLS handshake, but
+    // it is never given a TLS data connection: `datatls` ends those.)
     std::panic::set_hook(Box::new(|info| {
         tracing::error!(panic = %info, "session worker panicked; ending the session");
         match SESSION.get() {
@@ -336,16 +366,29 @@ impl Session {
             let _ = tokio::io::AsyncWriteExt::shutdown(&mut client).await;
             return ExitReason::Refused;
         }
-        let (tls_log, tls_config) = match (&self.tls_files, config.ssl_enable) {
+        let (data_tls, tls_config) = match (&self.tls_files, config.ssl_enable) {
             (Some(files), true) => {
                 let log = Arc::new(HandshakeLog::for_data_connections());
                 match tls::server_config(
                     &config,
                     tls::Identity::Files(files.clone()),
-                    log.clone(),
+                    log,
                     preamble.tls_sessions.clone(),
                 ) {
-                    Ok((server_config, _)) => (Some(log), Some(server_config)),
+                    Ok((server_config, _)) => {
+                        let required = if self.grant.anonymous {
+                            config.force_anon_data_ssl
+                        } else {
+                            config.force_local_data_ssl
+                        };
+                        let data = DataTls::new(
+                            server_config.clone(),
+                            required,
+                            preamble.control_tls && preamble.prot_private == Some(true),
+                            Duration::from_secs(config.accept_timeout.max(1)),
+                        );
+                        (Some(Arc::new(data)), Some(server_config))
+                    }
                     Err(e) => {
                         tracing::error!("TLS: {e}");
                         return ExitReason::Error;
@@ -385,7 +428,7 @@ impl Session {
             client_ip,
             self.grant,
             login_token,
-            tls_log,
+            data_tls,
         ));
         let _ = SESSION.set(shared.clone());
 
@@ -420,6 +463,9 @@ impl Session {
         if let Some(server_config) = tls_config {
             // Encryption is enforced by rftpd: logins in the pre-login process, data on every
             // transfer in the storage layer (libunftp's own checks cannot see the control TLS).
+            // libunftp never does TLS itself: the relay answers PBSZ/PROT, so its data
+            // connections stay plain, and `datatls` ends the client's TLS (libunftp's FEAT
+            // lists AUTH TLS, PBSZ and PROT only with this set).
             builder = builder
                 .ftps_manual::<&str>(server_config)
                 .ftps_required(FtpsRequired::None, FtpsRequired::None);
@@ -437,6 +483,17 @@ impl Session {
                 tracing::debug!(error = %e, "FTP engine connection ended with an error");
             }
         });
+        // Events for the monitor's records, sent between the binder's round trips.
+        let (events, mut queue) = tokio::sync::mpsc::channel(state::EVENT_QUEUE);
+        shared.set_events(events);
+        let teller = monitor.clone();
+        let forwarder = tokio::spawn(async move {
+            while let Some(event) = queue.recv().await {
+                if teller.tell(event).await.is_err() {
+                    break;
+                }
+            }
+        });
         let setup = RelaySetup {
             shared: shared.clone(),
             monitor,
@@ -444,6 +501,10 @@ impl Session {
             start_dir: (!jailed).then_some(start_dir),
             preamble,
         };
-        relay::run(client, relay_end, setup).await
+        let reason = relay::run(client, relay_end, setup).await;
+        // The last transfer's record must reach the monitor before the process exits.
+        shared.close_events();
+        let _ = tokio::time::timeout(Duration::from_secs(2), forwarder).await;
+        reason
     }
 }

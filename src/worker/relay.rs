@@ -12,6 +12,7 @@
 //! (`crate::control::command`) and libunftp is given the line rebuilt from it. Every wait on
 //! libunftp has a deadline.
 
+use std::borrow::Cow;
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -24,12 +25,15 @@ use crate::control::command;
 use crate::control::line::{Line, LineReader, MAX_LINE};
 use crate::control::port;
 use crate::logging::Escaped;
+use crate::names;
 use crate::protocol::ExitReason;
+use crate::protocol::event::Event;
 use crate::protocol::link::Preamble;
 use crate::storage::facts::FactSet;
 use crate::worker::active;
 use crate::worker::arguments::{self, DataType, Decision};
 pub use crate::worker::client::Client;
+use crate::worker::datatls;
 use crate::worker::state::{DataOutcome, ListFlags, MonitorClient, SessionShared};
 use crate::worker::status::{self, SessionStatus};
 
@@ -240,12 +244,8 @@ pub async fn run(link: Client, engine: tokio::net::TcpStream, setup: RelaySetup)
     if let Some(dir) = &setup.start_dir {
         replay.push(format!("CWD {dir}"));
     }
-    if setup.preamble.pbsz {
-        replay.push("PBSZ 0".into());
-    }
-    if let Some(private) = setup.preamble.prot_private {
-        replay.push(if private { "PROT P" } else { "PROT C" }.into());
-    }
+    // PBSZ/PROT given before login are not replayed: libunftp never does TLS (the session's
+    // `datatls` starts with the protection the pre-login process accepted).
     for line in replay {
         match engine_round_trip(
             &line,
@@ -331,8 +331,18 @@ async fn forward(
     let (mut client_read, mut client_write) = tokio::io::split(client);
     let (to_client, mut outbox) = mpsc::channel::<Vec<u8>>(64);
     // One writer, so lines from the engine and the relay's own replies never interleave.
+    let protocol_log = shared.config.log_ftp_protocol.then(|| shared.clone());
     let writer = tokio::spawn(async move {
         while let Some(bytes) = outbox.recv().await {
+            if let Some(shared) = &protocol_log {
+                for reply in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                    let reply = reply.strip_suffix(b"\r").unwrap_or(reply);
+                    shared.report(Event::Protocol {
+                        input: false,
+                        line: reply.to_vec(),
+                    });
+                }
+            }
             if client_write.write_all(&bytes).await.is_err() || client_write.flush().await.is_err()
             {
                 break;
@@ -352,7 +362,12 @@ async fn forward(
                 Some(line) => line,
                 None => continue,
             };
-            let mut bytes = arguments::engine_line(&line).unwrap_or(line);
+            let line = arguments::engine_line(&line).unwrap_or(line);
+            // Names in replies (PWD, MKD, MLST, STAT path) go back as their bytes.
+            let mut bytes = match names::to_wire(&line) {
+                Cow::Borrowed(_) => line,
+                Cow::Owned(raw) => raw,
+            };
             bytes.extend_from_slice(b"\r\n");
             if engine_to_client.send(bytes).await.is_err() {
                 break;
@@ -434,7 +449,8 @@ async fn forward(
             Ok(Ok(Line::Text(line))) => line,
         };
         // SECURITY: one parse decides what every check below sees and what libunftp is given.
-        let command = match command::parse(&line) {
+        // A name's bytes that are not UTF-8 reach libunftp as stand-ins (`crate::names`).
+        let command = match command::parse_names(&line) {
             Ok(c) => c,
             Err(refusal) => {
                 tracing::info!(line = %Escaped(&String::from_utf8_lossy(&line)), "command refused");
@@ -444,6 +460,18 @@ async fn forward(
                 continue;
             }
         };
+        if config.log_ftp_protocol {
+            // SECURITY: a password never leaves the relay (vsftpd logs `PASS <password>`).
+            let logged = if command.verb == "PASS" {
+                b"PASS <password>".to_vec()
+            } else {
+                line.clone()
+            };
+            shared.report(Event::Protocol {
+                input: true,
+                line: logged,
+            });
+        }
         let (verb, line) = match modern_verb(&command.verb) {
             Some(modern) => (modern.to_string(), command.renamed(modern)),
             None => (command.verb.clone(), command.line()),
@@ -486,9 +514,11 @@ async fn forward(
                 }
                 arguments::check(&verb, argument)
             }
+            // libunftp's own list always has UTF8; this one follows utf8_filesystem and OPTS MLST.
             "FEAT" => Some(Decision::Answer(
                 crate::control::features::list(
                     shared.tls.is_some(),
+                    config.utf8_filesystem,
                     &shared.mlst_facts().feat_line(),
                 )
                 .into(),
@@ -552,7 +582,9 @@ async fn forward(
                     format!("SITE {verb} {argument}")
                 }
             }
-            // MLSD is listed by the storage backend, with rftpd's facts, as a flagged LIST.
+            // MLSD is listed by the storage backend, with rftpd's facts and the names' bytes,
+            // as a flagged LIST (`--`: the rest is the path, as is; libunftp would write MLSD
+            // itself, names lossily).
             None if verb == "MLSD" => {
                 shared.set_list_flags(ListFlags {
                     mlsd: true,
@@ -561,13 +593,23 @@ async fn forward(
                 if argument.is_empty() {
                     "LIST".to_string()
                 } else {
-                    format!("LIST {argument}")
+                    format!("LIST -- {argument}")
                 }
             }
             None => line,
         };
-        if verb == "PROT" && view.control_tls {
-            view.prot_private = line.ends_with('P');
+        // PBSZ/PROT are answered here: libunftp's data connections are always plain.
+        if let Some(data) = shared
+            .tls
+            .as_deref()
+            .filter(|_| matches!(verb.as_str(), "PBSZ" | "PROT"))
+        {
+            let text = datatls::protection(data, view.control_tls, &line);
+            view.prot_private = data.protected();
+            if to_client.send(say(text)).await.is_err() {
+                break ExitReason::Closed;
+            }
+            continue;
         }
         if matches!(verb.as_str(), "LIST" | "NLST") {
             shared.set_list_flags(ListFlags::parse(argument));
@@ -609,6 +651,16 @@ async fn forward(
             verb.as_str(),
             "RETR" | "STOR" | "STOU" | "APPE" | "LIST" | "NLST" | "MLSD"
         ) {
+            if let Some(text) = shared
+                .tls
+                .as_deref()
+                .and_then(datatls::refusal_before_transfer)
+            {
+                if to_client.send(say(text)).await.is_err() {
+                    break ExitReason::Closed;
+                }
+                continue;
+            }
             let seen = shared.data_connections.load(Ordering::SeqCst);
             awaiting_data = Some((tokio::time::Instant::now() + accept_timeout, seen));
             shared.clear_data_outcome();

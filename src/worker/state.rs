@@ -12,9 +12,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize};
 
 use crate::config::Config;
 use crate::protocol::ExitReason;
+use crate::protocol::event::Event;
 use crate::protocol::monitor::{Grant, MAX_MESSAGE, Reply, Request};
 use crate::sys;
-use crate::tls::HandshakeLog;
+use crate::worker::datatls::DataTls;
 use std::sync::Arc;
 
 /// The worker's end of its channel to the monitor (non-blocking, on the runtime's reactor):
@@ -45,7 +46,18 @@ impl MonitorClient {
         let reply = Reply::decode(&buf[..len]).map_err(std::io::Error::other)?;
         Ok((reply, fd))
     }
+
+    /// Tell the monitor what happened (one-way: events have no reply). Between two round
+    /// trips, never inside one.
+    pub async fn tell(&self, event: Event) -> std::io::Result<()> {
+        let channel = self.channel.lock().await;
+        sys::send_message_async(&channel, &Request::Event(event).encode(), None).await
+    }
 }
+
+/// Events waiting for the monitor: a bounded queue (a session that outruns its monitor loses
+/// records, never blocks a transfer).
+pub const EVENT_QUEUE: usize = 256;
 
 /// What the relay and libunftp's extension points of one session share.
 #[derive(Debug)]
@@ -62,12 +74,16 @@ pub struct SessionShared {
     pub logged_in: AtomicBool,
     /// Whether this session may rename (decided at `enter`).
     pub rename_allowed: AtomicBool,
-    /// Handshakes seen, when TLS is configured.
-    pub tls: Option<Arc<HandshakeLog>>,
+    /// Data connection protection, when TLS is configured (`ssl_enable`).
+    pub tls: Option<Arc<DataTls>>,
     /// Data transfers in progress (the idle timer does not run during one).
     pub transfers: AtomicUsize,
     /// Data connections that have reached the storage layer (for `accept_timeout`).
     pub data_connections: AtomicUsize,
+    /// Where the passive listener now handed to libunftp is bound (host side) when libunftp
+    /// accepts the client's own connection (never under `PROT P`, where it gets a stand-in),
+    /// so a download can find that socket for `sendfile` (see `storage::zero_copy`).
+    pub passive_address: Mutex<Option<std::net::SocketAddr>>,
     /// Options of the last LIST/NLST (libunftp drops them; the relay passes them on here).
     list_flags: Mutex<ListFlags>,
     /// libunftp's working directory, mirrored for SITE CHMOD's relative paths (libunftp gives
@@ -81,17 +97,20 @@ pub struct SessionShared {
     /// `150` until it knows, so a refusal comes instead of the `150`, as with vsftpd).
     data_outcome: Mutex<Option<DataOutcome>>,
     data_outcome_notify: tokio::sync::Notify,
-    /// `TYPE A` is in force (for ascii_upload_enable / ascii_download_enable).
+    /// `TYPE A` is in force (ascii_upload_enable / ascii_download_enable, and the xferlog's
+    /// transfer type; a session starts in ASCII).
     pub ascii: AtomicBool,
     /// The MLST facts `OPTS MLST` selected (RFC 3659 §7.9).
     mlst_facts: Mutex<crate::storage::facts::FactSet>,
     /// An active (EPRT) connection the monitor made for an IPv6 client, waiting for the
     /// binder to splice it to libunftp's passive listener (see `worker::active`).
-    stand_in: Mutex<Option<std::net::TcpStream>>,
+    stand_in: Mutex<Option<crate::worker::active::StandIn>>,
     /// The relay holds a `150` back, waiting for the storage backend's word.
     pub holding_preliminary: AtomicBool,
     /// The relay forwarded `EPSV` for an `EPRT`: its `229` is answered as the EPRT's `200`.
     pub eprt_pending: AtomicBool,
+    /// Where events for the monitor's records go (set once the session serves).
+    events: Mutex<Option<tokio::sync::mpsc::Sender<Event>>>,
 }
 
 /// What the storage backend found for the transfer the relay forwarded last.
@@ -113,7 +132,7 @@ impl SessionShared {
         client_ip: IpAddr,
         grant: Grant,
         login_token: String,
-        tls: Option<Arc<HandshakeLog>>,
+        tls: Option<Arc<DataTls>>,
     ) -> SessionShared {
         SessionShared {
             config,
@@ -125,6 +144,7 @@ impl SessionShared {
             tls,
             transfers: AtomicUsize::new(0),
             data_connections: AtomicUsize::new(0),
+            passive_address: Mutex::new(None),
             list_flags: Mutex::new(ListFlags::default()),
             working_dir: Mutex::new(std::path::PathBuf::from("/")),
             ending: Mutex::new(None),
@@ -136,6 +156,29 @@ impl SessionShared {
             stand_in: Mutex::new(None),
             eprt_pending: AtomicBool::new(false),
             holding_preliminary: AtomicBool::new(false),
+            events: Mutex::new(None),
+        }
+    }
+
+    /// Events reported from now on go to `sender`.
+    pub fn set_events(&self, sender: tokio::sync::mpsc::Sender<Event>) {
+        *self.events.lock().unwrap_or_else(|p| p.into_inner()) = Some(sender);
+    }
+
+    /// No more events (the queue drains and closes).
+    pub fn close_events(&self) {
+        self.events.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+
+    /// Report an event to the monitor (dropped if the queue is full or closed).
+    pub fn report(&self, event: Event) {
+        if let Some(sender) = self
+            .events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            let _ = sender.try_send(event);
         }
     }
 
@@ -216,11 +259,11 @@ impl SessionShared {
         }
     }
 
-    pub fn set_stand_in(&self, real: Option<std::net::TcpStream>) {
+    pub fn set_stand_in(&self, real: Option<crate::worker::active::StandIn>) {
         *self.stand_in.lock().unwrap_or_else(|p| p.into_inner()) = real;
     }
 
-    pub fn take_stand_in(&self) -> Option<std::net::TcpStream> {
+    pub fn take_stand_in(&self) -> Option<crate::worker::active::StandIn> {
         self.stand_in
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -248,7 +291,8 @@ pub struct ListFlags {
     pub all: bool,
     /// `-R`: subdirectories too (only with `ls_recurse_enable`).
     pub recursive: bool,
-    /// The client asked `MLSD` (the relay forwards it as `LIST`): RFC 3659 fact lines.
+    /// The client asked for `MLSD`, which the relay passes to libunftp as `LIST -- path` so
+    /// that the storage backend writes the lines (with the names' bytes, `crate::names`).
     pub mlsd: bool,
 }
 

@@ -282,13 +282,14 @@ fn passwd_entry(name: &str) -> Option<(u32, u32, PathBuf)> {
 fn accounts_cmd(program: &str, args: &[&str], done: impl Fn() -> bool) -> Output {
     let _lock = ACCOUNTS.lock().unwrap_or_else(|p| p.into_inner());
     let mut last = None;
-    for _ in 0..10 {
+    // Bounded (50 × 200 ms): concurrent useradd/userdel may hold the passwd lock a while.
+    for _ in 0..50 {
         let out = run(program, args);
         if out.status.success() || done() {
             return out;
         }
         last = Some(out);
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(200));
     }
     last.expect("at least one attempt")
 }
@@ -820,15 +821,17 @@ impl FtpClient {
         Ok((code, text))
     }
 
+    /// One reply line; a file name's bytes that are not UTF-8 (rftpd passes them through, as
+    /// vsftpd does) are shown as U+FFFD.
     fn read_line(&mut self) -> io::Result<String> {
-        let mut line = String::new();
-        if self.reader.read_line(&mut line)? == 0 {
+        let mut line = Vec::new();
+        if self.reader.read_until(b'\n', &mut line)? == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 "control connection closed",
             ));
         }
-        Ok(line.trim_end_matches(['\r', '\n']).to_string())
+        Ok(lossy(&line).trim_end_matches(['\r', '\n']).to_string())
     }
 
     /// Send one command line.

@@ -114,6 +114,7 @@ pub(super) fn every_field_changed(list: &Path) -> Config {
         mdtm_write: false,
         ascii_upload_enable: true,
         ascii_download_enable: true,
+        utf8_filesystem: false,
         pasv_enable: false,
         pasv_min_port: 40000,
         pasv_max_port: 40100,
@@ -129,24 +130,46 @@ pub(super) fn every_field_changed(list: &Path) -> Config {
         accept_timeout: 5,
         connect_timeout: 0,
         login_timeout: 1,
+        proxy_protocol: true,
+        proxy_protocol_from: vec![
+            "127.0.0.1".parse().unwrap(),
+            "10.0.0.0/8".parse().unwrap(),
+            "2001:db8::/32".parse().unwrap(),
+        ],
         ssl_enable: true,
         rsa_cert_file: list.to_path_buf(),
         rsa_private_key_file: list.to_path_buf(),
         force_local_logins_ssl: false,
         force_local_data_ssl: false,
         require_ssl_reuse: false,
-        implicit_ssl: false,
+        implicit_ssl: true,
         ssl_tlsv1_2: false,
         ssl_tlsv1_3: true,
+        xferlog_enable: true,
+        xferlog_file: PathBuf::from("/var/log/ftp \"x\""),
+        xferlog_std_format: true,
+        vsftpd_log_file: PathBuf::from("/var/log/ftp.log"),
+        dual_log_enable: true,
+        log_ftp_protocol: true,
+        syslog_enable: true,
         nopriv_user: "ftpsecure".to_owned(),
         secure_chroot_dir: PathBuf::from("/var/empty \"jail\""),
+        seccomp_sandbox: false,
+        isolate: false,
+        isolate_network: false,
+        worker_max_open_files: 512,
+        worker_max_processes: 8192,
+        worker_max_memory_mb: 2048,
+        session_cgroup: false,
+        session_memory_max_mb: 0,
+        session_pids_max: 0,
     }
 }
 
 /// The fields [`every_field_changed`] keeps at their defaults because no valid config
-/// changes them together with the rest: with `ssl_enable` one TLS version must stay on,
-/// and `implicit_ssl = true` is always rejected. Each is covered by its own test.
-pub(super) const LEFT_AT_DEFAULT: &[&str] = &["implicit_ssl", "ssl_tlsv1_3"];
+/// changes them together with the rest: with `ssl_enable` one TLS version must stay on.
+/// Covered by its own test.
+pub(super) const LEFT_AT_DEFAULT: &[&str] = &["ssl_tlsv1_3"];
 
 /// The `key = …` line of `text`, if any.
 pub(super) fn line_of(text: &str, key: &str) -> Option<String> {

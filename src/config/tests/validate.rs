@@ -379,14 +379,87 @@ fn ssl_needs_at_least_one_tls_version() {
 }
 
 #[test]
-fn implicit_ssl_is_rejected() {
-    let error = one_error("implicit_ssl = true\n");
-    assert_eq!(error.key.as_deref(), Some("implicit_ssl"));
-    assert_eq!(error.line, Some(1));
+fn implicit_ssl_is_accepted_and_needs_ssl_enable_to_have_an_effect() {
+    let c = Config::parse("implicit_ssl = true\n", "<input>").unwrap();
+    assert!(c.implicit_ssl);
     assert_eq!(
-        error.message,
-        "implicit_ssl is not supported: the FTP engine (libunftp) only does explicit TLS \
-         (AUTH TLS); use ssl_enable with port 21"
+        c.keys_without_effect(),
+        vec![("implicit_ssl", "ssl_enable")],
+        "vsftpd ignores implicit_ssl without ssl_enable"
     );
     assert!(Config::parse("implicit_ssl = false\n", "<input>").is_ok());
+}
+
+#[test]
+fn the_proxy_protocol_without_a_trusted_proxy_is_rejected_at_its_line() {
+    let error = one_error("listen = true\nproxy_protocol = true\n");
+    assert_eq!(error.key.as_deref(), Some("proxy_protocol_from"));
+    assert_eq!(error.line, Some(2), "located at proxy_protocol: {error}");
+    assert!(error.message.contains("is empty"), "{error}");
+    let error = one_error("proxy_protocol = true\nproxy_protocol_from = []\n");
+    assert_eq!(error.line, Some(2), "{error}");
+    let c = Config::parse(
+        "proxy_protocol = true\nproxy_protocol_from = [\"127.0.0.1\", \"10.0.0.0/8\", \"::1\"]\n",
+        "t",
+    )
+    .unwrap();
+    assert!(c.proxy_protocol && c.proxy_protocol_from.len() == 3);
+    // A list without proxy_protocol is accepted (and does nothing).
+    assert!(Config::parse("proxy_protocol_from = [\"192.0.2.1\"]\n", "t").is_ok());
+}
+
+#[test]
+fn a_bad_proxy_address_is_named_with_its_line() {
+    let error =
+        one_error("proxy_protocol = true\nproxy_protocol_from = [\"127.0.0.1\", \"lb.example\"]\n");
+    assert_eq!(error.key.as_deref(), Some("proxy_protocol_from"));
+    assert_eq!(error.line, Some(2));
+    assert!(error.message.contains("\"lb.example\""), "{error}");
+    let error = one_error("proxy_protocol_from = [\"10.1.2.3/8\"]\n");
+    assert!(error.message.contains("10.0.0.0/8"), "{error}");
+    let error = one_error("proxy_protocol_from = \"127.0.0.1\"\n");
+    assert!(error.message.contains("a list of addresses"), "{error}");
+}
+
+#[test]
+fn log_files_must_be_absolute_paths() {
+    let e = one_error("vsftpd_log_file = \"rftpd.log\"\n");
+    assert_eq!(e.key.as_deref(), Some("vsftpd_log_file"));
+    assert!(e.message.contains("absolute"), "{e}");
+    let e = one_error("xferlog_file = \"\"\n");
+    assert_eq!(e.key.as_deref(), Some("xferlog_file"));
+}
+
+#[test]
+fn sandbox_limits_too_small_to_run_a_session_are_rejected() {
+    for (text, key) in [
+        ("worker_max_open_files = 8\n", "worker_max_open_files"),
+        ("worker_max_processes = 2\n", "worker_max_processes"),
+        ("worker_max_memory_mb = 16\n", "worker_max_memory_mb"),
+        ("session_pids_max = 3\n", "session_pids_max"),
+        ("session_memory_max_mb = 4\n", "session_memory_max_mb"),
+    ] {
+        let error = one_error(text);
+        assert_eq!(error.key.as_deref(), Some(key), "{error}");
+        assert_eq!(error.line, Some(1));
+    }
+    // 0 = no cgroup limit; every layer may be turned off.
+    let config = Config::parse(
+        "session_pids_max = 0\nsession_memory_max_mb = 0\nseccomp_sandbox = false\n\
+         isolate = false\nisolate_network = false\nsession_cgroup = false\n",
+        "t.toml",
+    )
+    .expect("valid");
+    assert!(!config.seccomp_sandbox && !config.isolate && !config.session_cgroup);
+}
+
+#[test]
+fn every_sandbox_layer_is_on_by_default() {
+    let config = Config::default();
+    assert!(config.seccomp_sandbox && config.isolate && config.isolate_network);
+    assert!(config.session_cgroup);
+    assert_eq!(
+        (config.session_memory_max_mb, config.session_pids_max),
+        (256, 32)
+    );
 }

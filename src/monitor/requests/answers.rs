@@ -11,7 +11,6 @@ use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
 
 use super::{EXHAUSTED_GRACE, MAX_SIGNATURES, Monitor, Peer, Phase};
 use crate::control::port;
-use crate::logging::Escaped;
 use crate::monitor::{Child, WORKER_NAME, active, login};
 use crate::protocol::ExitReason;
 use crate::protocol::monitor::Reply;
@@ -71,15 +70,21 @@ impl Monitor<'_> {
             tls: tls && self.tls_seen,
         };
         let outcome = login::decide(config, self.setup.users, &attempt);
+        // An anonymous login's "password" is an e-mail address, which vsftpd logs; nothing
+        // of any other password is kept.
+        let anon_password = match &outcome {
+            Ok(a) if a.grant.anonymous => password.clone(),
+            _ => Vec::new(),
+        };
         password.iter_mut().for_each(|b| *b = 0);
         match outcome {
             Ok(accepted) => {
-                let grant = accepted.grant.clone();
+                // "login ok" is logged when the worker says it started (it may still refuse
+                // a writable jail root).
+                self.records
+                    .login_accepted(&user, &accepted.grant, &anon_password);
                 match self.start_worker(accepted) {
                     Ok(link) => {
-                        tracing::info!(user = %Escaped(&user), client = %client.ip(), port = client.port(),
-                            jailed = grant.jailed, anonymous = grant.anonymous,
-                            start = %Escaped(&grant.start_dir), "login ok");
                         self.phase = Phase::LoggedIn;
                         self.reply(Peer::Prelogin, &Reply::LoggedIn, Some(link.as_fd()));
                     }
@@ -90,8 +95,7 @@ impl Monitor<'_> {
             }
             Err(reason) => {
                 self.failures += 1;
-                tracing::warn!(user = %Escaped(&user), client = %client.ip(), port = client.port(),
-                    reason = %Escaped(&reason), "login refused");
+                self.records.login_refused(&user, &reason);
                 // SECURITY: the same wait whatever the reason (unknown user, wrong password,
                 // policy), counted from the request, not from PAM's answer.
                 let delay = Duration::from_secs(config.delay_failed_login);
@@ -174,9 +178,16 @@ impl Monitor<'_> {
 
     pub(super) fn bind_passive(&mut self) {
         // SECURITY: one passive listener per session; asking again closes the previous one.
+        // Besides it the session holds at most one reserved port (bound, not listening: it
+        // accepts nothing), made after this answer so the next PASV skips the port scan.
         self.passive = None;
         let addresses = self.setup.addresses;
-        match self.ports.bind(addresses.local_ip, addresses.client.ip()) {
+        let (ip, client) = (addresses.local_ip, addresses.client.ip());
+        let reserved = match self.spare.take() {
+            Some(r) if r.is_for(ip, client) => Ok(r),
+            _ => self.ports.reserve(ip, client),
+        };
+        match reserved.and_then(|r| r.listen()) {
             Ok(p) => {
                 let listener = p.listener().try_clone_to_owned();
                 self.passive = Some(p);
@@ -184,9 +195,11 @@ impl Monitor<'_> {
                     Ok(l) => self.reply(Peer::Worker, &Reply::Bound, Some(l.as_fd())),
                     Err(_) => self.reply(Peer::Worker, &Reply::NotBound, None),
                 }
+                // Off the worker's path: it already has its answer.
+                self.spare = self.ports.reserve(ip, client).ok();
             }
             Err(e) => {
-                tracing::warn!(error = %e, address = %addresses.local_ip, "no passive socket");
+                tracing::warn!(error = %e, address = %ip, "no passive socket");
                 self.reply(Peer::Worker, &Reply::NotBound, None);
             }
         }

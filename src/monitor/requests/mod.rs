@@ -18,7 +18,8 @@ use nix::unistd::Pid;
 
 mod answers;
 
-use super::passive::{Passive, PassivePorts};
+use super::passive::{Passive, PassivePorts, Reserved};
+use super::records::SessionRecords;
 use super::{Child, SessionSetup};
 use crate::auth::PamLogin;
 use crate::protocol::ExitReason;
@@ -50,6 +51,7 @@ pub enum Kind {
     BindPassive,
     ConnectActive,
     Sign,
+    Event,
 }
 
 /// One row of the table: this request, from this peer, in this phase.
@@ -83,6 +85,13 @@ const TABLE: &[Rule] = &[
         from: Peer::Worker,
         phase: Phase::LoggedIn,
     },
+    // What happened, for the logs: from the worker only (the records module checks the
+    // order: `Started` first and once, nothing recorded for a refused session).
+    Rule {
+        kind: Kind::Event,
+        from: Peer::Worker,
+        phase: Phase::LoggedIn,
+    },
 ];
 
 /// Whether the table allows `kind` from `from` in `phase`.
@@ -98,6 +107,7 @@ fn kind_of(request: &Request) -> Kind {
         Request::BindPassive => Kind::BindPassive,
         Request::ConnectActive(_) => Kind::ConnectActive,
         Request::Sign { .. } => Kind::Sign,
+        Request::Event(_) => Kind::Event,
     }
 }
 
@@ -121,6 +131,8 @@ struct Monitor<'a> {
     ports: PassivePorts,
     /// The one passive listener this session may have.
     passive: Option<Passive>,
+    /// The port reserved for its next passive request (see `bind_passive`).
+    spare: Option<Reserved>,
     /// Why the session must end now (a broken rule), for the log.
     violation: Option<String>,
     /// When to kill children that are still alive (their partner is gone, or logins ran out).
@@ -133,6 +145,7 @@ struct Monitor<'a> {
     signatures: u32,
     /// The monitor signed a TLS handshake of this session's control connection.
     tls_seen: bool,
+    records: SessionRecords,
 }
 
 /// Answer requests until both children have gone, then reap them and close PAM. Returns how
@@ -155,13 +168,16 @@ pub fn serve(
         pam: None,
         ports: PassivePorts::from_config(setup.config),
         passive: None,
+        spare: None,
         violation: None,
         kill_at: None,
         tls_files: None,
         key: None,
         signatures: 0,
         tls_seen: false,
+        records: SessionRecords::new(setup.config, setup.addresses.client),
     };
+    m.records.connected();
     let mut buf = vec![0u8; MAX_MESSAGE];
     while m.violation.is_none() && (m.prelogin.channel.is_some() || m.worker_channel_open()) {
         m.wait_and_answer(&mut buf);
@@ -193,7 +209,11 @@ impl Monitor<'_> {
     fn next_deadline(&self) -> Option<Instant> {
         let accept_timeout = Duration::from_secs(self.setup.config.accept_timeout.max(1));
         let expiry = self.passive.as_ref().map(|p| p.expires(accept_timeout));
-        [expiry, self.kill_at].into_iter().flatten().min()
+        let spare_expiry = self.spare.as_ref().map(|r| r.expires(accept_timeout));
+        [expiry, spare_expiry, self.kill_at]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn wait_and_answer(&mut self, buf: &mut [u8]) {
@@ -244,6 +264,14 @@ impl Monitor<'_> {
             // SECURITY: an unused passive port does not stay open.
             self.passive = None;
         }
+        if self
+            .spare
+            .as_ref()
+            .is_some_and(|r| r.expires(accept_timeout) <= now)
+        {
+            // An idle session gives its reserved port back to the range.
+            self.spare = None;
+        }
         if self.kill_at.is_some_and(|at| at <= now) {
             self.kill_at = None;
             self.drain_channels();
@@ -283,6 +311,7 @@ impl Monitor<'_> {
                     w.channel = None;
                 }
                 self.passive = None;
+                self.spare = None;
             }
         }
         // The partner notices on its own (its link closes); if it does not, it is killed.
@@ -336,6 +365,11 @@ impl Monitor<'_> {
             Request::BindPassive => self.bind_passive(),
             Request::ConnectActive(target) => self.connect_active(target),
             Request::Sign { scheme, message } => self.sign(scheme, &message),
+            Request::Event(event) => {
+                if !self.records.event(event) {
+                    self.violation = Some("the worker reported its start twice".into());
+                }
+            }
         }
     }
 
@@ -416,10 +450,19 @@ impl Monitor<'_> {
             self.kill_children();
         }
         self.passive = None;
-        let prelogin = self.prelogin.pid.map(reap);
-        let worker = self.worker.as_ref().and_then(|w| w.pid).map(reap);
+        self.spare = None;
+        let prelogin = self
+            .prelogin
+            .pid
+            .map(|pid| reap_reporting_seccomp(pid, "pre-login process", client));
+        let worker = self
+            .worker
+            .as_ref()
+            .and_then(|w| w.pid)
+            .map(|pid| reap_reporting_seccomp(pid, "worker", client));
         for (role, status) in [("pre-login process", &prelogin), ("worker", &worker)] {
             if let Some(Ok(WaitStatus::Signaled(_, signal, _))) = status
+                && *signal != Signal::SIGSYS
                 && self.violation.is_none()
             {
                 tracing::warn!(client = %client.ip(), port = client.port(), signal = %signal,
@@ -446,8 +489,31 @@ impl Monitor<'_> {
                 }
             }
         };
+        self.records.ended(reason.describe(), self.failures);
         (reason, self.failures)
     }
+}
+
+/// [`reap`], first saying so when the child was killed by its seccomp filter (`SIGSYS`): the
+/// system call is looked up while the child can still be found (ended, not yet reaped).
+fn reap_reporting_seccomp(
+    pid: Pid,
+    role: &str,
+    client: std::net::SocketAddr,
+) -> nix::Result<WaitStatus> {
+    use nix::sys::wait::{Id, WaitPidFlag, waitid};
+    let peeked = loop {
+        match waitid(Id::Pid(pid), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            other => break other,
+        }
+    };
+    if let Ok(WaitStatus::Signaled(_, Signal::SIGSYS, _)) = peeked {
+        let syscall = crate::jail::seccomp::describe_kill(crate::jail::seccomp::global_pid(pid));
+        tracing::error!(client = %client.ip(), port = client.port(), %syscall,
+            "session ended: the {role} was killed by its seccomp filter (SIGSYS) for a system call outside its allow-list");
+    }
+    reap(pid)
 }
 
 fn reap(pid: Pid) -> nix::Result<WaitStatus> {
@@ -468,7 +534,7 @@ mod tests {
         use Kind::*;
         use Peer::*;
         use Phase::*;
-        for kind in [Login, BindPassive, ConnectActive, Sign] {
+        for kind in [Login, BindPassive, ConnectActive, Sign, Event] {
             for from in [Prelogin, Worker] {
                 for phase in [BeforeLogin, LoggedIn, LoginsExhausted] {
                     let expected = matches!(
@@ -476,6 +542,7 @@ mod tests {
                         (Login | Sign, Prelogin, BeforeLogin)
                             | (BindPassive, Worker, LoggedIn)
                             | (ConnectActive, Worker, LoggedIn)
+                            | (Event, Worker, LoggedIn)
                     );
                     assert_eq!(
                         allowed(kind, from, phase),

@@ -1,0 +1,362 @@
+//! The per-session sandbox, layer by layer, read from /proc of a running server: each role's
+//! seccomp filter (`Seccomp: 2`) and `no_new_privs`, the session's PID, IPC, UTS and mount
+//! namespaces (and the network ones), the resource limits of each role; then each role's
+//! allow-list applied in a process of its own (`rftpd seccomp-probe`), killing it on the
+//! system calls it must never make and letting its normal work through; the monitor's report
+//! of a process killed by SIGSYS; and the same sessions with every layer turned off.
+
+mod common;
+
+use std::fs;
+use std::process::Command;
+use std::time::Duration;
+
+use common::{FtpClient, PamService, RFTPD, Server, TempDir, TestUser, lossy};
+
+const NAMESPACES: [&str; 5] = ["pid", "ipc", "uts", "mnt", "net"];
+
+fn prepare() -> bool {
+    if !common::require_root() {
+        return false;
+    }
+    common::ensure_service_account();
+    true
+}
+
+fn status_field(pid: u32, field: &str) -> String {
+    let status = fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("/proc/{pid}/status: {e}"));
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+        .trim()
+        .to_string()
+}
+
+fn namespace(pid: u32, kind: &str) -> String {
+    fs::read_link(format!("/proc/{pid}/ns/{kind}"))
+        .unwrap_or_else(|e| panic!("/proc/{pid}/ns/{kind}: {e}"))
+        .display()
+        .to_string()
+}
+
+/// The soft and hard value of one line of /proc/PID/limits ("Max open files", ...).
+fn limit(pid: u32, name: &str) -> (String, String) {
+    let text = fs::read_to_string(format!("/proc/{pid}/limits"))
+        .unwrap_or_else(|e| panic!("/proc/{pid}/limits: {e}"));
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(name))
+        .unwrap_or_else(|| panic!("no {name} in /proc/{pid}/limits"));
+    let fields: Vec<&str> = line[name.len()..].split_whitespace().collect();
+    (fields[0].to_string(), fields[1].to_string())
+}
+
+fn assert_limit(pid: u32, role: &str, name: &str, value: &str) {
+    assert_eq!(
+        limit(pid, name),
+        (value.to_string(), value.to_string()),
+        "{role} {pid}: {name}"
+    );
+}
+
+fn one(list: Vec<u32>, what: &str) -> u32 {
+    assert_eq!(list.len(), 1, "expected one {what}, found {list:?}");
+    list[0]
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> Vec<u32>) -> Vec<u32> {
+    let mut found = Vec::new();
+    common::wait_until(Duration::from_secs(10), || {
+        found = f();
+        !found.is_empty()
+    });
+    assert!(!found.is_empty(), "no {what} appeared");
+    found
+}
+
+fn assert_sandboxed(pid: u32, role: &str, master: u32) {
+    assert_eq!(status_field(pid, "Seccomp"), "2", "{role} {pid}: Seccomp");
+    assert_eq!(
+        status_field(pid, "NoNewPrivs"),
+        "1",
+        "{role} {pid}: NoNewPrivs"
+    );
+    for kind in NAMESPACES {
+        assert_ne!(
+            namespace(pid, kind),
+            namespace(master, kind),
+            "{role} {pid} shares the master's {kind} namespace"
+        );
+    }
+}
+
+#[test]
+fn every_role_is_filtered_isolated_and_limited_after_connect_and_after_login() {
+    if !prepare() {
+        return;
+    }
+    let user = TestUser::create();
+    let pam = PamService::create(&[]);
+    let server = Server::start(
+        "worker_max_open_files = 200\nworker_max_processes = 3000\nworker_max_memory_mb = 900",
+        &pam,
+    );
+    let master = server.pid();
+
+    let mut client = FtpClient::connect(server.addr());
+    let monitor = one(
+        wait_for("monitor", || common::session_monitors(master)),
+        "monitor",
+    );
+    let prelogin = one(
+        wait_for("pre-login process", || common::session_prelogins(master)),
+        "pre-login process",
+    );
+    assert_sandboxed(prelogin, "pre-login process", master);
+    // The monitor (not filtered: it runs PAM) is in the session's namespaces but the network's.
+    for kind in ["pid", "ipc", "uts", "mnt"] {
+        assert_ne!(
+            namespace(monitor, kind),
+            namespace(master, kind),
+            "monitor {kind}"
+        );
+        assert_eq!(
+            namespace(monitor, kind),
+            namespace(prelogin, kind),
+            "session {kind}"
+        );
+    }
+    assert_eq!(namespace(monitor, "net"), namespace(master, "net"));
+    // The monitor is process 1 of the session's PID namespace, the pre-login process 2.
+    assert!(
+        status_field(monitor, "NSpid").ends_with("\t1"),
+        "monitor NSpid"
+    );
+    assert!(
+        status_field(prelogin, "NSpid").ends_with("\t2"),
+        "pre-login NSpid"
+    );
+    assert_limit(prelogin, "pre-login process", "Max processes", "0");
+    assert_limit(prelogin, "pre-login process", "Max open files", "32");
+    assert_limit(prelogin, "pre-login process", "Max core file size", "0");
+    assert_limit(prelogin, "pre-login process", "Max file size", "0");
+    assert_limit(
+        prelogin,
+        "pre-login process",
+        "Max address space",
+        "268435456",
+    );
+    assert_limit(monitor, "monitor", "Max core file size", "0");
+    assert_limit(monitor, "monitor", "Max open files", "256");
+    assert_limit(monitor, "monitor", "Max address space", "1073741824");
+
+    let prelogin_net = namespace(prelogin, "net");
+    client.login_ok(&user);
+    let worker = one(
+        wait_for("worker", || common::session_workers(master)),
+        "worker",
+    );
+    assert_sandboxed(worker, "worker", master);
+    assert_eq!(namespace(worker, "pid"), namespace(monitor, "pid"));
+    assert_ne!(namespace(worker, "net"), prelogin_net);
+    assert_limit(worker, "worker", "Max open files", "200");
+    assert_limit(worker, "worker", "Max processes", "3000");
+    assert_limit(
+        worker,
+        "worker",
+        "Max address space",
+        &(900u64 << 20).to_string(),
+    );
+    assert_limit(worker, "worker", "Max core file size", "0");
+    // The sandbox lets the session do its work: a listing, an upload, a download.
+    assert_eq!(client.cmd("TYPE I").0, 200);
+    let (code, _) = client.transfer_out("STOR sandboxed.txt", b"inside the sandbox\n");
+    assert_eq!(code, 226);
+    let (code, _, bytes) = client.transfer_in("RETR sandboxed.txt");
+    assert_eq!(
+        (code, bytes.as_slice()),
+        (226, &b"inside the sandbox\n"[..])
+    );
+    let (code, _, listing) = client.transfer_in("LIST");
+    assert_eq!(code, 226);
+    assert!(lossy(&listing).contains("sandboxed.txt"));
+    // After a plain login the pre-login process has handed the connection over and gone;
+    // the worker is still filtered after its transfers.
+    assert_eq!(status_field(worker, "Seccomp"), "2");
+    client.cmd("QUIT");
+    // No cgroup delegation on a test host outside systemd: said once, at start.
+    let said = server
+        .log()
+        .iter()
+        .filter(|l| l.contains("sessions run without a cgroup of their own"))
+        .count();
+    assert_eq!(said, 1, "log:\n{}", server.log().join("\n"));
+}
+
+#[test]
+fn sessions_cannot_see_each_others_processes() {
+    if !prepare() {
+        return;
+    }
+    let pam = PamService::create(&[]);
+    let server = Server::start("", &pam);
+    let master = server.pid();
+    let _a = FtpClient::connect(server.addr());
+    let _b = FtpClient::connect(server.addr());
+    let mut prelogins = Vec::new();
+    common::wait_until(Duration::from_secs(10), || {
+        prelogins = common::session_prelogins(master);
+        prelogins.len() == 2
+    });
+    assert_eq!(prelogins.len(), 2, "two pre-login processes: {prelogins:?}");
+    for kind in ["pid", "ipc", "uts", "mnt"] {
+        assert_ne!(
+            namespace(prelogins[0], kind),
+            namespace(prelogins[1], kind),
+            "two sessions share a {kind} namespace"
+        );
+    }
+    // The two run as the same account: only their PID namespaces keep them apart (a signal
+    // from one to the other cannot even name its target).
+    assert_eq!(
+        status_field(prelogins[0], "Uid"),
+        status_field(prelogins[1], "Uid")
+    );
+}
+
+#[test]
+fn a_sessions_processes_end_with_its_monitor() {
+    if !prepare() {
+        return;
+    }
+    let user = TestUser::create();
+    let pam = PamService::create(&[]);
+    let server = Server::start("", &pam);
+    let master = server.pid();
+    let mut client = FtpClient::connect(server.addr());
+    client.login_ok(&user);
+    let worker = one(
+        wait_for("worker", || common::session_workers(master)),
+        "worker",
+    );
+    let monitor = one(common::session_monitors(master), "monitor");
+    common::signal(monitor, "KILL");
+    // Process 1 of the PID namespace has gone: the kernel ends the rest of the session.
+    assert!(
+        common::wait_until(Duration::from_secs(5), || !common::process_alive(worker)),
+        "the worker outlived its monitor"
+    );
+    assert!(client.wait_closed(Duration::from_secs(5)).is_some());
+}
+
+#[test]
+fn a_process_killed_by_sigsys_is_reported_by_the_monitor() {
+    if !prepare() {
+        return;
+    }
+    let user = TestUser::create();
+    let pam = PamService::create(&[]);
+    let server = Server::start("", &pam);
+    let master = server.pid();
+    let mut client = FtpClient::connect(server.addr());
+    client.login_ok(&user);
+    let worker = one(
+        wait_for("worker", || common::session_workers(master)),
+        "worker",
+    );
+    // What the kernel does to a process on a system call outside its list (SIGSYS, as
+    // SECCOMP_RET_KILL_PROCESS): the monitor sees the same status and reports it.
+    common::signal(worker, "SYS");
+    let line = server.wait_log_line(
+        &["killed by its seccomp filter (SIGSYS)", "worker"],
+        Duration::from_secs(10),
+    );
+    let line = line.unwrap_or_else(|| panic!("no report; log:\n{}", server.log().join("\n")));
+    assert!(line.contains("syscall="), "{line}");
+    client.wait_closed(Duration::from_secs(5));
+}
+
+#[test]
+fn with_every_layer_off_sessions_still_work_unfiltered_in_the_hosts_namespaces() {
+    if !prepare() {
+        return;
+    }
+    let user = TestUser::create();
+    let pam = PamService::create(&[]);
+    let server = Server::start(
+        "seccomp_sandbox = false\nisolate = false\nisolate_network = false\nsession_cgroup = false",
+        &pam,
+    );
+    let master = server.pid();
+    let mut client = FtpClient::connect(server.addr());
+    let prelogin = one(
+        wait_for("pre-login process", || common::session_prelogins(master)),
+        "pre-login process",
+    );
+    assert_eq!(status_field(prelogin, "Seccomp"), "0");
+    for kind in NAMESPACES {
+        assert_eq!(namespace(prelogin, kind), namespace(master, kind), "{kind}");
+    }
+    client.login_ok(&user);
+    let worker = one(
+        wait_for("worker", || common::session_workers(master)),
+        "worker",
+    );
+    assert_eq!(status_field(worker, "Seccomp"), "0");
+    assert_eq!(namespace(worker, "pid"), namespace(master, "pid"));
+    // The worker's own network namespace is not optional (its relay needs one).
+    assert_ne!(namespace(worker, "net"), namespace(master, "net"));
+    let (code, _, _) = client.transfer_in("LIST");
+    assert_eq!(code, 226);
+    assert!(!server.log_contains("sessions run without a cgroup of their own"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The allow-lists, one role at a time (`rftpd seccomp-probe ROLE ACTION [DIR]`)
+// ---------------------------------------------------------------------------------------------
+
+/// Run the probe: `Ok(output)` when the action was allowed, `Err(signal)` when it was killed.
+fn probe(role: &str, action: &str, dir: &TempDir) -> Result<String, i32> {
+    use std::os::unix::process::ExitStatusExt;
+    let out = Command::new(RFTPD)
+        .args(["seccomp-probe", role, action])
+        .arg(dir.join(""))
+        .output()
+        .expect("run rftpd seccomp-probe");
+    match out.status.signal() {
+        Some(signal) => Err(signal),
+        None => {
+            assert!(
+                out.status.success(),
+                "{role} {action}: {:?} {}",
+                out.status,
+                lossy(&out.stderr)
+            );
+            Ok(lossy(&out.stdout))
+        }
+    }
+}
+
+const SIGSYS: i32 = 31;
+
+#[test]
+fn each_roles_filter_kills_what_it_must_never_do_and_allows_its_work() {
+    let dir = TempDir::new();
+    let never = ["execve", "ptrace", "mount", "unshare", "setuid", "fork"];
+    for role in ["prelogin", "worker", "worker-active"] {
+        for action in never {
+            assert_eq!(probe(role, action, &dir), Err(SIGSYS), "{role} {action}");
+        }
+        let work = probe(role, "work", &dir).unwrap_or_else(|s| panic!("{role} work: signal {s}"));
+        assert_eq!(work.trim(), "allowed: ok", "{role} work");
+    }
+    // The pre-login process opens no file and makes no socket; the worker makes no network
+    // socket (with active mode on, only inside its own loopback-only namespace: see README).
+    assert_eq!(probe("prelogin", "open", &dir), Err(SIGSYS));
+    assert_eq!(probe("prelogin", "socket-inet", &dir), Err(SIGSYS));
+    assert_eq!(probe("worker", "socket-inet", &dir), Err(SIGSYS));
+    assert!(probe("worker", "open", &dir).is_ok());
+    assert!(probe("worker-active", "socket-inet", &dir).is_ok());
+}
