@@ -292,6 +292,18 @@ fn allow_list(role: Role, own_pid: i32) -> Result<Rules, String> {
             SYS_copy_file_range,
         ],
     );
+    // Its own identity (read only): MLSD/MLST's `perm` facts say what the logged-in user may
+    // do with each entry (`storage::facts`).
+    allow(
+        &mut rules,
+        &[
+            SYS_getuid,
+            SYS_geteuid,
+            SYS_getgid,
+            SYS_getegid,
+            SYS_getgroups,
+        ],
+    );
     // Data connections: the passive listener comes from the monitor (accept only).
     allow(&mut rules, &[SYS_accept, SYS_accept4]);
     if stand_ins {
