@@ -221,7 +221,9 @@ fn listings_show_every_name_byte_for_byte(tls: bool, server: &Server, user: &Tes
         );
         let mlst = &results[at + 3];
         assert!(
-            mlst.starts_with(b"250-") && contains(mlst, &cat(&[b"; ", name, b"\n"])),
+            mlst.starts_with(b"250-")
+                && (contains(mlst, &cat(&[b"; ", name, b"\n"]))
+                    || contains(mlst, &cat(&[b"; /", name, b"\n"]))),
             "MLST {n}: {}",
             show(mlst)
         );
@@ -550,7 +552,7 @@ fn feat_lists_utf8_by_default_and_not_with_utf8_filesystem_false() {
         "UTF8 listed with utf8_filesystem = false: {text}"
     );
     // The other features are the same after login as before it.
-    let lists: Vec<&str> = text.split("\n211 END\n").collect();
+    let lists: Vec<&str> = text.split("\n211 End\n").collect();
     assert_eq!(
         lists[0].lines().count() + 1,
         lists[1].lines().count(),

@@ -89,6 +89,16 @@ async fn active_mode(
         .ok_or("425 Failed to establish connection.")
 }
 
+/// What the reply task knows about the transfer under way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pending {
+    Nothing,
+    /// Refused before its 150 (dropped): this replaces libunftp's error reply.
+    Refused(&'static str),
+    /// Its 150 went out without the storage backend's word.
+    Unheld,
+}
+
 /// One reply line from libunftp as the client should see it, or `None` to drop it: a `150`
 /// waits for the storage backend's word (its refusal replaces the `150` and libunftp's error
 /// after it; its go-ahead gives the `150` vsftpd's words); the `229` of an EPSV standing in
@@ -96,28 +106,46 @@ async fn active_mode(
 async fn reply_line(
     shared: &SessionShared,
     line: Vec<u8>,
-    refusal: &mut Option<&'static str>,
+    pending: &mut Pending,
 ) -> Option<Vec<u8>> {
     if line.starts_with(b"150 ") {
+        // Under PROT P the client makes its TLS handshake only after the 150 (ftplib, curl)
+        // and the storage backend decides only after the handshake: nothing to wait for. A
+        // refusal then replaces libunftp's error reply (below).
+        if shared.tls.as_ref().is_some_and(|t| t.protected()) {
+            *pending = Pending::Unheld;
+            return Some(line);
+        }
         shared.holding_preliminary.store(true, Ordering::SeqCst);
         let outcome = shared.data_outcome(HOLD_PRELIMINARY).await;
         shared.holding_preliminary.store(false, Ordering::SeqCst);
         return match outcome {
             Some(DataOutcome::Abandoned(text)) => Some(text.as_bytes().to_vec()),
             Some(DataOutcome::Refused(text)) => {
-                *refusal = Some(text);
+                *pending = Pending::Refused(text);
                 None
             }
             Some(DataOutcome::Ready(text)) => Some(text.into_bytes()),
-            None => Some(line),
+            None => {
+                *pending = Pending::Unheld;
+                Some(line)
+            }
         };
     }
     let final_reply =
         line.len() >= 4 && line[..3].iter().all(u8::is_ascii_digit) && line[3] == b' ';
-    if let Some(text) = refusal.take()
-        && matches!(line.first(), Some(b'4' | b'5'))
-    {
-        return Some(text.as_bytes().to_vec());
+    let failed = matches!(line.first(), Some(b'4' | b'5'));
+    match std::mem::replace(pending, Pending::Nothing) {
+        Pending::Refused(text) if failed => return Some(text.as_bytes().to_vec()),
+        // The 150 went out before the storage backend's word: a refusal it gave since then
+        // replaces libunftp's error (a protected connection's failed handshake).
+        Pending::Unheld if failed => {
+            if let Some(DataOutcome::Refused(text)) = shared.take_data_outcome() {
+                return Some(text.as_bytes().to_vec());
+            }
+        }
+        Pending::Unheld if !final_reply => *pending = Pending::Unheld,
+        _ => {}
     }
     if final_reply && shared.eprt_pending.swap(false, Ordering::SeqCst) {
         return Some(if line.starts_with(b"229 ") {
@@ -355,10 +383,10 @@ async fn forward(
     let mut replies = tokio::spawn(async move {
         // A transfer the storage backend refused before a byte moved: its reply replaces
         // libunftp's error, which follows the (dropped) 150.
-        let mut refusal: Option<&'static str> = None;
+        let mut pending = Pending::Nothing;
         while let Ok(Line::Text(line)) = engine_lines.next(&mut engine_read, MAX_ENGINE_LINE).await
         {
-            let line = match reply_line(&reply_shared, line, &mut refusal).await {
+            let line = match reply_line(&reply_shared, line, &mut pending).await {
                 Some(line) => line,
                 None => continue,
             };

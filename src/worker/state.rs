@@ -234,6 +234,14 @@ impl SessionShared {
         *self.data_outcome.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
+    /// The storage backend's word, if it has given one (not waiting).
+    pub fn take_data_outcome(&self) -> Option<DataOutcome> {
+        self.data_outcome
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
     /// The storage backend's word on the transfer now reaching it.
     pub fn report_data(&self, outcome: DataOutcome) {
         *self.data_outcome.lock().unwrap_or_else(|p| p.into_inner()) = Some(outcome);

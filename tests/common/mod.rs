@@ -266,13 +266,20 @@ fn user_exists(name: &str) -> bool {
     passwd_entry(name).is_some()
 }
 
-/// `(uid, gid, home)` from /etc/passwd.
+/// `(uid, gid, home)` from /etc/passwd. Read as bytes: another test's account may have a
+/// home whose path is not UTF-8 (tests/names.rs).
 fn passwd_entry(name: &str) -> Option<(u32, u32, PathBuf)> {
-    let passwd = fs::read_to_string("/etc/passwd").ok()?;
-    passwd.lines().find_map(|line| {
-        let f: Vec<&str> = line.split(':').collect();
-        if f.len() >= 7 && f[0] == name {
-            Some((f[2].parse().ok()?, f[3].parse().ok()?, PathBuf::from(f[5])))
+    use std::os::unix::ffi::OsStrExt;
+    let passwd = fs::read("/etc/passwd").ok()?;
+    passwd.split(|&b| b == b'\n').find_map(|line| {
+        let f: Vec<&[u8]> = line.split(|&b| b == b':').collect();
+        if f.len() >= 7 && f[0] == name.as_bytes() {
+            let number = |b: &[u8]| std::str::from_utf8(b).ok()?.parse().ok();
+            Some((
+                number(f[2])?,
+                number(f[3])?,
+                PathBuf::from(OsStr::from_bytes(f[5])),
+            ))
         } else {
             None
         }
