@@ -167,6 +167,18 @@ fn logins(server: &Server, user: &TestUser, client: &str) -> usize {
         .count()
 }
 
+/// Exactly one `login ok` of `user` from `client` in the node's log, within a few seconds (the
+/// monitor writes it once the worker reports that it started, after the client's login).
+fn assert_logged_in_once(server: &Server, user: &TestUser, client: &str) {
+    common::wait_until(Duration::from_secs(5), || logins(server, user, client) >= 1);
+    assert_eq!(
+        logins(server, user, client),
+        1,
+        "{}",
+        server.log().join("\n")
+    );
+}
+
 /// A TCP connection to `to` from `from`.
 fn connect_from(from: &str, to: SocketAddr) -> TcpStream {
     use nix::sys::socket::{
@@ -405,7 +417,7 @@ fn a_ban_and_max_per_ip_through_the_balancer_apply_to_the_client_address_not_the
     // Another client behind the same balancer is not banned.
     let out = curl_from(OTHER_CLIENT, &[&lb.url(&user, "/")]);
     assert_eq!(code(&out), 0, "{}", describe(&out));
-    assert_eq!(logins(&node, &user, OTHER_CLIENT), 1);
+    assert_logged_in_once(&node, &user, OTHER_CLIENT);
 
     // max_per_ip counts the client, not the balancer: two from OTHER_CLIENT, a third refused,
     // and one from a third address still admitted.
@@ -577,7 +589,7 @@ fn a_proxy_header_from_an_unlisted_peer_and_a_listed_peer_without_one_are_refuse
     let mut c = Raw::new(connect_from(CLIENT, to));
     assert!(c.reply().starts_with("220"));
     c.login(&user);
-    assert_eq!(logins(&node, &user, CLIENT), 1);
+    assert_logged_in_once(&node, &user, CLIENT);
     c.cmd("QUIT");
 
     // A listed proxy that sends no header: refused at once when it sends something else,
@@ -611,6 +623,6 @@ fn a_proxy_header_from_an_unlisted_peer_and_a_listed_peer_without_one_are_refuse
     let mut c = Raw::new(stream);
     assert!(c.reply().starts_with("220"));
     c.login(&user);
-    assert_eq!(logins(&node, &user, "127.0.0.8"), 1);
+    assert_logged_in_once(&node, &user, "127.0.0.8");
     c.cmd("QUIT");
 }
