@@ -83,12 +83,19 @@ impl PassivePorts {
     /// from anywhere but `client`.
     #[cfg(test)]
     pub fn bind(&mut self, ip: IpAddr, client: IpAddr) -> io::Result<Passive> {
-        self.reserve(ip, client)?.listen()
+        self.reserve(ip, client, None)?.listen()
     }
 
     /// The first free port of the range on `ip`, bound for `client` but not listening yet:
     /// the monitor keeps one of these ready so that a PASV costs only the `listen()` calls.
-    pub fn reserve(&mut self, ip: IpAddr, client: IpAddr) -> io::Result<Reserved> {
+    /// `avoid`: this session's own port in use — its sockets share the session's owner uid, so
+    /// `SO_REUSEPORT` would let a second set bind there (and join its steering group).
+    pub fn reserve(
+        &mut self,
+        ip: IpAddr,
+        client: IpAddr,
+        avoid: Option<u16>,
+    ) -> io::Result<Reserved> {
         if !self.enabled {
             return Err(io::Error::new(
                 io::ErrorKind::PermissionDenied,
@@ -98,6 +105,10 @@ impl PassivePorts {
         let mut last_error =
             io::Error::new(io::ErrorKind::AddrInUse, "no free passive port in range");
         for port in self.candidates() {
+            // SECURITY: never a second listener set on the session's own port.
+            if port != 0 && Some(port) == avoid {
+                continue;
+            }
             match Reserved::bind(SocketAddr::new(ip, port), client) {
                 Ok(p) => return Ok(p),
                 Err(e) => last_error = e,
@@ -392,7 +403,7 @@ mod tests {
     fn a_reserved_port_accepts_nothing_until_it_listens() {
         use std::net::TcpStream;
         let local: IpAddr = "127.0.0.1".parse().unwrap();
-        let reserved = ports(0, 0).reserve(local, local).unwrap();
+        let reserved = ports(0, 0).reserve(local, local, None).unwrap();
         assert!(reserved.is_for(local, local));
         assert!(!reserved.is_for(local, "127.0.0.2".parse().unwrap()));
         let port = reserved.address.port();
@@ -406,6 +417,25 @@ mod tests {
         let _client = TcpStream::connect((local, port)).unwrap();
         let (_, from) = passive.listener.accept().unwrap();
         assert_eq!(from.ip(), local);
+    }
+
+    #[test]
+    fn the_next_reservation_never_shares_the_sessions_own_port() {
+        // Same owner uid (one session): SO_REUSEPORT would allow a second set on the port.
+        let local: IpAddr = "127.0.0.1".parse().unwrap();
+        let first = ports(0, 0).bind(local, local).unwrap();
+        let port = first.port();
+        for cursor in 0..4 {
+            let mut p = PassivePorts {
+                enabled: true,
+                range: Some(port..=port),
+                cursor,
+            };
+            assert!(
+                p.reserve(local, local, Some(port)).is_err(),
+                "reserved the session's own port {port}"
+            );
+        }
     }
 
     fn socket_from(ip: &str, port: u16) -> Option<std::net::TcpStream> {

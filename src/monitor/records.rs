@@ -105,10 +105,12 @@ impl SessionRecords {
             pending: None,
             worker_started: false,
             totals: Totals::default(),
-            // A busy session makes a few operations a second; bursts (mget of a directory)
-            // more. Beyond this the records are dropped and counted.
-            events: Bucket::new(500.0, 100.0),
-            protocol: Bucket::new(1000.0, 200.0),
+            // SECURITY: a bound on what a compromised worker can make the monitor write, above
+            // what a real session does: small files on loopback reach ~1,000 transfers a
+            // second per session (two events each, the 4 KiB benchmark row). Beyond this the
+            // records are dropped and counted (one warning at session end).
+            events: Bucket::new(10_000.0, 2_500.0),
+            protocol: Bucket::new(20_000.0, 10_000.0),
         }
     }
 

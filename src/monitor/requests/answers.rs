@@ -185,7 +185,7 @@ impl Monitor<'_> {
         let (ip, client) = (addresses.local_ip, addresses.client.ip());
         let reserved = match self.spare.take() {
             Some(r) if r.is_for(ip, client) => Ok(r),
-            _ => self.ports.reserve(ip, client),
+            _ => self.ports.reserve(ip, client, None),
         };
         match reserved.and_then(|r| r.listen()) {
             Ok(p) => {
@@ -195,8 +195,10 @@ impl Monitor<'_> {
                     Ok(l) => self.reply(Peer::Worker, &Reply::Bound, Some(l.as_fd())),
                     Err(_) => self.reply(Peer::Worker, &Reply::NotBound, None),
                 }
-                // Off the worker's path: it already has its answer.
-                self.spare = self.ports.reserve(ip, client).ok();
+                // Off the worker's path: it already has its answer. Not on the port just
+                // handed out (see `PassivePorts::reserve`).
+                let current = self.passive.as_ref().map(|p| p.port());
+                self.spare = self.ports.reserve(ip, client, current).ok();
             }
             Err(e) => {
                 tracing::warn!(error = %e, address = %ip, "no passive socket");
