@@ -226,6 +226,101 @@ fn sessions_cannot_see_each_others_processes() {
     );
 }
 
+/// Every monitor is pid 1 of its own PID namespace; what tells sessions apart (the pid in the
+/// log lines, the owner uid of the passive sockets, which keeps one session out of another's
+/// `SO_REUSEPORT` group) must be its host pid. Concurrent sessions moving data over passive
+/// connections on a small range must all succeed.
+#[test]
+fn concurrent_sessions_are_told_apart_by_their_host_pids_and_keep_their_passive_ports() {
+    if !prepare() {
+        return;
+    }
+    let pam = PamService::create(&[]);
+    let server = Server::start(
+        "write_enable = true\npasv_min_port = 41000\npasv_max_port = 41007",
+        &pam,
+    );
+    let users: Vec<TestUser> = (0..4).map(|_| TestUser::create()).collect();
+    let mut clients: Vec<FtpClient> = users
+        .iter()
+        .map(|u| {
+            let mut c = FtpClient::connect(server.addr());
+            c.login_ok(u);
+            c
+        })
+        .collect();
+    let monitors = server.monitors();
+    common::wait_until(Duration::from_secs(5), || {
+        server
+            .log()
+            .iter()
+            .filter(|l| l.contains("login ok"))
+            .count()
+            == users.len()
+    });
+    let log = server.log();
+    let mut pids: Vec<String> = log
+        .iter()
+        .filter(|l| l.contains("login ok"))
+        .filter_map(|l| {
+            l.split(" pid=")
+                .nth(1)?
+                .split(' ')
+                .next()
+                .map(str::to_string)
+        })
+        .collect();
+    pids.sort();
+    pids.dedup();
+    assert_eq!(
+        pids.len(),
+        users.len(),
+        "one pid per session: {pids:?}\n{}",
+        log.join("\n")
+    );
+    for pid in &pids {
+        let pid: u32 = pid.parse().expect("a number");
+        assert!(
+            monitors.contains(&pid),
+            "pid={pid} is not a monitor's host pid: {monitors:?}"
+        );
+    }
+    // Passive listings on all sessions at once, over a range of eight ports: with a shared
+    // socket owner, one session's listener set would join another's and trap its client.
+    for round in 0..5 {
+        let mut data: Vec<std::net::TcpStream> = clients
+            .iter_mut()
+            .map(|c| {
+                c.pasv_data()
+                    .unwrap_or_else(|e| panic!("round {round}: PASV: {e}"))
+            })
+            .collect();
+        for (c, d) in clients.iter_mut().zip(data.iter_mut()) {
+            let (code, text) = c.cmd("LIST");
+            assert_eq!(
+                code,
+                150,
+                "round {round}: {text}\n{}",
+                server.log().join("\n")
+            );
+            let mut listing = Vec::new();
+            std::io::Read::read_to_end(d, &mut listing).expect("listing");
+            let (code, text) = c.read_reply().expect("the LIST's final reply");
+            assert_eq!(
+                code,
+                226,
+                "round {round}: {text}\n{}",
+                server.log().join("\n")
+            );
+        }
+    }
+    assert!(
+        !server.log_contains("another address than the client's"),
+        "a client's own data connection was trapped:\n{}",
+        server.log().join("\n")
+    );
+}
+
 #[test]
 fn a_sessions_processes_end_with_its_monitor() {
     if !prepare() {

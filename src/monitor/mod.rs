@@ -35,6 +35,33 @@ use crate::sys::{self, Forked};
 /// The session's container, before any child exists so both inherit it: its cgroup, its
 /// IPC, UTS and mount namespaces (its PID namespace is the spawner's doing), the monitor's
 /// resource limits. Any failure ends the session before it starts.
+/// This monitor's pid as the host sees it. In the session's own PID namespace (`isolate`)
+/// `getpid()` is 1 for every monitor; the host's `/proc` still names the process by its host
+/// pid, which is unique among live sessions (the passive sockets' owner uid and the session
+/// pid in every log line depend on that). Read once; if `/proc` cannot tell, a random number
+/// above every possible pid stands in (logged).
+pub fn host_pid() -> u32 {
+    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *PID.get_or_init(|| {
+        let from_proc = std::fs::read_link("/proc/self")
+            .ok()
+            .and_then(|p| p.to_str().and_then(|s| s.parse::<u32>().ok()));
+        match from_proc {
+            Some(pid) => pid,
+            None if std::process::id() != 1 => std::process::id(),
+            None => {
+                let mut bytes = [0u8; 4];
+                let _ = std::fs::File::open("/dev/urandom")
+                    .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes));
+                // Above any real pid (pid_max is at most 2^22), so never a live session's.
+                let stand_in = 4_194_304 + u32::from_le_bytes(bytes) % 1_000_000_000;
+                tracing::warn!(stand_in, "cannot read this session's host pid from /proc");
+                stand_in
+            }
+        }
+    })
+}
+
 fn contain(config: &Config, cgroup: Option<&std::path::Path>) -> Result<(), String> {
     if let Some(dir) = cgroup {
         crate::spawner::cgroup::join(dir)

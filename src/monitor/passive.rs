@@ -51,7 +51,7 @@ impl PassivePorts {
             (min, max) => Some(min.max(1)..=max),
         };
         // Spread concurrent sessions over the range so they rarely collide on the first try.
-        let seed = std::process::id().wrapping_mul(2_654_435_761)
+        let seed = super::host_pid().wrapping_mul(2_654_435_761)
             ^ std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.subsec_nanos())
@@ -221,7 +221,9 @@ pub struct Passive {
 /// The uid that owns this session's passive sockets (see the module header): unique among
 /// live sessions, and no account's.
 fn socket_owner() -> nix::unistd::Uid {
-    nix::unistd::Uid::from_raw(3_000_000_000 + std::process::id())
+    // SECURITY: unique per live session — the host pid, not getpid() (1 in every session's
+    // PID namespace, which would let every session join every other's port group).
+    nix::unistd::Uid::from_raw(3_000_000_000u32.wrapping_add(super::host_pid()))
 }
 
 const SKF_NET_OFF: u32 = 0xfff0_0000; // -0x100000: offsets from the network header

@@ -97,7 +97,8 @@ impl SessionRecords {
     pub fn new(config: &Config, client: SocketAddr) -> SessionRecords {
         SessionRecords {
             outputs: Outputs::from_config(config),
-            pid: std::process::id(),
+            // The host's pid: in the session's PID namespace every monitor is pid 1.
+            pid: super::host_pid(),
             client,
             started: Instant::now(),
             user: None,

@@ -86,7 +86,7 @@ pub fn append(path: &Path, line: &str) {
 /// Send one line to syslog (`/dev/log`), facility ftp; `severe`: a failed login (warning).
 pub fn syslog(line: &str, severe: bool) {
     let priority = LOG_FTP + if severe { 4 } else { 6 };
-    let message = format!("<{priority}>rftpd[{}]: {line}", std::process::id());
+    let message = format!("<{priority}>rftpd[{}]: {line}", crate::monitor::host_pid());
     let sent = std::os::unix::net::UnixDatagram::unbound()
         .and_then(|s| s.send_to(message.as_bytes(), "/dev/log"));
     if let Err(e) = sent {
