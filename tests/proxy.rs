@@ -179,6 +179,16 @@ fn assert_logged_in_once(server: &Server, user: &TestUser, client: &str) {
     );
 }
 
+/// `needle` in the node's log within a few seconds (its stderr is read as it comes).
+fn assert_logged(server: &Server, needle: &str) {
+    common::wait_until(Duration::from_secs(5), || server.log_contains(needle));
+    assert!(
+        server.log_contains(needle),
+        "no {needle:?} in:\n{}",
+        server.log().join("\n")
+    );
+}
+
 /// A TCP connection to `to` from `from`.
 fn connect_from(from: &str, to: SocketAddr) -> TcpStream {
     use nix::sys::socket::{
@@ -274,12 +284,19 @@ fn curl_and_lftp_through_haproxy_log_in_list_upload_and_download_on_both_nodes_w
         &[nodes[0].addr(), nodes[1].addr()],
         "roundrobin",
     );
-    let served = |nodes: &[Server]| -> Vec<usize> {
-        nodes.iter().map(|n| logins(n, &user, CLIENT)).collect()
+    // Each curl is one session; its login line reaches the node's log shortly after it ends.
+    let served = |nodes: &[Server], sessions: usize| -> Vec<usize> {
+        let count = || -> Vec<usize> { nodes.iter().map(|n| logins(n, &user, CLIENT)).collect() };
+        common::wait_until(Duration::from_secs(5), || {
+            count().iter().sum::<usize>() >= sessions
+        });
+        count()
     };
+    let mut sessions = 0usize;
 
     // Listing and download with curl, twice: round robin takes one to each node.
     for _ in 0..2 {
+        sessions += 1;
         let out = curl_from(CLIENT, &[&lb.url(&user, "/")]);
         assert_eq!(code(&out), 0, "{}", describe(&out));
         assert!(
@@ -287,11 +304,12 @@ fn curl_and_lftp_through_haproxy_log_in_list_upload_and_download_on_both_nodes_w
             "{}",
             describe(&out)
         );
+        sessions += 1;
         let out = curl_from(CLIENT, &[&lb.url(&user, "/hello.txt")]);
         assert_eq!(code(&out), 0, "{}", describe(&out));
         assert_eq!(out.stdout, b"hello through the balancer\n");
     }
-    let counts = served(&nodes);
+    let counts = served(&nodes, sessions);
     assert!(
         counts.iter().all(|c| *c >= 1),
         "each node logs the client address: {counts:?}"
@@ -309,23 +327,25 @@ fn curl_and_lftp_through_haproxy_log_in_list_upload_and_download_on_both_nodes_w
     let upload = dir.join("up.bin");
     let payload = common::rand_bytes(300_000);
     std::fs::write(&upload, &payload).unwrap();
-    let before = served(&nodes);
+    let before = served(&nodes, sessions);
+    sessions += 1;
     let out = curl_from(
         CLIENT,
         &["-T", upload.to_str().unwrap(), &lb.url(&user, "/up.bin")],
     );
     assert_eq!(code(&out), 0, "{}", describe(&out));
-    let after = served(&nodes);
+    let after = served(&nodes, sessions);
     let uploader = (0..2)
         .find(|&i| after[i] > before[i])
         .expect("a node served the upload");
     let mut read_elsewhere = false;
     for _ in 0..4 {
-        let before = served(&nodes);
+        let before = served(&nodes, sessions);
+        sessions += 1;
         let out = curl_from(CLIENT, &[&lb.url(&user, "/up.bin")]);
         assert_eq!(code(&out), 0, "{}", describe(&out));
         assert!(out.stdout == payload, "download differs from the upload");
-        let after = served(&nodes);
+        let after = served(&nodes, sessions);
         if after[1 - uploader] > before[1 - uploader] {
             read_elsewhere = true;
             break;
@@ -348,7 +368,8 @@ fn curl_and_lftp_through_haproxy_log_in_list_upload_and_download_on_both_nodes_w
         upload.display(),
         got.display()
     );
-    let before = served(&nodes).iter().sum::<usize>();
+    let before = served(&nodes, sessions).iter().sum::<usize>();
+    sessions += 1;
     let out = Command::new("timeout")
         .args(["60", "lftp", "-c", &script])
         .stdin(Stdio::null())
@@ -366,7 +387,7 @@ fn curl_and_lftp_through_haproxy_log_in_list_upload_and_download_on_both_nodes_w
     );
     assert!(std::fs::read(user.home.join("lftp.bin")).unwrap() == payload);
     assert!(
-        served(&nodes).iter().sum::<usize>() > before,
+        served(&nodes, sessions).iter().sum::<usize>() > before,
         "lftp's login is logged with the client address"
     );
 }
@@ -494,11 +515,7 @@ fn a_v1_header_from_a_listed_proxy_is_the_client_for_pam_passive_and_active_chec
         carried,
         "PAM_RHOST"
     );
-    assert!(
-        logins(&node, &user, carried) == 1,
-        "{}",
-        node.log().join("\n")
-    );
+    assert_logged_in_once(&node, &user, carried);
 
     // Passive: a data connection from the balancer's address is the wrong peer (trapped);
     // the one from the carried client address gets the listing.
@@ -580,7 +597,10 @@ fn a_proxy_header_from_an_unlisted_peer_and_a_listed_peer_without_one_are_refuse
         let reply = c.reply();
         assert!(reply.starts_with("421"), "{reply:?}");
     }
-    assert!(node.log_contains("PROXY protocol header from an address not in proxy_protocol_from"));
+    assert_logged(
+        &node,
+        "PROXY protocol header from an address not in proxy_protocol_from",
+    );
     assert!(
         !node.log_contains("client=192.0.2.1"),
         "the forged address was used"
@@ -609,12 +629,8 @@ fn a_proxy_header_from_an_unlisted_peer_and_a_listed_peer_without_one_are_refuse
         "{:?}",
         started.elapsed()
     );
-    assert!(
-        node.log_contains("no PROXY protocol header within"),
-        "{}",
-        node.log().join("\n")
-    );
-    assert!(node.log_contains("does not start with a PROXY protocol header"));
+    assert_logged(&node, "no PROXY protocol header within");
+    assert_logged(&node, "does not start with a PROXY protocol header");
     // And a proper v2 header from it is taken.
     let stream = connect_from(PROXY_SOURCE, to);
     (&stream)
