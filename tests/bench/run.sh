@@ -22,6 +22,7 @@
 #   BENCH_OUT=file      also write the markdown report there (BENCH_JSON=file: raw values)
 #   BENCH_LOGS=dir      copy both servers' logs and configs there before cleanup
 #   BENCH_KEEP=1        keep servers and users after the run until Enter is pressed (profiling)
+#   RFTPD_EXTRA=lines   more rftpd.toml lines (newline-separated), e.g. sandbox layers off
 set -euo pipefail
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -205,6 +206,19 @@ for line in 'max_clients = 5000' 'max_per_ip = 5000' 'data_connection_timeout = 
         NOTES+=("rftpd does not accept \`$line\` yet; left out of its config")
     fi
 done
+
+# RFTPD_EXTRA: more rftpd.toml lines (one per line), e.g. to measure with sandbox layers off.
+if [ -n "${RFTPD_EXTRA:-}" ]; then
+    while IFS= read -r line; do
+        [ -n "$line" ] || continue
+        if probe "${RF_EXTRA[@]}" "$line"; then
+            RF_EXTRA+=("$line")
+        else
+            echo "RFTPD_EXTRA: rftpd does not accept \`$line\`" >&2
+            exit 1
+        fi
+    done <<< "$RFTPD_EXTRA"
+fi
 
 RF_TLS=false
 TLS_REASON=""
