@@ -322,8 +322,7 @@ impl JailedStorage {
 
     /// `SITE CHMOD mode path`.
     pub async fn chmod(&self, mode: u32, path: &str) -> Result<()> {
-        let base = self.shared.working_dir();
-        let path = base.join(path);
+        let path = self.session_path(path);
         let result = async {
             self.allow(|r| r.chmod, &path)?;
             let path = real_path(&path);
@@ -542,28 +541,8 @@ impl StorageBackend<SessionUser> for JailedStorage {
         path: P,
         start_pos: u64,
     ) -> Result<Box<dyn AsyncRead + Send + Sync + Unpin>> {
-        self.data_connection_arrived();
-        let e = self
-            .allow(|r| r.download, path.as_ref())
-            .map_err(|err| self.refused("550 Permission denied.", err))?;
-        self.check_data_connection(e).await?;
-        let shown = path.as_ref().display().to_string();
-        let path = real_path(path.as_ref());
-        let (file, size) = on_session_thread(|| {
-            let mut f = std::fs::File::open(path)?;
-            let meta = f.metadata()?;
-            if !meta.is_file() {
-                return Err(io::Error::from(io::ErrorKind::IsADirectory));
-            }
-            io::Seek::seek(&mut f, io::SeekFrom::Start(start_pos))?;
-            Ok((f, meta.len()))
-        })
-        .map_err(|err| self.refused("550 Failed to open file.", err))?;
-        self.ready(format!(
-            "150 Opening {} mode data connection for {} ({size} bytes).",
-            self.type_name(),
-            listing::wire_name(&shown)
-        ));
+        let (mut file, _, _) = self.open_download(path.as_ref()).await?;
+        io::Seek::seek(&mut file, io::SeekFrom::Start(start_pos)).map_err(Error::from)?;
         Ok(Box::new(tokio::io::BufReader::with_capacity(
             CHUNK,
             tokio::fs::File::from_std(file),

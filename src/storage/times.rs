@@ -16,15 +16,12 @@ use super::facts::{FactContext, timestamp};
 use super::*;
 
 impl JailedStorage {
-    /// A client path, relative to the session's directory, as the session's absolute path
-    /// (names in their mapped form, `crate::names`; `real_path` gives the bytes on disk).
-    fn session_path(&self, path: &str) -> PathBuf {
-        let joined = self.shared.working_dir().join(path);
-        if joined.is_absolute() {
-            joined
-        } else {
-            Path::new("/").join(joined)
-        }
+    /// A client path, relative to the session's (absolute) directory, as the session's
+    /// absolute path (names in their mapped form, `crate::names`; `real_path` gives the bytes
+    /// on disk). For the commands libunftp hands over without a path of its own (SITE, SIZE,
+    /// MDTM, MFMT, MLST).
+    pub(super) fn session_path(&self, path: &str) -> PathBuf {
+        self.shared.working_dir().join(path)
     }
 
     /// `SIZE path`: the size of a regular file (vsftpd refuses anything else).

@@ -14,18 +14,11 @@ use super::zero_copy;
 use super::*;
 
 impl JailedStorage {
-    /// RETR: the file at `path` from `start_pos` into `output` (or, by `sendfile`, into the
-    /// socket under it: those bytes are counted in `sent_around_output`).
-    pub(super) async fn download_into<W>(
-        &self,
-        path: &Path,
-        start_pos: u64,
-        output: &mut W,
-        sent_around_output: &std::sync::atomic::AtomicU64,
-    ) -> Result<u64>
-    where
-        W: AsyncWrite + Unpin + Sync + Send + ?Sized,
-    {
+    /// The checks and the open of a download (RETR, by `get_into` or `get`): rights, the data
+    /// connection's protection, a readable regular file — each refused before the 150 with
+    /// vsftpd's words — then vsftpd's 150. The file, its size, and whether the connection is
+    /// TLS.
+    pub(super) async fn open_download(&self, path: &Path) -> Result<(std::fs::File, u64, bool)> {
         self.data_connection_arrived();
         let e = self
             .allow(|r| r.download, path)
@@ -33,9 +26,7 @@ impl JailedStorage {
         let tls_seen = self.check_data_connection(e).await?;
         let shown = path.display().to_string();
         let path = real_path(path);
-        let _transfer = Transfer::start(&self.shared);
-        // Open and size on the session's thread (no thread switch). Anything but a readable
-        // regular file is refused before the 150, with vsftpd's words.
+        // On the session's thread (no thread switch).
         let (file, size) = on_session_thread(|| {
             let file = std::fs::File::open(&path)?;
             let meta = file.metadata()?;
@@ -50,6 +41,23 @@ impl JailedStorage {
             self.type_name(),
             listing::wire_name(&shown)
         ));
+        Ok((file, size, tls_seen))
+    }
+
+    /// RETR: the file at `path` from `start_pos` into `output` (or, by `sendfile`, into the
+    /// socket under it: those bytes are counted in `sent_around_output`).
+    pub(super) async fn download_into<W>(
+        &self,
+        path: &Path,
+        start_pos: u64,
+        output: &mut W,
+        sent_around_output: &std::sync::atomic::AtomicU64,
+    ) -> Result<u64>
+    where
+        W: AsyncWrite + Unpin + Sync + Send + ?Sized,
+    {
+        let (file, size, tls_seen) = self.open_download(path).await?;
+        let _transfer = Transfer::start(&self.shared);
         // ascii_download_enable with TYPE A: LF becomes CRLF on the wire (vsftpd's rule).
         let mut ascii = (self.shared.config.ascii_download_enable
             && self.shared.ascii.load(std::sync::atomic::Ordering::SeqCst))
