@@ -457,3 +457,70 @@ fn a_passive_port_refused_before_use_is_released_and_a_new_pasv_works() {
     assert_eq!(s.ftp.read_reply().unwrap().1, "226 Transfer complete.");
     assert_alive(&mut s.ftp, "the second PASV");
 }
+
+/// Set `user`'s password to `password`'s bytes (a SHA-512 crypt made by openssl, set with
+/// `chpasswd -e`: chpasswd itself would take the bytes as they are too, but says nothing of it).
+fn set_password_bytes(user: &TestUser, password: &[u8]) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut openssl = Command::new("openssl")
+        .args(["passwd", "-6", "-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("openssl passwd");
+    let mut input = password.to_vec();
+    input.push(b'\n');
+    openssl.stdin.take().unwrap().write_all(&input).unwrap();
+    let out = openssl.wait_with_output().unwrap();
+    assert!(out.status.success(), "openssl passwd failed");
+    let hash = common::lossy(&out.stdout).trim().to_string();
+    let mut chpasswd = Command::new("chpasswd")
+        .arg("-e")
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("chpasswd -e");
+    chpasswd
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{}:{hash}\n", user.name).as_bytes())
+        .unwrap();
+    assert!(chpasswd.wait().unwrap().success(), "chpasswd -e failed");
+}
+
+/// USER, then PASS with `password`'s bytes as they are; the reply to PASS.
+fn login_with_bytes(addr: std::net::SocketAddr, user: &[u8], password: &[u8]) -> (u16, String) {
+    let mut ftp = FtpClient::connect(addr);
+    ftp.send_raw(&[b"USER ", user, b"\r\n"].concat()).unwrap();
+    let (code, text) = ftp.read_reply().unwrap();
+    if code != 331 {
+        return (code, text);
+    }
+    ftp.send_raw(&[b"PASS ", password, b"\r\n"].concat())
+        .unwrap();
+    let reply = ftp.read_reply().unwrap();
+    assert_alive(&mut ftp, "a PASS that is not UTF-8");
+    reply
+}
+
+#[test]
+fn a_password_that_is_not_utf8_reaches_pam_as_its_bytes() {
+    if !common::require_root() {
+        return;
+    }
+    let s = Session::new();
+    // Latin-1 "café" and two bytes that are no UTF-8 at all.
+    let password = b"caf\xe9-\xff\xfe-Pw1";
+    set_password_bytes(&s.user, password);
+    let name = s.user.name.as_bytes();
+    let (code, text) = login_with_bytes(s.server_addr, name, password);
+    assert_eq!(code, 230, "the Latin-1 password: {text}");
+    // What the bytes would be after a lossy decoding: not the password.
+    let lossy = "caf\u{fffd}-\u{fffd}\u{fffd}-Pw1".as_bytes();
+    let (code, text) = login_with_bytes(s.server_addr, name, lossy);
+    assert_eq!(code, 530, "U+FFFD in place of the bytes: {text}");
+    // A USER that is not UTF-8 is no account's name, whatever its U+FFFD stand-ins spell.
+    let (code, text) = login_with_bytes(s.server_addr, b"\xe9\xe9", password);
+    assert_eq!(code, 530, "a USER that is not UTF-8: {text}");
+}

@@ -66,6 +66,8 @@ pub struct Conversation<'a> {
     client_address: String,
     lines: LineReader,
     pending_user: Option<String>,
+    /// The pending USER's bytes were not UTF-8 (see `run`).
+    pending_user_not_text: bool,
     preamble: Preamble,
 }
 
@@ -87,6 +89,7 @@ impl<'a> Conversation<'a> {
             client_address,
             lines: LineReader::default(),
             pending_user: None,
+            pending_user_not_text: false,
             preamble: Preamble::default(),
         }
     }
@@ -192,8 +195,19 @@ impl<'a> Conversation<'a> {
             let arg = command.arg.as_ref();
             let step = match command.verb.as_str() {
                 "AUTH" => self.auth(client, arg).await?,
-                "USER" => self.user(client, arg.trim()).await?,
-                "PASS" => self.pass(client, arg).await?,
+                "USER" => {
+                    // SECURITY: account names are text here and in the monitor (passwd, user
+                    // lists); a USER whose bytes are not UTF-8 must never log in as the name
+                    // its U+FFFD stand-ins spell: its PASS gets the monitor's refusal.
+                    self.pending_user_not_text = command::argument_bytes(&line)
+                        .is_ok_and(|b| std::str::from_utf8(b).is_err());
+                    self.user(client, arg.trim()).await?
+                }
+                // The password's bytes as they came: PAM takes a C string, not text.
+                "PASS" => {
+                    let password = command::argument_bytes(&line).unwrap_or_default();
+                    self.pass(client, password).await?
+                }
                 "QUIT" => {
                     let _ = say(client, "221 Goodbye.").await;
                     return Err(ExitReason::Closed);
@@ -375,19 +389,19 @@ impl<'a> Conversation<'a> {
         self.pending_user = Some(name.to_string());
         if anonymous && config.no_anon_password {
             // no_anon_password: an anonymous user is logged in at USER, as vsftpd does.
-            return self.pass(client, "").await;
+            return self.pass(client, b"").await;
         }
         say(client, "331 Please specify the password.").await?;
         Ok(Step::Continue)
     }
 
-    async fn pass(&mut self, client: &mut Client, password: &str) -> Result<Step, ExitReason> {
+    async fn pass(&mut self, client: &mut Client, password: &[u8]) -> Result<Step, ExitReason> {
         let Some(mut user) = self.pending_user.take() else {
             say(client, "503 Login with USER first.").await?;
             return Ok(Step::Continue);
         };
-        let mut password = password.as_bytes().to_vec();
-        if password.len() > MAX_PASSWORD {
+        let mut password = password.to_vec();
+        if password.len() > MAX_PASSWORD || std::mem::take(&mut self.pending_user_not_text) {
             // Still the monitor's refusal, with its delay and its count: a name that can be
             // no account's.
             user.clear();
