@@ -252,9 +252,9 @@ impl FileZilla {
     ///
     /// Coordinates: on a fresh 1280x800 screen FileZilla's default layout puts the local file
     /// list left and the remote one right, each with a header row, the ".." row, then the
-    /// entries sorted by name (first entry at y = 429). xdotool's x and FileZilla's drawing
-    /// differ by a factor of 0.75 on this Xvfb, so each x is picked to land in the same pane
-    /// either way.
+    /// entries sorted by name (first entry at y = 429). Clicks at xdotool's x landed where a
+    /// screenshot shows x × 0.75 (seen on Debian 12's Xvfb, not understood), so each x is
+    /// picked to land in the same pane either way.
     fn double_click(&self, x: u32, y: u32) {
         let window = self
             .xdotool(&["search", "--name", " - FileZilla$"])
@@ -276,6 +276,19 @@ impl FileZilla {
             "100",
             "1",
         ]);
+    }
+
+    /// Double-click a file's row until FileZilla logs `started` (at most 3 tries, 5 s each):
+    /// a click that lands while a list is being redrawn can be lost. Not again once started,
+    /// since a second transfer of the same file would ask whether to overwrite.
+    fn start_transfer(&self, x: u32, y: u32, started: &str) -> bool {
+        let before = self.log().matches(started).count();
+        (0..3).any(|_| {
+            self.double_click(x, y);
+            common::wait_until(Duration::from_secs(5), || {
+                self.log().matches(started).count() > before
+            })
+        })
     }
 }
 
@@ -350,7 +363,11 @@ fn seed_exercise(
     );
 
     // Upload: the local list's only entry.
-    fz.double_click(LOCAL_LIST_X, FIRST_ENTRY_Y);
+    assert!(
+        fz.start_transfer(LOCAL_LIST_X, FIRST_ENTRY_Y, "Status: Starting upload of"),
+        "{}",
+        failed("double-clicking the local file started no upload")
+    );
     assert!(
         fz.wait_log(
             "Status: File transfer successful",
@@ -391,7 +408,11 @@ fn seed_exercise(
     );
 
     // Download: the remote list's first entry, the seed.
-    fz.double_click(REMOTE_LIST_X, FIRST_ENTRY_Y);
+    assert!(
+        fz.start_transfer(REMOTE_LIST_X, FIRST_ENTRY_Y, "Status: Starting download of"),
+        "{}",
+        failed("double-clicking the remote file started no download")
+    );
     assert!(
         fz.wait_log(
             "Status: File transfer successful",
