@@ -414,12 +414,20 @@ fn a_passive_port_refused_before_use_is_released_and_a_new_pasv_works() {
         assert_eq!(bytes, b"after the refusal", "after {refused}");
     }
     // Opened, connected only after the 150 (the refusal is known only once the data
-    // connection comes): the refusal follows the 150, and a new PASV and a transfer work.
+    // connection comes): the 150 comes at once, the refusal after it, and a new PASV and a
+    // transfer work.
     let (code, text) = s.ftp.cmd("PASV");
     assert_eq!(code, 227, "{text}");
     let late = common::pasv_addr(&text).unwrap();
+    let asked = Instant::now();
     let (code, text) = s.ftp.cmd("RETR nosuch.bin");
     assert_eq!(code, 150, "{text}");
+    // Not held for the storage backend's word (that comes only once the client connects).
+    assert!(
+        asked.elapsed() < Duration::from_millis(1500),
+        "the 150 for a client that had not connected took {:?}",
+        asked.elapsed()
+    );
     let data = std::net::TcpStream::connect_timeout(&late, Duration::from_secs(10)).unwrap();
     let (code, text) = s.ftp.read_reply().unwrap();
     assert_eq!(code, 550, "RETR nosuch.bin after 150: {text}");

@@ -224,6 +224,50 @@ pub fn find_connected_socket(
     matches(std::os::fd::AsRawFd::as_raw_fd(&owned)).then_some(owned)
 }
 
+/// Whether a data connection from `peer_ip` has reached the passive listener bound at `local`
+/// among this process's descriptors `0..limit`: one accepted (a connected socket with that
+/// local address and peer), or one waiting in that listener's queue (readable). A `false`
+/// means the client has not connected yet (or its handshake is still under way).
+pub fn data_connection_came(
+    local: std::net::SocketAddr,
+    peer_ip: std::net::IpAddr,
+    limit: std::os::fd::RawFd,
+) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use nix::sys::socket::{SockaddrStorage, getpeername, getsockname, getsockopt, sockopt};
+    use std::os::fd::BorrowedFd;
+    fn address(a: &SockaddrStorage) -> Option<std::net::SocketAddr> {
+        if let Some(v4) = a.as_sockaddr_in() {
+            return Some(std::net::SocketAddr::from((v4.ip(), v4.port())));
+        }
+        let v6 = a.as_sockaddr_in6()?;
+        Some(std::net::SocketAddr::from((v6.ip(), v6.port())))
+    }
+    (0..limit).any(|raw| {
+        let here = getsockname::<SockaddrStorage>(raw)
+            .ok()
+            .and_then(|a| address(&a));
+        if here != Some(local) {
+            return false;
+        }
+        if let Some(peer) = getpeername::<SockaddrStorage>(raw)
+            .ok()
+            .and_then(|a| address(&a))
+        {
+            return peer.ip().to_canonical() == peer_ip.to_canonical();
+        }
+        // SAFETY: borrowed only for the getsockopt and the zero-timeout poll below; if another
+        // thread closed `raw` since getsockname, both fail with EBADF (or ask about whatever
+        // took the number: a wrong answer here only lengthens or shortens a hold).
+        let borrowed = unsafe { BorrowedFd::borrow_raw(raw) };
+        if !getsockopt(&borrowed, sockopt::AcceptConn).unwrap_or(false) {
+            return false;
+        }
+        let mut fds = [PollFd::new(borrowed, PollFlags::POLLIN)];
+        poll(&mut fds, PollTimeout::ZERO).is_ok_and(|n| n > 0)
+    })
+}
+
 /// Register an owned descriptor with the current tokio runtime's reactor.
 pub fn async_fd(
     fd: std::os::fd::OwnedFd,
@@ -574,5 +618,29 @@ mod tests {
         let (also, _) = listener.accept().unwrap();
         let limit = 1 + also.as_raw_fd() + 8;
         assert!(find_connected_socket(local, local.ip(), limit).is_none());
+    }
+
+    #[test]
+    fn a_data_connection_counts_as_come_when_queued_or_accepted_from_the_peer() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let local = listener.local_addr().unwrap();
+        let limit = 1024;
+        let peer = local.ip();
+        assert!(
+            !data_connection_came(local, peer, limit),
+            "nobody connected"
+        );
+        let client = TcpStream::connect(local).unwrap();
+        assert!(data_connection_came(local, peer, limit), "queued");
+        let (accepted, _) = listener.accept().unwrap();
+        assert!(data_connection_came(local, peer, limit), "accepted");
+        // From another address: neither the accepted socket nor the (empty) queue counts.
+        assert!(!data_connection_came(
+            local,
+            "127.0.0.2".parse().unwrap(),
+            limit
+        ));
+        drop((accepted, client));
+        assert!(!data_connection_came(local, peer, limit), "gone");
     }
 }

@@ -41,8 +41,9 @@ use crate::worker::status::{self, SessionStatus};
 const MAX_ENGINE_LINE: usize = 1 << 20;
 /// Longest wait for libunftp to answer one command of the login, or to take a command.
 const ENGINE_TIMEOUT: Duration = Duration::from_secs(20);
-/// Longest a `150` is held back for the storage backend's word on the transfer (a client that
-/// connects its data connection only after the `150` gets it after this).
+/// Longest a `150` is held back for the storage backend's word on the transfer, once the
+/// client's data connection has come (a passive client that has not connected yet gets its
+/// `150` at once: it connects after it).
 const HOLD_PRELIMINARY: Duration = Duration::from_secs(2);
 
 type EngineRead = tokio::net::tcp::OwnedReadHalf;
@@ -83,6 +84,11 @@ async fn active_mode(
             "500 Illegal PORT command."
         });
     }
+    // No passive listener is in play any more (see `SessionShared::passive_client_absent`).
+    *shared
+        .passive_address
+        .lock()
+        .unwrap_or_else(|p| p.into_inner()) = None;
     let wait = Duration::from_secs(config.connect_timeout.max(1));
     active::prepare(shared, monitor, target, wait)
         .await
@@ -116,8 +122,16 @@ async fn reply_line(
             *pending = Pending::Unheld;
             return Some(line);
         }
+        // A passive client that has not connected by now waits for this 150 to connect:
+        // holding it would only delay that client (by the whole hold). A word the storage
+        // backend has already given still counts.
+        let hold = if shared.passive_client_absent() {
+            Duration::ZERO
+        } else {
+            HOLD_PRELIMINARY
+        };
         shared.holding_preliminary.store(true, Ordering::SeqCst);
-        let outcome = shared.data_outcome(HOLD_PRELIMINARY).await;
+        let outcome = shared.data_outcome(hold).await;
         shared.holding_preliminary.store(false, Ordering::SeqCst);
         return match outcome {
             Some(DataOutcome::Abandoned(text)) => Some(text.as_bytes().to_vec()),

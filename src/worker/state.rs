@@ -267,6 +267,21 @@ impl SessionShared {
         }
     }
 
+    /// A plain passive listener is set up (its address known, see `passive_address`) and the
+    /// client's data connection has not reached it, neither accepted nor waiting in its queue.
+    /// `false` when unsure (no such listener: active mode, `PROT P`).
+    pub fn passive_client_absent(&self) -> bool {
+        /// Descriptors looked at (a worker has a few dozen at most).
+        const FD_SCAN_LIMIT: i32 = 128;
+        let local = *self
+            .passive_address
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        local.is_some_and(|local| {
+            !crate::sys::data_connection_came(local, self.client_ip, FD_SCAN_LIMIT)
+        })
+    }
+
     pub fn set_stand_in(&self, real: Option<crate::worker::active::StandIn>) {
         *self.stand_in.lock().unwrap_or_else(|p| p.into_inner()) = real;
     }
