@@ -8,7 +8,9 @@
 //! the master validated, forks for it.
 //!
 //! It reads orders from the master on fd 0 (a `SOCK_SEQPACKET` socket; see [`protocol`]),
-//! reaps its sessions and reports how each ended. It never reads from a client socket: the
+//! reaps its sessions and reports how each ended. Each session's monitor has a channel of its
+//! own to the spawner, for one thing: claiming its login (`max_per_user`), which the spawner
+//! checks, passes to the master, and whose answer it passes back. It never reads from a client socket: the
 //! socket goes straight to the forked session. It trusts only its parent, the master; when the
 //! master goes away or retires it, it starts nothing more and exits after its last session.
 
@@ -20,14 +22,16 @@ use std::os::fd::{AsFd, OwnedFd};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use nix::sys::socket::SockType;
+use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 use crate::config::Config;
 use crate::monitor::{self, Handover};
 use crate::policy::UserList;
-use crate::protocol::spawner::{MAX_RECORD, Order, ProcessEnd, Report};
+use crate::protocol::spawner::{
+    CLAIM_GRANTED, CLAIM_REFUSED, MAX_RECORD, Order, ProcessEnd, Report, decode_claim,
+};
 use crate::sys::{self, Forked};
 
 /// Process names (`comm`, what `ps -o comm` and `pgrep` see) of the spawner and of the two
@@ -143,8 +147,8 @@ struct Spawner {
     channel: Option<OwnedFd>,
     /// SIGCHLD as a descriptor; `None` only in a forked session.
     children_signal: Option<SignalFd>,
-    /// Running sessions: pid → the master's id for them and their cgroup.
-    children: HashMap<Pid, (u64, Option<std::path::PathBuf>)>,
+    /// Running sessions, by pid.
+    children: HashMap<Pid, Session>,
     /// Where session cgroups are made (a delegated cgroup v2 subtree), if anywhere.
     cgroups: Option<cgroup::SessionCgroups>,
     retired: bool,
@@ -175,6 +179,17 @@ fn preload_libraries(config: &Config) -> Option<crate::auth::PreloadedModules> {
     }
 }
 
+/// One running session, as the spawner sees it.
+struct Session {
+    /// The master's id for it.
+    id: u64,
+    cgroup: Option<std::path::PathBuf>,
+    /// The spawner's end of the monitor's claim channel; `None` once the monitor closed it.
+    claims: Option<OwnedFd>,
+    /// It has sent its one claim.
+    claimed: bool,
+}
+
 impl Spawner {
     fn serve(&mut self) -> u8 {
         let mut buf = [0u8; MAX_RECORD + 1];
@@ -187,10 +202,22 @@ impl Spawner {
             let Some(children_signal) = &self.children_signal else {
                 return EXIT_SETUP_FAILED;
             };
-            let (child_ready, order_ready) = {
+            let claimants: Vec<Pid> = self
+                .children
+                .iter()
+                .filter(|(_, c)| c.claims.is_some())
+                .map(|(pid, _)| *pid)
+                .collect();
+            let (child_ready, order_ready, claims_ready) = {
                 let mut fds = vec![PollFd::new(children_signal.as_fd(), PollFlags::POLLIN)];
                 if let Some(channel) = &self.channel {
                     fds.push(PollFd::new(channel.as_fd(), PollFlags::POLLIN));
+                }
+                let first_claim = fds.len();
+                for pid in &claimants {
+                    if let Some(fd) = self.children.get(pid).and_then(|c| c.claims.as_ref()) {
+                        fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
+                    }
                 }
                 match poll(&mut fds, PollTimeout::NONE) {
                     Ok(_) => {}
@@ -201,7 +228,17 @@ impl Spawner {
                     }
                 }
                 let ready = |fd: &PollFd<'_>| fd.revents().is_some_and(|r| !r.is_empty());
-                (ready(&fds[0]), fds.get(1).is_some_and(ready))
+                let claims_ready: Vec<Pid> = claimants
+                    .iter()
+                    .zip(&fds[first_claim..])
+                    .filter(|(_, fd)| ready(fd))
+                    .map(|(pid, _)| *pid)
+                    .collect();
+                (
+                    ready(&fds[0]),
+                    self.channel.is_some() && fds.get(1).is_some_and(ready),
+                    claims_ready,
+                )
             };
             if child_ready {
                 // Drain the signalfd, then reap everything that has ended (signals coalesce).
@@ -210,6 +247,9 @@ impl Spawner {
             }
             if order_ready {
                 self.take_order(&mut buf);
+            }
+            for pid in claims_ready {
+                self.take_claim(pid);
             }
         }
     }
@@ -231,12 +271,15 @@ impl Spawner {
                 WaitStatus::Signaled(pid, signal, _) => (pid, ProcessEnd::Killed(signal as i32)),
                 _ => continue,
             };
-            if let Some((id, cgroup)) = self.children.remove(&pid) {
+            if let Some(session) = self.children.remove(&pid) {
                 // Process 1 of the session's PID namespace has gone, so has everything else.
-                if let (Some(cgroups), Some(dir)) = (&mut self.cgroups, cgroup) {
+                if let (Some(cgroups), Some(dir)) = (&mut self.cgroups, session.cgroup) {
                     cgroups.remove(dir);
                 }
-                self.report(Report::Ended { id, end });
+                self.report(Report::Ended {
+                    id: session.id,
+                    end,
+                });
             }
         }
     }
@@ -290,7 +333,8 @@ impl Spawner {
                 tracing::debug!(sessions = self.children.len(), "spawner retired");
                 self.retired = true;
             }
-            (Ok(Order::Retire), Some(_)) | (Err(_), _) => {
+            (Ok(Order::Answer { id, granted }), None) => self.answer_claim(id, granted),
+            (Ok(Order::Retire | Order::Answer { .. }), Some(_)) | (Err(_), _) => {
                 tracing::error!("spawner: malformed order from the master; ignored");
             }
         }
@@ -324,6 +368,23 @@ impl Spawner {
             not_started(self, cgroup);
             return;
         }
+        let (claims, session_claims) = match socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        ) {
+            Ok(pair) => pair,
+            Err(e) => {
+                tracing::error!(error = %e, "spawner: no claim channel; not starting the session");
+                drop(client);
+                if let Some(pids) = &self.template.pid_namespaces {
+                    let _ = pids.restore();
+                }
+                not_started(self, cgroup);
+                return;
+            }
+        };
         let forked = sys::fork_single_threaded();
         if let (Some(pids), Ok(Forked::Parent(_)) | Err(_)) =
             (&self.template.pid_namespaces, &forked)
@@ -338,6 +399,10 @@ impl Spawner {
                 // the signalfd, not the blocked SIGCHLD.
                 self.channel = None;
                 self.children_signal = None;
+                // SECURITY: a session holds its own claim channel and no other session's
+                // (it could claim logins in their name otherwise).
+                self.children.clear();
+                drop(claims);
                 let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.original_mask), None);
                 let _ = nix::sys::prctl::set_name(MONITOR_NAME);
                 let template = &self.template;
@@ -349,6 +414,7 @@ impl Spawner {
                         empty_net: template.empty_net.as_ref().map(|f| f.as_fd()),
                         proxied_client: carried,
                         cgroup: cgroup.as_deref(),
+                        claims: Some(session_claims.as_fd()),
                     },
                     std::net::TcpStream::from(client),
                 );
@@ -356,7 +422,14 @@ impl Spawner {
             }
             Ok(Forked::Parent(pid)) => {
                 drop(client);
-                self.children.insert(pid, (id, cgroup));
+                drop(session_claims);
+                let session = Session {
+                    id,
+                    cgroup,
+                    claims: Some(claims),
+                    claimed: false,
+                };
+                self.children.insert(pid, session);
                 self.report(Report::Started {
                     id,
                     pid: pid.as_raw() as u32,
@@ -367,6 +440,68 @@ impl Spawner {
                 drop(client);
                 not_started(self, cgroup);
             }
+        }
+    }
+}
+
+impl Spawner {
+    /// Read the claim a session's monitor sent and pass it to the master; refuse it at once
+    /// when it is malformed, a second one, or there is no master to ask.
+    fn take_claim(&mut self, pid: Pid) {
+        let Some(session) = self.children.get_mut(&pid) else {
+            return;
+        };
+        let Some(channel) = &session.claims else {
+            return;
+        };
+        let mut buf = [0u8; MAX_RECORD + 1];
+        let claim = match sys::recv_message(channel.as_fd(), &mut buf) {
+            Err(e) if e.raw_os_error() == Some(nix::libc::EINTR) => return,
+            Ok((0, _)) | Err(_) => {
+                session.claims = None;
+                return;
+            }
+            Ok((_, Some(_))) => Err("a file descriptor".to_owned()),
+            Ok((len, None)) => decode_claim(&buf[..len]).map_err(|e| e.to_string()),
+        };
+        let id = session.id;
+        // SECURITY: one claim per session, for a plain name; anything else is refused here.
+        let claim = match claim {
+            Ok(_) if session.claimed => Err("a second claim".to_owned()),
+            other => other,
+        };
+        session.claimed = true;
+        match claim {
+            Ok(user) if self.channel.is_some() => {
+                self.report(Report::Claim { id, user });
+                if self.channel.is_none() {
+                    // The master has gone away: nobody else will answer.
+                    self.answer_claim(id, false);
+                }
+            }
+            Ok(_) => self.answer_claim(id, false),
+            Err(why) => {
+                tracing::error!(id, %why, "spawner: a bad login claim; refused");
+                self.answer_claim(id, false);
+            }
+        }
+    }
+
+    /// Pass the master's answer to the session that claimed.
+    fn answer_claim(&mut self, id: u64, granted: bool) {
+        let Some(session) = self.children.values_mut().find(|s| s.id == id) else {
+            return;
+        };
+        let Some(channel) = &session.claims else {
+            return;
+        };
+        let byte = if granted {
+            CLAIM_GRANTED
+        } else {
+            CLAIM_REFUSED
+        };
+        if sys::send_message(channel.as_fd(), &[byte], None).is_err() {
+            session.claims = None;
         }
     }
 }
