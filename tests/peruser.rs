@@ -150,6 +150,10 @@ fn a_bad_per_user_file_refuses_only_that_user_with_the_reason_in_the_log() {
             }),
         ),
         (
+            "`no_such_key` is not an rftpd key",
+            Box::new(|| write_user_file(&dir, &alice.name, "no_such_key = 1\n")),
+        ),
+        (
             "invalid TOML",
             Box::new(|| write_user_file(&dir, &alice.name, "write_enable = YES\n")),
         ),
@@ -409,11 +413,19 @@ fn max_per_user_refuses_the_login_over_the_limit_with_421_and_recovers() {
     assert!(
         server
             .wait_log_line(
-                &["max_per_user reached", &alice.name],
+                &["session refused", "max_per_user reached", &alice.name],
                 Duration::from_secs(5)
             )
             .is_some(),
         "no log line for the refusal"
+    );
+    // Not a failed password: fail2ban's `login refused` / FAIL LOGIN never says so.
+    assert!(
+        !server
+            .log()
+            .iter()
+            .any(|l| l.contains("login refused") && l.contains(&alice.name)),
+        "the refusal was logged as a failed login"
     );
     // Another user is not affected.
     let (_bob, reply) = try_login(&server, &bob);

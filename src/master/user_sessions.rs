@@ -67,9 +67,10 @@ impl super::State {
         if granted {
             session.user = Some(user.to_owned());
         } else {
-            tracing::warn!(client = %session.peer.ip(), port = session.peer.port(),
+            // The session's monitor logs the refusal ("session refused") with its pid.
+            tracing::debug!(client = %session.peer.ip(), port = session.peer.port(),
                 user = %crate::logging::Escaped(user), max_per_user = limit,
-                "login refused: max_per_user reached");
+                "max_per_user reached");
         }
         granted
     }

@@ -143,7 +143,8 @@ impl Monitor<'_> {
         });
         match outcome {
             Err(Refusal::TooMany(reason)) => {
-                self.records.login_refused(&user, &reason);
+                self.records.session_refused(&user, &reason);
+                self.session_limit_reached = true;
                 self.phase = Phase::LoginsExhausted;
                 self.kill_at = Some(Instant::now() + EXHAUSTED_GRACE);
                 self.reply(Peer::Prelogin, &Reply::TooManySessions, None);
