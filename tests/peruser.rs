@@ -210,6 +210,34 @@ fn a_bad_per_user_file_refuses_only_that_user_with_the_reason_in_the_log() {
     write_user_file(&dir, &alice.name, "write_enable = false\n");
     let mut ftp = FtpClient::connect(server.addr());
     ftp.login_ok(&alice);
+    // A directory others may write refuses everyone (a file could be deleted under it).
+    fs::set_permissions(&dir.path, fs::Permissions::from_mode(0o775)).unwrap();
+    for user in [&alice, &bob] {
+        let mut ftp = FtpClient::connect(server.addr());
+        assert_eq!(
+            ftp.login(&user.name, &user.password).0,
+            530,
+            "{}",
+            user.name
+        );
+        assert!(
+            server
+                .wait_log_line(
+                    &[
+                        "login refused",
+                        "is not owned by root or is writable",
+                        &user.name
+                    ],
+                    Duration::from_secs(5)
+                )
+                .is_some(),
+            "no refusal naming the directory for {}",
+            user.name
+        );
+    }
+    fs::set_permissions(&dir.path, fs::Permissions::from_mode(0o755)).unwrap();
+    let mut ftp = FtpClient::connect(server.addr());
+    ftp.login_ok(&bob);
 }
 
 /// A virtual-user server: `pam_userdb` with two users, `guest_username` a fresh account, and

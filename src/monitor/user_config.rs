@@ -2,10 +2,12 @@
 //! returns the settings that govern that session.
 //!
 //! Root, outside any jail, in the monitor only. vsftpd's rules, made stricter: the name must
-//! be a plain name ([`plain_user_name`]), the file is opened with `O_NOFOLLOW` (a symlink is
-//! refused), and it must be a regular file owned by root, not writable by group or others,
-//! with one link, and small. A missing file means no overrides (vsftpd). Any other problem
-//! refuses the login with the reason; it never falls back to the server's (wider) settings.
+//! be a plain name ([`plain_user_name`]); the directory must be root's and not writable by
+//! group or others (whoever can write it could delete a user's file, and so widen that user's
+//! rights to the server's); the file is opened in that directory with `O_NOFOLLOW` (a symlink
+//! is refused), and must be a regular file owned by root, not writable by group or others,
+//! and small. A missing file means no overrides (vsftpd). Any other problem refuses the login
+//! with the reason; it never falls back to the server's (wider) settings.
 //!
 //! What it must never do: read anything but `<user_config_dir>/<name>`, follow a symlink,
 //! block on a FIFO, use a name that is not plain as a path, or let a user's file set a key
@@ -37,7 +39,7 @@ pub fn session_config<'a>(config: &'a Config, user: &str) -> Result<Cow<'a, Conf
         return Err("user_config_dir: the login name is not a plain file name".into());
     }
     let path = dir.join(user);
-    let Some(text) = read_checked(&path)? else {
+    let Some(text) = read_checked(dir, user)? else {
         return Ok(Cow::Borrowed(config));
     };
     config
@@ -49,13 +51,35 @@ pub fn session_config<'a>(config: &'a Config, user: &str) -> Result<Cow<'a, Conf
         })
 }
 
-/// The text of a per-user file, `None` if there is none, or why it is refused.
-fn read_checked(path: &Path) -> Result<Option<String>, String> {
-    let shown = path.display();
+/// The text of `dir`'s file `name`, `None` if there is none, or why it is refused.
+fn read_checked(dir: &Path, name: &str) -> Result<Option<String>, String> {
+    let shown = dir.display();
+    let dir_fd: OwnedFd = nix::fcntl::open(
+        dir,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| format!("cannot open user_config_dir {shown}: {e}"))?;
+    let dir_meta = std::fs::File::from(
+        dir_fd
+            .try_clone()
+            .map_err(|e| format!("user_config_dir {shown}: {e}"))?,
+    )
+    .metadata()
+    .map_err(|e| format!("cannot stat user_config_dir {shown}: {e}"))?;
+    // SECURITY: whoever may write the directory may remove a user's file (wider rights).
+    if dir_meta.uid() != 0 || dir_meta.mode() & 0o022 != 0 {
+        return Err(format!(
+            "user_config_dir {shown} is not owned by root or is writable by group or others"
+        ));
+    }
+    let shown = dir.join(name);
+    let shown = shown.display();
     // SECURITY: O_NOFOLLOW refuses a symlink in the last component; O_NONBLOCK keeps a FIFO
     // from blocking the open (it is then refused as not a regular file).
-    let fd: OwnedFd = match nix::fcntl::open(
-        path,
+    let fd: OwnedFd = match nix::fcntl::openat(
+        &dir_fd,
+        name,
         OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
         nix::sys::stat::Mode::empty(),
     ) {
@@ -93,9 +117,6 @@ fn refusal(meta: &std::fs::Metadata) -> Option<&'static str> {
         Some("is not owned by root")
     } else if meta.mode() & 0o022 != 0 {
         Some("is writable by group or others")
-    } else if meta.nlink() != 1 {
-        // SECURITY: a hard link made elsewhere keeps root's ownership but not its intent.
-        Some("has more than one hard link")
     } else if meta.len() > MAX_FILE {
         Some("is longer than 64 KiB")
     } else {
