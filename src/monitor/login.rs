@@ -37,6 +37,18 @@ pub struct Accepted {
 }
 
 impl Accepted {
+    fn new(grant: Grant, start_dir: OwnedFd, pam: Option<PamLogin>) -> Accepted {
+        Accepted {
+            grant,
+            start_dir,
+            pam,
+            config: None,
+            anonymous_login: false,
+            counted_name: String::new(),
+        }
+    }
+
+    /// The session's settings (kept when a per-user file changed them) and counted name.
     fn with(mut self, config: Cow<'_, Config>, counted_name: &str) -> Accepted {
         if let Cow::Owned(config) = config {
             self.config = Some(Box::new(config));
@@ -157,19 +169,6 @@ fn jailed(config: &Config, user: &str) -> Result<bool, String> {
             config.chroot_list_file.display()
         )
     })
-}
-
-impl Accepted {
-    fn new(grant: Grant, start_dir: OwnedFd, pam: Option<PamLogin>) -> Accepted {
-        Accepted {
-            grant,
-            start_dir,
-            pam,
-            config: None,
-            anonymous_login: false,
-            counted_name: String::new(),
-        }
-    }
 }
 
 /// `ftp` / `anonymous`: no PAM; always jailed, as `ftp_username`, in `anon_root` or its home.
