@@ -449,7 +449,7 @@ async fn follow_spawner(
     let why = loop {
         match handle.next_report().await {
             Ok(Some(Report::Claim { id, user })) => {
-                let granted = state.claim(id, user.as_str());
+                let granted = state.claim(id, user.as_str(), handle.generation);
                 if let Err(e) = handle.answer(id, granted).await {
                     break Some(e);
                 }

@@ -46,10 +46,11 @@ impl UserSessions {
 impl super::State {
     /// Session `id` claims a login for `user`: counted and `true`, or `false` when
     /// `max_per_user` is reached (the monitor then answers `421` and ends the session).
-    pub(super) fn claim(&self, id: u64, user: &str) -> bool {
+    pub(super) fn claim(&self, id: u64, user: &str, generation: u64) -> bool {
         let limit = self.prepared().limits.max_per_user;
         let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(session) = sessions.get_mut(&id) else {
+        // A spawner claims only for the sessions it started.
+        let Some(session) = sessions.get_mut(&id).filter(|s| s.generation == generation) else {
             tracing::warn!(id, "a login claim for an unknown session; refused");
             return false;
         };
