@@ -485,3 +485,23 @@ fn max_per_user_refuses_the_login_over_the_limit_with_421_and_recovers() {
     let _again = login_when_counted_down(&server, &alice);
     drop(kept);
 }
+
+#[test]
+fn max_per_user_counts_virtual_users_by_login_name_not_by_the_account_they_run_as() {
+    if !common::require_root() {
+        return;
+    }
+    let v = Virtual::start("max_per_user = 1\n", &[]);
+    let login = |i: usize| {
+        let mut ftp = FtpClient::connect(v.server.addr());
+        let reply = ftp.login(&v.users[i].0, &v.users[i].1);
+        (ftp, reply)
+    };
+    let (_first, reply) = login(0);
+    assert_eq!(reply.0, 230, "{reply:?}");
+    // Same guest_username, another login name: its own count.
+    let (_other, reply) = login(1);
+    assert_eq!(reply.0, 230, "{reply:?}");
+    let (_, reply) = login(0);
+    assert_eq!(reply.0, 421, "{reply:?}");
+}
