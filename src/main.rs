@@ -51,6 +51,9 @@ Usage: rftpd [--config FILE]          run the server in the foreground
                                       validate the configuration and exit
        rftpd import-vsftpd [FILE]     print the rftpd.toml equivalent of a vsftpd.conf
                                       (default /etc/vsftpd.conf)
+       rftpd import-vsftpd --user-file FILE
+                                      print the rftpd per-user file of one of vsftpd's
+                                      user_config_dir files
        rftpd --version | --help
 
 Without --config, rftpd reads /etc/rftpd.toml when it exists, else runs on its

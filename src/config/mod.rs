@@ -43,6 +43,7 @@ mod keys;
 mod mode;
 mod network;
 mod parse;
+pub mod per_user;
 mod queries;
 mod validate;
 mod write;
@@ -58,6 +59,7 @@ use serde::{Deserialize, Serialize};
 pub use error::{ConfigError, ConfigErrors};
 pub use mode::Mode;
 pub use network::Network;
+pub use per_user::plain_user_name;
 
 /// Where the daemon looks for its configuration when none is named on the command line.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/rftpd.toml";
@@ -142,6 +144,19 @@ pub struct Config {
     /// With `ssl_enable` and `allow_anon_ssl`: anonymous data connections must use TLS
     /// (default false).
     pub force_anon_data_ssl: bool,
+    /// vsftpd's virtual users: every non-anonymous login PAM accepts runs as
+    /// `guest_username` (the login name need not exist in NSS), jailed, with the anonymous
+    /// rights unless `virtual_use_local_privs` (default false).
+    pub guest_enable: bool,
+    /// The local account virtual users (`guest_enable`) run as (default `ftp`).
+    pub guest_username: String,
+    /// With `guest_enable`: virtual users get the local users' rights, umask and jail rule
+    /// instead of the anonymous ones (default false).
+    pub virtual_use_local_privs: bool,
+    /// A directory of per-user files, each named after a login name and written in this
+    /// file's syntax with only the per-session keys; read by the monitor after PAM accepted
+    /// the login (default `None`). See `crate::monitor::user_config`.
+    pub user_config_dir: Option<PathBuf>,
 
     // --- Jail ---
     /// Jail local users in their start directory (default true).
@@ -221,6 +236,9 @@ pub struct Config {
     pub max_clients: u32,
     /// Most simultaneous connections from one client address; 0 = unlimited (default 50).
     pub max_per_ip: u32,
+    /// Most simultaneous logged-in sessions of one login name, counted by the master; 0 =
+    /// unlimited (default 0). Not a vsftpd option (ProFTPD's `MaxClientsPerUser`).
+    pub max_per_user: u32,
     /// Seconds of inactivity before `421 Timeout.`; 0 = never (default 300).
     pub idle_session_timeout: u64,
     /// Seconds a data transfer may stall before `421 Data timeout.`; 0 = never (default 300).
@@ -358,6 +376,10 @@ impl Default for Config {
             allow_anon_ssl: false,
             force_anon_logins_ssl: false,
             force_anon_data_ssl: false,
+            guest_enable: false,
+            guest_username: "ftp".to_owned(),
+            virtual_use_local_privs: false,
+            user_config_dir: None,
             chroot_local_user: true,
             chroot_list_enable: false,
             chroot_list_file: PathBuf::from("/etc/rftpd.chroot_list"),
@@ -389,6 +411,7 @@ impl Default for Config {
             ftp_data_port: 20,
             max_clients: 2000,
             max_per_ip: 50,
+            max_per_user: 0,
             idle_session_timeout: 300,
             data_connection_timeout: 300,
             accept_timeout: 60,

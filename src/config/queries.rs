@@ -49,16 +49,33 @@ impl Config {
                 }
             }
         };
+        // Virtual users without local privileges get the anonymous rights and umask too.
+        let anonymous_rights =
+            self.anonymous_enable || (self.guest_enable && !self.virtual_use_local_privs);
         check(
             "anonymous_enable",
-            self.anonymous_enable,
+            anonymous_rights,
             &[
                 ("anon_upload_enable", self.anon_upload_enable),
                 ("anon_mkdir_write_enable", self.anon_mkdir_write_enable),
                 ("anon_other_write_enable", self.anon_other_write_enable),
-                ("anon_root", self.anon_root.is_some()),
                 ("anon_umask", self.anon_umask != d.anon_umask),
+            ],
+        );
+        check(
+            "anonymous_enable",
+            self.anonymous_enable,
+            &[
+                ("anon_root", self.anon_root.is_some()),
                 ("no_anon_password", self.no_anon_password),
+            ],
+        );
+        check(
+            "guest_enable",
+            self.guest_enable,
+            &[
+                ("guest_username", self.guest_username != d.guest_username),
+                ("virtual_use_local_privs", self.virtual_use_local_privs),
             ],
         );
         check(

@@ -148,6 +148,26 @@ impl Config {
                 format!("{user:?} must not contain a NUL character"),
             );
         }
+        let guest = &self.guest_username;
+        if guest.is_empty() {
+            add("guest_username", "must not be empty".to_owned());
+        } else if guest.contains(['\0', ':', '/']) {
+            add(
+                "guest_username",
+                format!("{guest:?} is not a user name (no NUL, `:` or `/`)"),
+            );
+        }
+        if let Some(dir) = &self.user_config_dir
+            && (!dir.is_absolute() || dir.as_os_str().as_encoded_bytes().contains(&0))
+        {
+            add(
+                "user_config_dir",
+                format!(
+                    "`{}` must be an absolute path (starting with `/`)",
+                    dir.display()
+                ),
+            );
+        }
         let nopriv = &self.nopriv_user;
         if nopriv.is_empty() {
             add("nopriv_user", "must not be empty".to_owned());

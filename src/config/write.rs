@@ -71,6 +71,10 @@ impl Config {
         line(o, "allow_anon_ssl", self.allow_anon_ssl);
         line(o, "force_anon_logins_ssl", self.force_anon_logins_ssl);
         line(o, "force_anon_data_ssl", self.force_anon_data_ssl);
+        line(o, "guest_enable", self.guest_enable);
+        line(o, "guest_username", toml_string(&self.guest_username));
+        line(o, "virtual_use_local_privs", self.virtual_use_local_privs);
+        opt_path(o, "user_config_dir", &self.user_config_dir);
         out_comment(o, "Jail");
         line(o, "chroot_local_user", self.chroot_local_user);
         line(o, "chroot_list_enable", self.chroot_list_enable);
@@ -106,6 +110,7 @@ impl Config {
         out_comment(o, "Limits and timeouts");
         line(o, "max_clients", self.max_clients);
         line(o, "max_per_ip", self.max_per_ip);
+        line(o, "max_per_user", self.max_per_user);
         line(o, "idle_session_timeout", self.idle_session_timeout);
         line(o, "data_connection_timeout", self.data_connection_timeout);
         line(o, "accept_timeout", self.accept_timeout);

@@ -150,8 +150,6 @@ const OWN_ISOLATION: Option<&str> = Some(
     "rftpd isolates each session in its own processes, jailed and without privileges \
      (rftpd(8)); there is nothing to choose",
 );
-const NO_VIRTUAL_USERS: Option<&str> =
-    Some("rftpd serves the host's own accounts only (no guest or virtual users)");
 const PERFORMANCE: Option<&str> = Some("a vsftpd performance setting that rftpd does not need");
 
 use Kind::{Bool, Str, Uint};
@@ -207,7 +205,7 @@ pub(super) const VSFTPD_OPTIONS: &[VsftpdOption] = &[
     opt("text_userdb_names", Bool, Some("NO"), None),
     opt("ls_recurse_enable", Bool, Some("NO"), None),
     opt("log_ftp_protocol", Bool, Some("NO"), None),
-    opt("guest_enable", Bool, Some("NO"), NO_VIRTUAL_USERS),
+    opt("guest_enable", Bool, Some("NO"), None),
     opt("userlist_enable", Bool, Some("NO"), None),
     opt("userlist_deny", Bool, Some("YES"), None),
     opt(
@@ -244,12 +242,7 @@ pub(super) const VSFTPD_OPTIONS: &[VsftpdOption] = &[
         Some("NO"),
         Some("rftpd always runs in the foreground; systemd (rftpd.service) runs it as a daemon"),
     ),
-    opt(
-        "virtual_use_local_privs",
-        Bool,
-        Some("NO"),
-        NO_VIRTUAL_USERS,
-    ),
+    opt("virtual_use_local_privs", Bool, Some("NO"), None),
     opt("session_support", Bool, Some("NO"), None),
     opt("download_enable", Bool, Some("YES"), None),
     opt("dirlist_enable", Bool, Some("YES"), None),
@@ -400,19 +393,14 @@ pub(super) const VSFTPD_OPTIONS: &[VsftpdOption] = &[
         None,
     ),
     opt("pam_service_name", Str, Some("vsftpd"), None),
-    opt("guest_username", Str, Some("ftp"), NO_VIRTUAL_USERS),
+    opt("guest_username", Str, Some("ftp"), None),
     opt("userlist_file", Str, Some("/etc/vsftpd.user_list"), None),
     opt("anon_root", Str, None, None),
     opt("local_root", Str, None, None),
     opt("banner_file", Str, None, None),
     opt("pasv_address", Str, None, None),
     opt("listen_address", Str, None, None),
-    opt(
-        "user_config_dir",
-        Str,
-        None,
-        Some("rftpd has no per-user configuration files"),
-    ),
+    opt("user_config_dir", Str, None, None),
     opt("listen_address6", Str, None, None),
     opt(
         "cmds_allowed",

@@ -13,6 +13,7 @@ mod listen;
 mod proxy;
 mod spawner;
 mod systemd;
+mod user_sessions;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -105,6 +106,8 @@ struct State {
     source: ConfigSource,
     log_filter: String,
     admission: Mutex<Admission>,
+    /// Logged-in sessions per login name (`max_per_user`).
+    user_sessions: Mutex<user_sessions::UserSessions>,
     /// The spawner new sessions go to (replaced on reload).
     spawner: Mutex<Option<Arc<SpawnerHandle>>>,
     /// Sessions handed to a spawner and not yet reported ended, by id.
@@ -125,6 +128,8 @@ struct Session {
     pid: u32,
     /// Which spawner started it.
     generation: u64,
+    /// The login name it claimed (`max_per_user`), once it has one.
+    user: Option<String>,
 }
 
 impl State {
@@ -228,6 +233,7 @@ pub fn run(prepared: Prepared, source: ConfigSource, log_filter: String) -> Exit
             source,
             log_filter,
             admission: Mutex::new(Admission::default()),
+            user_sessions: Mutex::default(),
             spawner: Mutex::new(None),
             sessions: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
@@ -442,6 +448,12 @@ async fn follow_spawner(
 ) {
     let why = loop {
         match handle.next_report().await {
+            Ok(Some(Report::Claim { id, user })) => {
+                let granted = state.claim(id, user.as_str(), handle.generation);
+                if let Err(e) = handle.answer(id, granted).await {
+                    break Some(e);
+                }
+            }
             Ok(Some(report)) => on_report(&state, report),
             Ok(None) => break None,
             Err(e) => break Some(e),
@@ -464,6 +476,7 @@ async fn follow_spawner(
     };
     for session in &orphans {
         state.release(session.peer, 0);
+        state.release_login(session);
     }
     let current = state
         .current_spawner()
@@ -498,7 +511,11 @@ fn on_report(state: &State, report: Report) {
             if let Some(s) = state.forget(id) {
                 tracing::error!(client = %s.peer, "the spawner could not start a session");
                 state.release(s.peer, 0);
+                state.release_login(&s);
             }
+        }
+        Report::Claim { id, .. } => {
+            tracing::error!(id, "a login claim outside the spawner's reader");
         }
         Report::Ended { id, end } => {
             let Some(s) = state.forget(id) else {
@@ -516,6 +533,7 @@ fn on_report(state: &State, report: Report) {
                 ProcessEnd::Killed(_) => ("killed", 0),
             };
             let banned = state.release(s.peer, failures);
+            state.release_login(&s);
             // The session's own monitor logs "session ended" with the user; a killed one
             // could not, so the master says it.
             if matches!(end, ProcessEnd::Killed(_)) {
@@ -570,6 +588,7 @@ async fn start_session(
                 started: Instant::now(),
                 pid: 0,
                 generation: spawner.generation,
+                user: None,
             },
         );
     if let Err(e) = spawner.spawn(id, client, proxy.map(|_| peer)).await {

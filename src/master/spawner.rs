@@ -106,6 +106,11 @@ impl SpawnerHandle {
         self.send(Order::Retire, None).await
     }
 
+    /// Answer session `id`'s login claim.
+    pub async fn answer(&self, id: u64, granted: bool) -> io::Result<()> {
+        self.send(Order::Answer { id, granted }, None).await
+    }
+
     /// The next report, or `None` once the spawner has closed its end (it exited).
     pub async fn next_report(&self) -> io::Result<Option<Report>> {
         let mut buf = [0u8; MAX_RECORD + 1];

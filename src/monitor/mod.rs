@@ -19,6 +19,7 @@ pub mod passive;
 pub mod probe;
 pub mod records;
 pub mod requests;
+pub mod user_config;
 
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::OwnedFd;
@@ -84,6 +85,9 @@ pub struct Handover<'a> {
     pub proxied_client: Option<SocketAddr>,
     /// The session's cgroup, made by the spawner (a delegated cgroup v2 subtree).
     pub cgroup: Option<&'a std::path::Path>,
+    /// The monitor's channel to the spawner for its login claim (`max_per_user`); `None`
+    /// for the probe, which counts nothing.
+    pub claims: Option<std::os::fd::BorrowedFd<'a>>,
 }
 
 /// The two ends of the control connection, as the host sees them.
@@ -104,6 +108,9 @@ pub struct SessionSetup<'a> {
     pub config: &'a Config,
     pub users: &'a UserList,
     pub addresses: Addresses,
+    /// The monitor's own claim channel ([`Handover::claims`]): closed in both children,
+    /// which close every descriptor they do not name.
+    pub claims: Option<std::os::fd::BorrowedFd<'a>>,
 }
 
 /// The pre-login process's account, looked up here (NSS runs only in the monitor).
@@ -215,6 +222,7 @@ pub fn run(
                 config,
                 users,
                 addresses,
+                claims: handover.claims,
             };
             let (reason, failures) = requests::serve(&setup, Some(pid), monitor_end);
             SessionEnd::code(reason, failures)

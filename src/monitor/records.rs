@@ -158,6 +158,13 @@ impl SessionRecords {
         self.vsftpd(Some(&user), false, Entry::Login, true);
     }
 
+    /// A login PAM accepted but the session may not have (`max_per_user`). Not a failed
+    /// password: "session refused" and no `FAIL LOGIN` record, so fail2ban does not count it.
+    pub fn session_refused(&self, user: &str, reason: &str) {
+        tracing::warn!(client = %self.ip(), port = self.client.port(), pid = self.pid,
+            reason = %Escaped(reason), user = %Escaped(user), "session refused");
+    }
+
     /// A login the monitor accepted and started a worker for; logged when the worker starts.
     pub fn login_accepted(&mut self, user: &str, grant: &Grant, password: &[u8]) {
         self.user = Some(user.to_string());

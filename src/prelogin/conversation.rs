@@ -425,6 +425,14 @@ impl<'a> Conversation<'a> {
                 }
                 Ok(Step::Continue)
             }
+            Ok((Reply::TooManySessions, None)) => {
+                say(
+                    client,
+                    "421 There are too many connections from your login.",
+                )
+                .await?;
+                Err(ExitReason::Refused)
+            }
             Ok(_) => {
                 tracing::error!("the monitor answered a login out of protocol; ending the session");
                 Err(ExitReason::Error)

@@ -95,6 +95,9 @@ pub enum Reply {
     LoggedIn,
     /// Login refused. `disconnect`: too many failures, end the session after the reply.
     Denied { disconnect: bool },
+    /// Login refused because the login name has `max_per_user` sessions already: answer
+    /// `421` and end the session.
+    TooManySessions,
     /// The passive socket; the message carries its fd.
     Bound,
     /// No passive socket (passive mode off, or no free port).
@@ -122,6 +125,7 @@ const TAG_SIGN: u8 = 12;
 const TAG_SIGNATURE: u8 = 13;
 const TAG_NOT_SIGNED: u8 = 14;
 const TAG_EVENT: u8 = 15;
+const TAG_TOO_MANY_SESSIONS: u8 = 16;
 
 impl Request {
     pub fn encode(&self) -> Vec<u8> {
@@ -217,6 +221,7 @@ impl Reply {
                 w.u8(TAG_DENIED);
                 w.u8(*disconnect as u8);
             }
+            Reply::TooManySessions => w.u8(TAG_TOO_MANY_SESSIONS),
             Reply::Bound => w.u8(TAG_BOUND),
             Reply::NotBound => w.u8(TAG_NOT_BOUND),
             Reply::Connected => w.u8(TAG_CONNECTED),
@@ -239,6 +244,7 @@ impl Reply {
             TAG_DENIED => Reply::Denied {
                 disconnect: r.bool()?,
             },
+            TAG_TOO_MANY_SESSIONS => Reply::TooManySessions,
             TAG_BOUND => Reply::Bound,
             TAG_NOT_BOUND => Reply::NotBound,
             TAG_CONNECTED => Reply::Connected,
@@ -300,6 +306,7 @@ mod tests {
             Reply::Signature(vec![1, 2, 3]),
             Reply::NotSigned,
             Reply::LoggedIn,
+            Reply::TooManySessions,
             Reply::Bound,
             Reply::NotBound,
             Reply::Connected,

@@ -8,11 +8,14 @@
 //! the master validated, forks for it.
 //!
 //! It reads orders from the master on fd 0 (a `SOCK_SEQPACKET` socket; see [`protocol`]),
-//! reaps its sessions and reports how each ended. It never reads from a client socket: the
+//! reaps its sessions and reports how each ended. Each session's monitor has a channel of its
+//! own to the spawner, for one thing: claiming its login (`max_per_user`), which the spawner
+//! checks, passes to the master, and whose answer it passes back. It never reads from a client socket: the
 //! socket goes straight to the forked session. It trusts only its parent, the master; when the
 //! master goes away or retires it, it starts nothing more and exits after its last session.
 
 pub mod cgroup;
+mod claims;
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
@@ -20,7 +23,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use nix::sys::socket::SockType;
+use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
@@ -143,8 +146,8 @@ struct Spawner {
     channel: Option<OwnedFd>,
     /// SIGCHLD as a descriptor; `None` only in a forked session.
     children_signal: Option<SignalFd>,
-    /// Running sessions: pid → the master's id for them and their cgroup.
-    children: HashMap<Pid, (u64, Option<std::path::PathBuf>)>,
+    /// Running sessions, by pid.
+    children: HashMap<Pid, Session>,
     /// Where session cgroups are made (a delegated cgroup v2 subtree), if anywhere.
     cgroups: Option<cgroup::SessionCgroups>,
     retired: bool,
@@ -175,6 +178,17 @@ fn preload_libraries(config: &Config) -> Option<crate::auth::PreloadedModules> {
     }
 }
 
+/// One running session, as the spawner sees it.
+struct Session {
+    /// The master's id for it.
+    id: u64,
+    cgroup: Option<std::path::PathBuf>,
+    /// The spawner's end of the monitor's claim channel; `None` once the monitor closed it.
+    claims: Option<OwnedFd>,
+    /// It has sent its one claim.
+    claimed: bool,
+}
+
 impl Spawner {
     fn serve(&mut self) -> u8 {
         let mut buf = [0u8; MAX_RECORD + 1];
@@ -187,10 +201,22 @@ impl Spawner {
             let Some(children_signal) = &self.children_signal else {
                 return EXIT_SETUP_FAILED;
             };
-            let (child_ready, order_ready) = {
+            let claimants: Vec<Pid> = self
+                .children
+                .iter()
+                .filter(|(_, c)| c.claims.is_some())
+                .map(|(pid, _)| *pid)
+                .collect();
+            let (child_ready, order_ready, claims_ready) = {
                 let mut fds = vec![PollFd::new(children_signal.as_fd(), PollFlags::POLLIN)];
                 if let Some(channel) = &self.channel {
                     fds.push(PollFd::new(channel.as_fd(), PollFlags::POLLIN));
+                }
+                let first_claim = fds.len();
+                for pid in &claimants {
+                    if let Some(fd) = self.children.get(pid).and_then(|c| c.claims.as_ref()) {
+                        fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
+                    }
                 }
                 match poll(&mut fds, PollTimeout::NONE) {
                     Ok(_) => {}
@@ -201,7 +227,17 @@ impl Spawner {
                     }
                 }
                 let ready = |fd: &PollFd<'_>| fd.revents().is_some_and(|r| !r.is_empty());
-                (ready(&fds[0]), fds.get(1).is_some_and(ready))
+                let claims_ready: Vec<Pid> = claimants
+                    .iter()
+                    .zip(&fds[first_claim..])
+                    .filter(|(_, fd)| ready(fd))
+                    .map(|(pid, _)| *pid)
+                    .collect();
+                (
+                    ready(&fds[0]),
+                    self.channel.is_some() && fds.get(1).is_some_and(ready),
+                    claims_ready,
+                )
             };
             if child_ready {
                 // Drain the signalfd, then reap everything that has ended (signals coalesce).
@@ -210,6 +246,9 @@ impl Spawner {
             }
             if order_ready {
                 self.take_order(&mut buf);
+            }
+            for pid in claims_ready {
+                self.take_claim(pid);
             }
         }
     }
@@ -231,12 +270,15 @@ impl Spawner {
                 WaitStatus::Signaled(pid, signal, _) => (pid, ProcessEnd::Killed(signal as i32)),
                 _ => continue,
             };
-            if let Some((id, cgroup)) = self.children.remove(&pid) {
+            if let Some(session) = self.children.remove(&pid) {
                 // Process 1 of the session's PID namespace has gone, so has everything else.
-                if let (Some(cgroups), Some(dir)) = (&mut self.cgroups, cgroup) {
+                if let (Some(cgroups), Some(dir)) = (&mut self.cgroups, session.cgroup) {
                     cgroups.remove(dir);
                 }
-                self.report(Report::Ended { id, end });
+                self.report(Report::Ended {
+                    id: session.id,
+                    end,
+                });
             }
         }
     }
@@ -290,7 +332,8 @@ impl Spawner {
                 tracing::debug!(sessions = self.children.len(), "spawner retired");
                 self.retired = true;
             }
-            (Ok(Order::Retire), Some(_)) | (Err(_), _) => {
+            (Ok(Order::Answer { id, granted }), None) => self.answer_claim(id, granted),
+            (Ok(Order::Retire | Order::Answer { .. }), Some(_)) | (Err(_), _) => {
                 tracing::error!("spawner: malformed order from the master; ignored");
             }
         }
@@ -324,6 +367,23 @@ impl Spawner {
             not_started(self, cgroup);
             return;
         }
+        let (claims, session_claims) = match socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        ) {
+            Ok(pair) => pair,
+            Err(e) => {
+                tracing::error!(error = %e, "spawner: no claim channel; not starting the session");
+                drop(client);
+                if let Some(pids) = &self.template.pid_namespaces {
+                    let _ = pids.restore();
+                }
+                not_started(self, cgroup);
+                return;
+            }
+        };
         let forked = sys::fork_single_threaded();
         if let (Some(pids), Ok(Forked::Parent(_)) | Err(_)) =
             (&self.template.pid_namespaces, &forked)
@@ -338,6 +398,10 @@ impl Spawner {
                 // the signalfd, not the blocked SIGCHLD.
                 self.channel = None;
                 self.children_signal = None;
+                // SECURITY: a session holds its own claim channel and no other session's
+                // (it could claim logins in their name otherwise).
+                self.children.clear();
+                drop(claims);
                 let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.original_mask), None);
                 let _ = nix::sys::prctl::set_name(MONITOR_NAME);
                 let template = &self.template;
@@ -349,6 +413,7 @@ impl Spawner {
                         empty_net: template.empty_net.as_ref().map(|f| f.as_fd()),
                         proxied_client: carried,
                         cgroup: cgroup.as_deref(),
+                        claims: Some(session_claims.as_fd()),
                     },
                     std::net::TcpStream::from(client),
                 );
@@ -356,7 +421,14 @@ impl Spawner {
             }
             Ok(Forked::Parent(pid)) => {
                 drop(client);
-                self.children.insert(pid, (id, cgroup));
+                drop(session_claims);
+                let session = Session {
+                    id,
+                    cgroup,
+                    claims: Some(claims),
+                    claimed: false,
+                };
+                self.children.insert(pid, session);
                 self.report(Report::Started {
                     id,
                     pid: pid.as_raw() as u32,

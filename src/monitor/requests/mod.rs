@@ -40,7 +40,8 @@ pub enum Phase {
     BeforeLogin,
     /// One login accepted; its worker runs.
     LoggedIn,
-    /// `max_login_fails` reached: nothing more is answered.
+    /// `max_login_fails` reached, or `max_per_user` refused the login: nothing more is
+    /// answered.
     LoginsExhausted,
 }
 
@@ -146,6 +147,8 @@ struct Monitor<'a> {
     /// The monitor signed a TLS handshake of this session's control connection.
     tls_seen: bool,
     records: SessionRecords,
+    /// `max_per_user` refused this session's login (it ends "refused", not "failed logins").
+    session_limit_reached: bool,
 }
 
 /// Answer requests until both children have gone, then reap them and close PAM. Returns how
@@ -176,6 +179,7 @@ pub fn serve(
         signatures: 0,
         tls_seen: false,
         records: SessionRecords::new(setup.config, setup.addresses.client),
+        session_limit_reached: false,
     };
     m.records.connected();
     let mut buf = vec![0u8; MAX_MESSAGE];
@@ -472,7 +476,9 @@ impl Monitor<'_> {
         if let Some(pam) = self.pam.take() {
             pam.close();
         }
-        let reason = if self.phase == Phase::LoginsExhausted {
+        let reason = if self.phase == Phase::LoginsExhausted && self.session_limit_reached {
+            ExitReason::Refused
+        } else if self.phase == Phase::LoginsExhausted {
             ExitReason::LoginFailures
         } else if self.violation.is_some() {
             ExitReason::Error
