@@ -181,6 +181,12 @@ impl JailedStorage {
         // chown_uploads (anonymous sessions only): the monitor gives the file away, as vsftpd
         // does, before a byte is written.
         if let Some(owner) = &self.upload_owner {
+            // The mode first, by the file's owner (as vsftpd: root needs no CAP_FOWNER then).
+            let mode = self.shared.config.chown_upload_mode.0 & 0o777;
+            on_session_thread(|| {
+                file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))
+            })
+            .map_err(|err| self.refused("553 Could not create file.", err))?;
             owner
                 .hand_over(&file)
                 .await

@@ -65,6 +65,28 @@ impl AnonymousUploads {
     }
 }
 
+/// The handed-over file, if this session may have it given away at all and it is an upload of
+/// its own; else why not.
+fn admit(
+    expected: Option<AnonymousUploads>,
+    fd: Option<OwnedFd>,
+) -> Result<(File, std::fs::Metadata), String> {
+    // SECURITY: only an anonymous session with chown_uploads may ask (vsftpd's rule).
+    let Some(expected) = expected else {
+        return Err("the session is not anonymous, or chown_uploads is off".into());
+    };
+    let Some(fd) = fd else {
+        return Err("no file came with it".into());
+    };
+    let file = File::from(fd);
+    let meta = file.metadata().map_err(|e| format!("fstat: {e}"))?;
+    // SECURITY: the descriptor itself, never a path: only the file this session created.
+    if let Some(why) = expected.refusal(&meta) {
+        return Err(why);
+    }
+    Ok((file, meta))
+}
+
 impl Monitor<'_> {
     /// Give the handed-over upload to `chown_username` with `chown_upload_mode`.
     pub(super) fn chown_upload(&mut self, fd: Option<OwnedFd>) {
@@ -76,20 +98,17 @@ impl Monitor<'_> {
     }
 
     fn try_chown_upload(&self, fd: Option<OwnedFd>) -> Result<(), String> {
-        // SECURITY: only an anonymous session with chown_uploads may ask (vsftpd's rule).
-        let Some(expected) = self.anonymous_uploads else {
-            return Err("the session is not anonymous, or chown_uploads is off".into());
-        };
-        let Some(fd) = fd else {
-            return Err("no file came with it".into());
-        };
-        let file = File::from(fd);
-        let meta = file.metadata().map_err(|e| format!("fstat: {e}"))?;
-        // SECURITY: the descriptor itself, never a path: only the file this session created.
-        if let Some(why) = expected.refusal(&meta) {
-            return Err(why);
-        }
+        let (file, meta) = admit(self.anonymous_uploads, fd)?;
         let config = self.setup.config;
+        let mode = config.chown_upload_mode.0 & 0o777;
+        // The worker set the mode as the file's owner (vsftpd's order); one that did not is
+        // not obeying the protocol.
+        if meta.mode() & 0o7777 != mode {
+            return Err(format!(
+                "mode 0o{:o}, not chown_upload_mode 0o{mode:o}",
+                meta.mode() & 0o7777
+            ));
+        }
         let owner = match nix::unistd::User::from_name(&config.chown_username) {
             Ok(Some(user)) => user.uid.as_raw(),
             Ok(None) => {
@@ -100,13 +119,15 @@ impl Monitor<'_> {
             }
             Err(e) => return Err(format!("cannot look up chown_username: {e}")),
         };
-        // The owner first (root's chown clears set-id bits), then the mode: permission bits
-        // only (validated at load, masked again here).
         std::os::unix::fs::fchown(&file, Some(owner), None).map_err(|e| format!("fchown: {e}"))?;
-        file.set_permissions(std::fs::Permissions::from_mode(
-            config.chown_upload_mode.0 & 0o777,
-        ))
-        .map_err(|e| format!("fchmod: {e}"))?;
+        // SECURITY: the worker could change the mode between the check and the chown (never
+        // after: the file is no longer its own). Look again, and set it if it moved (root
+        // owns it by default; another chown_username needs CAP_FOWNER for this repair).
+        let now = file.metadata().map_err(|e| format!("fstat: {e}"))?.mode() & 0o7777;
+        if now != mode {
+            file.set_permissions(std::fs::Permissions::from_mode(mode))
+                .map_err(|e| format!("fchmod after a mode change: {e}"))?;
+        }
         Ok(())
     }
 }
@@ -142,6 +163,14 @@ mod tests {
         assert!(fits.refusal(&linked).unwrap().contains("links"));
         let dir_meta = std::fs::metadata(&dir).unwrap();
         assert!(fits.refusal(&dir_meta).unwrap().contains("regular"));
+        std::fs::remove_file(dir.join("link")).unwrap();
+        // A session that is not anonymous (or has chown_uploads off) may not ask at all, even
+        // for a file that would pass; and a request needs its file.
+        let fd = || Some(OwnedFd::from(File::open(&path).unwrap()));
+        let refused = admit(None, fd()).unwrap_err();
+        assert!(refused.contains("not anonymous"), "{refused}");
+        assert!(admit(Some(fits), None).unwrap_err().contains("no file"));
+        assert!(admit(Some(fits), fd()).is_ok());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
