@@ -1,6 +1,7 @@
 //! `delete_failed_uploads`: the file of an upload that did not complete is removed, as vsftpd
 //! does — whatever went wrong once the file was opened (the data connection lost or reset, an
-//! `ABOR`, a write error, no data connection at all), appends and resumed uploads included.
+//! `ABOR`, a write error, a stall past `data_connection_timeout`), appends and resumed uploads
+//! included (rftpd opens the file only once its data connection is there).
 //! A data connection the client closes normally ends a complete upload (FTP's stream mode has
 //! no other end of file).
 //!
