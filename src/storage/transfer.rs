@@ -1,7 +1,8 @@
 //! Downloads and uploads of the session's storage backend: large buffers (a small file costs
 //! no blocking-pool hop, a large one a hop per chunk; clear downloads go by `sendfile`, see
-//! `zero_copy`), the data-connection timeout on every write, and the
-//! protection and rights checks before a byte moves. Runs in the worker, as the user, jailed.
+//! `zero_copy`), the data-connection timeout on every write, the rate limits (`rate`), `ABOR`,
+//! `delete_failed_uploads` (`failed`), `chown_uploads` (the monitor, through `UploadOwner`), and
+//! the protection and rights checks before a byte moves. Runs in the worker, as the user, jailed.
 
 use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
