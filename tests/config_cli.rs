@@ -196,6 +196,30 @@ fn check_config_refuses_a_nopriv_user_with_no_account_naming_file_line_and_key()
 }
 
 #[test]
+fn check_config_refuses_an_unknown_chown_username_and_a_set_id_chown_upload_mode_naming_the_lines()
+{
+    let dir = TempDir::new();
+    let (file, err) = refused(
+        &dir,
+        "anonymous_enable = true\nchown_uploads = true\n\
+         chown_username = \"rftpd-no-such-owner\"\n",
+    );
+    assert!(
+        err.contains(&format!(
+            "{file}:3:1: key `chown_username`: `rftpd-no-such-owner` has no passwd entry"
+        )),
+        "{err}"
+    );
+    let (file, err) = refused(&dir, "chown_uploads = true\nchown_upload_mode = 0o4755\n");
+    assert!(
+        err.contains(&format!(
+            "{file}:2:1: key `chown_upload_mode`: 0o4755 is too large"
+        )),
+        "{err}"
+    );
+}
+
+#[test]
 fn check_config_refuses_a_missing_secure_chroot_dir_naming_file_line_and_key() {
     let dir = TempDir::new();
     let missing = dir.join("no-such-empty");

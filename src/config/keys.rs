@@ -107,6 +107,9 @@ fields! {
     guest_username: Str,
     virtual_use_local_privs: Bool,
     user_config_dir: Path,
+    chown_uploads: Bool,
+    chown_username: Str,
+    chown_upload_mode: Mode,
     chroot_local_user: Bool,
     chroot_list_enable: Bool,
     chroot_list_file: Path,
@@ -128,6 +131,9 @@ fields! {
     ascii_upload_enable: Bool,
     ascii_download_enable: Bool,
     utf8_filesystem: Bool,
+    delete_failed_uploads: Bool,
+    local_max_rate: Count,
+    anon_max_rate: Count,
     pasv_enable: Bool,
     pasv_min_port: Port,
     pasv_max_port: Port,
@@ -177,16 +183,13 @@ fields! {
 
 /// vsftpd options rftpd does not implement: named as such instead of "did you mean".
 pub(super) const VSFTPD_ONLY: &[&str] = &[
-    "anon_max_rate",
     "anon_world_readable_only",
     "async_abor_enable",
     "background",
     "ca_certs_file",
-    "chown_uploads",
     "debug_ssl",
     "dsa_cert_file",
     "dsa_private_key_file",
-    "local_max_rate",
     "passwd_chroot_enable",
     "pasv_promiscuous",
     "ssl_ciphers",
@@ -215,6 +218,7 @@ pub(super) fn related_keys(key: &str) -> &'static [&'static str] {
         "proxy_protocol_from" => &["proxy_protocol"],
         "rsa_cert_file" | "rsa_private_key_file" => &["ssl_enable"],
         "ssl_tlsv1_2" => &["ssl_tlsv1_3", "ssl_enable"],
+        "chown_username" | "chown_upload_mode" => &["chown_uploads"],
         _ => &[],
     }
 }

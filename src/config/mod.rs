@@ -157,6 +157,13 @@ pub struct Config {
     /// file's syntax with only the per-session keys; read by the monitor after PAM accepted
     /// the login (default `None`). See `crate::monitor::user_config`.
     pub user_config_dir: Option<PathBuf>,
+    /// Give files anonymous users upload to `chown_username`, with `chown_upload_mode`
+    /// (default false). Done by the monitor, on the open file the worker hands it.
+    pub chown_uploads: bool,
+    /// Owner of anonymous uploads with `chown_uploads` (default `root`).
+    pub chown_username: String,
+    /// Mode of anonymous uploads with `chown_uploads` (default 0o600; permission bits only).
+    pub chown_upload_mode: Mode,
 
     // --- Jail ---
     /// Jail local users in their start directory (default true).
@@ -210,6 +217,15 @@ pub struct Config {
     /// (default true; vsftpd's default is NO). Names go through byte for byte either way, and
     /// `OPTS UTF8 ON` is answered `200` either way, as vsftpd 3.0.3 does.
     pub utf8_filesystem: bool,
+    /// Delete the file of an upload that did not complete (connection lost, ABOR, a write
+    /// error) (default false).
+    pub delete_failed_uploads: bool,
+    /// Most bytes per second one local user's session transfers, each direction
+    /// (0 = unlimited, the default).
+    pub local_max_rate: u32,
+    /// Most bytes per second one anonymous session transfers, each direction (0 = unlimited,
+    /// the default).
+    pub anon_max_rate: u32,
 
     // --- Data connections ---
     /// Allow PASV/EPSV (default true).
@@ -380,6 +396,9 @@ impl Default for Config {
             guest_username: "ftp".to_owned(),
             virtual_use_local_privs: false,
             user_config_dir: None,
+            chown_uploads: false,
+            chown_username: "root".to_owned(),
+            chown_upload_mode: Mode(0o600),
             chroot_local_user: true,
             chroot_list_enable: false,
             chroot_list_file: PathBuf::from("/etc/rftpd.chroot_list"),
@@ -401,6 +420,9 @@ impl Default for Config {
             ascii_upload_enable: false,
             ascii_download_enable: false,
             utf8_filesystem: true,
+            delete_failed_uploads: false,
+            local_max_rate: 0,
+            anon_max_rate: 0,
             pasv_enable: true,
             pasv_min_port: 0,
             pasv_max_port: 0,

@@ -45,6 +45,9 @@ pub const PER_USER_KEYS: &[&str] = &[
     "anon_umask",
     "idle_session_timeout",
     "data_connection_timeout",
+    "local_max_rate",
+    "anon_max_rate",
+    "delete_failed_uploads",
 ];
 
 /// Longest login name used as a file name (the usual `NAME_MAX`).

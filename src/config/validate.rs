@@ -168,6 +168,13 @@ impl Config {
                 ),
             );
         }
+        let owner = &self.chown_username;
+        if owner.is_empty() || owner.contains(['\0', ':', '/']) {
+            add(
+                "chown_username",
+                format!("{owner:?} is not a user name (not empty; no NUL, `:` or `/`)"),
+            );
+        }
         let nopriv = &self.nopriv_user;
         if nopriv.is_empty() {
             add("nopriv_user", "must not be empty".to_owned());
@@ -251,6 +258,8 @@ impl Config {
             ("local_umask", self.local_umask),
             ("file_open_mode", self.file_open_mode),
             ("anon_umask", self.anon_umask),
+            // SECURITY: no setuid/setgid/sticky bits on a file an anonymous user wrote.
+            ("chown_upload_mode", self.chown_upload_mode),
         ] {
             if mode.0 > 0o777 {
                 add(

@@ -75,6 +75,9 @@ impl Config {
         line(o, "guest_username", toml_string(&self.guest_username));
         line(o, "virtual_use_local_privs", self.virtual_use_local_privs);
         opt_path(o, "user_config_dir", &self.user_config_dir);
+        line(o, "chown_uploads", self.chown_uploads);
+        line(o, "chown_username", toml_string(&self.chown_username));
+        line(o, "chown_upload_mode", mode(self.chown_upload_mode));
         out_comment(o, "Jail");
         line(o, "chroot_local_user", self.chroot_local_user);
         line(o, "chroot_list_enable", self.chroot_list_enable);
@@ -98,6 +101,9 @@ impl Config {
         line(o, "ascii_upload_enable", self.ascii_upload_enable);
         line(o, "ascii_download_enable", self.ascii_download_enable);
         line(o, "utf8_filesystem", self.utf8_filesystem);
+        line(o, "delete_failed_uploads", self.delete_failed_uploads);
+        line(o, "local_max_rate", self.local_max_rate);
+        line(o, "anon_max_rate", self.anon_max_rate);
         out_comment(o, "Data connections");
         line(o, "pasv_enable", self.pasv_enable);
         line(o, "pasv_min_port", self.pasv_min_port);

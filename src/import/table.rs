@@ -168,12 +168,7 @@ pub(super) const VSFTPD_OPTIONS: &[VsftpdOption] = &[
     opt("anon_upload_enable", Bool, Some("NO"), None),
     opt("anon_mkdir_write_enable", Bool, Some("NO"), None),
     opt("anon_other_write_enable", Bool, Some("NO"), None),
-    opt(
-        "chown_uploads",
-        Bool,
-        Some("NO"),
-        Some("rftpd does not give uploads away to another owner"),
-    ),
+    opt("chown_uploads", Bool, Some("NO"), None),
     opt("connect_from_port_20", Bool, Some("NO"), None),
     opt("xferlog_enable", Bool, Some("NO"), None),
     opt(
@@ -350,12 +345,7 @@ pub(super) const VSFTPD_OPTIONS: &[VsftpdOption] = &[
     opt("delay_failed_login", Uint, Some("1"), None),
     opt("delay_successful_login", Uint, Some("0"), None),
     opt("max_login_fails", Uint, Some("3"), None),
-    opt(
-        "chown_upload_mode",
-        Uint,
-        Some("0600"),
-        Some("rftpd does not give uploads away to another owner"),
-    ),
+    opt("chown_upload_mode", Uint, Some("0600"), None),
     // Strings.
     opt(
         "secure_chroot_dir",
@@ -364,12 +354,7 @@ pub(super) const VSFTPD_OPTIONS: &[VsftpdOption] = &[
         None,
     ),
     opt("ftp_username", Str, Some("ftp"), None),
-    opt(
-        "chown_username",
-        Str,
-        Some("root"),
-        Some("rftpd does not give uploads away to another owner"),
-    ),
+    opt("chown_username", Str, Some("root"), None),
     opt("xferlog_file", Str, Some("/var/log/xferlog"), None),
     opt("vsftpd_log_file", Str, Some("/var/log/vsftpd.log"), None),
     opt(

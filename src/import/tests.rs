@@ -197,6 +197,31 @@ fn times_and_ascii_settings_are_carried_over() {
 }
 
 #[test]
+fn rate_limits_failed_upload_deletion_and_upload_chowning_are_carried_over() {
+    let (config, imported) = run("local_max_rate=2000000\nanon_max_rate=500000\n\
+         delete_failed_uploads=YES\nchown_uploads=YES\nchown_username=daemon\n\
+         chown_upload_mode=0644\n");
+    assert_eq!(config.local_max_rate, 2_000_000, "{}", imported.toml);
+    assert_eq!(config.anon_max_rate, 500_000);
+    assert!(config.delete_failed_uploads && config.chown_uploads);
+    assert_eq!(config.chown_username, "daemon");
+    assert_eq!(config.chown_upload_mode.0, 0o644);
+    for key in ["local_max_rate", "chown_uploads", "chown_username"] {
+        assert!(
+            !imported.toml.contains(&format!("# {key}")),
+            "{key} commented out:\n{}",
+            imported.toml
+        );
+    }
+    // vsftpd's defaults come along when the file does not set them.
+    let (config, _) = run("listen=YES\n");
+    assert_eq!((config.local_max_rate, config.anon_max_rate), (0, 0));
+    assert!(!config.delete_failed_uploads && !config.chown_uploads);
+    assert_eq!(config.chown_username, "root");
+    assert_eq!(config.chown_upload_mode.0, 0o600);
+}
+
+#[test]
 fn utf8_filesystem_is_carried_over_and_vsftpds_default_no_kept() {
     let (config, _) = run("utf8_filesystem=YES\n");
     assert!(config.utf8_filesystem);

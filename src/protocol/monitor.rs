@@ -1,7 +1,7 @@
 //! The messages the pre-login process and the worker exchange with their monitor, each over
 //! its own `SOCK_SEQPACKET` socketpair.
 //!
-//! A small, explicit, typed set (five requests and their replies), encoded by hand so that
+//! A small, explicit, typed set (six requests and their replies), encoded by hand so that
 //! every field is length-checked on decode. Which request is allowed from whom and when is the
 //! monitor's request table (`crate::monitor::requests`); this module only says what the bytes
 //! mean. The monitor treats every byte it receives as hostile: both peers parse bytes from the
@@ -47,6 +47,10 @@ pub enum Request {
     Sign { scheme: u16, message: Vec<u8> },
     /// Worker: something happened in the session, for the logs (never answered).
     Event(super::event::Event),
+    /// Worker of an anonymous session with `chown_uploads`: give the file this upload just
+    /// created (its open descriptor rides with the message) to `chown_username`, with
+    /// `chown_upload_mode`. The only request that carries a descriptor.
+    ChownUpload,
 }
 
 impl fmt::Debug for Request {
@@ -56,6 +60,7 @@ impl fmt::Debug for Request {
                 write!(f, "Login {{ user: {user:?}, password: ***, tls: {tls} }}")
             }
             Request::BindPassive => f.write_str("BindPassive"),
+            Request::ChownUpload => f.write_str("ChownUpload"),
             Request::ConnectActive(a) => write!(f, "ConnectActive({a})"),
             Request::Event(e) => write!(f, "Event({e:?})"),
             Request::Sign { scheme, message } => {
@@ -110,6 +115,8 @@ pub enum Reply {
     Signature(Vec<u8>),
     /// No signature (no key, or a scheme the key does not support).
     NotSigned,
+    /// The upload now belongs to `chown_username`.
+    Chowned,
 }
 
 const TAG_LOGIN: u8 = 1;
@@ -126,6 +133,8 @@ const TAG_SIGNATURE: u8 = 13;
 const TAG_NOT_SIGNED: u8 = 14;
 const TAG_EVENT: u8 = 15;
 const TAG_TOO_MANY_SESSIONS: u8 = 16;
+const TAG_CHOWN_UPLOAD: u8 = 17;
+const TAG_CHOWNED: u8 = 18;
 
 impl Request {
     pub fn encode(&self) -> Vec<u8> {
@@ -142,6 +151,7 @@ impl Request {
                 w.u8(*tls as u8);
             }
             Request::BindPassive => w.u8(TAG_BIND_PASSIVE),
+            Request::ChownUpload => w.u8(TAG_CHOWN_UPLOAD),
             Request::Event(e) => {
                 w.u8(TAG_EVENT);
                 e.encode(&mut w);
@@ -183,6 +193,7 @@ impl Request {
                 }
             }
             TAG_BIND_PASSIVE => Request::BindPassive,
+            TAG_CHOWN_UPLOAD => Request::ChownUpload,
             TAG_EVENT => Request::Event(super::event::Event::decode(&mut r)?),
             TAG_SIGN => {
                 let scheme = r.take(2)?;
@@ -231,6 +242,7 @@ impl Reply {
                 w.bytes(signature);
             }
             Reply::NotSigned => w.u8(TAG_NOT_SIGNED),
+            Reply::Chowned => w.u8(TAG_CHOWNED),
         }
         w.0
     }
@@ -241,6 +253,7 @@ impl Reply {
             TAG_LOGGED_IN => Reply::LoggedIn,
             TAG_SIGNATURE => Reply::Signature(r.bytes(MAX_SIGNATURE)?.to_vec()),
             TAG_NOT_SIGNED => Reply::NotSigned,
+            TAG_CHOWNED => Reply::Chowned,
             TAG_DENIED => Reply::Denied {
                 disconnect: r.bool()?,
             },
@@ -311,9 +324,14 @@ mod tests {
             Reply::NotBound,
             Reply::Connected,
             Reply::NotConnected,
+            Reply::Chowned,
         ] {
             assert_eq!(Reply::decode(&r.encode()).unwrap(), r);
         }
+        assert!(matches!(
+            Request::decode(&Request::ChownUpload.encode()),
+            Ok(Request::ChownUpload)
+        ));
         assert!(matches!(
             Request::decode(&Request::BindPassive.encode()),
             Ok(Request::BindPassive)

@@ -350,6 +350,21 @@ struct Engine {
     write: EngineWrite,
 }
 
+/// `ABOR` during a transfer (libunftp would only answer it and let the transfer run): the
+/// storage backend ends the transfer, and libunftp gets the `ABOR` once it has, so the
+/// transfer's `426` comes before the `ABOR`'s `226`, as with vsftpd. Bounded: at most 5 s.
+async fn abort_transfer(shared: &SessionShared) {
+    shared.request_abort();
+    for _ in 0..500 {
+        if shared.transfers.load(Ordering::SeqCst) == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The engine learns of the transfer's end over its own channel; give it that moment.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+}
+
 async fn link_write(link: &mut Client, text: &str) -> io::Result<()> {
     link.write_all(text.as_bytes()).await?;
     link.write_all(b"\r\n").await?;
@@ -706,6 +721,9 @@ async fn forward(
             let seen = shared.data_connections.load(Ordering::SeqCst);
             awaiting_data = Some((tokio::time::Instant::now() + accept_timeout, seen));
             shared.clear_data_outcome();
+        }
+        if verb == "ABOR" && shared.transfers.load(Ordering::SeqCst) > 0 {
+            abort_transfer(&shared).await;
         }
         let mut bytes = line.into_bytes();
         bytes.extend_from_slice(b"\r\n");

@@ -35,9 +35,19 @@ impl MonitorClient {
     /// One request/reply round trip with the monitor, on the runtime's own thread (no
     /// blocking-pool hop: a passive socket costs one socketpair round trip). One at a time.
     pub async fn ask(&self, request: &Request) -> std::io::Result<(Reply, Option<OwnedFd>)> {
+        self.ask_with(request, None).await
+    }
+
+    /// [`MonitorClient::ask`], with a descriptor riding on the request (only `ChownUpload`
+    /// may carry one: the monitor ends the session for any other).
+    pub async fn ask_with(
+        &self,
+        request: &Request,
+        fd: Option<std::os::fd::BorrowedFd<'_>>,
+    ) -> std::io::Result<(Reply, Option<OwnedFd>)> {
         let channel = self.channel.lock().await;
         let bytes = request.encode();
-        sys::send_message_async(&channel, &bytes, None).await?;
+        sys::send_message_async(&channel, &bytes, fd).await?;
         let mut buf = vec![0u8; MAX_MESSAGE];
         let (len, fd) = sys::recv_message_async(&channel, &mut buf).await?;
         if len == 0 {
@@ -80,6 +90,10 @@ pub struct SessionShared {
     pub transfers: AtomicUsize,
     /// Data connections that have reached the storage layer (for `accept_timeout`).
     pub data_connections: AtomicUsize,
+    /// The client sent `ABOR` while a transfer ran: the transfer ends (cleared when the next
+    /// one starts).
+    abort: AtomicBool,
+    abort_notify: tokio::sync::Notify,
     /// Where the passive listener now handed to libunftp is bound (host side) when libunftp
     /// accepts the client's own connection (never under `PROT P`, where it gets a stand-in),
     /// so a download can find that socket for `sendfile` (see `storage::zero_copy`).
@@ -144,6 +158,8 @@ impl SessionShared {
             tls,
             transfers: AtomicUsize::new(0),
             data_connections: AtomicUsize::new(0),
+            abort: AtomicBool::new(false),
+            abort_notify: tokio::sync::Notify::new(),
             passive_address: Mutex::new(None),
             list_flags: Mutex::new(ListFlags::default()),
             working_dir: Mutex::new(std::path::PathBuf::from("/")),
@@ -157,6 +173,30 @@ impl SessionShared {
             eprt_pending: AtomicBool::new(false),
             holding_preliminary: AtomicBool::new(false),
             events: Mutex::new(None),
+        }
+    }
+
+    /// A transfer starts: an earlier `ABOR` is not its own.
+    pub fn transfer_started(&self) {
+        self.abort.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// `ABOR` during a transfer: end it (vsftpd's `426`, then `226`).
+    pub fn request_abort(&self) {
+        self.abort.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.abort_notify.notify_waiters();
+    }
+
+    /// Completes once an `ABOR` asked the running transfer to end.
+    pub async fn abort_requested(&self) {
+        loop {
+            let notified = self.abort_notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.abort.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
+            notified.await;
         }
     }
 

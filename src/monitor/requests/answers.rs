@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
 
-use super::{EXHAUSTED_GRACE, MAX_SIGNATURES, Monitor, Peer, Phase};
+use super::{EXHAUSTED_GRACE, MAX_SIGNATURES, Monitor, Peer, Phase, chown};
 use crate::control::port;
 use crate::monitor::{Child, WORKER_NAME, active, login};
 use crate::protocol::ExitReason;
@@ -154,6 +154,17 @@ impl Monitor<'_> {
                 // a writable jail root).
                 self.records
                     .login_accepted(&user, &accepted.grant, &anon_password);
+                match chown::AnonymousUploads::for_login(
+                    config,
+                    &accepted.grant,
+                    &accepted.start_dir,
+                ) {
+                    Ok(uploads) => self.anonymous_uploads = uploads,
+                    Err(e) => {
+                        self.violation = Some(format!("cannot stat the jail (chown_uploads): {e}"));
+                        return;
+                    }
+                }
                 match self.start_worker(accepted) {
                     Ok(link) => {
                         self.phase = Phase::LoggedIn;

@@ -6,7 +6,8 @@
 //! descriptor ends the whole session (both children are killed). The monitor itself counts
 //! failed logins, applies `max_login_fails` and the `delay_failed_login` wait (measured from
 //! the request, so a refusal takes as long whatever the reason), and decides every data socket
-//! again — none of it depends on the pre-login process or the worker obeying a reply.
+//! again — none of it depends on the pre-login process or the worker obeying a reply. The one
+//! request that may carry a descriptor is `ChownUpload` (see `chown`).
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
@@ -17,6 +18,7 @@ use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 mod answers;
+mod chown;
 
 use super::passive::{Passive, PassivePorts, Reserved};
 use super::records::SessionRecords;
@@ -53,6 +55,7 @@ pub enum Kind {
     ConnectActive,
     Sign,
     Event,
+    ChownUpload,
 }
 
 /// One row of the table: this request, from this peer, in this phase.
@@ -93,6 +96,12 @@ const TABLE: &[Rule] = &[
         from: Peer::Worker,
         phase: Phase::LoggedIn,
     },
+    // chown_uploads: the handler also requires an anonymous session with the setting on.
+    Rule {
+        kind: Kind::ChownUpload,
+        from: Peer::Worker,
+        phase: Phase::LoggedIn,
+    },
 ];
 
 /// Whether the table allows `kind` from `from` in `phase`.
@@ -109,6 +118,7 @@ fn kind_of(request: &Request) -> Kind {
         Request::ConnectActive(_) => Kind::ConnectActive,
         Request::Sign { .. } => Kind::Sign,
         Request::Event(_) => Kind::Event,
+        Request::ChownUpload => Kind::ChownUpload,
     }
 }
 
@@ -149,6 +159,8 @@ struct Monitor<'a> {
     records: SessionRecords,
     /// `max_per_user` refused this session's login (it ends "refused", not "failed logins").
     session_limit_reached: bool,
+    /// Set at an anonymous login with `chown_uploads`: what a `ChownUpload` must match.
+    anonymous_uploads: Option<chown::AnonymousUploads>,
 }
 
 /// Answer requests until both children have gone, then reap them and close PAM. Returns how
@@ -180,6 +192,7 @@ pub fn serve(
         tls_seen: false,
         records: SessionRecords::new(setup.config, setup.addresses.client),
         session_limit_reached: false,
+        anonymous_uploads: None,
     };
     m.records.connected();
     let mut buf = vec![0u8; MAX_MESSAGE];
@@ -340,10 +353,6 @@ impl Monitor<'_> {
             self.gone(peer);
             return;
         }
-        if fd.is_some() {
-            self.violation = Some(format!("the {peer:?} sent a file descriptor"));
-            return;
-        }
         let request = match Request::decode(&buf[..len]) {
             Ok(r) => r,
             Err(e) => {
@@ -353,6 +362,14 @@ impl Monitor<'_> {
         };
         buf[..len].iter_mut().for_each(|b| *b = 0);
         let kind = kind_of(&request);
+        // SECURITY: a descriptor only rides on the one request made for it.
+        if fd.is_some() != (kind == Kind::ChownUpload) {
+            self.violation = Some(format!(
+                "the {peer:?} sent a {kind:?} request {} a file descriptor",
+                if fd.is_some() { "with" } else { "without" }
+            ));
+            return;
+        }
         if !allowed(kind, peer, self.phase) {
             self.violation = Some(format!(
                 "{kind:?} request from the {peer:?} is not allowed ({:?})",
@@ -369,6 +386,7 @@ impl Monitor<'_> {
             Request::BindPassive => self.bind_passive(),
             Request::ConnectActive(target) => self.connect_active(target),
             Request::Sign { scheme, message } => self.sign(scheme, &message),
+            Request::ChownUpload => self.chown_upload(fd),
             Request::Event(event) => {
                 if !self.records.event(event) {
                     self.violation = Some("the worker reported its start twice".into());
@@ -540,7 +558,7 @@ mod tests {
         use Kind::*;
         use Peer::*;
         use Phase::*;
-        for kind in [Login, BindPassive, ConnectActive, Sign, Event] {
+        for kind in [Login, BindPassive, ConnectActive, Sign, Event, ChownUpload] {
             for from in [Prelogin, Worker] {
                 for phase in [BeforeLogin, LoggedIn, LoginsExhausted] {
                     let expected = matches!(
@@ -549,6 +567,7 @@ mod tests {
                             | (BindPassive, Worker, LoggedIn)
                             | (ConnectActive, Worker, LoggedIn)
                             | (Event, Worker, LoggedIn)
+                            | (ChownUpload, Worker, LoggedIn)
                     );
                     assert_eq!(
                         allowed(kind, from, phase),
