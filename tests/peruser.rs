@@ -505,3 +505,43 @@ fn max_per_user_counts_virtual_users_by_login_name_not_by_the_account_they_run_a
     let (_, reply) = login(0);
     assert_eq!(reply.0, 421, "{reply:?}");
 }
+
+/// A per-user `local_max_rate` paces that user's downloads; another user is not limited.
+#[test]
+fn a_per_user_rate_limit_slows_only_that_users_downloads() {
+    if !common::require_root() {
+        return;
+    }
+    const SIZE: usize = 2 * 1024 * 1024;
+    const RATE: usize = 1_000_000;
+    let (slow, fast) = (TestUser::create(), TestUser::create());
+    let bytes = common::rand_bytes(SIZE);
+    slow.put_file("big.bin", &bytes);
+    fast.put_file("big.bin", &bytes);
+    let dir = user_config_dir();
+    write_user_file(&dir, &slow.name, &format!("local_max_rate = {RATE}\n"));
+    let pam = PamService::create(&[]);
+    let server = Server::start(
+        &format!("user_config_dir = \"{}\"\n{QUIET}", dir.path.display()),
+        &pam,
+    );
+    let timed = |user: &TestUser| {
+        let started = std::time::Instant::now();
+        let out = curl(&["-o", "/dev/null", &server.ftp_url(user, "/big.bin")]);
+        assert_eq!(code(&out), 0, "{}: {}", user.name, describe(&out));
+        started.elapsed()
+    };
+    let expected = Duration::from_secs_f64(SIZE as f64 / RATE as f64);
+    let limited = timed(&slow);
+    assert!(
+        limited >= expected.mul_f64(0.8) && limited < Duration::from_secs(30),
+        "{} with local_max_rate = {RATE} in its file took {limited:?} (expected about {expected:?})",
+        slow.name
+    );
+    let unlimited = timed(&fast);
+    assert!(
+        unlimited < expected.mul_f64(0.5),
+        "{} has no per-user file but took {unlimited:?}",
+        fast.name
+    );
+}
