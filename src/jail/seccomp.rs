@@ -39,6 +39,9 @@ pub enum Role {
     /// (`worker::datatls`), and libunftp's connections to them, are AF_INET sockets inside the
     /// worker's own network namespace (which holds nothing but loopback).
     Worker { stand_ins: bool },
+    /// The metrics endpoint (`crate::metrics`): the pre-login list plus `accept4` on the
+    /// listening socket it was given (no new sockets otherwise, no files).
+    Metrics,
 }
 
 /// Install `role`'s filters on the calling thread (and every thread it starts from now on).
@@ -214,6 +217,11 @@ fn allow_list(role: Role, own_pid: i32) -> Result<Rules, String> {
         vec![vec![arg_is(0, AF_UNIX as u64)?]],
     )?;
 
+    if role == Role::Metrics {
+        // Connections to the listening socket the master handed it.
+        allow(&mut rules, &[SYS_accept4]);
+        return Ok(rules);
+    }
     let Role::Worker { stand_ins } = role else {
         return Ok(rules);
     };

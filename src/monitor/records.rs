@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::logging::Escaped;
 use crate::protocol::event::{Direction, Event, Op};
 use crate::protocol::monitor::Grant;
+use crate::protocol::tally::{LoginResult, Tally};
 use crate::records::files::{self, Outputs};
 use crate::records::{self, Entry, Who, Xfer};
 
@@ -156,6 +157,7 @@ impl SessionRecords {
             reason = %Escaped(reason), user = %Escaped(user), "login refused");
         let user = records::user_field(user);
         self.vsftpd(Some(&user), false, Entry::Login, true);
+        super::tally::count(Tally::Login(LoginResult::Failed));
     }
 
     /// A login the monitor accepted and started a worker for; logged when the worker starts.
@@ -199,12 +201,14 @@ impl SessionRecords {
                 user = %Escaped(&user), "session refused");
             self.user = None;
             self.anon_password = None;
+            super::tally::count(Tally::Login(LoginResult::Refused));
         } else {
             tracing::info!(client = %self.ip(), port = self.client.port(), pid = self.pid,
                 user = %Escaped(&user), jailed = p.jailed, anonymous = p.anonymous,
                 start = %Escaped(&p.start), "login ok");
             let user = self.user_text();
             self.vsftpd(Some(&user), true, Entry::Login, false);
+            super::tally::count(Tally::Login(LoginResult::Ok));
         }
         true
     }
@@ -239,6 +243,13 @@ impl SessionRecords {
                 if !self.events.take() {
                     return true;
                 }
+                // SECURITY: counted under the records' rate limit, so a worker flooding events
+                // cannot flood the spawner either.
+                super::tally::count(Tally::Transfer {
+                    direction,
+                    ok,
+                    bytes,
+                });
                 let user = self.user_text();
                 tracing::info!(client = %self.ip(), port = self.client.port(), pid = self.pid,
                     user = %Escaped(&user), path = %Escaped(&records::printable(&path)), bytes,
@@ -314,6 +325,7 @@ impl SessionRecords {
                 reason = %"the session process ended before it started serving",
                 user = %Escaped(self.user.as_deref().unwrap_or("")), "session refused");
             self.user = None;
+            super::tally::count(Tally::Login(LoginResult::Refused));
         }
         let dropped = self.events.dropped + self.protocol.dropped;
         if dropped > 0 {

@@ -9,6 +9,8 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+use super::tally::{TALLY_LEN, Tally};
+
 /// Longest record either side sends.
 pub const MAX_RECORD: usize = 32;
 
@@ -34,6 +36,8 @@ pub enum Report {
     NotStarted { id: u64 },
     /// The session process for `id` ended: with an exit code, or killed by a signal.
     Ended { id: u64, end: ProcessEnd },
+    /// A count one of the spawner's sessions reported (a login, a transfer), for the metrics.
+    Tally(Tally),
 }
 
 /// How a session process ended, from `waitpid`.
@@ -60,6 +64,7 @@ const STARTED: u8 = 3;
 const NOT_STARTED: u8 = 4;
 const EXITED: u8 = 5;
 const KILLED: u8 = 6;
+const TALLY: u8 = 7;
 
 fn record(tag: u8, id: u64, extra: Option<[u8; 4]>) -> Vec<u8> {
     let mut out = Vec::with_capacity(13);
@@ -173,10 +178,21 @@ impl Report {
                 id,
                 end: ProcessEnd::Killed(signal),
             } => record(KILLED, id, Some(signal.to_le_bytes())),
+            Report::Tally(tally) => {
+                let mut out = Vec::with_capacity(1 + TALLY_LEN);
+                out.push(TALLY);
+                out.extend_from_slice(&tally.encode());
+                out
+            }
         }
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Report, DecodeError> {
+        if let [TALLY, rest @ ..] = bytes {
+            return Tally::decode(rest)
+                .map(Report::Tally)
+                .map_err(|_| DecodeError("tally"));
+        }
         match fields(bytes)? {
             (STARTED, id, Some(v)) => Ok(Report::Started {
                 id,
@@ -235,6 +251,11 @@ mod tests {
                 id: u64::MAX,
                 end: ProcessEnd::Killed(9),
             },
+            Report::Tally(Tally::Transfer {
+                direction: crate::protocol::event::Direction::Upload,
+                ok: true,
+                bytes: 4096,
+            }),
         ] {
             assert_eq!(Report::decode(&report.encode()), Ok(report));
             assert!(report.encode().len() <= MAX_RECORD);
