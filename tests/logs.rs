@@ -514,3 +514,70 @@ fn logrotate_with_the_shipped_configuration_rotates_and_logging_goes_on() {
     );
     assert_eq!(lines(&rotated).len(), before);
 }
+
+/// Seconds into the day of a vsftpd date (`... HH:MM:SS YYYY`).
+fn second_of_day(date: &str) -> i64 {
+    let t: Vec<i64> = date[11..19]
+        .split(':')
+        .map(|v| v.parse().unwrap())
+        .collect();
+    t[0] * 3600 + t[1] * 60 + t[2]
+}
+
+/// How far apart two seconds-of-day are, around midnight.
+fn apart(a: i64, b: i64) -> i64 {
+    let d = (a - b).rem_euclid(86_400);
+    d.min(86_400 - d)
+}
+
+#[test]
+fn use_localtime_writes_the_host_time_zone_and_gmt_without_it() {
+    if !common::require_root() {
+        return;
+    }
+    // A zone 5 h 30 min east of GMT, named by TZ (a POSIX rule: no zone file needed).
+    let zone_offset = 5 * 3600 + 30 * 60;
+    for local in [true, false] {
+        let user = TestUser::create();
+        let pam = PamService::create(&[]);
+        let logs = TempDir::new();
+        let keys = format!(
+            "xferlog_enable = true\ndual_log_enable = true\nuse_localtime = {local}\n\
+             xferlog_file = \"{}\"\nvsftpd_log_file = \"{}\"\n",
+            logs.join("xferlog").display(),
+            logs.join("vsftpd.log").display()
+        );
+        let server = Server::start_with_env(&keys, &pam, &[("TZ", "RFT-05:30")]);
+        let mut ftp = FtpClient::connect(server.addr());
+        ftp.login_ok(&user);
+        assert_eq!(ftp.cmd("TYPE I").0, 200);
+        assert_eq!(ftp.transfer_out("STOR t", b"time").0, 226);
+        let utc_now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+            % 86_400;
+        assert_eq!(ftp.cmd("QUIT").0, 221);
+        let want = if local {
+            (utc_now + zone_offset) % 86_400
+        } else {
+            utc_now
+        };
+        assert!(
+            common::wait_until(WAIT, || lines(&logs.join("xferlog")).len() == 1),
+            "no xferlog line"
+        );
+        let xfer = lines(&logs.join("xferlog")).remove(0);
+        let login = lines(&logs.join("vsftpd.log"))
+            .into_iter()
+            .find(|l| l.contains("OK LOGIN"))
+            .expect("an OK LOGIN line");
+        for line in [&xfer, &login] {
+            let (date, _) = split_date(line);
+            assert!(
+                apart(second_of_day(date), want) < 120,
+                "use_localtime = {local}: {line:?} is not near {want} s into the day"
+            );
+        }
+    }
+}

@@ -9,7 +9,7 @@
 //! only once the worker has started (a writable jail root is a refusal, never "login ok").
 
 use std::net::SocketAddr;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use crate::config::Config;
 use crate::logging::Escaped;
@@ -134,7 +134,7 @@ impl SessionRecords {
         if !self.outputs.vsftpd_format() {
             return;
         }
-        let now = SystemTime::now();
+        let now = self.outputs.now();
         let who = self.who(user);
         if let Some(path) = &self.outputs.vsftpd_log {
             files::append(path, &records::vsftpd_line(now, &who, ok, entry, false));
@@ -271,7 +271,7 @@ impl SessionRecords {
                         ok,
                     };
                     let who = self.who(Some(&user));
-                    files::append(xferlog, &records::xferlog_line(SystemTime::now(), &who, x));
+                    files::append(xferlog, &records::xferlog_line(self.outputs.now(), &who, x));
                 }
             }
             Event::Op { op, path, to, ok } => {

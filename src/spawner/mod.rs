@@ -187,6 +187,10 @@ fn preload_libraries(config: &Config) -> Option<crate::auth::PreloadedModules> {
     // initgroups-style lookups walk every `group` source of nsswitch.conf, loading its modules.
     let _ = nix::unistd::User::from_name("root");
     let _ = nix::unistd::getgrouplist(c"root", nix::unistd::Gid::from_raw(0));
+    if config.use_localtime {
+        // The time zone, read once here (`TZ` or /etc/localtime): every session inherits it.
+        let _ = crate::sys::utc_offset(0);
+    }
     if !config.local_enable {
         return None;
     }
