@@ -382,8 +382,13 @@ fn log_ftp_protocol_records_commands_and_replies_but_never_a_password() {
         return;
     }
     let s = Setup::new("xferlog_enable = true\nlog_ftp_protocol = true\n");
-    let mut ftp = s.logged_in();
+    // Before login: the pre-login process's conversation, a wrong password included.
+    let mut ftp = FtpClient::connect(s.server.addr());
     let port = ftp.local_addr().port();
+    assert_eq!(ftp.cmd("FEAT").0, 211);
+    assert_eq!(ftp.cmd(&format!("USER {}", s.user.name)).0, 331);
+    assert_eq!(ftp.cmd("pass wrong-sekrit").0, 530);
+    ftp.login_ok(&s.user);
     assert_eq!(ftp.cmd("PWD").0, 257);
     assert_eq!(ftp.cmd("PASS sekrit-after-login").0, 230);
     assert_eq!(ftp.cmd("NOOP\u{1b}[2J").0, 500);
@@ -407,6 +412,29 @@ fn log_ftp_protocol_records_commands_and_replies_but_never_a_password() {
     assert!(
         has("FTP command: Client \"127.0.0.1\", \"PASS <password>\""),
         "{log:#?}"
+    );
+    // The pre-login lines, without a user (none is logged in yet): the greeting, FEAT and its
+    // reply, USER, PASS hidden, the 530.
+    for text in [
+        "] FTP response: Client \"127.0.0.1\", \"220 ".to_string(),
+        "] FTP command: Client \"127.0.0.1\", \"FEAT\"".to_string(),
+        "] FTP response: Client \"127.0.0.1\", \"211-Features:\"".to_string(),
+        format!("] FTP command: Client \"127.0.0.1\", \"USER {name}\""),
+        "] FTP response: Client \"127.0.0.1\", \"331 Please specify the password.\"".to_string(),
+        "] FTP response: Client \"127.0.0.1\", \"530 Login incorrect.\"".to_string(),
+    ] {
+        assert!(
+            log.iter()
+                .any(|l| l.contains(&text) && !l.contains(&format!("[{name}]"))),
+            "no {text:?} before login:\n{log:#?}"
+        );
+    }
+    assert_eq!(
+        log.iter()
+            .filter(|l| l.contains("FTP command: Client \"127.0.0.1\", \"PASS <password>\""))
+            .count(),
+        3,
+        "the wrong, the right and the after-login PASS:\n{log:#?}"
     );
     assert!(!has("sekrit") && !has(&s.user.password), "{log:#?}");
     assert!(!log.iter().any(|l| l.contains('\u{1b}')), "{log:#?}");

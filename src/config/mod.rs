@@ -283,7 +283,7 @@ pub struct Config {
     pub vsftpd_log_file: PathBuf,
     /// Write both `xferlog_file` and `vsftpd_log_file` (default false).
     pub dual_log_enable: bool,
-    /// Also record every FTP command and reply after login in `vsftpd_log_file` (PASS never
+    /// Also record every FTP command and reply (before login too) in `vsftpd_log_file` (PASS never
     /// shown) (default false).
     pub log_ftp_protocol: bool,
     /// Send the `vsftpd_log_file` lines to syslog (facility ftp) instead of the file (default

@@ -318,6 +318,15 @@ impl SessionRecords {
         true
     }
 
+    /// A command or reply line of the pre-login conversation (`log_ftp_protocol`), reported
+    /// by the pre-login process (which never sends a password: `PASS <password>`). Written
+    /// without a user name: none is logged in yet, and a typed name is the client's.
+    pub fn prelogin_protocol(&mut self, input: bool, line: &[u8]) {
+        if self.outputs.protocol && self.protocol.take() {
+            self.vsftpd(None, true, Entry::Protocol { input, line }, false);
+        }
+    }
+
     /// The session's last line. `reason`: how it ended; `failures`: failed logins.
     pub fn ended(&mut self, reason: &str, failures: u32) -> Totals {
         if self.pending.take().is_some() {

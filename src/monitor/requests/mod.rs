@@ -23,6 +23,7 @@ use super::records::SessionRecords;
 use super::{Child, SessionSetup};
 use crate::auth::PamLogin;
 use crate::protocol::ExitReason;
+use crate::protocol::event::Event;
 use crate::protocol::monitor::{MAX_MESSAGE, Reply, Request};
 use crate::sys;
 
@@ -52,6 +53,8 @@ pub enum Kind {
     ConnectActive,
     Sign,
     Event,
+    /// `log_ftp_protocol`: a command or reply line ([`Event::Protocol`]).
+    Protocol,
 }
 
 /// One row of the table: this request, from this peer, in this phase.
@@ -92,6 +95,23 @@ const TABLE: &[Rule] = &[
         from: Peer::Worker,
         phase: Phase::LoggedIn,
     },
+    // Command and reply lines (`log_ftp_protocol`): before login from the pre-login process
+    // (which holds the conversation until then), after it from the worker.
+    Rule {
+        kind: Kind::Protocol,
+        from: Peer::Prelogin,
+        phase: Phase::BeforeLogin,
+    },
+    Rule {
+        kind: Kind::Protocol,
+        from: Peer::Prelogin,
+        phase: Phase::LoginsExhausted,
+    },
+    Rule {
+        kind: Kind::Protocol,
+        from: Peer::Worker,
+        phase: Phase::LoggedIn,
+    },
 ];
 
 /// Whether the table allows `kind` from `from` in `phase`.
@@ -107,6 +127,7 @@ fn kind_of(request: &Request) -> Kind {
         Request::BindPassive => Kind::BindPassive,
         Request::ConnectActive(_) => Kind::ConnectActive,
         Request::Sign { .. } => Kind::Sign,
+        Request::Event(Event::Protocol { .. }) => Kind::Protocol,
         Request::Event(_) => Kind::Event,
     }
 }
@@ -365,6 +386,9 @@ impl Monitor<'_> {
             Request::BindPassive => self.bind_passive(),
             Request::ConnectActive(target) => self.connect_active(target),
             Request::Sign { scheme, message } => self.sign(scheme, &message),
+            Request::Event(Event::Protocol { input, line }) if peer == Peer::Prelogin => {
+                self.records.prelogin_protocol(input, &line);
+            }
             Request::Event(event) => {
                 if !self.records.event(event) {
                     self.violation = Some("the worker reported its start twice".into());
@@ -534,7 +558,7 @@ mod tests {
         use Kind::*;
         use Peer::*;
         use Phase::*;
-        for kind in [Login, BindPassive, ConnectActive, Sign, Event] {
+        for kind in [Login, BindPassive, ConnectActive, Sign, Event, Protocol] {
             for from in [Prelogin, Worker] {
                 for phase in [BeforeLogin, LoggedIn, LoginsExhausted] {
                     let expected = matches!(
@@ -543,6 +567,8 @@ mod tests {
                             | (BindPassive, Worker, LoggedIn)
                             | (ConnectActive, Worker, LoggedIn)
                             | (Event, Worker, LoggedIn)
+                            | (Protocol, Prelogin, BeforeLogin | LoginsExhausted)
+                            | (Protocol, Worker, LoggedIn)
                     );
                     assert_eq!(
                         allowed(kind, from, phase),
