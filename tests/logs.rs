@@ -244,10 +244,19 @@ fn every_event_is_one_journal_line_one_vsftpd_log_line_and_transfers_an_xferlog_
 
 /// `fail2ban-regex -o ip LOG FILTER`: the address of every failure the filter found.
 fn fail2ban_regex(log: &Path, filter: &str) -> Vec<String> {
-    let out = run(
-        "fail2ban-regex",
-        ["-o", "ip", &log.to_string_lossy(), filter],
-    );
+    fail2ban_regex_with(&[], log, filter)
+}
+
+/// [`fail2ban_regex`] with more options first.
+fn fail2ban_regex_with(options: &[&str], log: &Path, filter: &str) -> Vec<String> {
+    let mut args: Vec<String> = options.iter().map(|o| o.to_string()).collect();
+    args.extend([
+        "-o".into(),
+        "ip".into(),
+        log.to_string_lossy().into_owned(),
+        filter.into(),
+    ]);
+    let out = run("fail2ban-regex", &args);
     assert!(
         out.status.success(),
         "fail2ban-regex {} {filter}: {}{}",
@@ -344,6 +353,31 @@ fn refused_logins_are_logged_as_refused_and_fail2ban_finds_their_address() {
             log.display()
         );
     }
+
+    // The journal jail (backend = systemd): fail2ban's systemd backend gives the filter each
+    // entry as "HOSTNAME IDENTIFIER[PID]: MESSAGE" with the journal's time taken off
+    // (filtersystemd.py, formatJournalEntry); under rftpd.service the MESSAGE is the stderr
+    // line. There is no journald here, so the entries are written in `journalctl -o short`
+    // form from this run's stderr lines, and fail2ban-regex is told where the journal's date
+    // is: what the filter then sees is exactly what the systemd backend hands it.
+    let master = s.server.pid();
+    let entries: String = s
+        .server
+        .log()
+        .iter()
+        .map(|l| format!("Dec 02 05:55:01 rftpd-test-host rftpd[{master}]: {l}\n"))
+        .collect();
+    let short = s.logs.join("journal-short.txt");
+    fs::write(&short, entries).unwrap();
+    let found = fail2ban_regex_with(
+        &["--datepattern", "^%b %d %H:%M:%S"],
+        &short,
+        &filter.to_string_lossy(),
+    );
+    assert_eq!(
+        found, ["127.0.0.1"; 3],
+        "journal entries with the shipped filter: the three failures"
+    );
 }
 
 #[test]
