@@ -15,8 +15,12 @@ const WAIT: Duration = Duration::from_secs(15);
 
 /// A server with metrics on an ephemeral loopback port, and that port.
 fn server_with_metrics(pam: &PamService) -> (Server, SocketAddr) {
+    server_with_metrics_and(pam, "")
+}
+
+fn server_with_metrics_and(pam: &PamService, extra: &str) -> (Server, SocketAddr) {
     let server = Server::start(
-        "metrics_enable = true\nmetrics_listen = \"127.0.0.1:0\"\n",
+        &format!("metrics_enable = true\nmetrics_listen = \"127.0.0.1:0\"\n{extra}"),
         pam,
     );
     let line = server
@@ -166,6 +170,69 @@ fn scrapes_follow_logins_transfers_and_open_sessions() {
     for (name, want) in expect {
         assert_eq!(value(&after, name), Some(want), "{name}:\n{after}");
     }
+}
+
+#[test]
+fn a_session_refused_for_a_writable_jail_root_counts_as_refused_not_ok() {
+    if !common::require_root() {
+        return;
+    }
+    let user = TestUser::create();
+    let pam = PamService::create(&[]);
+    let (server, address) = server_with_metrics_and(&pam, "allow_writeable_chroot = false\n");
+    let mut ftp = FtpClient::connect(server.addr());
+    assert_eq!(ftp.login(&user.name, &user.password).0, 500);
+    drop(ftp);
+    let text = wait_value(address, "rftpd_logins_total{result=\"refused\"}", 1.0);
+    assert_eq!(
+        value(&text, "rftpd_logins_total{result=\"ok\"}"),
+        Some(0.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(&text, "rftpd_logins_total{result=\"failed\"}"),
+        Some(0.0),
+        "{text}"
+    );
+}
+
+#[test]
+fn bans_and_the_connections_they_refuse_are_counted() {
+    if !common::require_root() {
+        return;
+    }
+    let user = TestUser::create();
+    let pam = PamService::create(&[]);
+    let (server, address) = server_with_metrics_and(
+        &pam,
+        "ban_failed_logins = 2\ndelay_failed_login = 0\nmax_login_fails = 0\n",
+    );
+    let mut ftp = FtpClient::connect(server.addr());
+    assert_eq!(ftp.login(&user.name, "wrong-1").0, 530);
+    assert_eq!(ftp.login(&user.name, "wrong-2").0, 530);
+    drop(ftp);
+    wait_value(address, "rftpd_bans_total", 1.0);
+    // The next connection from the banned address is refused by the master.
+    let mut refused = TcpStream::connect(server.addr()).unwrap();
+    refused.set_read_timeout(Some(WAIT)).unwrap();
+    let mut reply = String::new();
+    let _ = refused.read_to_string(&mut reply);
+    assert!(reply.starts_with("421 "), "{reply:?}");
+    let text = wait_value(
+        address,
+        "rftpd_connections_refused_total{reason=\"banned\"}",
+        1.0,
+    );
+    assert_eq!(
+        value(&text, "rftpd_logins_total{result=\"failed\"}"),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(&text, "rftpd_connections_accepted_total"),
+        Some(1.0),
+        "{text}"
+    );
 }
 
 #[test]
