@@ -315,6 +315,14 @@ async fn reload(state: &Arc<State>) {
             for w in new.config.warnings() {
                 tracing::warn!("{w}");
             }
+            let running = &state.prepared().config;
+            if (new.config.metrics_enable, new.config.metrics_listen)
+                != (running.metrics_enable, running.metrics_listen)
+            {
+                tracing::warn!(
+                    "metrics_enable and metrics_listen take effect at the next start, not on reload"
+                );
+            }
             let handle = match launch_spawner(state, &new) {
                 Ok(h) => h,
                 Err(e) => {
