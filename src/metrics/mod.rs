@@ -109,8 +109,13 @@ fn serve(channel: &OwnedFd, listener: OwnedFd) -> u8 {
             (ready(&fds[0]), ready(&fds[1]))
         };
         if master_gone {
-            // The master sends nothing unasked: this is its end (or a protocol error).
-            return 0;
+            // The master sends nothing unasked: its end, or a late answer to a request that
+            // timed out (dropped).
+            let mut late = vec![0u8; MAX_TEXT];
+            match sys::recv_message(channel.as_fd(), &mut late) {
+                Ok((0, _)) | Err(_) => return 0,
+                Ok(_) => continue,
+            }
         }
         if !connection {
             continue;
@@ -199,9 +204,23 @@ fn answer(channel: &OwnedFd, mut stream: TcpStream) -> std::io::Result<()> {
 
 /// Ask the master for the current text.
 fn scrape(channel: &OwnedFd, deadline: Instant) -> std::io::Result<Vec<u8>> {
+    let mut text = vec![0u8; MAX_TEXT];
+    // An answer that came after an earlier request timed out is stale: drop it first, so
+    // every request gets the text made for it.
+    loop {
+        let mut fds = [PollFd::new(channel.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::ZERO) {
+            Ok(0) => break,
+            Ok(_) => match sys::recv_message(channel.as_fd(), &mut text)? {
+                (0, _) => return Err(std::io::Error::other("the master is gone")),
+                _ => continue,
+            },
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
     sys::send_message(channel.as_fd(), SCRAPE, None)?;
     wait(channel.as_fd(), PollFlags::POLLIN, deadline)?;
-    let mut text = vec![0u8; MAX_TEXT];
     match sys::recv_message(channel.as_fd(), &mut text)? {
         (0, _) => Err(std::io::Error::other("the master is gone")),
         (_, Some(_)) => Err(std::io::Error::other("a descriptor from the master")),
