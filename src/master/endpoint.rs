@@ -17,25 +17,58 @@ use std::time::{Duration, Instant};
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
 
-use super::{LOG_ENV, SESSION_CONFIG_ENV};
+use super::{LOG_ENV, Prepared, SESSION_CONFIG_ENV, State};
 use crate::protocol::metrics::{LISTENER, MAX_TEXT, is_scrape};
 use crate::sys;
 
 /// The current text, made by the master on each request.
-pub type TextSource = Arc<dyn Fn() -> String + Send + Sync>;
+type TextSource = Arc<dyn Fn() -> String + Send + Sync>;
 
 /// Starts that end within [`QUICK_END`] in a row before the master gives up on the endpoint.
 const MAX_QUICK_ENDS: u32 = 5;
 const QUICK_END: Duration = Duration::from_secs(10);
 const RESTART_DELAY: Duration = Duration::from_secs(1);
 
+/// Bind `metrics_listen` and start the endpoint process (`metrics_enable`). False: cannot bind
+/// (logged), and the server does not start.
+pub(super) fn start(state: &Arc<State>, prepared: &Prepared) -> bool {
+    let Some(metrics) = state.metrics.clone() else {
+        return true;
+    };
+    let address = prepared.config.metrics_listen;
+    let listener = match bind(address) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "metrics_listen {address}: cannot listen");
+            return false;
+        }
+    };
+    if let Ok(bound) = listener.local_addr() {
+        tracing::info!(address = %bound, "metrics on http://{bound}/metrics");
+    }
+    let weak = Arc::downgrade(state);
+    let text: TextSource = Arc::new(move || {
+        let open = weak.upgrade().map_or(0, |s| {
+            s.sessions.lock().unwrap_or_else(|p| p.into_inner()).len()
+        });
+        metrics.encode(open)
+    });
+    supervise(
+        listener,
+        prepared.toml.clone(),
+        state.log_filter.clone(),
+        text,
+    );
+    true
+}
+
 /// Bind `address` (as root: any port) for the endpoint.
-pub fn bind(address: std::net::SocketAddr) -> io::Result<std::net::TcpListener> {
+fn bind(address: std::net::SocketAddr) -> io::Result<std::net::TcpListener> {
     std::net::TcpListener::bind(address)
 }
 
 /// Run the endpoint process for as long as the master runs (a task on its runtime).
-pub fn supervise(
+fn supervise(
     listener: std::net::TcpListener,
     config_toml: String,
     log_filter: String,

@@ -248,7 +248,7 @@ pub fn run(prepared: Prepared, source: ConfigSource, log_filter: String) -> Exit
                 .metrics_enable
                 .then(|| Arc::new(metrics::Metrics::new())),
         });
-        if config.metrics_enable && !start_metrics(&state, &prepared) {
+        if config.metrics_enable && !endpoint::start(&state, &prepared) {
             return ExitCode::FAILURE;
         }
         match launch_spawner(&state, &prepared) {
@@ -615,37 +615,4 @@ async fn start_session(
             }
         }
     }
-}
-
-/// Bind `metrics_listen` and start the endpoint process (`metrics_enable`). False: cannot bind
-/// (logged), and the server does not start.
-fn start_metrics(state: &Arc<State>, prepared: &Prepared) -> bool {
-    let Some(metrics) = state.metrics.clone() else {
-        return true;
-    };
-    let address = prepared.config.metrics_listen;
-    let listener = match endpoint::bind(address) {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!(error = %e, "metrics_listen {address}: cannot listen");
-            return false;
-        }
-    };
-    if let Ok(bound) = listener.local_addr() {
-        tracing::info!(address = %bound, "metrics on http://{bound}/metrics");
-    }
-    let weak = Arc::downgrade(state);
-    let text: endpoint::TextSource = Arc::new(move || {
-        let open = weak.upgrade().map_or(0, |s| {
-            s.sessions.lock().unwrap_or_else(|p| p.into_inner()).len()
-        });
-        metrics.encode(open)
-    });
-    endpoint::supervise(
-        listener,
-        prepared.toml.clone(),
-        state.log_filter.clone(),
-        text,
-    );
-    true
 }
