@@ -440,7 +440,7 @@ const SIGSYS: i32 = 31;
 fn each_roles_filter_kills_what_it_must_never_do_and_allows_its_work() {
     let dir = TempDir::new();
     let never = ["execve", "ptrace", "mount", "unshare", "setuid", "fork"];
-    for role in ["prelogin", "worker", "worker-active"] {
+    for role in ["prelogin", "metrics", "worker", "worker-active"] {
         for action in never {
             assert_eq!(probe(role, action, &dir), Err(SIGSYS), "{role} {action}");
         }
@@ -451,6 +451,9 @@ fn each_roles_filter_kills_what_it_must_never_do_and_allows_its_work() {
     // socket (with active mode on, only inside its own loopback-only namespace: see README).
     assert_eq!(probe("prelogin", "open", &dir), Err(SIGSYS));
     assert_eq!(probe("prelogin", "socket-inet", &dir), Err(SIGSYS));
+    // Nor does the metrics endpoint: it only accepts on the socket the master bound.
+    assert_eq!(probe("metrics", "open", &dir), Err(SIGSYS));
+    assert_eq!(probe("metrics", "socket-inet", &dir), Err(SIGSYS));
     assert_eq!(probe("worker", "socket-inet", &dir), Err(SIGSYS));
     assert!(probe("worker", "open", &dir).is_ok());
     assert!(probe("worker-active", "socket-inet", &dir).is_ok());

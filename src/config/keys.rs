@@ -25,6 +25,7 @@ pub(super) enum Kind {
     Ipv6,
     Mode,
     Networks,
+    SocketAddress,
 }
 
 impl Kind {
@@ -43,6 +44,9 @@ impl Kind {
             }
             Kind::Networks => {
                 "a list of addresses or networks (such as [\"192.0.2.10\", \"10.0.0.0/8\"])"
+            }
+            Kind::SocketAddress => {
+                "an address and port (a string such as \"127.0.0.1:9464\" or \"[::1]:9464\")"
             }
         }
     }
@@ -168,6 +172,9 @@ fields! {
     dual_log_enable: Bool,
     log_ftp_protocol: Bool,
     syslog_enable: Bool,
+    use_localtime: Bool,
+    metrics_enable: Bool,
+    metrics_listen: SocketAddress,
     nopriv_user: Str,
     secure_chroot_dir: Path,
     seccomp_sandbox: Bool,
@@ -200,7 +207,6 @@ pub(super) const VSFTPD_ONLY: &[&str] = &[
     "ssl_tlsv1_1",
     "strict_ssl_read_eof",
     "strict_ssl_write_shutdown",
-    "use_localtime",
     "validate_cert",
 ];
 
@@ -216,6 +222,7 @@ pub(super) fn related_keys(key: &str) -> &'static [&'static str] {
         "userlist_file" => &["userlist_enable"],
         "ban_window" | "ban_time" => &["ban_failed_logins"],
         "proxy_protocol_from" => &["proxy_protocol"],
+        "metrics_listen" => &["metrics_enable"],
         "rsa_cert_file" | "rsa_private_key_file" => &["ssl_enable"],
         "ssl_tlsv1_2" => &["ssl_tlsv1_3", "ssl_enable"],
         "chown_username" | "chown_upload_mode" => &["chown_uploads"],

@@ -317,12 +317,24 @@ pub struct Config {
     pub vsftpd_log_file: PathBuf,
     /// Write both `xferlog_file` and `vsftpd_log_file` (default false).
     pub dual_log_enable: bool,
-    /// Also record every FTP command and reply after login in `vsftpd_log_file` (PASS never
+    /// Also record every FTP command and reply (before login too) in `vsftpd_log_file` (PASS never
     /// shown) (default false).
     pub log_ftp_protocol: bool,
     /// Send the `vsftpd_log_file` lines to syslog (facility ftp) instead of the file (default
     /// false).
     pub syslog_enable: bool,
+    /// Times in `vsftpd_log_file` and `xferlog_file` in the host's local time zone (read from
+    /// `/etc/localtime` or `TZ` before any jail) instead of GMT, as vsftpd's `use_localtime`
+    /// (default false, as vsftpd). The journal's own times are the journal's.
+    pub use_localtime: bool,
+
+    // --- Metrics (not vsftpd options) ---
+    /// Serve Prometheus metrics on `metrics_listen` (`GET /metrics`) from a sandboxed
+    /// process of their own (default false).
+    pub metrics_enable: bool,
+    /// The metrics endpoint's address and port (default `127.0.0.1:9464`, loopback only;
+    /// another address is accepted with a warning: the metrics need no password).
+    pub metrics_listen: std::net::SocketAddr,
 
     // --- Privilege separation ---
     /// The account the pre-login process of each session runs as, as vsftpd's `nopriv_user`
@@ -457,6 +469,9 @@ impl Default for Config {
             dual_log_enable: false,
             log_ftp_protocol: false,
             syslog_enable: false,
+            use_localtime: false,
+            metrics_enable: false,
+            metrics_listen: std::net::SocketAddr::from(([127, 0, 0, 1], 9464)),
             nopriv_user: "rftpd".to_owned(),
             secure_chroot_dir: PathBuf::from("/run/rftpd/empty"),
             seccomp_sandbox: true,

@@ -26,6 +26,16 @@ impl Config {
                     .to_owned(),
             );
         }
+        if self.metrics_enable
+            && !crate::jail::netns::unmapped(self.metrics_listen.ip()).is_loopback()
+        {
+            warnings.push(format!(
+                "metrics_listen = \"{}\" is not a loopback address: anyone who can reach it \
+                 reads the metrics (no password); firewall it or put a proxy with \
+                 authentication in front",
+                self.metrics_listen
+            ));
+        }
         for (key, needs) in self.keys_without_effect() {
             warnings.push(format!(
                 "`{key}` is set but has no effect because `{needs}` is false"
@@ -98,6 +108,11 @@ impl Config {
                 ),
                 ("implicit_ssl", self.implicit_ssl),
             ],
+        );
+        check(
+            "metrics_enable",
+            self.metrics_enable,
+            &[("metrics_listen", self.metrics_listen != d.metrics_listen)],
         );
         check(
             "chroot_list_enable",

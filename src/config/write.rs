@@ -148,6 +148,14 @@ impl Config {
         line(o, "dual_log_enable", self.dual_log_enable);
         line(o, "log_ftp_protocol", self.log_ftp_protocol);
         line(o, "syslog_enable", self.syslog_enable);
+        line(o, "use_localtime", self.use_localtime);
+        out_comment(o, "Metrics");
+        line(o, "metrics_enable", self.metrics_enable);
+        line(
+            o,
+            "metrics_listen",
+            toml_string(&self.metrics_listen.to_string()),
+        );
         out_comment(o, "Privilege separation");
         line(o, "nopriv_user", toml_string(&self.nopriv_user));
         path(o, "secure_chroot_dir", &self.secure_chroot_dir);

@@ -203,12 +203,7 @@ pub(super) const VSFTPD_OPTIONS: &[VsftpdOption] = &[
     opt("guest_enable", Bool, Some("NO"), None),
     opt("userlist_enable", Bool, Some("NO"), None),
     opt("userlist_deny", Bool, Some("YES"), None),
-    opt(
-        "use_localtime",
-        Bool,
-        Some("NO"),
-        Some("rftpd lists times in UTC (nothing, not even the time zone, is read inside the jail)"),
-    ),
+    opt("use_localtime", Bool, Some("NO"), None),
     opt(
         "check_shell",
         Bool,

@@ -121,12 +121,17 @@ fn the_classic_exercise_jails_users_in_writable_homes() {
 
 #[test]
 fn unsupported_options_become_comments_in_the_documented_form() {
-    let (_, imported) = run("listen=YES\nxferlog_enable=YES\nuse_localtime=YES\n");
+    let (config, imported) =
+        run("listen=YES\nxferlog_enable=YES\nuse_localtime=YES\nsetproctitle_enable=YES\n");
     assert!(imported.toml.contains("xferlog_enable = true"));
+    // use_localtime is carried over with vsftpd's meaning.
+    assert!(config.use_localtime);
     assert!(
         imported.toml.contains(
-            "# vsftpd option use_localtime=YES not carried over: rftpd lists times in UTC"
-        )
+            "# vsftpd option setproctitle_enable=YES not carried over: rftpd does not rename its processes"
+        ),
+        "{}",
+        imported.toml
     );
 }
 

@@ -1,7 +1,8 @@
 //! `rftpd seccomp-probe ROLE ACTION`: install one role's seccomp allow-list in this process,
 //! then do one thing — how the test suite proves what each list kills and what it allows.
 //!
-//! ROLE: `prelogin`, `worker` (active mode off) or `worker-active`. ACTION: a system call the
+//! ROLE: `prelogin`, `metrics` (the metrics endpoint), `worker` (active mode off) or
+//! `worker-active`. ACTION: a system call the
 //! role must never make (`execve`, `ptrace`, `socket-inet`, `open`, `mount`, `unshare`,
 //! `setuid`, `fork`), or `work`, the role's normal work (a runtime with timers and sockets;
 //! for the worker also threads of the blocking pool and file operations in a temporary
@@ -16,10 +17,13 @@ use super::seccomp::{self, Role};
 pub fn main(args: &[String]) -> ExitCode {
     let (role, action) = match (args.first().map(String::as_str), args.get(1)) {
         (Some("prelogin"), Some(a)) => (Role::Prelogin, a.as_str()),
+        (Some("metrics"), Some(a)) => (Role::Metrics, a.as_str()),
         (Some("worker"), Some(a)) => (Role::Worker { stand_ins: false }, a.as_str()),
         (Some("worker-active"), Some(a)) => (Role::Worker { stand_ins: true }, a.as_str()),
         _ => {
-            eprintln!("usage: rftpd seccomp-probe prelogin|worker|worker-active ACTION [DIR]");
+            eprintln!(
+                "usage: rftpd seccomp-probe prelogin|metrics|worker|worker-active ACTION [DIR]"
+            );
             return ExitCode::from(2);
         }
     };

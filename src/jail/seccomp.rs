@@ -1,6 +1,7 @@
-//! The seccomp allow-lists of the two sandboxed roles (`seccomp_sandbox`): the pre-login
-//! process and the worker. Built in-process with the `seccompiler` crate (Firecracker's filter
-//! compiler: pure Rust, no libseccomp to link), installed by the role itself after its id
+//! The seccomp allow-lists of the sandboxed roles (`seccomp_sandbox`): the pre-login
+//! process, the worker, and the metrics endpoint (the pre-login list plus `accept4`). Built
+//! in-process with the `seccompiler` crate (Firecracker's filter compiler: pure Rust, no
+//! libseccomp to link), installed by the role itself after its id
 //! drop and `no_new_privs`, before it reads a byte from the client.
 //!
 //! A system call outside the list kills the whole process (`SECCOMP_RET_KILL_PROCESS`); the
@@ -39,6 +40,9 @@ pub enum Role {
     /// (`worker::datatls`), and libunftp's connections to them, are AF_INET sockets inside the
     /// worker's own network namespace (which holds nothing but loopback).
     Worker { stand_ins: bool },
+    /// The metrics endpoint (`crate::metrics`): the pre-login list plus `accept4` on the
+    /// listening socket it was given (no new sockets otherwise, no files).
+    Metrics,
 }
 
 /// Install `role`'s filters on the calling thread (and every thread it starts from now on).
@@ -214,6 +218,11 @@ fn allow_list(role: Role, own_pid: i32) -> Result<Rules, String> {
         vec![vec![arg_is(0, AF_UNIX as u64)?]],
     )?;
 
+    if role == Role::Metrics {
+        // Connections to the listening socket the master handed it.
+        allow(&mut rules, &[SYS_accept4]);
+        return Ok(rules);
+    }
     let Role::Worker { stand_ins } = role else {
         return Ok(rules);
     };
@@ -474,6 +483,7 @@ mod tests {
         use nix::libc::*;
         for role in [
             Role::Prelogin,
+            Role::Metrics,
             Role::Worker { stand_ins: false },
             Role::Worker { stand_ins: true },
         ] {
@@ -514,6 +524,13 @@ mod tests {
                 "the pre-login process allows {call}"
             );
         }
+        // The metrics endpoint: the pre-login list and accept4, nothing else.
+        let mut metrics = allow_list(Role::Metrics, 2).unwrap();
+        assert!(metrics.remove(&SYS_accept4).is_some());
+        assert_eq!(
+            metrics.keys().collect::<Vec<_>>(),
+            prelogin.keys().collect::<Vec<_>>()
+        );
         let worker = allow_list(Role::Worker { stand_ins: false }, 2).unwrap();
         assert!(!worker.contains_key(&SYS_socket));
     }

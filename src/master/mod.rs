@@ -8,8 +8,10 @@
 //! by the spawner ([`spawner`]), a single-threaded process the master fork+execs with the
 //! validated config in an otherwise empty environment, once at start and again on each reload.
 
+mod endpoint;
 mod limits;
 mod listen;
+pub mod metrics;
 mod proxy;
 mod spawner;
 mod systemd;
@@ -115,6 +117,8 @@ struct State {
     next_id: AtomicU64,
     /// Connections from a listed load balancer whose PROXY header is still being read.
     pending_headers: AtomicUsize,
+    /// `metrics_enable` (at start; a reload does not turn metrics on or off).
+    metrics: Option<Arc<metrics::Metrics>>,
 }
 
 /// Most PROXY headers read at once; a balancer that opens more waits in its own queue.
@@ -140,6 +144,13 @@ impl State {
             .clone()
     }
 
+    /// Count something for the metrics, when they are on.
+    fn count(&self, what: impl FnOnce(&metrics::Metrics)) {
+        if let Some(m) = &self.metrics {
+            what(m);
+        }
+    }
+
     fn current_spawner(&self) -> Option<Arc<SpawnerHandle>> {
         self.spawner
             .lock()
@@ -157,6 +168,7 @@ impl State {
         match launch_spawner(self, &self.prepared()) {
             Ok(new) => {
                 tracing::warn!(pid = new.pid, "started a new session spawner");
+                self.count(|m| m.spawner_restarted());
                 *slot = Some(new.clone());
                 Some(new)
             }
@@ -238,7 +250,13 @@ pub fn run(prepared: Prepared, source: ConfigSource, log_filter: String) -> Exit
             sessions: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             pending_headers: AtomicUsize::new(0),
+            metrics: config
+                .metrics_enable
+                .then(|| Arc::new(metrics::Metrics::new())),
         });
+        if config.metrics_enable && !endpoint::start(&state, &prepared) {
+            return ExitCode::FAILURE;
+        }
         match launch_spawner(&state, &prepared) {
             Ok(handle) => *state.spawner.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle),
             Err(e) => {
@@ -302,6 +320,14 @@ async fn reload(state: &Arc<State>) {
         Ok(new) => {
             for w in new.config.warnings() {
                 tracing::warn!("{w}");
+            }
+            let running = &state.prepared().config;
+            if (new.config.metrics_enable, new.config.metrics_listen)
+                != (running.metrics_enable, running.metrics_listen)
+            {
+                tracing::warn!(
+                    "metrics_enable and metrics_listen take effect at the next start, not on reload"
+                );
             }
             let handle = match launch_spawner(state, &new) {
                 Ok(h) => h,
@@ -379,6 +405,7 @@ fn through_proxy(mut stream: TcpStream, proxy: SocketAddr, state: &Arc<State>) {
     }
     if state.pending_headers.fetch_add(1, Ordering::AcqRel) >= MAX_PENDING_HEADERS {
         state.pending_headers.fetch_sub(1, Ordering::AcqRel);
+        state.count(|m| m.refused(metrics::Refused::ProxyBacklog));
         tracing::warn!(proxy = %proxy, "too many PROXY headers being read; connection closed");
         return;
     }
@@ -398,6 +425,7 @@ fn through_proxy(mut stream: TcpStream, proxy: SocketAddr, state: &Arc<State>) {
             }
             Err(e) => {
                 tracing::warn!(proxy = %proxy, error = %e, "connection from a listed proxy refused");
+                state.count(|m| m.refused(metrics::Refused::ProxyHeader));
                 let _ = stream.try_write(b"421 Service not available.\r\n");
             }
         }
@@ -421,6 +449,7 @@ async fn admit(
     match admitted {
         Ok(()) => start_session(stream, client, proxy, state).await,
         Err(refusal) => {
+            state.count(|m| m.refused(metrics::Refused::Admission(refusal)));
             let via = proxy.map_or_else(|| "-".to_owned(), |p| p.ip().to_string());
             tracing::warn!(client = %client.ip(), proxy = %via, reason = refusal.describe(), "connection refused");
             // Best effort: a client that does not read its 421 just sees the close.
@@ -496,6 +525,7 @@ async fn follow_spawner(
 /// Account for one spawner report.
 fn on_report(state: &State, report: Report) {
     match report {
+        Report::Tally(tally) => state.count(|m| m.tally(tally)),
         Report::Started { id, pid } => {
             if let Some(s) = state
                 .sessions
@@ -534,6 +564,7 @@ fn on_report(state: &State, report: Report) {
             };
             let banned = state.release(s.peer, failures);
             state.release_login(&s);
+            state.count(|m| m.session_ended(s.started.elapsed()));
             // The session's own monitor logs "session ended" with the user; a killed one
             // could not, so the master says it.
             if matches!(end, ProcessEnd::Killed(_)) {
@@ -545,6 +576,7 @@ fn on_report(state: &State, report: Report) {
                     "session process ended");
             }
             if banned {
+                state.count(|m| m.banned());
                 let ban_secs = state.prepared().limits.ban_time.as_secs();
                 tracing::warn!(client = %s.peer.ip(), ban_secs, "address banned after repeated failed logins");
             }
@@ -572,6 +604,7 @@ async fn start_session(
         }
     };
     let Some(spawner) = state.live_spawner() else {
+        state.count(|m| m.refused(metrics::Refused::NoSpawner));
         tracing::error!(client = %peer, "no session spawner is running; connection closed");
         state.release(peer, 0);
         return;
@@ -591,10 +624,14 @@ async fn start_session(
                 user: None,
             },
         );
-    if let Err(e) = spawner.spawn(id, client, proxy.map(|_| peer)).await {
-        tracing::error!(client = %peer, error = %e, "cannot hand a connection to the session spawner");
-        if state.forget(id).is_some() {
-            state.release(peer, 0);
+    match spawner.spawn(id, client, proxy.map(|_| peer)).await {
+        Ok(()) => state.count(|m| m.accepted()),
+        Err(e) => {
+            state.count(|m| m.refused(metrics::Refused::NoSpawner));
+            tracing::error!(client = %peer, error = %e, "cannot hand a connection to the session spawner");
+            if state.forget(id).is_some() {
+                state.release(peer, 0);
+            }
         }
     }
 }

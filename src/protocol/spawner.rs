@@ -13,6 +13,8 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+use super::tally::{TALLY_LEN, Tally};
+
 /// Longest record either side sends.
 pub const MAX_RECORD: usize = 64;
 
@@ -101,6 +103,8 @@ pub enum Report {
     Ended { id: u64, end: ProcessEnd },
     /// Session `id` has a login accepted for `user`: count it (`max_per_user`) and answer.
     Claim { id: u64, user: ClaimName },
+    /// A count one of the spawner's sessions reported (a login, a transfer), for the metrics.
+    Tally(Tally),
 }
 
 /// How a session process ended, from `waitpid`.
@@ -130,6 +134,7 @@ const KILLED: u8 = 6;
 const ANSWER: u8 = 7;
 const CLAIMED: u8 = 8;
 const CLAIM: u8 = 9;
+const TALLY: u8 = 10;
 
 fn record(tag: u8, id: u64, extra: Option<[u8; 4]>) -> Vec<u8> {
     let mut out = Vec::with_capacity(13);
@@ -262,6 +267,12 @@ impl Report {
                 out.extend_from_slice(user.as_str().as_bytes());
                 out
             }
+            Report::Tally(tally) => {
+                let mut out = Vec::with_capacity(1 + TALLY_LEN);
+                out.push(TALLY);
+                out.extend_from_slice(&tally.encode());
+                out
+            }
         }
     }
 
@@ -273,6 +284,11 @@ impl Report {
             let (_, id, _) = fields(&bytes[..9])?;
             let user = ClaimName::from_bytes(&bytes[9..])?;
             return Ok(Report::Claim { id, user });
+        }
+        if let [TALLY, rest @ ..] = bytes {
+            return Tally::decode(rest)
+                .map(Report::Tally)
+                .map_err(|_| DecodeError("tally"));
         }
         match fields(bytes)? {
             (STARTED, id, Some(v)) => Ok(Report::Started {
@@ -344,6 +360,11 @@ mod tests {
                 id: 10,
                 user: ClaimName::new(&"u".repeat(MAX_CLAIM_NAME)).unwrap(),
             },
+            Report::Tally(Tally::Transfer {
+                direction: crate::protocol::event::Direction::Upload,
+                ok: true,
+                bytes: 4096,
+            }),
         ] {
             assert_eq!(Report::decode(&report.encode()), Ok(report));
             assert!(report.encode().len() <= MAX_RECORD);

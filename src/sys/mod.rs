@@ -594,6 +594,23 @@ pub fn ptrace_traceme() -> io::Result<()> {
     Ok(())
 }
 
+/// The local time zone's offset from UTC in seconds at `secs` since the epoch, from
+/// `localtime_r` (glibc reads `TZ`, or `/etc/localtime`, once, at its first call: call it
+/// before any jail). `None` if the C library cannot say.
+pub fn utc_offset(secs: i64) -> Option<i64> {
+    let time: nix::libc::time_t = secs;
+    let mut tm = std::mem::MaybeUninit::<nix::libc::tm>::zeroed();
+    // SAFETY: localtime_r is the reentrant form: it reads `time` and writes only the `tm` it is
+    // given; both pointers are valid and exclusive for the call.
+    let filled = unsafe { nix::libc::localtime_r(&time, tm.as_mut_ptr()) };
+    if filled.is_null() {
+        return None;
+    }
+    // SAFETY: localtime_r returned non-null, so it filled every field of `tm` (and it was
+    // zeroed before, so no field is uninitialised either way).
+    Some(unsafe { tm.assume_init() }.tm_gmtoff)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

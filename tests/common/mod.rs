@@ -559,13 +559,18 @@ impl Server {
     /// Start with a config of the test's base keys, where any key in `extra_toml` replaces the
     /// base one; wait until it says where it listens.
     pub fn start_with_log(extra_toml: &str, pam: &PamService, log_filter: &str) -> Server {
-        Server::launch(extra_toml, pam, log_filter, None)
+        Server::launch(extra_toml, pam, log_filter, None, &[])
+    }
+
+    /// Like [`Server::start`], with `env` added to the master's environment (e.g. `TZ`).
+    pub fn start_with_env(extra_toml: &str, pam: &PamService, env: &[(&str, &str)]) -> Server {
+        Server::launch(extra_toml, pam, "info", None, env)
     }
 
     /// Like [`Server::start`], but the master inherits an open, not close-on-exec, descriptor
     /// (number 7) of `dir` from whoever started it — as a careless init script might pass.
     pub fn start_inheriting_dir(extra_toml: &str, pam: &PamService, dir: &Path) -> Server {
-        Server::launch(extra_toml, pam, "info", Some(dir))
+        Server::launch(extra_toml, pam, "info", Some(dir), &[])
     }
 
     fn launch(
@@ -573,6 +578,7 @@ impl Server {
         pam: &PamService,
         log_filter: &str,
         inherited_dir: Option<&Path>,
+        env: &[(&str, &str)],
     ) -> Server {
         ensure_service_account();
         let mut keys: BTreeMap<String, String> = BTreeMap::new();
@@ -606,6 +612,7 @@ impl Server {
             .arg("--config")
             .arg(&config_file)
             .env("RFTPD_LOG", log_filter)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -25,6 +25,7 @@ use super::records::SessionRecords;
 use super::{Child, SessionSetup};
 use crate::auth::PamLogin;
 use crate::protocol::ExitReason;
+use crate::protocol::event::Event;
 use crate::protocol::monitor::{MAX_MESSAGE, Reply, Request};
 use crate::sys;
 
@@ -56,6 +57,8 @@ pub enum Kind {
     Sign,
     Event,
     ChownUpload,
+    /// `log_ftp_protocol`: a command or reply line ([`Event::Protocol`]).
+    Protocol,
 }
 
 /// One row of the table: this request, from this peer, in this phase.
@@ -102,6 +105,23 @@ const TABLE: &[Rule] = &[
         from: Peer::Worker,
         phase: Phase::LoggedIn,
     },
+    // Command and reply lines (`log_ftp_protocol`): before login from the pre-login process
+    // (which holds the conversation until then), after it from the worker.
+    Rule {
+        kind: Kind::Protocol,
+        from: Peer::Prelogin,
+        phase: Phase::BeforeLogin,
+    },
+    Rule {
+        kind: Kind::Protocol,
+        from: Peer::Prelogin,
+        phase: Phase::LoginsExhausted,
+    },
+    Rule {
+        kind: Kind::Protocol,
+        from: Peer::Worker,
+        phase: Phase::LoggedIn,
+    },
 ];
 
 /// Whether the table allows `kind` from `from` in `phase`.
@@ -117,6 +137,7 @@ fn kind_of(request: &Request) -> Kind {
         Request::BindPassive => Kind::BindPassive,
         Request::ConnectActive(_) => Kind::ConnectActive,
         Request::Sign { .. } => Kind::Sign,
+        Request::Event(Event::Protocol { .. }) => Kind::Protocol,
         Request::Event(_) => Kind::Event,
         Request::ChownUpload => Kind::ChownUpload,
     }
@@ -387,6 +408,9 @@ impl Monitor<'_> {
             Request::ConnectActive(target) => self.connect_active(target),
             Request::Sign { scheme, message } => self.sign(scheme, &message),
             Request::ChownUpload => self.chown_upload(fd),
+            Request::Event(Event::Protocol { input, line }) if peer == Peer::Prelogin => {
+                self.records.prelogin_protocol(input, &line);
+            }
             Request::Event(event) => {
                 if !self.records.event(event) {
                     self.violation = Some("the worker reported its start twice".into());
@@ -558,7 +582,7 @@ mod tests {
         use Kind::*;
         use Peer::*;
         use Phase::*;
-        for kind in [Login, BindPassive, ConnectActive, Sign, Event, ChownUpload] {
+        for kind in [Login, BindPassive, ConnectActive, Sign, Event, ChownUpload, Protocol] {
             for from in [Prelogin, Worker] {
                 for phase in [BeforeLogin, LoggedIn, LoginsExhausted] {
                     let expected = matches!(
@@ -568,6 +592,8 @@ mod tests {
                             | (ConnectActive, Worker, LoggedIn)
                             | (Event, Worker, LoggedIn)
                             | (ChownUpload, Worker, LoggedIn)
+                            | (Protocol, Prelogin, BeforeLogin | LoginsExhausted)
+                            | (Protocol, Worker, LoggedIn)
                     );
                     assert_eq!(
                         allowed(kind, from, phase),
