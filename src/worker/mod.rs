@@ -23,6 +23,7 @@ pub mod relay;
 pub mod site;
 pub mod state;
 pub mod status;
+pub mod unanswered;
 
 use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};

@@ -6,7 +6,9 @@
 //! Then it forwards commands and replies line by line, answering the few commands libunftp
 //! would get wrong itself (USER/PASS/AUTH after login, RNFR without rights, PORT/EPRT, which
 //! are checked here and connected by the monitor), and owns the idle, data and accept
-//! timeouts, the line cap, and every final reply of a session that must end.
+//! timeouts, the line cap, and every final reply of a session that must end. It gives
+//! libunftp one command at a time but during a transfer, and answers `PWD` itself (from the
+//! mirrored working directory, when libunftp owes no reply): see [`crate::worker::unanswered`].
 //!
 //! It never parses a path and never touches a file. Every line goes through one parser
 //! (`crate::control::command`) and libunftp is given the line rebuilt from it. Every wait on
@@ -36,6 +38,7 @@ pub use crate::worker::client::Client;
 use crate::worker::datatls;
 use crate::worker::state::{DataOutcome, ListFlags, MonitorClient, SessionShared};
 use crate::worker::status::{self, SessionStatus};
+use crate::worker::unanswered::{self, Unanswered};
 
 /// Longest reply line accepted from libunftp.
 const MAX_ENGINE_LINE: usize = 1 << 20;
@@ -380,12 +383,15 @@ async fn forward(
     });
     let engine_to_client = to_client.clone();
     let reply_shared = shared.clone();
+    let owed = Arc::new(Unanswered::default());
+    let answered = owed.clone();
     let mut replies = tokio::spawn(async move {
         // A transfer the storage backend refused before a byte moved: its reply replaces
         // libunftp's error, which follows the (dropped) 150.
         let mut pending = Pending::Nothing;
         while let Ok(Line::Text(line)) = engine_lines.next(&mut engine_read, MAX_ENGINE_LINE).await
         {
+            let ends_reply = unanswered::is_final(&line);
             let line = match reply_line(&reply_shared, line, &mut pending).await {
                 Some(line) => line,
                 None => continue,
@@ -399,6 +405,9 @@ async fn forward(
             bytes.extend_from_slice(b"\r\n");
             if engine_to_client.send(bytes).await.is_err() {
                 break;
+            }
+            if ends_reply {
+                answered.answered();
             }
         }
     });
@@ -424,6 +433,9 @@ async fn forward(
     let mut data_type = DataType::Ascii;
     // RFC 2428 §4: after `EPSV ALL` only EPSV may set up a data connection.
     let mut epsv_all = false;
+    // The last command given to libunftp started a transfer: the next one (ABOR, STAT) must
+    // reach it without waiting for the transfer's end.
+    let mut transfer_forwarded = false;
     let reason = loop {
         let data_deadline = awaiting_data.map(|(at, _)| at);
         let next = tokio::select! {
@@ -526,6 +538,17 @@ async fn forward(
         };
         if let Some(text) = own_answer {
             if to_client.send(say(text)).await.is_err() {
+                break ExitReason::Closed;
+            }
+            continue;
+        }
+        // PWD from the mirrored working directory, which is libunftp's own once every
+        // command before it is answered (no round trip through libunftp); else libunftp's.
+        if verb == "PWD" && owed.none() {
+            let mut bytes =
+                names::to_wire(&unanswered::pwd_reply(&shared.working_dir())).into_owned();
+            bytes.extend_from_slice(b"\r\n");
+            if to_client.send(bytes).await.is_err() {
                 break ExitReason::Closed;
             }
             continue;
@@ -693,8 +716,33 @@ async fn forward(
             awaiting_data = Some((tokio::time::Instant::now() + accept_timeout, seen));
             shared.clear_data_outcome();
         }
+        // One command at a time (see `unanswered`), bounded; during a transfer at once.
+        if !transfer_forwarded && !owed.none() {
+            tokio::select! {
+                _ = owed.settled() => {}
+                _ = tokio::time::sleep(ENGINE_TIMEOUT) => {
+                    tracing::warn!("the FTP engine owes a reply; forwarding the next command anyway");
+                    owed.forget();
+                }
+                _ = shared.ending_notified() => {
+                    if let Some((text, reason)) = shared.take_ending() {
+                        let _ = to_client.send(say(&text)).await;
+                        break reason;
+                    }
+                }
+                _ = &mut replies => {
+                    replies_done = true;
+                    break ExitReason::Closed;
+                }
+            }
+        }
+        transfer_forwarded = matches!(
+            verb.as_str(),
+            "RETR" | "STOR" | "STOU" | "APPE" | "LIST" | "NLST" | "MLSD"
+        );
         let mut bytes = line.into_bytes();
         bytes.extend_from_slice(b"\r\n");
+        owed.forwarded();
         match tokio::time::timeout(ENGINE_TIMEOUT, engine_write.write_all(&bytes)).await {
             Ok(Ok(())) => {}
             Ok(Err(_)) => break ExitReason::Closed,
