@@ -44,6 +44,8 @@ use crate::worker::unanswered::{self, Unanswered};
 const MAX_ENGINE_LINE: usize = 1 << 20;
 /// Longest wait for libunftp to answer one command of the login, or to take a command.
 const ENGINE_TIMEOUT: Duration = Duration::from_secs(20);
+/// Most bytes of queued replies the relay joins into one write to the client.
+const WRITE_BATCH: usize = 16 * 1024;
 /// Longest a `150` is held back for the storage backend's word on the transfer (a client that
 /// connects its data connection only after the `150` gets it after this).
 const HOLD_PRELIMINARY: Duration = Duration::from_secs(2);
@@ -364,7 +366,14 @@ async fn forward(
     // One writer, so lines from the engine and the relay's own replies never interleave.
     let protocol_log = shared.config.log_ftp_protocol.then(|| shared.clone());
     let writer = tokio::spawn(async move {
-        while let Some(bytes) = outbox.recv().await {
+        while let Some(mut bytes) = outbox.recv().await {
+            // Replies queued meanwhile (a small transfer's 150 and 226) go out in one write.
+            while bytes.len() < WRITE_BATCH {
+                match outbox.try_recv() {
+                    Ok(more) => bytes.extend_from_slice(&more),
+                    Err(_) => break,
+                }
+            }
             if let Some(shared) = &protocol_log {
                 for reply in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
                     let reply = reply.strip_suffix(b"\r").unwrap_or(reply);
