@@ -62,6 +62,9 @@ impl MonitorBinder {
     fn refill(&mut self) {
         let monitor = self.monitor.clone();
         self.refill = Some(tokio::spawn(async move {
+            // After the tasks the I/O driver wakes next: the reply to this PASV/EPSV reaches
+            // the client before the monitor is asked.
+            tokio::task::yield_now().await;
             match monitor.ask(&Request::PassiveSpare).await {
                 Ok((Reply::Bound, Some(fd))) => Some((fd, Instant::now())),
                 Ok((Reply::NotBound, None)) | Err(_) => None,
