@@ -442,8 +442,8 @@ async fn forward(
     let mut data_type = DataType::Ascii;
     // RFC 2428 §4: after `EPSV ALL` only EPSV may set up a data connection.
     let mut epsv_all = false;
-    // The last command given to libunftp started a transfer: the next one (ABOR, STAT) must
-    // reach it without waiting for the transfer's end.
+    // A command given to libunftp since it last owed nothing started a transfer: the next
+    // ones (STAT, ABOR) must reach it without waiting for the transfer's end.
     let mut transfer_forwarded = false;
     let reason = loop {
         let data_deadline = awaiting_data.map(|(at, _)| at);
@@ -726,6 +726,9 @@ async fn forward(
             shared.clear_data_outcome();
         }
         // One command at a time (see `unanswered`), bounded; during a transfer at once.
+        if transfer_forwarded && owed.none() {
+            transfer_forwarded = false;
+        }
         if !transfer_forwarded && !owed.none() {
             tokio::select! {
                 _ = owed.settled() => {}
@@ -745,7 +748,7 @@ async fn forward(
                 }
             }
         }
-        transfer_forwarded = matches!(
+        transfer_forwarded |= matches!(
             verb.as_str(),
             "RETR" | "STOR" | "STOU" | "APPE" | "LIST" | "NLST" | "MLSD"
         );

@@ -58,9 +58,10 @@ impl Unanswered {
     }
 }
 
-/// Whether a line from libunftp ends its reply (`NNN text` or a bare `NNN`).
+/// Whether a line from libunftp ends its answer to a command (`NNN text` or a bare `NNN`;
+/// a preliminary `1NN`, a transfer's `150`, does not: its `226` or error follows).
 pub fn is_final(line: &[u8]) -> bool {
-    let code = line.len() >= 3 && line[..3].iter().all(u8::is_ascii_digit);
+    let code = line.len() >= 3 && line[..3].iter().all(u8::is_ascii_digit) && line[0] != b'1';
     code && (line.len() == 3 || line[3] == b' ')
 }
 
@@ -81,6 +82,7 @@ mod tests {
         assert!(!is_final(b"211-Extensions supported:"));
         assert!(!is_final(b" UTF8"));
         assert!(!is_final(b"25"));
+        assert!(!is_final(b"150 Sending data"));
         let owed = Unanswered::default();
         assert!(owed.none());
         owed.forwarded();
