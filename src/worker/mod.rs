@@ -24,6 +24,7 @@ pub mod site;
 pub mod state;
 pub mod status;
 pub mod upload_owner;
+pub mod unanswered;
 
 use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
