@@ -23,8 +23,8 @@ pub mod relay;
 pub mod site;
 pub mod state;
 pub mod status;
-pub mod upload_owner;
 pub mod unanswered;
+pub mod upload_owner;
 
 use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
