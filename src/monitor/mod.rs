@@ -19,8 +19,8 @@ pub mod passive;
 pub mod probe;
 pub mod records;
 pub mod requests;
-pub mod user_config;
 pub mod tally;
+pub mod user_config;
 
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::OwnedFd;

@@ -23,6 +23,7 @@ pub mod relay;
 pub mod site;
 pub mod state;
 pub mod status;
+pub mod tls_transfer;
 pub mod upload_owner;
 
 use std::io::Read;

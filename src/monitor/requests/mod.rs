@@ -582,7 +582,15 @@ mod tests {
         use Kind::*;
         use Peer::*;
         use Phase::*;
-        for kind in [Login, BindPassive, ConnectActive, Sign, Event, ChownUpload, Protocol] {
+        for kind in [
+            Login,
+            BindPassive,
+            ConnectActive,
+            Sign,
+            Event,
+            ChownUpload,
+            Protocol,
+        ] {
             for from in [Prelogin, Worker] {
                 for phase in [BeforeLogin, LoggedIn, LoginsExhausted] {
                     let expected = matches!(
