@@ -3,7 +3,7 @@
 //! `RETR`, `REST` + `STOR` and `APPE` are carried straight between the file and the client's
 //! TLS (`worker::tls_transfer`), `TYPE A` transfers with the conversions on go through
 //! libunftp's stand-in — both must be byte-exact, end with `close_notify` (ftplib's `unwrap`)
-//! and a `226`, and be logged with the bytes moved.
+//! and a `226`, and be logged with the bytes moved. An `ABOR` stops a direct download.
 
 mod common;
 
@@ -185,4 +185,114 @@ fn protected_transfers_at_an_offset_and_in_ascii_mode_are_byte_exact_and_logged(
             server.log().join("\n")
         );
     }
+}
+
+/// `HOST PORT USER PASSWORD`: a protected download of `big.bin` aborted with `ABOR` after its
+/// first bytes, then the replies, a `NOOP` and a download of the file's last 10 bytes.
+const ABORT_SCRIPT: &str = r#"
+import ftplib, ssl, sys, time
+host, port, user, password = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+
+class Reuse(ftplib.FTP_TLS):
+    def ntransfercmd(self, cmd, rest=None):
+        conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
+        conn = self.context.wrap_socket(conn, server_hostname=self.host, session=self.sock.session)
+        return conn, size
+
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+ftp = Reuse(context=ctx, timeout=20)
+ftp.connect(host, port)
+ftp.login(user, password)
+ftp.prot_p()
+ftp.voidcmd('TYPE I')
+size = int(ftp.sendcmd('SIZE big.bin').split()[1])
+conn = ftp.transfercmd('RETR big.bin')
+print('FIRST-BYTES: %d' % len(conn.recv(65536)), flush=True)
+ftp.sock.sendall(b'ABOR\r\n')
+time.sleep(0.5)
+conn.close()
+print('REPLY: ' + ftp.getline(), flush=True)
+print('REPLY: ' + ftp.getline(), flush=True)
+print('NOOP: ' + ftp.sendcmd('NOOP'), flush=True)
+conn = ftp.transfercmd('RETR big.bin', rest=size - 10)
+got = b''
+while True:
+    chunk = conn.recv(100)
+    if not chunk:
+        break
+    got += chunk
+conn.unwrap()
+print('TAIL: ' + ftp.voidresp() + ' ' + got.hex(), flush=True)
+ftp.quit()
+"#;
+
+#[test]
+fn an_aborted_protected_download_stops_and_the_session_goes_on() {
+    if !common::require_root() {
+        return;
+    }
+    let pki = TempDir::new();
+    let (cert, key) = common::self_signed_pair(&pki, "server");
+    let user = TestUser::create();
+    let pam = PamService::create(&[]);
+    let server = Server::start(
+        &format!(
+            "ssl_enable = true\nrsa_cert_file = \"{}\"\nrsa_private_key_file = \"{}\"\n",
+            cert.display(),
+            key.display()
+        ),
+        &pam,
+    );
+    // Far more than the sockets between the two ends can hold.
+    let big = rand_bytes(48 * 1024 * 1024);
+    user.put_file("big.bin", &big);
+    let out = common::python(
+        ABORT_SCRIPT,
+        &[
+            "127.0.0.1",
+            &server.port().to_string(),
+            &user.name,
+            &user.password,
+        ],
+    );
+    let stdout = lossy(&out.stdout);
+    let shown = format!("stdout:\n{stdout}\nstderr:\n{}", lossy(&out.stderr));
+    assert!(out.status.success(), "the ftplib session failed:\n{shown}");
+    let replies: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("REPLY: "))
+        .collect();
+    assert!(
+        replies.iter().any(|r| r.starts_with("426")),
+        "no 426 for the aborted transfer:\n{shown}"
+    );
+    assert!(field(&stdout, "NOOP").starts_with("200"), "{shown}");
+    let tail = field(&stdout, "TAIL");
+    assert!(
+        tail.starts_with("226") && tail.ends_with(&format!(" {}", hex(&big[big.len() - 10..]))),
+        "the download after the abort: {shown}"
+    );
+    // The aborted download stopped: its record is a failure, with less than the file sent.
+    let line = server
+        .wait_log_line(
+            &["download", "path=/big.bin", "result=failed"],
+            Duration::from_secs(10),
+        )
+        .unwrap_or_else(|| {
+            panic!(
+                "no failed download record; log:\n{}",
+                server.log().join("\n")
+            )
+        });
+    let sent: u64 = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("bytes="))
+        .and_then(|n| n.parse().ok())
+        .expect("bytes= in the record");
+    assert!(
+        sent < big.len() as u64,
+        "the aborted download went on to the end: {line}"
+    );
 }
