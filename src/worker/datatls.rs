@@ -11,18 +11,17 @@
 //! upload is written), and a failed handshake only fails that transfer (the storage layer
 //! waits for the outcome before a byte moves and refuses with vsftpd's `522`).
 //!
-//! A `RETR` or `STOR` that the storage layer claims (`tls_transfer`) goes straight between
-//! the file and the client's TLS on that thread, without the stand-in; everything else (the
-//! listings, `ASCII` transfers, refusals) is spliced through it.
-//!
 //! The TLS work runs on a thread of its own (its own single-threaded runtime, started at the
-//! first protected data connection), beside the thread running libunftp and the storage: a
-//! transfer's encryption and its disk I/O and FTP engine overlap. Reads from the client go
-//! through a large buffer (rustls asks for 4 KiB at a time).
+//! first protected data connection), beside the thread running libunftp and the storage.
+//! A binary `RETR`/`STOR`/`APPE` that the storage layer claims after its checks
+//! (`tls_transfer`) goes straight between the file and the client's TLS on that thread,
+//! without the stand-in (half the CPU time of such a transfer was the stand-in's loopback
+//! copies); everything else (listings, `ASCII` transfers, refusals) is spliced through it.
+//! Reads from the client go through a large buffer (rustls asks for 4 KiB at a time).
 //!
 //! It never parses FTP, never opens a file (a claimed transfer's is opened by the storage
-//! layer), and holds no key but the session's certificate
-//! key (as libunftp did); the monitor decides every socket it is given.
+//! layer), and holds no key but the session's certificate key (as libunftp did); the monitor
+//! decides every socket it is given.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
