@@ -12,11 +12,10 @@ use std::time::Duration;
 
 use common::{PamService, Server, TempDir, TestUser, lossy, rand_bytes};
 
-/// `HOST PORT USER PASSWORD`: the transfers below, in one session, each data connection
-/// resuming the control connection's TLS session; every reply printed as `TAG: reply`, every
-/// download's bytes as `TAG-DATA: hex`. Raises (and so fails) on anything unexpected.
-const SCRIPT: &str = r#"
-import ftplib, ssl, sys
+/// Both scripts' start (`HOST PORT USER PASSWORD`): log in with `FTP_TLS`, `PROT P`, and
+/// every data connection resuming the control connection's TLS session.
+const PRELUDE: &str = r#"
+import ftplib, ssl, sys, time
 host, port, user, password = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 
 class Reuse(ftplib.FTP_TLS):
@@ -33,6 +32,11 @@ ftp.connect(host, port)
 ftp.login(user, password)
 ftp.prot_p()
 
+"#;
+
+/// After [`PRELUDE`]: the transfers below, in one session; every reply printed as `TAG: reply`, every
+/// download's bytes as `TAG-DATA: hex`. Raises (and so fails) on anything unexpected.
+const SCRIPT: &str = r#"
 def download(tag, cmd, rest=None):
     conn = ftp.transfercmd(cmd, rest)
     got = bytearray()
@@ -66,6 +70,37 @@ print('NOOP: ' + ftp.sendcmd('NOOP'), flush=True)
 ftp.quit()
 "#;
 
+/// An FTPS server (a fresh certificate; `extra` config lines) and its user.
+struct Site {
+    _pki: TempDir,
+    _pam: PamService,
+    user: TestUser,
+    server: Server,
+}
+
+impl Site {
+    fn start(extra: &str) -> Site {
+        let pki = TempDir::new();
+        let (cert, key) = common::self_signed_pair(&pki, "server");
+        let user = TestUser::create();
+        let pam = PamService::create(&[]);
+        let server = Server::start(
+            &format!(
+                "ssl_enable = true\nrsa_cert_file = \"{}\"\nrsa_private_key_file = \"{}\"\n{extra}\n",
+                cert.display(),
+                key.display()
+            ),
+            &pam,
+        );
+        Site {
+            _pki: pki,
+            _pam: pam,
+            user,
+            server,
+        }
+    }
+}
+
 fn field<'a>(stdout: &'a str, tag: &str) -> &'a str {
     let prefix = format!("{tag}: ");
     stdout
@@ -83,20 +118,11 @@ fn protected_transfers_at_an_offset_and_in_ascii_mode_are_byte_exact_and_logged(
     if !common::require_root() {
         return;
     }
-    let pki = TempDir::new();
-    let (cert, key) = common::self_signed_pair(&pki, "server");
-    let user = TestUser::create();
-    let pam = PamService::create(&[]);
-    let server = Server::start(
-        &format!(
-            "ssl_enable = true\nrsa_cert_file = \"{}\"\nrsa_private_key_file = \"{}\"\n\
-             write_enable = true\nallow_writeable_chroot = true\n\
-             ascii_upload_enable = true\nascii_download_enable = true\n",
-            cert.display(),
-            key.display()
-        ),
-        &pam,
+    let s = Site::start(
+        "write_enable = true\nallow_writeable_chroot = true\n\
+         ascii_upload_enable = true\nascii_download_enable = true",
     );
+    let (user, server) = (&s.user, &s.server);
     // Larger than one chunk of the direct path, and not a multiple of a TLS record.
     let big = rand_bytes(3 * 1024 * 1024 + 4321);
     user.put_file("big.bin", &big);
@@ -106,7 +132,7 @@ fn protected_transfers_at_an_offset_and_in_ascii_mode_are_byte_exact_and_logged(
     user.put_file("unix.txt", b"a\nb\r\nc");
 
     let out = common::python(
-        SCRIPT,
+        &format!("{PRELUDE}{SCRIPT}"),
         &[
             "127.0.0.1",
             &server.port().to_string(),
@@ -187,25 +213,9 @@ fn protected_transfers_at_an_offset_and_in_ascii_mode_are_byte_exact_and_logged(
     }
 }
 
-/// `HOST PORT USER PASSWORD`: a protected download of `big.bin` aborted with `ABOR` after its
+/// After [`PRELUDE`]: a protected download of `big.bin` aborted with `ABOR` after its
 /// first bytes, then the replies, a `NOOP` and a download of the file's last 10 bytes.
 const ABORT_SCRIPT: &str = r#"
-import ftplib, ssl, sys, time
-host, port, user, password = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
-
-class Reuse(ftplib.FTP_TLS):
-    def ntransfercmd(self, cmd, rest=None):
-        conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
-        conn = self.context.wrap_socket(conn, server_hostname=self.host, session=self.sock.session)
-        return conn, size
-
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-ctx.check_hostname = False
-ctx.verify_mode = ssl.CERT_NONE
-ftp = Reuse(context=ctx, timeout=20)
-ftp.connect(host, port)
-ftp.login(user, password)
-ftp.prot_p()
 ftp.voidcmd('TYPE I')
 size = int(ftp.sendcmd('SIZE big.bin').split()[1])
 conn = ftp.transfercmd('RETR big.bin')
@@ -233,23 +243,13 @@ fn an_aborted_protected_download_stops_and_the_session_goes_on() {
     if !common::require_root() {
         return;
     }
-    let pki = TempDir::new();
-    let (cert, key) = common::self_signed_pair(&pki, "server");
-    let user = TestUser::create();
-    let pam = PamService::create(&[]);
-    let server = Server::start(
-        &format!(
-            "ssl_enable = true\nrsa_cert_file = \"{}\"\nrsa_private_key_file = \"{}\"\n",
-            cert.display(),
-            key.display()
-        ),
-        &pam,
-    );
+    let s = Site::start("");
+    let (user, server) = (&s.user, &s.server);
     // Far more than the sockets between the two ends can hold.
     let big = rand_bytes(48 * 1024 * 1024);
     user.put_file("big.bin", &big);
     let out = common::python(
-        ABORT_SCRIPT,
+        &format!("{PRELUDE}{ABORT_SCRIPT}"),
         &[
             "127.0.0.1",
             &server.port().to_string(),
