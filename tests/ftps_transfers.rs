@@ -34,8 +34,9 @@ ftp.prot_p()
 
 "#;
 
-/// After [`PRELUDE`]: the transfers below, in one session; every reply printed as `TAG: reply`, every
-/// download's bytes as `TAG-DATA: hex`. Raises (and so fails) on anything unexpected.
+/// After [`PRELUDE`]: the transfers below, in one session; every reply printed as
+/// `TAG: reply`, every download's bytes as `TAG-DATA: hex`. Raises (and so fails) on anything
+/// unexpected.
 const SCRIPT: &str = r#"
 def download(tag, cmd, rest=None):
     conn = ftp.transfercmd(cmd, rest)
