@@ -39,6 +39,7 @@ pub mod facts;
 mod failed;
 pub mod fsmeta;
 pub mod listing;
+mod protected;
 mod rate;
 mod records;
 mod times;
@@ -327,16 +328,20 @@ impl JailedStorage {
         };
         match timed {
             Ok(r) => r.map_err(Error::from),
-            Err(_) => {
-                tracing::info!(
-                    seconds = secs,
-                    "data connection stalled; ending the session"
-                );
-                self.shared
-                    .end_session("421 Data timeout. Reconnect. Sorry.", ExitReason::Timeout);
-                Err(Error::from(ErrorKind::ConnectionClosed))
-            }
+            Err(_) => Err(self.stalled()),
         }
+    }
+
+    /// A transfer moved no byte for `data_connection_timeout`: the session ends with vsftpd's
+    /// reply.
+    fn stalled(&self) -> Error {
+        tracing::info!(
+            seconds = self.shared.config.data_connection_timeout,
+            "data connection stalled; ending the session"
+        );
+        self.shared
+            .end_session("421 Data timeout. Reconnect. Sorry.", ExitReason::Timeout);
+        Error::from(ErrorKind::ConnectionClosed)
     }
 
     /// A directory's entries as `Fileinfo`s (vanished entries skipped).
@@ -596,11 +601,12 @@ impl StorageBackend<SessionUser> for JailedStorage {
         start_pos: u64,
     ) -> Result<u64> {
         let record = records::TransferRecord::start(&self.shared, Direction::Upload, path.as_ref());
+        let moved = record.bytes.clone();
         let counted = records::Counting {
             inner: input,
-            count: record.bytes.clone(),
+            count: moved.clone(),
         };
-        record.done(self.upload(counted, path.as_ref(), start_pos).await)
+        record.done(self.upload(counted, path.as_ref(), start_pos, &moved).await)
     }
 
     async fn del<P: AsRef<Path> + Send + Debug>(&self, user: &SessionUser, path: P) -> Result<()> {

@@ -15,6 +15,7 @@ use super::failed::FailedUpload;
 use super::rate::Pace;
 use super::zero_copy;
 use super::*;
+use crate::worker::tls_transfer;
 
 impl JailedStorage {
     /// The checks and the open of a download (RETR, by `get_into` or `get`): rights, the data
@@ -54,7 +55,7 @@ impl JailedStorage {
         path: &Path,
         start_pos: u64,
         output: &mut W,
-        sent_around_output: &std::sync::atomic::AtomicU64,
+        sent_around_output: &Arc<std::sync::atomic::AtomicU64>,
     ) -> Result<u64>
     where
         W: AsyncWrite + Unpin + Sync + Send + ?Sized,
@@ -78,13 +79,31 @@ impl JailedStorage {
                 .send_file(socket, &file, start_pos, sent_around_output)
                 .await;
         }
+        // PROT P: the data TLS end reads the file itself (no trip through the stand-in); not
+        // with a rate limit, which is paced here.
+        let file = Arc::new(file);
+        if tls_seen && ascii.is_none() && pace.is_none() {
+            let direct = self
+                .protected_transfer(
+                    tls_transfer::Direction::Download,
+                    file.clone(),
+                    start_pos,
+                    sent_around_output,
+                )
+                .await;
+            if let Some(result) = direct {
+                return result;
+            }
+        } else if tls_seen {
+            self.protected_by_splice();
+        }
         // The first chunk, also on the session's thread: a small file costs a buffer of its
         // own size and no hop.
-        let (file, first) = on_session_thread(move || {
+        let first = on_session_thread(|| {
             let mut buf = vec![0u8; chunk_for(size.saturating_sub(start_pos)).min(step)];
             let n = file.read_at(&mut buf, start_pos)?;
             buf.truncate(n);
-            Ok((Arc::new(file), buf))
+            Ok(buf)
         })?;
         let read_at = |file: Arc<std::fs::File>, mut buf: Vec<u8>, offset: u64| {
             offload(move || {
@@ -135,6 +154,7 @@ impl JailedStorage {
         mut input: R,
         path: &Path,
         start_pos: u64,
+        moved: &Arc<std::sync::atomic::AtomicU64>,
     ) -> Result<u64> {
         self.data_connection_arrived();
         let e = self
@@ -147,7 +167,7 @@ impl JailedStorage {
         if !may_modify && start_pos > 0 {
             return Err(self.refused("550 Permission denied.", denied()));
         }
-        self.check_data_connection(e).await?;
+        let tls_seen = self.check_data_connection(e).await?;
         let _transfer = Transfer::start(&self.shared);
         let mut pace = Pace::new(self.max_rate());
         let most = pace.as_ref().map_or(CHUNK, |p| p.chunk(CHUNK));
@@ -198,6 +218,26 @@ impl JailedStorage {
         let mut ascii = (self.shared.config.ascii_upload_enable
             && self.shared.ascii.load(std::sync::atomic::Ordering::SeqCst))
         .then_some(false);
+        // PROT P: the data TLS end writes the file itself (no trip through the stand-in); not
+        // with a rate limit, which is paced here.
+        if tls_seen && ascii.is_none() && pace.is_none() {
+            let direct = self
+                .protected_transfer(
+                    tls_transfer::Direction::Upload,
+                    file.clone(),
+                    start_pos,
+                    moved,
+                )
+                .await;
+            if let Some(result) = direct {
+                if result.is_ok() {
+                    unfinished.completed();
+                }
+                return result;
+            }
+        } else if tls_seen {
+            self.protected_by_splice();
+        }
         // Pipeline: the next chunk arrives from the network while this one goes to disk.
         // Small uploads get a small buffer; one that fills it switches to full chunks.
         let mut offset = start_pos;

@@ -12,12 +12,16 @@
 //! waits for the outcome before a byte moves and refuses with vsftpd's `522`).
 //!
 //! The TLS work runs on a thread of its own (its own single-threaded runtime, started at the
-//! first protected data connection), beside the thread running libunftp and the storage: a
-//! transfer's encryption and its disk I/O and FTP engine overlap. Reads from the client go
-//! through a large buffer (rustls asks for 4 KiB at a time).
+//! first protected data connection), beside the thread running libunftp and the storage.
+//! A binary `RETR`/`STOR`/`APPE` that the storage layer claims after its checks
+//! (`tls_transfer`) goes straight between the file and the client's TLS on that thread,
+//! without the stand-in (half the CPU time of such a transfer was the stand-in's loopback
+//! copies); everything else (listings, `ASCII` transfers, refusals) is spliced through it.
+//! Reads from the client go through a large buffer (rustls asks for 4 KiB at a time).
 //!
-//! It never parses FTP, never touches a file, and holds no key but the session's certificate
-//! key (as libunftp did); the monitor decides every socket it is given.
+//! It never parses FTP, never opens a file (a claimed transfer's is opened by the storage
+//! layer), and holds no key but the session's certificate key (as libunftp did); the monitor
+//! decides every socket it is given.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -32,6 +36,7 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::watch;
 
 use crate::tls::DataHandshake;
+use crate::worker::tls_transfer::{self, Claim, Offer, Use};
 
 /// What the data connection now in use turned out to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +76,8 @@ pub struct DataTls {
     state: watch::Sender<(u64, DataState)>,
     /// For the handshake, and for the client's connection to a passive port.
     wait: Duration,
+    /// The latest handshaken connection's offer to carry a transfer directly (its generation).
+    offer: Mutex<Option<(u64, Offer)>>,
 }
 
 impl DataTls {
@@ -81,6 +88,7 @@ impl DataTls {
             required,
             state: watch::Sender::new((0, DataState::None)),
             wait,
+            offer: Mutex::new(None),
         }
     }
 
@@ -121,6 +129,50 @@ impl DataTls {
             *s = state;
             true
         });
+    }
+
+    /// Connection `generation` is handshaken and may carry a transfer directly.
+    fn offer(&self, generation: u64, offer: Offer) {
+        *self.offer.lock().unwrap_or_else(|p| p.into_inner()) = Some((generation, offer));
+    }
+
+    /// Hand the data connection in use (its handshake done, see [`DataTls::outcome`]) a
+    /// protected transfer to carry directly. `Err(claim)`: it cannot (no such connection, or
+    /// it is gone); nothing was sent.
+    pub fn claim(&self, claim: Claim) -> Result<(), Claim> {
+        match self.take_offer() {
+            Some(offer) => offer.send(Use::Direct(claim)).map_err(|u| match u {
+                Use::Direct(c) => c,
+                Use::Splice => unreachable!("sent a claim"),
+            }),
+            None => Err(claim),
+        }
+    }
+
+    /// The data connection in use is spliced through libunftp's stand-in (a transfer the
+    /// storage layer does not carry directly: libunftp reads the upload from the stand-in).
+    pub fn release(&self) {
+        if let Some(offer) = self.take_offer() {
+            let _ = offer.send(Use::Splice);
+        }
+    }
+
+    /// Withdraw connection `generation`'s offer (it is being spliced).
+    fn take_offer_of(&self, generation: u64) {
+        let mut slot = self.offer.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.as_ref().is_some_and(|(g, _)| *g == generation) {
+            *slot = None;
+        }
+    }
+
+    /// The offer of the data connection in use, if it is the latest one.
+    fn take_offer(&self) -> Option<Offer> {
+        let current = self.state.borrow().0;
+        let mut slot = self.offer.lock().unwrap_or_else(|p| p.into_inner());
+        match slot.take() {
+            Some((generation, offer)) if generation == current => Some(offer),
+            _ => None,
+        }
     }
 
     /// How the data connection in use turned out; waits (bounded) for its handshake.
@@ -304,12 +356,34 @@ async fn terminate(data: &DataTls, generation: u64, real: TcpStream, engine: Tcp
             return data.finish(generation, DataState::Failed);
         }
     };
+    let mut tls = tls;
     let kind = match tls.get_ref().1.handshake_kind() {
         Some(rustls::HandshakeKind::Resumed) => DataHandshake::Resumed,
         _ => DataHandshake::Full,
     };
+    // A whole chunk of a transfer is encrypted and sent with one `writev`.
+    tls.get_mut()
+        .1
+        .set_buffer_limit(Some(tls_transfer::SEND_BUFFER));
+    let (offer, offered) = tokio::sync::oneshot::channel();
+    data.offer(generation, offer);
     data.finish(generation, DataState::Tls(kind));
-    splice(tls, engine).await;
+    // The storage layer claims the connection for a RETR/STOR, or releases it; libunftp
+    // writing (a listing) or closing its end (a refusal) means it is spliced.
+    let claimed = tokio::select! {
+        use_of = offered => match use_of {
+            Ok(Use::Direct(claim)) => Some(claim),
+            Ok(Use::Splice) | Err(_) => None,
+        },
+        _ = engine.readable() => None,
+    };
+    match claimed {
+        Some(claim) => tls_transfer::run(tls, claim).await,
+        None => {
+            data.take_offer_of(generation);
+            splice(tls, engine).await;
+        }
+    }
 }
 
 /// Carry plain bytes between the client's TLS and libunftp's connection. Each side's end is

@@ -24,6 +24,7 @@ pub mod site;
 pub mod state;
 pub mod status;
 pub mod unanswered;
+pub mod tls_transfer;
 pub mod upload_owner;
 
 use std::io::Read;
