@@ -166,9 +166,10 @@ def make_rows(ctx):
         Row("mem", f"PSS per idle session, {c.mem_sessions} sessions", "MiB", LOWER,
             vs("<=", 0.8), c.reps_mem,
             lambda srv, rep, first: sessions.idle_session_pss(srv, c.mem_sessions)),
-        Row("max", f"sessions held at once (cap {c.max_cap})", "sessions", HIGHER, None, 1,
-            lambda srv, rep, first: sessions.max_sessions(
-                srv, min(c.max_cap, srv.get("max_cap") or c.max_cap), c.max_budget)),
+        Row("max", f"sessions held at once (cap {c.max_cap}; vsftpd 2000)", "sessions", HIGHER,
+            None, 1, lambda srv, rep, first: sessions.max_sessions(
+                srv, min(c.max_cap, srv.get("max_cap") or c.max_cap), c.max_budget),
+            absolute=10_000),
     ]
     return rows
 

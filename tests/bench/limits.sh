@@ -42,11 +42,12 @@ raise_limits() {  # sessions
     if [ $(( hi - lo + 1 )) -lt 4000 ]; then
         log "net.ipv4.ip_local_port_range $lo-$hi has fewer than 4000 ports; the sessions row may stop early"
     fi
-    # The client's and the servers' descriptors (run.sh's processes inherit this).
-    local fds=$(( n * 2 + 16384 ))
-    [ "$fds" -lt 65536 ] && fds=65536
+    # The client's and the servers' descriptors (run.sh's processes inherit this): the client
+    # holds one socket per session. Raised if the hard limit lets it (CAP_SYS_RESOURCE).
+    local fds=$(( n + 4096 ))
+    [ "$(ulimit -Sn)" -ge "$fds" ] && return 0
     ulimit -Hn "$fds" 2>/dev/null || true
-    ulimit -n "$fds" 2>/dev/null || log "ulimit -n $fds refused (hard limit $(ulimit -Hn))"
+    ulimit -Sn "$fds" 2>/dev/null || log "ulimit -n $fds refused (hard limit $(ulimit -Hn)); the sessions row may stop early"
 }
 
 restore_limits() {

@@ -127,6 +127,7 @@ cleanup() {
         kill -TERM "${all[@]}" 2>/dev/null
         sleep 0.5
         kill -KILL "${all[@]}" 2>/dev/null
+        log "cleanup: ${#all[@]} server processes stopped"
     fi
     for u in "${USERS[@]}"; do
         local left
@@ -134,6 +135,7 @@ cleanup() {
         [ -n "$left" ] && kill -KILL $left 2>/dev/null && sleep 0.2
         userdel "$u" 2>/dev/null || userdel -f "$u" 2>/dev/null
     done
+    log "cleanup: users removed"
     restore_limits
     if [ -n "${BENCH_LOGS:-}" ]; then
         mkdir -p "$BENCH_LOGS" && cp "$W"/*.log "$W"/*.conf "$W"/*.toml "$BENCH_LOGS"/ 2>/dev/null

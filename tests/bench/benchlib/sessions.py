@@ -9,6 +9,7 @@ time per 4-tuple) so that one port range is never the limit. Reads /proc; kills 
 import asyncio
 import os
 import socket
+import sys
 import time
 
 from benchlib.ftp import HOST
@@ -132,6 +133,10 @@ async def open_sessions(srv, n, concurrency, budget):
                 return
             try:
                 held.append(await _login(srv, addrs[i % len(addrs)]))
+                if len(held) % 1000 == 0:
+                    print(f"[bench {time.strftime('%H:%M:%S')}]   {srv['name']}: {len(held)} "
+                          f"sessions open after {time.monotonic() - t0:.0f} s",
+                          file=sys.stderr, flush=True)
             except Exception as e:  # noqa: BLE001
                 state["errors"] += 1
                 if state["first"] is None:
