@@ -15,7 +15,7 @@ import time
 from benchlib.ftp import HOST
 
 IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
-SESSIONS_PER_ADDRESS = 2000
+SESSIONS_PER_ADDRESS = int(os.environ.get("SESSIONS_PER_ADDRESS", 2000))
 STEP_TIMEOUT = 60
 
 
