@@ -2,9 +2,10 @@
 # Sourced by run.sh (needs log() and $W); never lowers a value, and restores only what it
 # changed. See "Limits for 10,000 sessions" in tests/bench/README.md.
 #
-# Per idle logged-in session: rftpd holds a monitor and a worker (2 processes, about 3 tasks,
-# ~25 fds together), pure-ftpd 2 processes, vsftpd 2; the client holds 1 socket. Each task is a
-# pid (kernel.pid_max counts threads) and counts against kernel.threads-max.
+# Per idle logged-in session: rftpd holds a monitor and a worker (2 processes of 1 thread each
+# while idle, 21 fds together; a worker starts threads for transfers), pure-ftpd 2 processes,
+# vsftpd 2; the client holds 1 socket. Each task is a pid (kernel.pid_max counts threads) and
+# counts against kernel.threads-max.
 
 SYSCTL_SAVED=()   # "key=old value" for each key this file changed
 
