@@ -273,7 +273,10 @@ def main():
     only = {k for k in args.only.split(",") if k}
     if any(k.startswith("cmd_") for k in only):
         only.add("cmd")
-    wanted = lambda r: not only or r.key in only or r.key.startswith("cmd_") and "cmd" in only  # noqa: E731
+
+    def wanted(r):
+        return not only or r.key in only or (r.key.startswith("cmd_") and "cmd" in only)
+
 
     t_start = time.monotonic()
     for row in rows:
