@@ -43,11 +43,12 @@ unpack_pure_ftpd() {  # sets PURE_FTPD_BIN, or returns 1 with the reason on stde
 # standalone in the foreground on 127.0.0.1, IPv4, every user chrooted (-A), unix accounts from
 # /etc/shadow (-l unix: crypt(3) of the same yescrypt hash; Debian's build also has PAM), no
 # anonymous (-E), no DNS (-H), passive range of its own, TLS optional with the same throw-away
-# cert (-Y 1, -2 cert,key), umask 022 for files and dirs, idle timeout 15 min (-I, minutes; the others: idle_session_timeout 900),
+# cert (-Y 1, -2 cert,key), umask 022 for files and dirs, the idle timeout of the others in
+# minutes (-I $IDLE_MINUTES),
 # no syslog (-f none), max clients / per IP raised ($2).
 pure_ftpd_args() {  # port max_clients
     printf '%s\n' -S "127.0.0.1,$1" -4 -A -E -H -l unix -p "${PURE_FTPD_PASV[0]}:${PURE_FTPD_PASV[1]}" \
-        -c "$2" -C "$2" -U 022:022 -I 15 -f none
+        -c "$2" -C "$2" -U 022:022 -I "$IDLE_MINUTES" -f none
     if $RF_TLS; then
         printf '%s\n' -Y 1 -2 "$W/tls/cert.pem,$W/tls/key.pem"
     fi

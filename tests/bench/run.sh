@@ -54,6 +54,13 @@ VSFTPD_PASV=(25000 29999)
 PURE_FTPD_PASV=(30000 49999)
 BIG_SIZE="${BIG_SIZE:-1073741824}"
 MAX_SESSIONS="${MAX_SESSIONS:-10000}"
+MAX_SESSIONS_BUDGET="${MAX_SESSIONS_BUDGET:-420}"
+export MAX_SESSIONS_BUDGET
+# Idle timeout of every server: the first session of the sessions row must still be there when
+# the last one has logged in (at most the row's budget) and every session answers its NOOP.
+IDLE_TIMEOUT=$(( MAX_SESSIONS_BUDGET + 300 ))
+[ "$IDLE_TIMEOUT" -lt 900 ] && IDLE_TIMEOUT=900
+IDLE_MINUTES=$(( (IDLE_TIMEOUT + 59) / 60 ))
 SERVERS="${SERVERS:-rftpd,vsftpd,pure-ftpd}"
 want_server() { [[ ",$SERVERS," == *",$1,"* ]]; }
 want_row() { [ -z "${ONLY:-}" ] || [[ ",$ONLY," == *",$1,"* ]]; }
@@ -233,7 +240,7 @@ local_umask = 0o022
 pasv_enable = true
 pasv_min_port = ${RFTPD_PASV[0]}
 pasv_max_port = ${RFTPD_PASV[1]}
-idle_session_timeout = 900"
+idle_session_timeout = $IDLE_TIMEOUT"
 
 probe() {  # does `rftpd --check-config` accept the base config plus these lines?
     printf '%s\n' "$RF_BASE" "$@" > "$W/probe.toml"
@@ -304,7 +311,7 @@ pam_service_name=vsftpd
 secure_chroot_dir=/var/run/vsftpd/empty
 max_clients=5000
 max_per_ip=5000
-idle_session_timeout=900
+idle_session_timeout=$IDLE_TIMEOUT
 data_connection_timeout=300
 xferlog_enable=NO
 dirmessage_enable=NO
@@ -377,7 +384,7 @@ for name in "${NAMES[@]}"; do
     fi
 done
 
-NOTES+=("all servers: 127.0.0.1, rftpd and vsftpd through PAM service vsftpd (pure-ftpd: -l unix), chroot_local_user, allow_writeable_chroot, write_enable, local_umask 022, passive ranges of their own, idle timeout 900 s (pure-ftpd: 15 min); rftpd extra keys: $(printf '%s; ' "${RF_EXTRA[@]}" | sed "s|$W/tls/||g")")
+NOTES+=("all servers: 127.0.0.1, rftpd and vsftpd through PAM service vsftpd (pure-ftpd: -l unix), chroot_local_user, allow_writeable_chroot, write_enable, local_umask 022, passive ranges of their own, idle timeout $IDLE_TIMEOUT s (pure-ftpd: $IDLE_MINUTES min); rftpd extra keys: $(printf '%s; ' "${RF_EXTRA[@]}" | sed "s|$W/tls/||g")")
 want_server vsftpd && NOTES+=("vsftpd runs its built-in defaults plus the same settings (session_support=NO, isolate/isolate_network as built, max_clients/max_per_ip 5000, xferlog off); its sessions row is capped at 2000, vsftpd's documented max_clients default and the most this comparison asks of it")
 [ -n "$PURE_FTPD_BIN" ] && NOTES+=("pure-ftpd $PURE_FTPD_VERSION (Debian's .deb, unpacked, not installed): $(sed 1d "$W/pure-ftpd.conf" | tr '\n' ' ' | sed "s|$W/tls/||g")")
 
