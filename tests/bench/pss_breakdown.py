@@ -16,7 +16,7 @@ import re
 import socket
 import time
 
-from bench import descendants  # the same process-tree walk as the benchmark's memory row
+from benchlib.sessions import descendants  # the same process-tree walk as the memory row
 
 
 def read_reply(f):

@@ -1,24 +1,34 @@
 #!/usr/bin/env bash
-# rftpd vs vsftpd, side by side on this machine (loopback only). See tests/bench/README.md.
+# rftpd vs vsftpd vs pure-ftpd, side by side on this machine (loopback only). See
+# tests/bench/README.md.
 #
 #   sudo bash tests/bench/run.sh
 #
-# Installs vsftpd/curl/openssl if missing, builds rftpd (release), creates two throw-away
-# users, starts rftpd and vsftpd with equivalent configurations on 127.0.0.1, runs every
-# workload against both, interleaved, prints the table, and removes users, files and
-# processes again (also on Ctrl-C or error).
+# Installs vsftpd/curl/openssl/lftp if missing, downloads Debian's pure-ftpd .deb and unpacks
+# it into the work directory (the package conflicts with vsftpd), builds rftpd (release),
+# creates one throw-away user per server, starts the three with equivalent configurations on
+# 127.0.0.1, raises the kernel limits the 10,000-session row needs, runs every workload against
+# every server, order rotated per repetition, prints the table, and restores the limits and
+# removes users, files and processes again (also on Ctrl-C or error).
 #
 # Environment (all optional):
 #   RFTPD_BIN=path      use this rftpd binary instead of `cargo build --release` in the repo
 #                       (RFTPD_REV=text labels it in the report)
 #   RFTPD_REF=commit    build that committed revision (git archive) instead of the working tree
-#   REPS=5              repetitions per rate/listing row     REPS_BIG=5  per 1 GiB row
-#   REPS_MEM=3          repetitions of the memory row        DURATION=8  seconds per rate rep
-#   MEM_SESSIONS=500    idle sessions for the memory row     MAX_SESSIONS=3000  cap of the max row
-#   MAX_SESSIONS_BUDGET=150  seconds to open them            BIG_SIZE=1073741824  bytes
-#   ONLY=retr,stor,...  run only these rows; keys: retr (with the loopback ceiling) stor
-#                       retr_tls stor_tls logins small1 small8 list nlst mlsd mem max
-#   RFTPD_PORT=21210 VSFTPD_PORT=21211   control ports; passive ranges 20000-24999 / 25000-29999
+#   REPS=5              repetitions per rate/listing/command row   REPS_BIG=5  per 1 GiB row
+#   REPS_CURL=2         per curl row    REPS_MIRROR=3  per lftp mirror row   REPS_MEM=3  memory
+#   DURATION=6          seconds per rate rep                 CMD_COUNT=2000  round trips per verb
+#   MEM_SESSIONS=500    idle sessions for the memory row     MAX_SESSIONS=10000  cap of the max row
+#   MAX_SESSIONS_BUDGET=420  seconds to open them            BIG_SIZE=1073741824  bytes
+#   ONLY=retr,stor,...  run only these rows; keys: retr retr_zero stor stor_zero retr_tls
+#                       retr_tls_zero stor_tls stor_tls_zero (fast client; retr/retr_zero with
+#                       the loopback ceiling) curl_retr curl_stor curl_retr_tls curl_stor_tls
+#                       logins small1 small8 list nlst mlsd cmd (or cmd_noop cmd_pwd cmd_cwd
+#                       cmd_type cmd_size cmd_mdtm) mirror mirror4 mirror_r mem max
+#   SERVERS=rftpd,vsftpd,pure-ftpd   which servers to run (rftpd is always one of them)
+#   PURE_FTPD_DEB=file  use this pure-ftpd .deb instead of `apt-get download pure-ftpd`
+#   RFTPD_PORT=21210 VSFTPD_PORT=21211 PURE_FTPD_PORT=21212   control ports; passive ranges
+#                       20000-24999 / 25000-29999 / 30000-49999
 #   BENCH_OUT=file      also write the markdown report there (BENCH_JSON=file: raw values)
 #   BENCH_LOGS=dir      copy both servers' logs and configs there before cleanup
 #   BENCH_KEEP=1        keep servers and users after the run until Enter is pressed (profiling)
@@ -35,15 +45,31 @@ fi
 
 RFTPD_PORT="${RFTPD_PORT:-21210}"
 VSFTPD_PORT="${VSFTPD_PORT:-21211}"
+PURE_FTPD_PORT="${PURE_FTPD_PORT:-21212}"
 RFTPD_PASV=(20000 24999)
 VSFTPD_PASV=(25000 29999)
+# pure-ftpd allows at most half its passive range as clients (ftpd.c: "so we don't run out of
+# ports"): 20,000 ports for 10,000 sessions. The range overlaps the ephemeral one (32768+); a
+# port that is some client's ephemeral port at that moment is skipped (pure-ftpd tries the next).
+PURE_FTPD_PASV=(30000 49999)
 BIG_SIZE="${BIG_SIZE:-1073741824}"
+MAX_SESSIONS="${MAX_SESSIONS:-10000}"
+MAX_SESSIONS_BUDGET="${MAX_SESSIONS_BUDGET:-420}"
+export MAX_SESSIONS_BUDGET
+# Idle timeout of every server: the first session of the sessions row must still be there when
+# the last one has logged in (at most the row's budget) and every session answers its NOOP.
+IDLE_TIMEOUT=$(( MAX_SESSIONS_BUDGET + 300 ))
+[ "$IDLE_TIMEOUT" -lt 900 ] && IDLE_TIMEOUT=900
+IDLE_MINUTES=$(( (IDLE_TIMEOUT + 59) / 60 ))
+SERVERS="${SERVERS:-rftpd,vsftpd,pure-ftpd}"
+want_server() { [[ ",$SERVERS," == *",$1,"* ]]; }
+want_row() { [ -z "${ONLY:-}" ] || [[ ",$ONLY," == *",$1,"* ]]; }
 
 log() { echo "[bench $(date +%H:%M:%S)] $*" >&2; }
 
 # --- 1. Packages -----------------------------------------------------------------------------
 need=()
-for pkg in vsftpd curl openssl python3 procps passwd iproute2 libpam0g-dev; do
+for pkg in vsftpd curl openssl python3 procps passwd iproute2 libpam0g-dev lftp; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -81,10 +107,12 @@ fi
 # --- 3. Work directory, users, cleanup -------------------------------------------------------
 W="$(mktemp -d /tmp/rftpd-bench.XXXXXX)"
 chmod 755 "$W"   # jailed users must be able to reach their homes below it
-U_R="rfbr$$"
-U_V="rfbv$$"
 PIDS=()
 USERS=()
+# shellcheck source=tests/bench/limits.sh
+. "$HERE/limits.sh"
+# shellcheck source=tests/bench/pureftpd.sh
+. "$HERE/pureftpd.sh"
 
 tree_of() {  # print pid and all its descendants
     ps -e -o pid=,ppid= | awk -v root="$1" '
@@ -106,6 +134,7 @@ cleanup() {
         kill -TERM "${all[@]}" 2>/dev/null
         sleep 0.5
         kill -KILL "${all[@]}" 2>/dev/null
+        log "cleanup: ${#all[@]} server processes stopped"
     fi
     for u in "${USERS[@]}"; do
         local left
@@ -113,6 +142,8 @@ cleanup() {
         [ -n "$left" ] && kill -KILL $left 2>/dev/null && sleep 0.2
         userdel "$u" 2>/dev/null || userdel -f "$u" 2>/dev/null
     done
+    log "cleanup: users removed"
+    restore_limits
     if [ -n "${BENCH_LOGS:-}" ]; then
         mkdir -p "$BENCH_LOGS" && cp "$W"/*.log "$W"/*.conf "$W"/*.toml "$BENCH_LOGS"/ 2>/dev/null
     fi
@@ -126,20 +157,39 @@ trap 'echo "run.sh: failed at line $LINENO: $BASH_COMMAND" >&2' ERR
 
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 ulimit -u unlimited 2>/dev/null || true
+if want_row max; then
+    raise_limits "$MAX_SESSIONS"
+fi
 
-for port in "$RFTPD_PORT" "$VSFTPD_PORT"; do
-    if ss -ltnH "sport = :$port" | grep -q .; then
-        echo "port $port is in use; set RFTPD_PORT / VSFTPD_PORT" >&2
+NOTES=()
+# The servers of this run: name, control port, user.
+NAMES=(rftpd)
+want_server vsftpd && NAMES+=(vsftpd)
+if want_server pure-ftpd; then
+    if unpack_pure_ftpd 2>"$W/pure-ftpd.err"; then
+        NAMES+=(pure-ftpd)
+        log "pure-ftpd $PURE_FTPD_VERSION unpacked into $W/pure-ftpd"
+    else
+        NOTES+=("pure-ftpd: left out of this run: $(tr '\n' ' ' < "$W/pure-ftpd.err")")
+        log "pure-ftpd left out: $(cat "$W/pure-ftpd.err")"
+    fi
+fi
+declare -A PORT_OF USER_OF PASS HOME_OF PID_OF
+PORT_OF=([rftpd]=$RFTPD_PORT [vsftpd]=$VSFTPD_PORT [pure-ftpd]=$PURE_FTPD_PORT)
+for name in "${NAMES[@]}"; do
+    if ss -ltnH "sport = :${PORT_OF[$name]}" | grep -q .; then
+        echo "port ${PORT_OF[$name]} ($name) is in use; set RFTPD_PORT / VSFTPD_PORT / PURE_FTPD_PORT" >&2
         exit 1
     fi
 done
 
 mkdir -p "$W/home" "$W/data" "$W/tls"
-declare -A PASS HOME_OF
-for u in "$U_R" "$U_V"; do
+for name in "${NAMES[@]}"; do
+    u="rfb${name:0:1}$$"
     home="$W/home/$u"
     useradd -M -d "$home" -s /bin/bash "$u"
     USERS+=("$u")
+    USER_OF[$name]=$u
     PASS[$u]="$(openssl rand -hex 12)"
     echo "$u:${PASS[$u]}" | chpasswd
     mkdir -p "$home"
@@ -147,16 +197,18 @@ for u in "$U_R" "$U_V"; do
     chmod 755 "$home"
     HOME_OF[$u]="$home"
 done
-log "users $U_R (rftpd) and $U_V (vsftpd) created"
+log "users ${USERS[*]} created (one per server: ${NAMES[*]})"
 
-# Test data: one 1 GiB file (hard-linked into both homes: same inode, same page cache) and a
-# 10,000-entry directory per home.
-log "creating test data ($BIG_SIZE-byte file, 10k-entry directories)"
+# Test data: a random and a zero-filled file of BIG_SIZE (hard-linked into every home: same
+# inode, same page cache) and a 10,000-entry directory per home.
+log "creating test data (2 x $BIG_SIZE-byte files, 10k-entry directories)"
 head -c "$BIG_SIZE" /dev/urandom > "$W/data/big.bin"
-chmod 644 "$W/data/big.bin"
-for u in "$U_R" "$U_V"; do
+head -c "$BIG_SIZE" /dev/zero > "$W/data/zero.bin"
+chmod 644 "$W/data/big.bin" "$W/data/zero.bin"
+for u in "${USERS[@]}"; do
     ln "$W/data/big.bin" "${HOME_OF[$u]}/big.bin"
-    python3 - "${HOME_OF[$u]}/big" "$u" <<'EOF'
+    ln "$W/data/zero.bin" "${HOME_OF[$u]}/zero.bin"
+    python3 - "${HOME_OF[$u]}/big" "$u" <<'PY'
 import os, pwd, sys
 d, user = sys.argv[1], sys.argv[2]
 pw = pwd.getpwnam(user)
@@ -167,16 +219,14 @@ for i in range(10000):
     with open(p, "wb") as f:
         f.write(b"x" * (i % 1000))
     os.chown(p, pw.pw_uid, pw.pw_gid)
-EOF
+PY
 done
-cat "$W/data/big.bin" > /dev/null   # page cache, for both servers alike
+cat "$W/data/big.bin" "$W/data/zero.bin" > /dev/null   # page cache, for every server alike
 
 openssl req -x509 -newkey rsa:2048 -nodes -keyout "$W/tls/key.pem" -out "$W/tls/cert.pem" \
     -days 2 -subj "/CN=127.0.0.1" 2>/dev/null
 chmod 600 "$W/tls/key.pem"
-
 # --- 4. Configurations -----------------------------------------------------------------------
-NOTES=()
 RF_BASE="listen = true
 listen_ipv6 = false
 listen_address = \"127.0.0.1\"
@@ -190,7 +240,7 @@ local_umask = 0o022
 pasv_enable = true
 pasv_min_port = ${RFTPD_PASV[0]}
 pasv_max_port = ${RFTPD_PASV[1]}
-idle_session_timeout = 300"
+idle_session_timeout = $IDLE_TIMEOUT"
 
 probe() {  # does `rftpd --check-config` accept the base config plus these lines?
     printf '%s\n' "$RF_BASE" "$@" > "$W/probe.toml"
@@ -199,7 +249,12 @@ probe() {  # does `rftpd --check-config` accept the base config plus these lines
 probe || { echo "rftpd rejects the base benchmark config:" >&2; cat "$W/probe.err" >&2; exit 1; }
 
 RF_EXTRA=()
-for line in 'max_clients = 5000' 'max_per_ip = 5000' 'data_connection_timeout = 300' 'session_support = false' 'xferlog_enable = false'; do
+# Limits sized for the sessions row: every session of the one bench user is a worker of that
+# uid, and RLIMIT_NPROC (worker_max_processes) counts the uid's tasks on the whole host.
+LIMIT=$(( MAX_SESSIONS > 4900 ? MAX_SESSIONS + 100 : 5000 ))
+NPROC_LINE=()
+[ $(( MAX_SESSIONS * 4 + 1000 )) -gt 4096 ] && NPROC_LINE=("worker_max_processes = $(( MAX_SESSIONS * 4 + 1000 ))")
+for line in "max_clients = $LIMIT" "max_per_ip = $LIMIT" "${NPROC_LINE[@]}" 'data_connection_timeout = 300' 'session_support = false' 'xferlog_enable = false'; do
     if probe "$line"; then
         RF_EXTRA+=("$line")
     else
@@ -256,7 +311,7 @@ pam_service_name=vsftpd
 secure_chroot_dir=/var/run/vsftpd/empty
 max_clients=5000
 max_per_ip=5000
-idle_session_timeout=300
+idle_session_timeout=$IDLE_TIMEOUT
 data_connection_timeout=300
 xferlog_enable=NO
 dirmessage_enable=NO
@@ -274,7 +329,7 @@ EOF
 fi
 mkdir -p /var/run/vsftpd/empty
 
-# --- 5. Start both ---------------------------------------------------------------------------
+# --- 5. Start them ---------------------------------------------------------------------------
 wait_greeting() {  # port name pid
     for _ in $(seq 100); do
         kill -0 "$3" 2>/dev/null || { echo "$2 exited at start; its log:" >&2; cat "$W/$2.log" >&2; exit 1; }
@@ -292,16 +347,29 @@ sys.exit(0 if s.makefile('rb').readline().startswith(b'220') else 1)" 2>/dev/nul
 "$RFTPD" --config "$W/rftpd.toml" >"$W/rftpd.log" 2>&1 &
 RFTPD_PID=$!
 PIDS+=("$RFTPD_PID")
-"$VSFTPD_BIN" "$W/vsftpd.conf" >"$W/vsftpd.log" 2>&1 &
-VSFTPD_PID=$!
-PIDS+=("$VSFTPD_PID")
-wait_greeting "$RFTPD_PORT" rftpd "$RFTPD_PID"
-wait_greeting "$VSFTPD_PORT" vsftpd "$VSFTPD_PID"
-log "rftpd (pid $RFTPD_PID) on :$RFTPD_PORT, vsftpd (pid $VSFTPD_PID) on :$VSFTPD_PORT"
+PID_OF[rftpd]=$RFTPD_PID
+if want_server vsftpd; then
+    "$VSFTPD_BIN" "$W/vsftpd.conf" >"$W/vsftpd.log" 2>&1 &
+    PID_OF[vsftpd]=$!
+    PIDS+=("${PID_OF[vsftpd]}")
+fi
+PURE_FTPD_MAX=$(( MAX_SESSIONS > 50 ? MAX_SESSIONS : 50 ))
+if [ -n "$PURE_FTPD_BIN" ]; then
+    mapfile -t pf_args < <(pure_ftpd_args "$PURE_FTPD_PORT" "$PURE_FTPD_MAX")
+    printf '%s\n' "$PURE_FTPD_BIN" "${pf_args[@]}" > "$W/pure-ftpd.conf"   # for BENCH_LOGS
+    "$PURE_FTPD_BIN" "${pf_args[@]}" >"$W/pure-ftpd.log" 2>&1 &
+    PID_OF[pure-ftpd]=$!
+    PIDS+=("${PID_OF[pure-ftpd]}")
+fi
+for name in "${NAMES[@]}"; do
+    wait_greeting "${PORT_OF[$name]}" "$name" "${PID_OF[$name]}"
+done
+log "started: $(for n in "${NAMES[@]}"; do printf '%s (pid %s) on :%s; ' "$n" "${PID_OF[$n]}" "${PORT_OF[$n]}"; done)"
 
 # Preflight: a login and a TLS listing on each, so a broken setup fails here and not per row.
-for pair in "rftpd:$RFTPD_PORT:$U_R" "vsftpd:$VSFTPD_PORT:$U_V"; do
-    IFS=: read -r name port u <<<"$pair"
+for name in "${NAMES[@]}"; do
+    port=${PORT_OF[$name]}
+    u=${USER_OF[$name]}
     if ! curl -sS --fail --user "$u:${PASS[$u]}" "ftp://127.0.0.1:$port/" -l >/dev/null 2>"$W/preflight.err"; then
         echo "$name: plain login + NLST failed: $(cat "$W/preflight.err")" >&2
         exit 1
@@ -316,13 +384,24 @@ for pair in "rftpd:$RFTPD_PORT:$U_R" "vsftpd:$VSFTPD_PORT:$U_V"; do
     fi
 done
 
-NOTES+=("both: 127.0.0.1, PAM service vsftpd, chroot_local_user, allow_writeable_chroot, write_enable, local_umask 022, passive ranges of 5000 ports, idle_session_timeout 300; rftpd extra keys: $(printf '%s; ' "${RF_EXTRA[@]}" | sed "s|$W/tls/||g")")
-NOTES+=("vsftpd runs its built-in defaults plus the same settings (session_support=NO, isolate/isolate_network as built, max_clients/max_per_ip 5000, xferlog off)")
+NOTES+=("all servers: 127.0.0.1, rftpd and vsftpd through PAM service vsftpd (pure-ftpd: -l unix), chroot_local_user, allow_writeable_chroot, write_enable, local_umask 022, passive ranges of their own, idle timeout $IDLE_TIMEOUT s (pure-ftpd: $IDLE_MINUTES min); rftpd extra keys: $(printf '%s; ' "${RF_EXTRA[@]}" | sed "s|$W/tls/||g")")
+want_server vsftpd && NOTES+=("vsftpd runs its built-in defaults plus the same settings (session_support=NO, isolate/isolate_network as built, max_clients/max_per_ip 5000, xferlog off); its sessions row is capped at 2000, vsftpd's documented max_clients default and the most this comparison asks of it")
+[ -n "$PURE_FTPD_BIN" ] && NOTES+=("pure-ftpd $PURE_FTPD_VERSION (Debian's .deb, unpacked, not installed): $(sed 1d "$W/pure-ftpd.conf" | tr '\n' ' ' | sed "s|$W/tls/||g")")
 
 # --- 6. Run ----------------------------------------------------------------------------------
-export W U_R U_V RFTPD_PORT VSFTPD_PORT RFTPD_PID VSFTPD_PID RF_TLS TLS_REASON BIG_SIZE RFTPD REPO RFTPD_LABEL
-export PASS_R="${PASS[$U_R]}" PASS_V="${PASS[$U_V]}"
-NOTES_JSON="$(printf '%s\n' "${NOTES[@]}")" python3 - <<'EOF'
+# One line per server for setup.json: name port pid user password home max_cap (tab-separated).
+: > "$W/servers.tsv"
+chmod 600 "$W/servers.tsv"
+for name in "${NAMES[@]}"; do
+    u=${USER_OF[$name]}
+    cap=""
+    [ "$name" = vsftpd ] && cap=2000
+    [ "$name" = pure-ftpd ] && cap=$PURE_FTPD_MAX
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "${PORT_OF[$name]}" "${PID_OF[$name]}" "$u" \
+        "${PASS[$u]}" "${HOME_OF[$u]}" "$cap" >> "$W/servers.tsv"
+done
+export W RF_TLS TLS_REASON BIG_SIZE RFTPD RFTPD_LABEL VSFTPD_BIN PURE_FTPD_VERSION
+NOTES_JSON="$(printf '%s\n' "${NOTES[@]}")" python3 - <<'PY'
 import json, os, subprocess
 e = os.environ
 def sh(c):
@@ -330,31 +409,35 @@ def sh(c):
         return subprocess.run(c, shell=True, capture_output=True, text=True).stdout.strip()
     except Exception:
         return "?"
-cpu = sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-").strip()
+versions = [sh(f"{e['RFTPD']} --version") + " (" + e["RFTPD_LABEL"] + ")",
+            "vsftpd " + sh("dpkg-query -W -f='${Version}' vsftpd"),
+            "pure-ftpd " + (e.get("PURE_FTPD_VERSION") or "(not run)"),
+            sh("curl --version | head -1 | cut -d' ' -f1-2"),
+            sh("lftp --version | head -1 | grep -o 'Version [^ ]*'").replace("Version", "lftp"),
+            sh("python3 --version")]
 machine = {
-    "nproc": sh("nproc"), "cpu": cpu, "kernel": sh("uname -r"),
-    "mem": sh("free -g | awk '/Mem:/ {print $2 \" GiB RAM\"}'"),
+    "nproc": sh("nproc"), "cpu": sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-").strip(),
+    "kernel": sh("uname -r"), "mem": sh("free -g | awk '/Mem:/ {print $2 \" GiB RAM\"}'"),
     "date": sh("date -u '+%Y-%m-%d %H:%M UTC'"), "load": sh("cut -d' ' -f1-3 /proc/loadavg"),
-    "rftpd": sh(f"{e['RFTPD']} --version") + " (" + e["RFTPD_LABEL"] + ")",
-    "vsftpd": "vsftpd " + sh("dpkg-query -W -f='${Version}' vsftpd"),
-    "curl": sh("curl --version | head -1 | cut -d' ' -f1-2"),
+    "versions": versions,
 }
 tls = e["RF_TLS"] == "true"
-servers = [
-    {"name": "rftpd", "port": int(e["RFTPD_PORT"]), "pid": int(e["RFTPD_PID"]), "user": e["U_R"],
-     "password": e["PASS_R"], "home": os.path.join(e["W"], "home", e["U_R"]), "tls": tls,
-     "tls_reason": e["TLS_REASON"]},
-    {"name": "vsftpd", "port": int(e["VSFTPD_PORT"]), "pid": int(e["VSFTPD_PID"]), "user": e["U_V"],
-     "password": e["PASS_V"], "home": os.path.join(e["W"], "home", e["U_V"]), "tls": tls,
-     "tls_reason": "skipped with rftpd's" if not tls else ""},
-]
+servers = []
+with open(os.path.join(e["W"], "servers.tsv")) as fh:
+    for line in fh:
+        name, port, pid, user, password, home, cap = line.rstrip("\n").split("\t")
+        servers.append({"name": name, "port": int(port), "pid": int(pid), "user": user,
+                        "password": password, "home": home, "tls": tls,
+                        "tls_reason": e["TLS_REASON"] if name == "rftpd" else "skipped with rftpd's",
+                        "max_cap": int(cap) if cap else None})
 setup = {"servers": servers, "big_file": os.path.join(e["W"], "data", "big.bin"),
+         "zero_file": os.path.join(e["W"], "data", "zero.bin"), "work": e["W"],
          "big_size": int(e["BIG_SIZE"]), "machine": machine,
          "notes": [n for n in e["NOTES_JSON"].split("\n") if n]}
 path = os.path.join(e["W"], "setup.json")
 with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
     json.dump(setup, f)
-EOF
+PY
 
 args=(--setup "$W/setup.json" --only "${ONLY:-}")
 [ -n "${BENCH_OUT:-}" ] && args+=(--out "$BENCH_OUT")
@@ -362,6 +445,6 @@ args=(--setup "$W/setup.json" --only "${ONLY:-}")
 python3 "$HERE/bench.py" "${args[@]}"
 
 if [ -n "${BENCH_KEEP:-}" ]; then
-    log "BENCH_KEEP: servers still running (rftpd pid $RFTPD_PID :$RFTPD_PORT user $U_R password ${PASS[$U_R]}; vsftpd pid $VSFTPD_PID :$VSFTPD_PORT user $U_V password ${PASS[$U_V]}); press Enter to clean up"
+    log "BENCH_KEEP: servers still running: $(for n in "${NAMES[@]}"; do u=${USER_OF[$n]}; printf '%s pid %s :%s user %s password %s; ' "$n" "${PID_OF[$n]}" "${PORT_OF[$n]}" "$u" "${PASS[$u]}"; done); press Enter to clean up"
     read -r _ || true
 fi
