@@ -10,7 +10,7 @@
 //! anything else ends the session.
 //!
 //! Layout: [`requests`] (the table and its handlers), [`login`] (one USER/PASS decision),
-//! [`passive`] / [`active`] (data sockets), [`records`] (the session's log records), [`probe`] (the same monitor with a test in place of
+//! [`passive`] / [`active`] (data sockets), [`standin`] (sockets in the worker's namespace), [`records`] (the session's log records), [`probe`] (the same monitor with a test in place of
 //! the pre-login process).
 
 pub mod active;
@@ -19,6 +19,7 @@ pub mod passive;
 pub mod probe;
 pub mod records;
 pub mod requests;
+pub mod standin;
 
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::OwnedFd;

@@ -20,6 +20,7 @@ mod answers;
 
 use super::passive::{Passive, PassivePorts, Reserved};
 use super::records::SessionRecords;
+use super::standin::WorkerNetwork;
 use super::{Child, SessionSetup};
 use crate::auth::PamLogin;
 use crate::protocol::ExitReason;
@@ -50,6 +51,7 @@ pub enum Kind {
     Login,
     BindPassive,
     ConnectActive,
+    StandIn,
     Sign,
     Event,
 }
@@ -85,6 +87,12 @@ const TABLE: &[Rule] = &[
         from: Peer::Worker,
         phase: Phase::LoggedIn,
     },
+    // A socket inside the worker's own namespace (its filter forbids it to make one).
+    Rule {
+        kind: Kind::StandIn,
+        from: Peer::Worker,
+        phase: Phase::LoggedIn,
+    },
     // What happened, for the logs: from the worker only (the records module checks the
     // order: `Started` first and once, nothing recorded for a refused session).
     Rule {
@@ -106,6 +114,7 @@ fn kind_of(request: &Request) -> Kind {
         Request::Login { .. } => Kind::Login,
         Request::BindPassive => Kind::BindPassive,
         Request::ConnectActive(_) => Kind::ConnectActive,
+        Request::StandIn(_) => Kind::StandIn,
         Request::Sign { .. } => Kind::Sign,
         Request::Event(_) => Kind::Event,
     }
@@ -129,6 +138,8 @@ struct Monitor<'a> {
     failures: u32,
     pam: Option<PamLogin>,
     ports: PassivePorts,
+    /// The worker's network namespace, made before its fork (stand-in sockets are made there).
+    network: Option<WorkerNetwork>,
     /// The one passive listener this session may have.
     passive: Option<Passive>,
     /// The port reserved for its next passive request (see `bind_passive`).
@@ -167,6 +178,7 @@ pub fn serve(
         failures: 0,
         pam: None,
         ports: PassivePorts::from_config(setup.config),
+        network: None,
         passive: None,
         spare: None,
         violation: None,
@@ -364,6 +376,7 @@ impl Monitor<'_> {
             } => self.login(user, password, tls),
             Request::BindPassive => self.bind_passive(),
             Request::ConnectActive(target) => self.connect_active(target),
+            Request::StandIn(kind) => self.stand_in(kind),
             Request::Sign { scheme, message } => self.sign(scheme, &message),
             Request::Event(event) => {
                 if !self.records.event(event) {
@@ -534,7 +547,7 @@ mod tests {
         use Kind::*;
         use Peer::*;
         use Phase::*;
-        for kind in [Login, BindPassive, ConnectActive, Sign, Event] {
+        for kind in [Login, BindPassive, ConnectActive, StandIn, Sign, Event] {
             for from in [Prelogin, Worker] {
                 for phase in [BeforeLogin, LoggedIn, LoginsExhausted] {
                     let expected = matches!(
@@ -542,6 +555,7 @@ mod tests {
                         (Login | Sign, Prelogin, BeforeLogin)
                             | (BindPassive, Worker, LoggedIn)
                             | (ConnectActive, Worker, LoggedIn)
+                            | (StandIn, Worker, LoggedIn)
                             | (Event, Worker, LoggedIn)
                     );
                     assert_eq!(
