@@ -63,10 +63,14 @@ pub fn host_pid() -> u32 {
     })
 }
 
-fn contain(config: &Config, cgroup: Option<&std::path::Path>) -> Result<(), String> {
-    if let Some(dir) = cgroup {
-        crate::spawner::cgroup::join(dir)
-            .map_err(|e| format!("cannot join the session cgroup {}: {e}", dir.display()))?;
+fn contain(
+    config: &Config,
+    cgroup: Option<&crate::spawner::cgroup::SessionCgroup>,
+) -> Result<(), String> {
+    if let Some(cgroup) = cgroup {
+        cgroup
+            .join()
+            .map_err(|e| format!("cannot join the session cgroup: {e}"))?;
     }
     if config.isolate {
         crate::jail::sandbox::enter_session_namespaces()
@@ -83,8 +87,9 @@ pub struct Handover<'a> {
     /// The client's address from a trusted load balancer's PROXY header (`proxy_protocol`),
     /// read and checked by the master; `None` = the socket's peer is the client.
     pub proxied_client: Option<SocketAddr>,
-    /// The session's cgroup, made by the spawner (a delegated cgroup v2 subtree).
-    pub cgroup: Option<&'a std::path::Path>,
+    /// The session's cgroups, made by the spawner (a delegated cgroup v2 subtree, and on a
+    /// hybrid host the service's v1 ones).
+    pub cgroup: Option<&'a crate::spawner::cgroup::SessionCgroup>,
 }
 
 /// The two ends of the control connection, as the host sees them.

@@ -144,8 +144,9 @@ struct Spawner {
     /// SIGCHLD as a descriptor; `None` only in a forked session.
     children_signal: Option<SignalFd>,
     /// Running sessions: pid → the master's id for them and their cgroup.
-    children: HashMap<Pid, (u64, Option<std::path::PathBuf>)>,
-    /// Where session cgroups are made (a delegated cgroup v2 subtree), if anywhere.
+    children: HashMap<Pid, (u64, Option<cgroup::SessionCgroup>)>,
+    /// Where session cgroups are made (a delegated cgroup v2 subtree, and on a hybrid host the
+    /// service's v1 cgroups), if anywhere.
     cgroups: Option<cgroup::SessionCgroups>,
     retired: bool,
     /// The signal mask to give back to forked sessions.
@@ -309,7 +310,7 @@ impl Spawner {
                 return;
             }
         };
-        let not_started = |spawner: &mut Spawner, cgroup: Option<std::path::PathBuf>| {
+        let not_started = |spawner: &mut Spawner, cgroup: Option<cgroup::SessionCgroup>| {
             if let (Some(cgroups), Some(dir)) = (&mut spawner.cgroups, cgroup) {
                 cgroups.remove(dir);
             }
@@ -348,7 +349,7 @@ impl Spawner {
                         banner: &template.banner,
                         empty_net: template.empty_net.as_ref().map(|f| f.as_fd()),
                         proxied_client: carried,
-                        cgroup: cgroup.as_deref(),
+                        cgroup: cgroup.as_ref(),
                     },
                     std::net::TcpStream::from(client),
                 );
