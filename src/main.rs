@@ -12,6 +12,8 @@
 //!   does to files.
 //! - [`protocol`]: every message that crosses a process boundary; [`control`]: the control
 //!   connection's line and command parser, shared by the two that read it.
+//! - [`metrics`] (`nopriv_user`, empty chroot, seccomp): the Prometheus endpoint, fed by the
+//!   master's counts over a socketpair (`metrics_enable`).
 //! - [`jail`]: root → user and root → `nopriv_user`, the two recipes; [`tls`], [`policy`].
 //! - [`config`] / [`import`]: the TOML model with vsftpd's option names, and the importer.
 //! - [`sys`]: the only place with `unsafe` (the compiler holds the line).
@@ -27,6 +29,7 @@ mod import;
 mod jail;
 mod logging;
 mod master;
+mod metrics;
 mod monitor;
 mod names;
 mod policy;
@@ -51,6 +54,9 @@ Usage: rftpd [--config FILE]          run the server in the foreground
                                       validate the configuration and exit
        rftpd import-vsftpd [FILE]     print the rftpd.toml equivalent of a vsftpd.conf
                                       (default /etc/vsftpd.conf)
+       rftpd import-vsftpd --user-file FILE
+                                      print the rftpd per-user file of one of vsftpd's
+                                      user_config_dir files
        rftpd --version | --help
 
 Without --config, rftpd reads /etc/rftpd.toml when it exists, else runs on its
@@ -63,6 +69,7 @@ enum Mode {
     Version,
     Help,
     Spawner,
+    MetricsEndpoint,
     MonitorProbe,
 }
 
@@ -89,6 +96,7 @@ fn parse_args(args: &[String]) -> Result<Args, String> {
             "--version" | "-V" => mode = Mode::Version,
             "--help" | "-h" => mode = Mode::Help,
             "spawner" if args.len() == 1 => mode = Mode::Spawner,
+            "metrics-endpoint" if args.len() == 1 => mode = Mode::MetricsEndpoint,
             "monitor-probe" => mode = Mode::MonitorProbe,
             other => return Err(format!("unknown argument: {other}")),
         }
@@ -201,6 +209,21 @@ fn main() -> ExitCode {
                 )),
                 Err(errors) => {
                     tracing::error!("bad spawner config: {errors}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Mode::MetricsEndpoint => {
+            logging::init();
+            let text = std::env::var(master::SESSION_CONFIG_ENV).unwrap_or_default();
+            if text.is_empty() {
+                eprintln!("rftpd: `metrics-endpoint` is started by the rftpd master only");
+                return ExitCode::from(2);
+            }
+            match Config::parse(&text, "<from the master>") {
+                Ok(config) => ExitCode::from(metrics::run(&config)),
+                Err(errors) => {
+                    tracing::error!("bad metrics endpoint config: {errors}");
                     ExitCode::from(1)
                 }
             }

@@ -196,6 +196,30 @@ fn check_config_refuses_a_nopriv_user_with_no_account_naming_file_line_and_key()
 }
 
 #[test]
+fn check_config_refuses_an_unknown_chown_username_and_a_set_id_chown_upload_mode_naming_the_lines()
+{
+    let dir = TempDir::new();
+    let (file, err) = refused(
+        &dir,
+        "anonymous_enable = true\nchown_uploads = true\n\
+         chown_username = \"rftpd-no-such-owner\"\n",
+    );
+    assert!(
+        err.contains(&format!(
+            "{file}:3:1: key `chown_username`: `rftpd-no-such-owner` has no passwd entry"
+        )),
+        "{err}"
+    );
+    let (file, err) = refused(&dir, "chown_uploads = true\nchown_upload_mode = 0o4755\n");
+    assert!(
+        err.contains(&format!(
+            "{file}:2:1: key `chown_upload_mode`: 0o4755 is too large"
+        )),
+        "{err}"
+    );
+}
+
+#[test]
 fn check_config_refuses_a_missing_secure_chroot_dir_naming_file_line_and_key() {
     let dir = TempDir::new();
     let missing = dir.join("no-such-empty");
@@ -389,4 +413,48 @@ fn check_config_warns_about_keys_without_effect() {
     ] {
         assert!(err.contains(warning), "{warning}: {err}");
     }
+}
+
+#[test]
+fn import_vsftpd_user_file_prints_a_per_user_file_rftpd_accepts() {
+    let dir = TempDir::new();
+    let users = dir.join("users");
+    fs::create_dir(&users).unwrap();
+    let vsftpd_file = dir.join("alice.vsftpd");
+    fs::write(
+        &vsftpd_file,
+        "local_root=/srv/ftp/alice\nwrite_enable=NO\nlisten_port=2121\n",
+    )
+    .unwrap();
+    let out = rftpd(&[
+        "import-vsftpd",
+        "--user-file",
+        &vsftpd_file.to_string_lossy(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let toml = lossy(&out.stdout);
+    assert!(toml.contains("local_root = \"/srv/ftp/alice\"\n"), "{toml}");
+    assert!(toml.contains("write_enable = false\n"), "{toml}");
+    assert!(!toml.contains("listen_port ="), "{toml}");
+    assert!(lossy(&out.stderr).contains("listen_port"), "{}", show(&out));
+    // The main import carries user_config_dir over and says the files need converting.
+    let main = dir.join("vsftpd.conf");
+    fs::write(
+        &main,
+        format!("listen=YES\nuser_config_dir={}\n", users.display()),
+    )
+    .unwrap();
+    let out = rftpd(&["import-vsftpd", &main.to_string_lossy()]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(
+        lossy(&out.stdout).contains(&format!("user_config_dir = \"{}\"", users.display())),
+        "{}",
+        show(&out)
+    );
+    assert!(lossy(&out.stderr).contains("--user-file"), "{}", show(&out));
+    // Without a FILE it is a usage error.
+    assert_eq!(
+        rftpd(&["import-vsftpd", "--user-file"]).status.code(),
+        Some(2)
+    );
 }

@@ -244,10 +244,19 @@ fn every_event_is_one_journal_line_one_vsftpd_log_line_and_transfers_an_xferlog_
 
 /// `fail2ban-regex -o ip LOG FILTER`: the address of every failure the filter found.
 fn fail2ban_regex(log: &Path, filter: &str) -> Vec<String> {
-    let out = run(
-        "fail2ban-regex",
-        ["-o", "ip", &log.to_string_lossy(), filter],
-    );
+    fail2ban_regex_with(&[], log, filter)
+}
+
+/// [`fail2ban_regex`] with more options first.
+fn fail2ban_regex_with(options: &[&str], log: &Path, filter: &str) -> Vec<String> {
+    let mut args: Vec<String> = options.iter().map(|o| o.to_string()).collect();
+    args.extend([
+        "-o".into(),
+        "ip".into(),
+        log.to_string_lossy().into_owned(),
+        filter.into(),
+    ]);
+    let out = run("fail2ban-regex", &args);
     assert!(
         out.status.success(),
         "fail2ban-regex {} {filter}: {}{}",
@@ -344,6 +353,31 @@ fn refused_logins_are_logged_as_refused_and_fail2ban_finds_their_address() {
             log.display()
         );
     }
+
+    // The journal jail (backend = systemd): fail2ban's systemd backend gives the filter each
+    // entry as "HOSTNAME IDENTIFIER[PID]: MESSAGE" with the journal's time taken off
+    // (filtersystemd.py, formatJournalEntry); under rftpd.service the MESSAGE is the stderr
+    // line. There is no journald here, so the entries are written in `journalctl -o short`
+    // form from this run's stderr lines, and fail2ban-regex is told where the journal's date
+    // is: what the filter then sees is exactly what the systemd backend hands it.
+    let master = s.server.pid();
+    let entries: String = s
+        .server
+        .log()
+        .iter()
+        .map(|l| format!("Dec 02 05:55:01 rftpd-test-host rftpd[{master}]: {l}\n"))
+        .collect();
+    let short = s.logs.join("journal-short.txt");
+    fs::write(&short, entries).unwrap();
+    let found = fail2ban_regex_with(
+        &["--datepattern", "^%b %d %H:%M:%S"],
+        &short,
+        &filter.to_string_lossy(),
+    );
+    assert_eq!(
+        found, ["127.0.0.1"; 3],
+        "journal entries with the shipped filter: the three failures"
+    );
 }
 
 #[test]
@@ -382,8 +416,13 @@ fn log_ftp_protocol_records_commands_and_replies_but_never_a_password() {
         return;
     }
     let s = Setup::new("xferlog_enable = true\nlog_ftp_protocol = true\n");
-    let mut ftp = s.logged_in();
+    // Before login: the pre-login process's conversation, a wrong password included.
+    let mut ftp = FtpClient::connect(s.server.addr());
     let port = ftp.local_addr().port();
+    assert_eq!(ftp.cmd("FEAT").0, 211);
+    assert_eq!(ftp.cmd(&format!("USER {}", s.user.name)).0, 331);
+    assert_eq!(ftp.cmd("pass wrong-sekrit").0, 530);
+    ftp.login_ok(&s.user);
     assert_eq!(ftp.cmd("PWD").0, 257);
     assert_eq!(ftp.cmd("PASS sekrit-after-login").0, 230);
     assert_eq!(ftp.cmd("NOOP\u{1b}[2J").0, 500);
@@ -407,6 +446,29 @@ fn log_ftp_protocol_records_commands_and_replies_but_never_a_password() {
     assert!(
         has("FTP command: Client \"127.0.0.1\", \"PASS <password>\""),
         "{log:#?}"
+    );
+    // The pre-login lines, without a user (none is logged in yet): the greeting, FEAT and its
+    // reply, USER, PASS hidden, the 530.
+    for text in [
+        "] FTP response: Client \"127.0.0.1\", \"220 ".to_string(),
+        "] FTP command: Client \"127.0.0.1\", \"FEAT\"".to_string(),
+        "] FTP response: Client \"127.0.0.1\", \"211-Features:\"".to_string(),
+        format!("] FTP command: Client \"127.0.0.1\", \"USER {name}\""),
+        "] FTP response: Client \"127.0.0.1\", \"331 Please specify the password.\"".to_string(),
+        "] FTP response: Client \"127.0.0.1\", \"530 Login incorrect.\"".to_string(),
+    ] {
+        assert!(
+            log.iter()
+                .any(|l| l.contains(&text) && !l.contains(&format!("[{name}]"))),
+            "no {text:?} before login:\n{log:#?}"
+        );
+    }
+    assert_eq!(
+        log.iter()
+            .filter(|l| l.contains("FTP command: Client \"127.0.0.1\", \"PASS <password>\""))
+            .count(),
+        3,
+        "the wrong, the right and the after-login PASS:\n{log:#?}"
     );
     assert!(!has("sekrit") && !has(&s.user.password), "{log:#?}");
     assert!(!log.iter().any(|l| l.contains('\u{1b}')), "{log:#?}");
@@ -513,4 +575,71 @@ fn logrotate_with_the_shipped_configuration_rotates_and_logging_goes_on() {
         "no record after the rotation"
     );
     assert_eq!(lines(&rotated).len(), before);
+}
+
+/// Seconds into the day of a vsftpd date (`... HH:MM:SS YYYY`).
+fn second_of_day(date: &str) -> i64 {
+    let t: Vec<i64> = date[11..19]
+        .split(':')
+        .map(|v| v.parse().unwrap())
+        .collect();
+    t[0] * 3600 + t[1] * 60 + t[2]
+}
+
+/// How far apart two seconds-of-day are, around midnight.
+fn apart(a: i64, b: i64) -> i64 {
+    let d = (a - b).rem_euclid(86_400);
+    d.min(86_400 - d)
+}
+
+#[test]
+fn use_localtime_writes_the_host_time_zone_and_gmt_without_it() {
+    if !common::require_root() {
+        return;
+    }
+    // A zone 5 h 30 min east of GMT, named by TZ (a POSIX rule: no zone file needed).
+    let zone_offset = 5 * 3600 + 30 * 60;
+    for local in [true, false] {
+        let user = TestUser::create();
+        let pam = PamService::create(&[]);
+        let logs = TempDir::new();
+        let keys = format!(
+            "xferlog_enable = true\ndual_log_enable = true\nuse_localtime = {local}\n\
+             xferlog_file = \"{}\"\nvsftpd_log_file = \"{}\"\n",
+            logs.join("xferlog").display(),
+            logs.join("vsftpd.log").display()
+        );
+        let server = Server::start_with_env(&keys, &pam, &[("TZ", "RFT-05:30")]);
+        let mut ftp = FtpClient::connect(server.addr());
+        ftp.login_ok(&user);
+        assert_eq!(ftp.cmd("TYPE I").0, 200);
+        assert_eq!(ftp.transfer_out("STOR t", b"time").0, 226);
+        let utc_now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+            % 86_400;
+        assert_eq!(ftp.cmd("QUIT").0, 221);
+        let want = if local {
+            (utc_now + zone_offset) % 86_400
+        } else {
+            utc_now
+        };
+        assert!(
+            common::wait_until(WAIT, || lines(&logs.join("xferlog")).len() == 1),
+            "no xferlog line"
+        );
+        let xfer = lines(&logs.join("xferlog")).remove(0);
+        let login = lines(&logs.join("vsftpd.log"))
+            .into_iter()
+            .find(|l| l.contains("OK LOGIN"))
+            .expect("an OK LOGIN line");
+        for line in [&xfer, &login] {
+            let (date, _) = split_date(line);
+            assert!(
+                apart(second_of_day(date), want) < 120,
+                "use_localtime = {local}: {line:?} is not near {want} s into the day"
+            );
+        }
+    }
 }

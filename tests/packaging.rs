@@ -151,7 +151,7 @@ fn the_service_is_type_notify_and_reload_checks_the_config_first() {
 }
 
 /// What each process of a session needs (DESIGN.md section 6), and nothing more.
-const CAPABILITIES: [&str; 10] = [
+const CAPABILITIES: [&str; 11] = [
     "CAP_NET_BIND_SERVICE", // master: port 21; monitor: connect_from_port_20
     "CAP_SYS_CHROOT",       // pre-login: secure_chroot_dir; worker: the home
     "CAP_SETUID",           // pre-login: nopriv_user; worker: the user
@@ -159,6 +159,7 @@ const CAPABILITIES: [&str; 10] = [
     "CAP_SETPCAP",          // pre-login: PR_CAPBSET_DROP
     "CAP_DAC_READ_SEARCH",  // monitor: opens 0700 homes as the jail fd
     "CAP_KILL",             // monitor: SIGKILLs children running under other uids
+    "CAP_CHOWN",            // monitor: chown_uploads (fchown of the handed-over upload)
     "CAP_AUDIT_WRITE",      // monitor: PAM's audit records
     "CAP_SYS_ADMIN",        // pre-login and worker: unshare(CLONE_NEWNET)
     "CAP_NET_ADMIN",        // pre-login and worker: loopback up in the new namespace

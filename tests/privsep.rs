@@ -1293,6 +1293,13 @@ fn garbage_truncated_or_padded_requests_and_requests_with_an_fd_end_the_session(
             "a login with an fd attached",
             format!("rawfd:{}:bad", hex(&good)),
         ),
+        // ChownUpload (tag 16, chown_uploads) is the worker's, with its file: from the
+        // pre-login side it ends the session, with or without a descriptor.
+        (
+            "a ChownUpload from the pre-login process",
+            "rawfd:10:bad".into(),
+        ),
+        ("a ChownUpload without its file", "raw:10:bad".into()),
     ];
     for (what, bad) in cases {
         let list = vec![

@@ -348,3 +348,187 @@ fn mlst_of_a_missing_file_is_a_clean_550() {
     assert!(!text.to_ascii_lowercase().contains("storage"), "{text}");
     assert_alive(&mut s.ftp, "MLST nosuch");
 }
+
+#[test]
+fn transfers_listings_and_abor_end_with_vsftpds_words() {
+    if !common::require_root() {
+        return;
+    }
+    let mut s = Session::new();
+    // ABOR before any data connection (after one, libunftp still has its handle: `226 ABOR
+    // successful.` where vsftpd says 225).
+    assert_eq!(s.ftp.cmd("ABOR").1, "225 No transfer to ABOR.");
+    s.user.put_file("f.bin", b"contents");
+    for (line, want) in [
+        ("RETR f.bin", "226 Transfer complete."),
+        ("LIST", "226 Directory send OK."),
+        ("NLST", "226 Directory send OK."),
+        ("MLSD", "226 Directory send OK."),
+    ] {
+        let (_, text, _) = s.ftp.transfer_in(line);
+        assert_eq!(text, want, "{line}");
+    }
+    for line in ["STOR g.bin", "APPE g.bin"] {
+        let (_, text) = s.ftp.transfer_out(line, b"more");
+        assert_eq!(text, "226 Transfer complete.", "{line}");
+    }
+    assert_eq!(
+        std::fs::read(s.user.home.join("g.bin")).unwrap(),
+        b"moremore"
+    );
+    assert_eq!(s.ftp.cmd("ABOR").1, "226 ABOR successful.");
+    assert_alive(&mut s.ftp, "ABOR");
+}
+
+/// Wait (bounded) until `stream` is closed by the server: EOF or a reset.
+fn closed_by_server(mut stream: std::net::TcpStream) -> bool {
+    use std::io::Read;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    matches!(stream.read(&mut buf), Ok(0) | Err(_))
+        && !matches!(stream.read(&mut buf), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+}
+
+#[test]
+fn a_passive_port_refused_before_use_is_released_and_a_new_pasv_works() {
+    if !common::require_root() {
+        return;
+    }
+    let mut s = Session::new();
+    s.user.put_file("ok.bin", b"after the refusal");
+    for refused in ["RETR nosuch.bin", "MLSD nosuch", "STOR nodir/x.bin"] {
+        // Connected, then refused: the refusal comes instead of 150 and the data connection
+        // is closed.
+        let data = s.ftp.pasv_data().expect("data connection");
+        let (code, text) = s.ftp.cmd(refused);
+        assert!((500..600).contains(&code), "{refused}: {code} {text}");
+        assert!(
+            closed_by_server(data),
+            "{refused}: the data connection stays open"
+        );
+        // A new PASV gets a port and a transfer through it works.
+        let (code, text, bytes) = s.ftp.transfer_in("RETR ok.bin");
+        assert_eq!(code, 226, "after {refused}: {text}");
+        assert_eq!(bytes, b"after the refusal", "after {refused}");
+    }
+    // Opened, connected only after the 150 (the refusal is known only once the data
+    // connection comes): the 150 comes at once, the refusal after it, and a new PASV and a
+    // transfer work.
+    let (code, text) = s.ftp.cmd("PASV");
+    assert_eq!(code, 227, "{text}");
+    let late = common::pasv_addr(&text).unwrap();
+    let asked = Instant::now();
+    let (code, text) = s.ftp.cmd("RETR nosuch.bin");
+    assert_eq!(code, 150, "{text}");
+    // Not held for the storage backend's word (that comes only once the client connects).
+    assert!(
+        asked.elapsed() < Duration::from_millis(1500),
+        "the 150 for a client that had not connected took {:?}",
+        asked.elapsed()
+    );
+    let data = std::net::TcpStream::connect_timeout(&late, Duration::from_secs(10)).unwrap();
+    let (code, text) = s.ftp.read_reply().unwrap();
+    assert_eq!(code, 550, "RETR nosuch.bin after 150: {text}");
+    assert!(
+        closed_by_server(data),
+        "the late data connection stays open"
+    );
+    let (code, text, bytes) = s.ftp.transfer_in("RETR ok.bin");
+    assert_eq!(code, 226, "after an unconnected refusal: {text}");
+    assert_eq!(bytes, b"after the refusal");
+    // Opened, never connected, then a command that is refused without a transfer: the next
+    // PASV replaces the port and works; the old port takes no connection any more.
+    let (code, text) = s.ftp.cmd("PASV");
+    assert_eq!(code, 227, "{text}");
+    let old = common::pasv_addr(&text).unwrap();
+    assert_eq!(s.ftp.cmd("SIZE nosuch.bin").0, 550);
+    let (code, text) = s.ftp.cmd("PASV");
+    assert_eq!(code, 227, "{text}");
+    let new = common::pasv_addr(&text).unwrap();
+    if new != old {
+        assert!(
+            std::net::TcpStream::connect_timeout(&old, Duration::from_secs(2))
+                .map(closed_by_server)
+                .unwrap_or(true),
+            "the first PASV's port {old} still takes connections"
+        );
+    }
+    let data = std::net::TcpStream::connect_timeout(&new, Duration::from_secs(10)).unwrap();
+    let (code, text) = s.ftp.cmd("RETR ok.bin");
+    assert_eq!(code, 150, "{text}");
+    let mut bytes = Vec::new();
+    use std::io::Read;
+    data.take(1 << 20).read_to_end(&mut bytes).unwrap();
+    assert_eq!(bytes, b"after the refusal");
+    assert_eq!(s.ftp.read_reply().unwrap().1, "226 Transfer complete.");
+    assert_alive(&mut s.ftp, "the second PASV");
+}
+
+/// Set `user`'s password to `password`'s bytes (a SHA-512 crypt made by openssl, set with
+/// `chpasswd -e`: chpasswd itself would take the bytes as they are too, but says nothing of it).
+fn set_password_bytes(user: &TestUser, password: &[u8]) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut openssl = Command::new("openssl")
+        .args(["passwd", "-6", "-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("openssl passwd");
+    let mut input = password.to_vec();
+    input.push(b'\n');
+    openssl.stdin.take().unwrap().write_all(&input).unwrap();
+    let out = openssl.wait_with_output().unwrap();
+    assert!(out.status.success(), "openssl passwd failed");
+    let hash = common::lossy(&out.stdout).trim().to_string();
+    let mut chpasswd = Command::new("chpasswd")
+        .arg("-e")
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("chpasswd -e");
+    chpasswd
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{}:{hash}\n", user.name).as_bytes())
+        .unwrap();
+    assert!(chpasswd.wait().unwrap().success(), "chpasswd -e failed");
+}
+
+/// USER, then PASS with `password`'s bytes as they are; the reply to PASS.
+fn login_with_bytes(addr: std::net::SocketAddr, user: &[u8], password: &[u8]) -> (u16, String) {
+    let mut ftp = FtpClient::connect(addr);
+    ftp.send_raw(&[b"USER ", user, b"\r\n"].concat()).unwrap();
+    let (code, text) = ftp.read_reply().unwrap();
+    if code != 331 {
+        return (code, text);
+    }
+    ftp.send_raw(&[b"PASS ", password, b"\r\n"].concat())
+        .unwrap();
+    let reply = ftp.read_reply().unwrap();
+    assert_alive(&mut ftp, "a PASS that is not UTF-8");
+    reply
+}
+
+#[test]
+fn a_password_that_is_not_utf8_reaches_pam_as_its_bytes() {
+    if !common::require_root() {
+        return;
+    }
+    let s = Session::new();
+    // Latin-1 "café" and two bytes that are no UTF-8 at all.
+    let password = b"caf\xe9-\xff\xfe-Pw1";
+    set_password_bytes(&s.user, password);
+    let name = s.user.name.as_bytes();
+    let (code, text) = login_with_bytes(s.server_addr, name, password);
+    assert_eq!(code, 230, "the Latin-1 password: {text}");
+    // What the bytes would be after a lossy decoding: not the password.
+    let lossy = "caf\u{fffd}-\u{fffd}\u{fffd}-Pw1".as_bytes();
+    let (code, text) = login_with_bytes(s.server_addr, name, lossy);
+    assert_eq!(code, 530, "U+FFFD in place of the bytes: {text}");
+    // A USER that is not UTF-8 is no account's name, whatever its U+FFFD stand-ins spell.
+    let (code, text) = login_with_bytes(s.server_addr, b"\xe9\xe9", password);
+    assert_eq!(code, 530, "a USER that is not UTF-8: {text}");
+}

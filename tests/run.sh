@@ -10,7 +10,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 need=()
-for pkg in libpam0g-dev curl openssl python3 passwd login procps iproute2 debootstrap systemd-container haproxy lftp filezilla xvfb xauth fail2ban logrotate rclone tnftp wget; do
+for pkg in libpam0g-dev curl openssl python3 passwd login procps iproute2 debootstrap systemd-container haproxy lftp filezilla xvfb xauth xdotool fail2ban logrotate rclone tnftp wget db-util; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

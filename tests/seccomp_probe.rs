@@ -50,7 +50,7 @@ fn each_roles_filter_kills_what_it_must_never_do_and_allows_its_work() {
         "bind",
         "connect",
     ];
-    for role in ["prelogin", "worker"] {
+    for role in ["prelogin", "metrics", "worker"] {
         for action in never {
             assert_eq!(probe(role, action, &dir), Err(SIGSYS), "{role} {action}");
         }
@@ -61,5 +61,7 @@ fn each_roles_filter_kills_what_it_must_never_do_and_allows_its_work() {
     // are all made by the monitor; its `work` above listens and accepts on such a stand-in);
     // the pre-login process opens no file, the worker opens files in its jail.
     assert_eq!(probe("prelogin", "open", &dir), Err(SIGSYS));
+    // Nor does the metrics endpoint: it only accepts on the socket the master bound.
+    assert_eq!(probe("metrics", "open", &dir), Err(SIGSYS));
     assert!(probe("worker", "open", &dir).is_ok());
 }

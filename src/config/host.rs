@@ -70,6 +70,24 @@ impl Config {
         if let Some(message) = nopriv_user_problem(user, uid) {
             add("nopriv_user", message);
         }
+        if self.chown_uploads && self.anonymous_enable {
+            // vsftpd refuses an unknown chown_username too (when an anonymous user logs in).
+            let owner = &self.chown_username;
+            match nix::unistd::User::from_name(owner) {
+                Ok(Some(_)) => {}
+                Ok(None) => add(
+                    "chown_username",
+                    format!("`{owner}` has no passwd entry (chown_uploads gives uploads to it)"),
+                ),
+                Err(e) => add(
+                    "chown_username",
+                    format!(
+                        "cannot look up the account `{owner}`: {}",
+                        io_message(&io::Error::from(e))
+                    ),
+                ),
+            }
+        }
         let dir = &self.secure_chroot_dir;
         let found = std::fs::metadata(dir).map(|m| DirFacts {
             is_dir: m.is_dir(),

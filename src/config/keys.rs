@@ -25,6 +25,7 @@ pub(super) enum Kind {
     Ipv6,
     Mode,
     Networks,
+    SocketAddress,
 }
 
 impl Kind {
@@ -43,6 +44,9 @@ impl Kind {
             }
             Kind::Networks => {
                 "a list of addresses or networks (such as [\"192.0.2.10\", \"10.0.0.0/8\"])"
+            }
+            Kind::SocketAddress => {
+                "an address and port (a string such as \"127.0.0.1:9464\" or \"[::1]:9464\")"
             }
         }
     }
@@ -103,6 +107,13 @@ fields! {
     allow_anon_ssl: Bool,
     force_anon_logins_ssl: Bool,
     force_anon_data_ssl: Bool,
+    guest_enable: Bool,
+    guest_username: Str,
+    virtual_use_local_privs: Bool,
+    user_config_dir: Path,
+    chown_uploads: Bool,
+    chown_username: Str,
+    chown_upload_mode: Mode,
     chroot_local_user: Bool,
     chroot_list_enable: Bool,
     chroot_list_file: Path,
@@ -124,6 +135,9 @@ fields! {
     ascii_upload_enable: Bool,
     ascii_download_enable: Bool,
     utf8_filesystem: Bool,
+    delete_failed_uploads: Bool,
+    local_max_rate: Count,
+    anon_max_rate: Count,
     pasv_enable: Bool,
     pasv_min_port: Port,
     pasv_max_port: Port,
@@ -134,6 +148,7 @@ fields! {
     ftp_data_port: Port,
     max_clients: Count,
     max_per_ip: Count,
+    max_per_user: Count,
     idle_session_timeout: Seconds,
     data_connection_timeout: Seconds,
     accept_timeout: Seconds,
@@ -157,6 +172,9 @@ fields! {
     dual_log_enable: Bool,
     log_ftp_protocol: Bool,
     syslog_enable: Bool,
+    use_localtime: Bool,
+    metrics_enable: Bool,
+    metrics_listen: SocketAddress,
     nopriv_user: Str,
     secure_chroot_dir: Path,
     seccomp_sandbox: Bool,
@@ -172,17 +190,13 @@ fields! {
 
 /// vsftpd options rftpd does not implement: named as such instead of "did you mean".
 pub(super) const VSFTPD_ONLY: &[&str] = &[
-    "anon_max_rate",
     "anon_world_readable_only",
     "async_abor_enable",
     "background",
     "ca_certs_file",
-    "chown_uploads",
     "debug_ssl",
     "dsa_cert_file",
     "dsa_private_key_file",
-    "guest_enable",
-    "local_max_rate",
     "passwd_chroot_enable",
     "pasv_promiscuous",
     "ssl_ciphers",
@@ -193,7 +207,6 @@ pub(super) const VSFTPD_ONLY: &[&str] = &[
     "ssl_tlsv1_1",
     "strict_ssl_read_eof",
     "strict_ssl_write_shutdown",
-    "use_localtime",
     "validate_cert",
 ];
 
@@ -209,8 +222,10 @@ pub(super) fn related_keys(key: &str) -> &'static [&'static str] {
         "userlist_file" => &["userlist_enable"],
         "ban_window" | "ban_time" => &["ban_failed_logins"],
         "proxy_protocol_from" => &["proxy_protocol"],
+        "metrics_listen" => &["metrics_enable"],
         "rsa_cert_file" | "rsa_private_key_file" => &["ssl_enable"],
         "ssl_tlsv1_2" => &["ssl_tlsv1_3", "ssl_enable"],
+        "chown_username" | "chown_upload_mode" => &["chown_uploads"],
         _ => &[],
     }
 }

@@ -43,6 +43,7 @@ mod keys;
 mod mode;
 mod network;
 mod parse;
+pub mod per_user;
 mod queries;
 mod validate;
 mod write;
@@ -58,6 +59,7 @@ use serde::{Deserialize, Serialize};
 pub use error::{ConfigError, ConfigErrors};
 pub use mode::Mode;
 pub use network::Network;
+pub use per_user::plain_user_name;
 
 /// Where the daemon looks for its configuration when none is named on the command line.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/rftpd.toml";
@@ -142,6 +144,26 @@ pub struct Config {
     /// With `ssl_enable` and `allow_anon_ssl`: anonymous data connections must use TLS
     /// (default false).
     pub force_anon_data_ssl: bool,
+    /// vsftpd's virtual users: every non-anonymous login PAM accepts runs as
+    /// `guest_username` (the login name need not exist in NSS), jailed, with the anonymous
+    /// rights unless `virtual_use_local_privs` (default false).
+    pub guest_enable: bool,
+    /// The local account virtual users (`guest_enable`) run as (default `ftp`).
+    pub guest_username: String,
+    /// With `guest_enable`: virtual users get the local users' rights, umask and jail rule
+    /// instead of the anonymous ones (default false).
+    pub virtual_use_local_privs: bool,
+    /// A directory of per-user files, each named after a login name and written in this
+    /// file's syntax with only the per-session keys; read by the monitor after PAM accepted
+    /// the login (default `None`). See `crate::monitor::user_config`.
+    pub user_config_dir: Option<PathBuf>,
+    /// Give files anonymous users upload to `chown_username`, with `chown_upload_mode`
+    /// (default false). Done by the monitor, on the open file the worker hands it.
+    pub chown_uploads: bool,
+    /// Owner of anonymous uploads with `chown_uploads` (default `root`).
+    pub chown_username: String,
+    /// Mode of anonymous uploads with `chown_uploads` (default 0o600; permission bits only).
+    pub chown_upload_mode: Mode,
 
     // --- Jail ---
     /// Jail local users in their start directory (default true).
@@ -195,6 +217,15 @@ pub struct Config {
     /// (default true; vsftpd's default is NO). Names go through byte for byte either way, and
     /// `OPTS UTF8 ON` is answered `200` either way, as vsftpd 3.0.3 does.
     pub utf8_filesystem: bool,
+    /// Delete the file of an upload that did not complete (connection lost, ABOR, a write
+    /// error) (default false).
+    pub delete_failed_uploads: bool,
+    /// Most bytes per second one local user's session transfers, each direction
+    /// (0 = unlimited, the default).
+    pub local_max_rate: u32,
+    /// Most bytes per second one anonymous session transfers, each direction (0 = unlimited,
+    /// the default).
+    pub anon_max_rate: u32,
 
     // --- Data connections ---
     /// Allow PASV/EPSV (default true).
@@ -221,6 +252,9 @@ pub struct Config {
     pub max_clients: u32,
     /// Most simultaneous connections from one client address; 0 = unlimited (default 50).
     pub max_per_ip: u32,
+    /// Most simultaneous logged-in sessions of one login name, counted by the master; 0 =
+    /// unlimited (default 0). Not a vsftpd option (ProFTPD's `MaxClientsPerUser`).
+    pub max_per_user: u32,
     /// Seconds of inactivity before `421 Timeout.`; 0 = never (default 300).
     pub idle_session_timeout: u64,
     /// Seconds a data transfer may stall before `421 Data timeout.`; 0 = never (default 300).
@@ -283,12 +317,24 @@ pub struct Config {
     pub vsftpd_log_file: PathBuf,
     /// Write both `xferlog_file` and `vsftpd_log_file` (default false).
     pub dual_log_enable: bool,
-    /// Also record every FTP command and reply after login in `vsftpd_log_file` (PASS never
+    /// Also record every FTP command and reply (before login too) in `vsftpd_log_file` (PASS never
     /// shown) (default false).
     pub log_ftp_protocol: bool,
     /// Send the `vsftpd_log_file` lines to syslog (facility ftp) instead of the file (default
     /// false).
     pub syslog_enable: bool,
+    /// Times in `vsftpd_log_file` and `xferlog_file` in the host's local time zone (read from
+    /// `/etc/localtime` or `TZ` before any jail) instead of GMT, as vsftpd's `use_localtime`
+    /// (default false, as vsftpd). The journal's own times are the journal's.
+    pub use_localtime: bool,
+
+    // --- Metrics (not vsftpd options) ---
+    /// Serve Prometheus metrics on `metrics_listen` (`GET /metrics`) from a sandboxed
+    /// process of their own (default false).
+    pub metrics_enable: bool,
+    /// The metrics endpoint's address and port (default `127.0.0.1:9464`, loopback only;
+    /// another address is accepted with a warning: the metrics need no password).
+    pub metrics_listen: std::net::SocketAddr,
 
     // --- Privilege separation ---
     /// The account the pre-login process of each session runs as, as vsftpd's `nopriv_user`
@@ -358,6 +404,13 @@ impl Default for Config {
             allow_anon_ssl: false,
             force_anon_logins_ssl: false,
             force_anon_data_ssl: false,
+            guest_enable: false,
+            guest_username: "ftp".to_owned(),
+            virtual_use_local_privs: false,
+            user_config_dir: None,
+            chown_uploads: false,
+            chown_username: "root".to_owned(),
+            chown_upload_mode: Mode(0o600),
             chroot_local_user: true,
             chroot_list_enable: false,
             chroot_list_file: PathBuf::from("/etc/rftpd.chroot_list"),
@@ -379,6 +432,9 @@ impl Default for Config {
             ascii_upload_enable: false,
             ascii_download_enable: false,
             utf8_filesystem: true,
+            delete_failed_uploads: false,
+            local_max_rate: 0,
+            anon_max_rate: 0,
             pasv_enable: true,
             pasv_min_port: 0,
             pasv_max_port: 0,
@@ -389,6 +445,7 @@ impl Default for Config {
             ftp_data_port: 20,
             max_clients: 2000,
             max_per_ip: 50,
+            max_per_user: 0,
             idle_session_timeout: 300,
             data_connection_timeout: 300,
             accept_timeout: 60,
@@ -412,6 +469,9 @@ impl Default for Config {
             dual_log_enable: false,
             log_ftp_protocol: false,
             syslog_enable: false,
+            use_localtime: false,
+            metrics_enable: false,
+            metrics_listen: std::net::SocketAddr::from(([127, 0, 0, 1], 9464)),
             nopriv_user: "rftpd".to_owned(),
             secure_chroot_dir: PathBuf::from("/run/rftpd/empty"),
             seccomp_sandbox: true,

@@ -26,6 +26,16 @@ impl Config {
                     .to_owned(),
             );
         }
+        if self.metrics_enable
+            && !crate::jail::netns::unmapped(self.metrics_listen.ip()).is_loopback()
+        {
+            warnings.push(format!(
+                "metrics_listen = \"{}\" is not a loopback address: anyone who can reach it \
+                 reads the metrics (no password); firewall it or put a proxy with \
+                 authentication in front",
+                self.metrics_listen
+            ));
+        }
         for (key, needs) in self.keys_without_effect() {
             warnings.push(format!(
                 "`{key}` is set but has no effect because `{needs}` is false"
@@ -49,16 +59,33 @@ impl Config {
                 }
             }
         };
+        // Virtual users without local privileges get the anonymous rights and umask too.
+        let anonymous_rights =
+            self.anonymous_enable || (self.guest_enable && !self.virtual_use_local_privs);
         check(
             "anonymous_enable",
-            self.anonymous_enable,
+            anonymous_rights,
             &[
                 ("anon_upload_enable", self.anon_upload_enable),
                 ("anon_mkdir_write_enable", self.anon_mkdir_write_enable),
                 ("anon_other_write_enable", self.anon_other_write_enable),
-                ("anon_root", self.anon_root.is_some()),
                 ("anon_umask", self.anon_umask != d.anon_umask),
+            ],
+        );
+        check(
+            "anonymous_enable",
+            self.anonymous_enable,
+            &[
+                ("anon_root", self.anon_root.is_some()),
                 ("no_anon_password", self.no_anon_password),
+            ],
+        );
+        check(
+            "guest_enable",
+            self.guest_enable,
+            &[
+                ("guest_username", self.guest_username != d.guest_username),
+                ("virtual_use_local_privs", self.virtual_use_local_privs),
             ],
         );
         check(
@@ -81,6 +108,11 @@ impl Config {
                 ),
                 ("implicit_ssl", self.implicit_ssl),
             ],
+        );
+        check(
+            "metrics_enable",
+            self.metrics_enable,
+            &[("metrics_listen", self.metrics_listen != d.metrics_listen)],
         );
         check(
             "chroot_list_enable",

@@ -148,6 +148,33 @@ impl Config {
                 format!("{user:?} must not contain a NUL character"),
             );
         }
+        let guest = &self.guest_username;
+        if guest.is_empty() {
+            add("guest_username", "must not be empty".to_owned());
+        } else if guest.contains(['\0', ':', '/']) {
+            add(
+                "guest_username",
+                format!("{guest:?} is not a user name (no NUL, `:` or `/`)"),
+            );
+        }
+        if let Some(dir) = &self.user_config_dir
+            && (!dir.is_absolute() || dir.as_os_str().as_encoded_bytes().contains(&0))
+        {
+            add(
+                "user_config_dir",
+                format!(
+                    "`{}` must be an absolute path (starting with `/`)",
+                    dir.display()
+                ),
+            );
+        }
+        let owner = &self.chown_username;
+        if owner.is_empty() || owner.contains(['\0', ':', '/']) {
+            add(
+                "chown_username",
+                format!("{owner:?} is not a user name (not empty; no NUL, `:` or `/`)"),
+            );
+        }
         let nopriv = &self.nopriv_user;
         if nopriv.is_empty() {
             add("nopriv_user", "must not be empty".to_owned());
@@ -231,6 +258,8 @@ impl Config {
             ("local_umask", self.local_umask),
             ("file_open_mode", self.file_open_mode),
             ("anon_umask", self.anon_umask),
+            // SECURITY: no setuid/setgid/sticky bits on a file an anonymous user wrote.
+            ("chown_upload_mode", self.chown_upload_mode),
         ] {
             if mode.0 > 0o777 {
                 add(

@@ -71,6 +71,13 @@ impl Config {
         line(o, "allow_anon_ssl", self.allow_anon_ssl);
         line(o, "force_anon_logins_ssl", self.force_anon_logins_ssl);
         line(o, "force_anon_data_ssl", self.force_anon_data_ssl);
+        line(o, "guest_enable", self.guest_enable);
+        line(o, "guest_username", toml_string(&self.guest_username));
+        line(o, "virtual_use_local_privs", self.virtual_use_local_privs);
+        opt_path(o, "user_config_dir", &self.user_config_dir);
+        line(o, "chown_uploads", self.chown_uploads);
+        line(o, "chown_username", toml_string(&self.chown_username));
+        line(o, "chown_upload_mode", mode(self.chown_upload_mode));
         out_comment(o, "Jail");
         line(o, "chroot_local_user", self.chroot_local_user);
         line(o, "chroot_list_enable", self.chroot_list_enable);
@@ -94,6 +101,9 @@ impl Config {
         line(o, "ascii_upload_enable", self.ascii_upload_enable);
         line(o, "ascii_download_enable", self.ascii_download_enable);
         line(o, "utf8_filesystem", self.utf8_filesystem);
+        line(o, "delete_failed_uploads", self.delete_failed_uploads);
+        line(o, "local_max_rate", self.local_max_rate);
+        line(o, "anon_max_rate", self.anon_max_rate);
         out_comment(o, "Data connections");
         line(o, "pasv_enable", self.pasv_enable);
         line(o, "pasv_min_port", self.pasv_min_port);
@@ -106,6 +116,7 @@ impl Config {
         out_comment(o, "Limits and timeouts");
         line(o, "max_clients", self.max_clients);
         line(o, "max_per_ip", self.max_per_ip);
+        line(o, "max_per_user", self.max_per_user);
         line(o, "idle_session_timeout", self.idle_session_timeout);
         line(o, "data_connection_timeout", self.data_connection_timeout);
         line(o, "accept_timeout", self.accept_timeout);
@@ -137,6 +148,14 @@ impl Config {
         line(o, "dual_log_enable", self.dual_log_enable);
         line(o, "log_ftp_protocol", self.log_ftp_protocol);
         line(o, "syslog_enable", self.syslog_enable);
+        line(o, "use_localtime", self.use_localtime);
+        out_comment(o, "Metrics");
+        line(o, "metrics_enable", self.metrics_enable);
+        line(
+            o,
+            "metrics_listen",
+            toml_string(&self.metrics_listen.to_string()),
+        );
         out_comment(o, "Privilege separation");
         line(o, "nopriv_user", toml_string(&self.nopriv_user));
         path(o, "secure_chroot_dir", &self.secure_chroot_dir);

@@ -59,6 +59,12 @@ pub fn parse_names(line: &[u8]) -> Result<Command<'_>, Refusal> {
     })
 }
 
+/// The argument's bytes as they came (`PASS`: a password is bytes, and PAM takes them as a C
+/// string, so nothing is replaced); the same refusals as [`parse`].
+pub fn argument_bytes(line: &[u8]) -> Result<&[u8], Refusal> {
+    split(line).map(|(_, arg)| arg)
+}
+
 /// The upper-cased verb and the argument's bytes.
 fn split(line: &[u8]) -> Result<(String, &[u8]), Refusal> {
     if line.iter().any(|b| *b < 0x20 || *b == 0x7f) {
@@ -149,6 +155,13 @@ mod tests {
     fn arguments_that_are_not_utf8_survive_as_replacement_characters() {
         assert_eq!(ok("USER ab\u{fffd}cd").1, "ab\u{fffd}cd");
         assert_eq!(parse(b"USER ab\xffcd").unwrap().arg, "ab\u{fffd}cd");
+    }
+
+    #[test]
+    fn argument_bytes_are_the_bytes_after_the_verb() {
+        assert_eq!(argument_bytes(b"PASS caf\xe9 x").unwrap(), b"caf\xe9 x");
+        assert_eq!(argument_bytes(b"PASS").unwrap(), b"");
+        assert!(argument_bytes(b"PASS a\x01").is_err());
     }
 
     #[test]

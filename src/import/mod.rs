@@ -1,4 +1,5 @@
-//! `rftpd import-vsftpd [FILE]`: translate a vsftpd.conf into an equivalent rftpd.toml.
+//! `rftpd import-vsftpd [FILE]`: translate a vsftpd.conf into an equivalent rftpd.toml
+//! (and, with `--user-file FILE`, one of vsftpd's per-user files: `user_file`).
 //!
 //! What it does:
 //! - reads one vsftpd configuration file (default `/etc/vsftpd.conf`) the way vsftpd 3.0.3
@@ -39,6 +40,7 @@ mod output;
 mod read;
 mod special;
 mod table;
+mod user_file;
 
 #[cfg(test)]
 mod tests;
@@ -60,15 +62,29 @@ pub const DEFAULT_VSFTPD_CONF: &str = "/etc/vsftpd.conf";
 
 const USAGE: &str = "\
 Usage: rftpd import-vsftpd [FILE]
+       rftpd import-vsftpd --user-file FILE
 
 Reads a vsftpd configuration (default /etc/vsftpd.conf) and prints the equivalent
 rftpd.toml on stdout; warnings go to stderr. Typical use:
     rftpd import-vsftpd > /tmp/rftpd.toml
-    rftpd --check-config --config /tmp/rftpd.toml && cp /tmp/rftpd.toml /etc/rftpd.toml";
+    rftpd --check-config --config /tmp/rftpd.toml && cp /tmp/rftpd.toml /etc/rftpd.toml
+With --user-file, FILE is one of vsftpd's per-user files (user_config_dir): prints the
+rftpd per-user file (per-user keys only). A whole directory, as root:
+    for f in /etc/vsftpd/users/*; do
+        rftpd import-vsftpd --user-file \"$f\" > /etc/rftpd/users/\"${f##*/}\"
+    done";
 
 /// Entry point of the subcommand; `args` are the words after `import-vsftpd`.
 pub fn main(args: &[String]) -> ExitCode {
+    let (per_user, args) = match args {
+        [flag, rest @ ..] if flag == "--user-file" => (true, rest),
+        _ => (false, args),
+    };
     let file = match args {
+        [] if per_user => {
+            eprintln!("rftpd: import-vsftpd --user-file needs a FILE\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
         [] => DEFAULT_VSFTPD_CONF,
         [flag] if flag == "--help" || flag == "-h" => {
             println!("{USAGE}");
@@ -87,7 +103,12 @@ pub fn main(args: &[String]) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let result = import(&String::from_utf8_lossy(&bytes), file);
+    let text = String::from_utf8_lossy(&bytes);
+    let result = if per_user {
+        user_file::import_user_file(&text, file)
+    } else {
+        import(&text, file)
+    };
     for warning in &result.warnings {
         eprintln!("rftpd import-vsftpd: {warning}");
     }
@@ -167,6 +188,16 @@ pub fn import(text: &str, origin: &str) -> Imported {
         if let Some(note) = &s.note {
             out.warn(format!("{origin}:{}: {note}", s.line));
             out.comment(format!("line {}: {note}", s.line));
+        }
+        if name == "user_config_dir" {
+            let why = format!(
+                "the files in {} are in vsftpd's syntax: convert each one with \
+                 `rftpd import-vsftpd --user-file FILE` (rftpd refuses the login of a user \
+                 whose file it cannot read)",
+                s.raw
+            );
+            out.warn(format!("{origin}:{}: {why}", s.line));
+            out.comment(format!("line {}: {why}", s.line));
         }
         out.setting(name, toml, format!("{name}={}", s.raw), s.line);
     }

@@ -150,8 +150,6 @@ const OWN_ISOLATION: Option<&str> = Some(
     "rftpd isolates each session in its own processes, jailed and without privileges \
      (rftpd(8)); there is nothing to choose",
 );
-const NO_VIRTUAL_USERS: Option<&str> =
-    Some("rftpd serves the host's own accounts only (no guest or virtual users)");
 const PERFORMANCE: Option<&str> = Some("a vsftpd performance setting that rftpd does not need");
 
 use Kind::{Bool, Str, Uint};
@@ -170,12 +168,7 @@ pub(super) const VSFTPD_OPTIONS: &[VsftpdOption] = &[
     opt("anon_upload_enable", Bool, Some("NO"), None),
     opt("anon_mkdir_write_enable", Bool, Some("NO"), None),
     opt("anon_other_write_enable", Bool, Some("NO"), None),
-    opt(
-        "chown_uploads",
-        Bool,
-        Some("NO"),
-        Some("rftpd does not give uploads away to another owner"),
-    ),
+    opt("chown_uploads", Bool, Some("NO"), None),
     opt("connect_from_port_20", Bool, Some("NO"), None),
     opt("xferlog_enable", Bool, Some("NO"), None),
     opt(
@@ -207,15 +200,10 @@ pub(super) const VSFTPD_OPTIONS: &[VsftpdOption] = &[
     opt("text_userdb_names", Bool, Some("NO"), None),
     opt("ls_recurse_enable", Bool, Some("NO"), None),
     opt("log_ftp_protocol", Bool, Some("NO"), None),
-    opt("guest_enable", Bool, Some("NO"), NO_VIRTUAL_USERS),
+    opt("guest_enable", Bool, Some("NO"), None),
     opt("userlist_enable", Bool, Some("NO"), None),
     opt("userlist_deny", Bool, Some("YES"), None),
-    opt(
-        "use_localtime",
-        Bool,
-        Some("NO"),
-        Some("rftpd lists times in UTC (nothing, not even the time zone, is read inside the jail)"),
-    ),
+    opt("use_localtime", Bool, Some("NO"), None),
     opt(
         "check_shell",
         Bool,
@@ -244,12 +232,7 @@ pub(super) const VSFTPD_OPTIONS: &[VsftpdOption] = &[
         Some("NO"),
         Some("rftpd always runs in the foreground; systemd (rftpd.service) runs it as a daemon"),
     ),
-    opt(
-        "virtual_use_local_privs",
-        Bool,
-        Some("NO"),
-        NO_VIRTUAL_USERS,
-    ),
+    opt("virtual_use_local_privs", Bool, Some("NO"), None),
     opt("session_support", Bool, Some("NO"), None),
     opt("download_enable", Bool, Some("YES"), None),
     opt("dirlist_enable", Bool, Some("YES"), None),
@@ -357,12 +340,7 @@ pub(super) const VSFTPD_OPTIONS: &[VsftpdOption] = &[
     opt("delay_failed_login", Uint, Some("1"), None),
     opt("delay_successful_login", Uint, Some("0"), None),
     opt("max_login_fails", Uint, Some("3"), None),
-    opt(
-        "chown_upload_mode",
-        Uint,
-        Some("0600"),
-        Some("rftpd does not give uploads away to another owner"),
-    ),
+    opt("chown_upload_mode", Uint, Some("0600"), None),
     // Strings.
     opt(
         "secure_chroot_dir",
@@ -371,12 +349,7 @@ pub(super) const VSFTPD_OPTIONS: &[VsftpdOption] = &[
         None,
     ),
     opt("ftp_username", Str, Some("ftp"), None),
-    opt(
-        "chown_username",
-        Str,
-        Some("root"),
-        Some("rftpd does not give uploads away to another owner"),
-    ),
+    opt("chown_username", Str, Some("root"), None),
     opt("xferlog_file", Str, Some("/var/log/xferlog"), None),
     opt("vsftpd_log_file", Str, Some("/var/log/vsftpd.log"), None),
     opt(
@@ -400,19 +373,14 @@ pub(super) const VSFTPD_OPTIONS: &[VsftpdOption] = &[
         None,
     ),
     opt("pam_service_name", Str, Some("vsftpd"), None),
-    opt("guest_username", Str, Some("ftp"), NO_VIRTUAL_USERS),
+    opt("guest_username", Str, Some("ftp"), None),
     opt("userlist_file", Str, Some("/etc/vsftpd.user_list"), None),
     opt("anon_root", Str, None, None),
     opt("local_root", Str, None, None),
     opt("banner_file", Str, None, None),
     opt("pasv_address", Str, None, None),
     opt("listen_address", Str, None, None),
-    opt(
-        "user_config_dir",
-        Str,
-        None,
-        Some("rftpd has no per-user configuration files"),
-    ),
+    opt("user_config_dir", Str, None, None),
     opt("listen_address6", Str, None, None),
     opt(
         "cmds_allowed",

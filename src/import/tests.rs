@@ -121,12 +121,17 @@ fn the_classic_exercise_jails_users_in_writable_homes() {
 
 #[test]
 fn unsupported_options_become_comments_in_the_documented_form() {
-    let (_, imported) = run("listen=YES\nxferlog_enable=YES\nuse_localtime=YES\n");
+    let (config, imported) =
+        run("listen=YES\nxferlog_enable=YES\nuse_localtime=YES\nsetproctitle_enable=YES\n");
     assert!(imported.toml.contains("xferlog_enable = true"));
+    // use_localtime is carried over with vsftpd's meaning.
+    assert!(config.use_localtime);
     assert!(
         imported.toml.contains(
-            "# vsftpd option use_localtime=YES not carried over: rftpd lists times in UTC"
-        )
+            "# vsftpd option setproctitle_enable=YES not carried over: rftpd does not rename its processes"
+        ),
+        "{}",
+        imported.toml
     );
 }
 
@@ -194,6 +199,31 @@ fn times_and_ascii_settings_are_carried_over() {
     assert!(!config.mdtm_write && config.ascii_upload_enable && config.ascii_download_enable);
     let (config, _) = run("");
     assert!(config.mdtm_write && !config.ascii_upload_enable && !config.ascii_download_enable);
+}
+
+#[test]
+fn rate_limits_failed_upload_deletion_and_upload_chowning_are_carried_over() {
+    let (config, imported) = run("local_max_rate=2000000\nanon_max_rate=500000\n\
+         delete_failed_uploads=YES\nchown_uploads=YES\nchown_username=daemon\n\
+         chown_upload_mode=0644\n");
+    assert_eq!(config.local_max_rate, 2_000_000, "{}", imported.toml);
+    assert_eq!(config.anon_max_rate, 500_000);
+    assert!(config.delete_failed_uploads && config.chown_uploads);
+    assert_eq!(config.chown_username, "daemon");
+    assert_eq!(config.chown_upload_mode.0, 0o644);
+    for key in ["local_max_rate", "chown_uploads", "chown_username"] {
+        assert!(
+            !imported.toml.contains(&format!("# {key}")),
+            "{key} commented out:\n{}",
+            imported.toml
+        );
+    }
+    // vsftpd's defaults come along when the file does not set them.
+    let (config, _) = run("listen=YES\n");
+    assert_eq!((config.local_max_rate, config.anon_max_rate), (0, 0));
+    assert!(!config.delete_failed_uploads && !config.chown_uploads);
+    assert_eq!(config.chown_username, "root");
+    assert_eq!(config.chown_upload_mode.0, 0o600);
 }
 
 #[test]

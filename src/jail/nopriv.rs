@@ -1,5 +1,6 @@
 //! Root → `nopriv_user`: the sandbox the pre-login process enters before it reads the client's
-//! first byte (vsftpd's unprivileged pre-login process, OpenSSH's privsep child).
+//! first byte (vsftpd's unprivileged pre-login process, OpenSSH's privsep child), and the
+//! metrics endpoint (`crate::metrics`) before it accepts a connection.
 //!
 //! In this order: a network namespace with nothing in it (the spawner's, shared by every
 //! pre-login process, or else one of its own); every descriptor closed
@@ -24,7 +25,7 @@ pub struct Account {
 }
 
 fn die(step: &str, err: impl std::fmt::Display) -> ! {
-    tracing::error!(step, error = %err, "pre-login sandbox step failed; aborting the session");
+    tracing::error!(step, error = %err, "unprivileged sandbox step failed; aborting");
     std::process::abort();
 }
 
@@ -32,8 +33,11 @@ fn die(step: &str, err: impl std::fmt::Display) -> ! {
 pub struct Layers {
     /// Enter an empty network namespace (`isolate_network`).
     pub network: bool,
-    /// Install the pre-login seccomp allow-list (`seccomp_sandbox`).
+    /// Install the role's seccomp allow-list (`seccomp_sandbox`).
     pub seccomp: bool,
+    /// Whose list: the pre-login process's, or the metrics endpoint's (the same plus
+    /// `accept4`).
+    pub role: super::seccomp::Role,
 }
 
 /// Enter the sandbox for good. `keep`: the descriptors that survive (the client's socket and
@@ -100,7 +104,7 @@ pub fn enter(
     // SECURITY: the last step, before the first byte is read: from here on, a system call
     // outside the pre-login list kills the process.
     if layers.seccomp
-        && let Err(e) = super::seccomp::install(super::seccomp::Role::Prelogin)
+        && let Err(e) = super::seccomp::install(layers.role)
     {
         die("seccomp", e);
     }

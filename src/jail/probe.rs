@@ -1,7 +1,7 @@
 //! `rftpd seccomp-probe ROLE ACTION`: install one role's seccomp allow-list in this process,
 //! then do one thing — how the test suite proves what each list kills and what it allows.
 //!
-//! ROLE: `prelogin` or `worker`. ACTION: a system call the
+//! ROLE: `prelogin`, `metrics` (the metrics endpoint) or `worker`. ACTION: a system call the
 //! role must never make (`execve`, `ptrace`, `socket-inet`, `socket-inet6`, `bind`, `connect`,
 //! `open`, `mount`, `unshare`, `setuid`, `fork`), or `work`, the role's normal work (a runtime
 //! with timers and sockets; for the worker also threads of the blocking pool, file operations
@@ -17,9 +17,10 @@ use super::seccomp::{self, Role};
 pub fn main(args: &[String]) -> ExitCode {
     let (role, action) = match (args.first().map(String::as_str), args.get(1)) {
         (Some("prelogin"), Some(a)) => (Role::Prelogin, a.as_str()),
+        (Some("metrics"), Some(a)) => (Role::Metrics, a.as_str()),
         (Some("worker"), Some(a)) => (Role::Worker, a.as_str()),
         _ => {
-            eprintln!("usage: rftpd seccomp-probe prelogin|worker ACTION [DIR]");
+            eprintln!("usage: rftpd seccomp-probe prelogin|metrics|worker ACTION [DIR]");
             return ExitCode::from(2);
         }
     };

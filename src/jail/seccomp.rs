@@ -1,6 +1,7 @@
-//! The seccomp allow-lists of the two sandboxed roles (`seccomp_sandbox`): the pre-login
-//! process and the worker. Built in-process with the `seccompiler` crate (Firecracker's filter
-//! compiler: pure Rust, no libseccomp to link), installed by the role itself after its id
+//! The seccomp allow-lists of the sandboxed roles (`seccomp_sandbox`): the pre-login
+//! process, the worker, and the metrics endpoint (the pre-login list plus `accept4`). Built
+//! in-process with the `seccompiler` crate (Firecracker's filter compiler: pure Rust, no
+//! libseccomp to link), installed by the role itself after its id
 //! drop and `no_new_privs`, before it reads a byte from the client.
 //!
 //! A system call outside the list kills the whole process (`SECCOMP_RET_KILL_PROCESS`); the
@@ -39,6 +40,9 @@ pub enum Role {
     /// listeners, active connections, and the stand-ins libunftp is given inside the worker's
     /// namespace, all made by the monitor). It never makes, binds or connects a socket.
     Worker,
+    /// The metrics endpoint (`crate::metrics`): the pre-login list plus `accept4` on the
+    /// listening socket it was given (no new sockets otherwise, no files).
+    Metrics,
 }
 
 /// Install `role`'s filters on the calling thread (and every thread it starts from now on).
@@ -214,6 +218,11 @@ fn allow_list(role: Role, own_pid: i32) -> Result<Rules, String> {
         vec![vec![arg_is(0, AF_UNIX as u64)?]],
     )?;
 
+    if role == Role::Metrics {
+        // Connections to the listening socket the master handed it.
+        allow(&mut rules, &[SYS_accept4]);
+        return Ok(rules);
+    }
     if role != Role::Worker {
         return Ok(rules);
     }
@@ -463,7 +472,7 @@ mod tests {
             return;
         }
         use nix::libc::*;
-        for role in [Role::Prelogin, Role::Worker] {
+        for role in [Role::Prelogin, Role::Metrics, Role::Worker] {
             let rules = allow_list(role, 2).unwrap();
             for call in [
                 SYS_execve,
@@ -504,5 +513,12 @@ mod tests {
                 "the pre-login process allows {call}"
             );
         }
+        // The metrics endpoint: the pre-login list and accept4, nothing else.
+        let mut metrics = allow_list(Role::Metrics, 2).unwrap();
+        assert!(metrics.remove(&SYS_accept4).is_some());
+        assert_eq!(
+            metrics.keys().collect::<Vec<_>>(),
+            prelogin.keys().collect::<Vec<_>>()
+        );
     }
 }

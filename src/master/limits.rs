@@ -47,6 +47,8 @@ impl Refusal {
 pub struct Limits {
     pub max_clients: u32,
     pub max_per_ip: u32,
+    /// Counted at login, by `super::user_sessions`.
+    pub max_per_user: u32,
     pub ban_failed_logins: u32,
     pub ban_window: Duration,
     pub ban_time: Duration,
@@ -57,6 +59,7 @@ impl Limits {
         Limits {
             max_clients: c.max_clients,
             max_per_ip: c.max_per_ip,
+            max_per_user: c.max_per_user,
             ban_failed_logins: c.ban_failed_logins,
             ban_window: Duration::from_secs(c.ban_window),
             ban_time: Duration::from_secs(c.ban_time),
@@ -150,6 +153,7 @@ mod tests {
         Limits {
             max_clients,
             max_per_ip,
+            max_per_user: 0,
             ban_failed_logins: ban,
             ban_window: Duration::from_secs(60),
             ban_time: Duration::from_secs(600),

@@ -8,11 +8,14 @@
 //! by the spawner ([`spawner`]), a single-threaded process the master fork+execs with the
 //! validated config in an otherwise empty environment, once at start and again on each reload.
 
+mod endpoint;
 mod limits;
 mod listen;
+pub mod metrics;
 mod proxy;
 mod spawner;
 mod systemd;
+mod user_sessions;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -105,6 +108,8 @@ struct State {
     source: ConfigSource,
     log_filter: String,
     admission: Mutex<Admission>,
+    /// Logged-in sessions per login name (`max_per_user`).
+    user_sessions: Mutex<user_sessions::UserSessions>,
     /// The spawner new sessions go to (replaced on reload).
     spawner: Mutex<Option<Arc<SpawnerHandle>>>,
     /// Sessions handed to a spawner and not yet reported ended, by id.
@@ -112,6 +117,8 @@ struct State {
     next_id: AtomicU64,
     /// Connections from a listed load balancer whose PROXY header is still being read.
     pending_headers: AtomicUsize,
+    /// `metrics_enable` (at start; a reload does not turn metrics on or off).
+    metrics: Option<Arc<metrics::Metrics>>,
 }
 
 /// Most PROXY headers read at once; a balancer that opens more waits in its own queue.
@@ -125,6 +132,8 @@ struct Session {
     pid: u32,
     /// Which spawner started it.
     generation: u64,
+    /// The login name it claimed (`max_per_user`), once it has one.
+    user: Option<String>,
 }
 
 impl State {
@@ -133,6 +142,13 @@ impl State {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// Count something for the metrics, when they are on.
+    fn count(&self, what: impl FnOnce(&metrics::Metrics)) {
+        if let Some(m) = &self.metrics {
+            what(m);
+        }
     }
 
     fn current_spawner(&self) -> Option<Arc<SpawnerHandle>> {
@@ -152,6 +168,7 @@ impl State {
         match launch_spawner(self, &self.prepared()) {
             Ok(new) => {
                 tracing::warn!(pid = new.pid, "started a new session spawner");
+                self.count(|m| m.spawner_restarted());
                 *slot = Some(new.clone());
                 Some(new)
             }
@@ -228,11 +245,18 @@ pub fn run(prepared: Prepared, source: ConfigSource, log_filter: String) -> Exit
             source,
             log_filter,
             admission: Mutex::new(Admission::default()),
+            user_sessions: Mutex::default(),
             spawner: Mutex::new(None),
             sessions: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             pending_headers: AtomicUsize::new(0),
+            metrics: config
+                .metrics_enable
+                .then(|| Arc::new(metrics::Metrics::new())),
         });
+        if config.metrics_enable && !endpoint::start(&state, &prepared) {
+            return ExitCode::FAILURE;
+        }
         match launch_spawner(&state, &prepared) {
             Ok(handle) => *state.spawner.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle),
             Err(e) => {
@@ -296,6 +320,14 @@ async fn reload(state: &Arc<State>) {
         Ok(new) => {
             for w in new.config.warnings() {
                 tracing::warn!("{w}");
+            }
+            let running = &state.prepared().config;
+            if (new.config.metrics_enable, new.config.metrics_listen)
+                != (running.metrics_enable, running.metrics_listen)
+            {
+                tracing::warn!(
+                    "metrics_enable and metrics_listen take effect at the next start, not on reload"
+                );
             }
             let handle = match launch_spawner(state, &new) {
                 Ok(h) => h,
@@ -373,6 +405,7 @@ fn through_proxy(mut stream: TcpStream, proxy: SocketAddr, state: &Arc<State>) {
     }
     if state.pending_headers.fetch_add(1, Ordering::AcqRel) >= MAX_PENDING_HEADERS {
         state.pending_headers.fetch_sub(1, Ordering::AcqRel);
+        state.count(|m| m.refused(metrics::Refused::ProxyBacklog));
         tracing::warn!(proxy = %proxy, "too many PROXY headers being read; connection closed");
         return;
     }
@@ -392,6 +425,7 @@ fn through_proxy(mut stream: TcpStream, proxy: SocketAddr, state: &Arc<State>) {
             }
             Err(e) => {
                 tracing::warn!(proxy = %proxy, error = %e, "connection from a listed proxy refused");
+                state.count(|m| m.refused(metrics::Refused::ProxyHeader));
                 let _ = stream.try_write(b"421 Service not available.\r\n");
             }
         }
@@ -415,6 +449,7 @@ async fn admit(
     match admitted {
         Ok(()) => start_session(stream, client, proxy, state).await,
         Err(refusal) => {
+            state.count(|m| m.refused(metrics::Refused::Admission(refusal)));
             let via = proxy.map_or_else(|| "-".to_owned(), |p| p.ip().to_string());
             tracing::warn!(client = %client.ip(), proxy = %via, reason = refusal.describe(), "connection refused");
             // Best effort: a client that does not read its 421 just sees the close.
@@ -442,6 +477,12 @@ async fn follow_spawner(
 ) {
     let why = loop {
         match handle.next_report().await {
+            Ok(Some(Report::Claim { id, user })) => {
+                let granted = state.claim(id, user.as_str(), handle.generation);
+                if let Err(e) = handle.answer(id, granted).await {
+                    break Some(e);
+                }
+            }
             Ok(Some(report)) => on_report(&state, report),
             Ok(None) => break None,
             Err(e) => break Some(e),
@@ -464,6 +505,7 @@ async fn follow_spawner(
     };
     for session in &orphans {
         state.release(session.peer, 0);
+        state.release_login(session);
     }
     let current = state
         .current_spawner()
@@ -483,6 +525,7 @@ async fn follow_spawner(
 /// Account for one spawner report.
 fn on_report(state: &State, report: Report) {
     match report {
+        Report::Tally(tally) => state.count(|m| m.tally(tally)),
         Report::Started { id, pid } => {
             if let Some(s) = state
                 .sessions
@@ -498,7 +541,11 @@ fn on_report(state: &State, report: Report) {
             if let Some(s) = state.forget(id) {
                 tracing::error!(client = %s.peer, "the spawner could not start a session");
                 state.release(s.peer, 0);
+                state.release_login(&s);
             }
+        }
+        Report::Claim { id, .. } => {
+            tracing::error!(id, "a login claim outside the spawner's reader");
         }
         Report::Ended { id, end } => {
             let Some(s) = state.forget(id) else {
@@ -516,6 +563,8 @@ fn on_report(state: &State, report: Report) {
                 ProcessEnd::Killed(_) => ("killed", 0),
             };
             let banned = state.release(s.peer, failures);
+            state.release_login(&s);
+            state.count(|m| m.session_ended(s.started.elapsed()));
             // The session's own monitor logs "session ended" with the user; a killed one
             // could not, so the master says it.
             if matches!(end, ProcessEnd::Killed(_)) {
@@ -527,6 +576,7 @@ fn on_report(state: &State, report: Report) {
                     "session process ended");
             }
             if banned {
+                state.count(|m| m.banned());
                 let ban_secs = state.prepared().limits.ban_time.as_secs();
                 tracing::warn!(client = %s.peer.ip(), ban_secs, "address banned after repeated failed logins");
             }
@@ -554,6 +604,7 @@ async fn start_session(
         }
     };
     let Some(spawner) = state.live_spawner() else {
+        state.count(|m| m.refused(metrics::Refused::NoSpawner));
         tracing::error!(client = %peer, "no session spawner is running; connection closed");
         state.release(peer, 0);
         return;
@@ -570,12 +621,17 @@ async fn start_session(
                 started: Instant::now(),
                 pid: 0,
                 generation: spawner.generation,
+                user: None,
             },
         );
-    if let Err(e) = spawner.spawn(id, client, proxy.map(|_| peer)).await {
-        tracing::error!(client = %peer, error = %e, "cannot hand a connection to the session spawner");
-        if state.forget(id).is_some() {
-            state.release(peer, 0);
+    match spawner.spawn(id, client, proxy.map(|_| peer)).await {
+        Ok(()) => state.count(|m| m.accepted()),
+        Err(e) => {
+            state.count(|m| m.refused(metrics::Refused::NoSpawner));
+            tracing::error!(client = %peer, error = %e, "cannot hand a connection to the session spawner");
+            if state.forget(id).is_some() {
+                state.release(peer, 0);
+            }
         }
     }
 }

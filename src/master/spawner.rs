@@ -57,6 +57,11 @@ impl SpawnerHandle {
             .stdin(Stdio::from(spawner_end))
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
+        // The time zone the records' dates are written in (`use_localtime`): `TZ` when the
+        // master has one, else the sessions read /etc/localtime.
+        if let Some(tz) = std::env::var_os("TZ") {
+            command.env("TZ", tz);
+        }
         let child = tokio::process::Command::from(command).spawn()?;
         let pid = child.id().unwrap_or(0);
         Ok((
@@ -104,6 +109,11 @@ impl SpawnerHandle {
     /// Start no more sessions; the spawner exits after its last one.
     pub async fn retire(&self) -> io::Result<()> {
         self.send(Order::Retire, None).await
+    }
+
+    /// Answer session `id`'s login claim.
+    pub async fn answer(&self, id: u64, granted: bool) -> io::Result<()> {
+        self.send(Order::Answer { id, granted }, None).await
     }
 
     /// The next report, or `None` once the spawner has closed its end (it exited).

@@ -10,7 +10,7 @@
 //! anything else ends the session.
 //!
 //! Layout: [`requests`] (the table and its handlers), [`login`] (one USER/PASS decision),
-//! [`passive`] / [`active`] (data sockets), [`standin`] (sockets in the worker's namespace), [`records`] (the session's log records), [`probe`] (the same monitor with a test in place of
+//! [`passive`] / [`active`] (data sockets), [`standin`] (sockets in the worker's namespace), [`records`] (the session's log records), [`tally`] (its metrics counts), [`probe`] (the same monitor with a test in place of
 //! the pre-login process).
 
 pub mod active;
@@ -20,6 +20,8 @@ pub mod probe;
 pub mod records;
 pub mod requests;
 pub mod standin;
+pub mod tally;
+pub mod user_config;
 
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::OwnedFd;
@@ -90,6 +92,9 @@ pub struct Handover<'a> {
     /// The session's cgroups, made by the spawner (a delegated cgroup v2 subtree, and on a
     /// hybrid host the service's v1 ones).
     pub cgroup: Option<&'a crate::spawner::cgroup::SessionCgroup>,
+    /// The monitor's channel to the spawner for its login claim (`max_per_user`); `None`
+    /// for the probe, which counts nothing.
+    pub claims: Option<std::os::fd::BorrowedFd<'a>>,
 }
 
 /// The two ends of the control connection, as the host sees them.
@@ -110,6 +115,9 @@ pub struct SessionSetup<'a> {
     pub config: &'a Config,
     pub users: &'a UserList,
     pub addresses: Addresses,
+    /// The monitor's own claim channel ([`Handover::claims`]): closed in both children,
+    /// which close every descriptor they do not name.
+    pub claims: Option<std::os::fd::BorrowedFd<'a>>,
 }
 
 /// The pre-login process's account, looked up here (NSS runs only in the monitor).
@@ -221,6 +229,7 @@ pub fn run(
                 config,
                 users,
                 addresses,
+                claims: handover.claims,
             };
             let (reason, failures) = requests::serve(&setup, Some(pid), monitor_end);
             SessionEnd::code(reason, failures)

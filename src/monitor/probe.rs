@@ -44,6 +44,7 @@ pub fn run(config: &Config, users: &UserList) -> u8 {
         config,
         users,
         addresses,
+        claims: None,
     };
     let (reason, failures) = super::requests::serve(&setup, None, channel);
     drop(client);

@@ -9,12 +9,13 @@
 //! only once the worker has started (a writable jail root is a refusal, never "login ok").
 
 use std::net::SocketAddr;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use crate::config::Config;
 use crate::logging::Escaped;
 use crate::protocol::event::{Direction, Event, Op};
 use crate::protocol::monitor::Grant;
+use crate::protocol::tally::{LoginResult, Tally};
 use crate::records::files::{self, Outputs};
 use crate::records::{self, Entry, Who, Xfer};
 
@@ -133,7 +134,7 @@ impl SessionRecords {
         if !self.outputs.vsftpd_format() {
             return;
         }
-        let now = SystemTime::now();
+        let now = self.outputs.now();
         let who = self.who(user);
         if let Some(path) = &self.outputs.vsftpd_log {
             files::append(path, &records::vsftpd_line(now, &who, ok, entry, false));
@@ -156,6 +157,14 @@ impl SessionRecords {
             reason = %Escaped(reason), user = %Escaped(user), "login refused");
         let user = records::user_field(user);
         self.vsftpd(Some(&user), false, Entry::Login, true);
+        super::tally::count(Tally::Login(LoginResult::Failed));
+    }
+
+    /// A login PAM accepted but the session may not have (`max_per_user`). Not a failed
+    /// password: "session refused" and no `FAIL LOGIN` record, so fail2ban does not count it.
+    pub fn session_refused(&self, user: &str, reason: &str) {
+        tracing::warn!(client = %self.ip(), port = self.client.port(), pid = self.pid,
+            reason = %Escaped(reason), user = %Escaped(user), "session refused");
     }
 
     /// A login the monitor accepted and started a worker for; logged when the worker starts.
@@ -199,12 +208,14 @@ impl SessionRecords {
                 user = %Escaped(&user), "session refused");
             self.user = None;
             self.anon_password = None;
+            super::tally::count(Tally::Login(LoginResult::Refused));
         } else {
             tracing::info!(client = %self.ip(), port = self.client.port(), pid = self.pid,
                 user = %Escaped(&user), jailed = p.jailed, anonymous = p.anonymous,
                 start = %Escaped(&p.start), "login ok");
             let user = self.user_text();
             self.vsftpd(Some(&user), true, Entry::Login, false);
+            super::tally::count(Tally::Login(LoginResult::Ok));
         }
         true
     }
@@ -239,6 +250,13 @@ impl SessionRecords {
                 if !self.events.take() {
                     return true;
                 }
+                // SECURITY: counted under the records' rate limit, so a worker flooding events
+                // cannot flood the spawner either.
+                super::tally::count(Tally::Transfer {
+                    direction,
+                    ok,
+                    bytes,
+                });
                 let user = self.user_text();
                 tracing::info!(client = %self.ip(), port = self.client.port(), pid = self.pid,
                     user = %Escaped(&user), path = %Escaped(&records::printable(&path)), bytes,
@@ -260,7 +278,7 @@ impl SessionRecords {
                         ok,
                     };
                     let who = self.who(Some(&user));
-                    files::append(xferlog, &records::xferlog_line(SystemTime::now(), &who, x));
+                    files::append(xferlog, &records::xferlog_line(self.outputs.now(), &who, x));
                 }
             }
             Event::Op { op, path, to, ok } => {
@@ -307,6 +325,15 @@ impl SessionRecords {
         true
     }
 
+    /// A command or reply line of the pre-login conversation (`log_ftp_protocol`), reported
+    /// by the pre-login process (which never sends a password: `PASS <password>`). Written
+    /// without a user name: none is logged in yet, and a typed name is the client's.
+    pub fn prelogin_protocol(&mut self, input: bool, line: &[u8]) {
+        if self.outputs.protocol && self.protocol.take() {
+            self.vsftpd(None, true, Entry::Protocol { input, line }, false);
+        }
+    }
+
     /// The session's last line. `reason`: how it ended; `failures`: failed logins.
     pub fn ended(&mut self, reason: &str, failures: u32) -> Totals {
         if self.pending.take().is_some() {
@@ -314,6 +341,7 @@ impl SessionRecords {
                 reason = %"the session process ended before it started serving",
                 user = %Escaped(self.user.as_deref().unwrap_or("")), "session refused");
             self.user = None;
+            super::tally::count(Tally::Login(LoginResult::Refused));
         }
         let dropped = self.events.dropped + self.protocol.dropped;
         if dropped > 0 {

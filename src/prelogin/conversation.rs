@@ -20,6 +20,7 @@ use crate::control::line::{Line, LineReader, MAX_LINE};
 use crate::logging::Escaped;
 use crate::policy::UserList;
 use crate::protocol::ExitReason;
+use crate::protocol::event::{Event, MAX_LINE as MAX_EVENT_LINE};
 use crate::protocol::link::Preamble;
 use crate::protocol::monitor::{MAX_MESSAGE, MAX_PASSWORD, MAX_USER, Reply, Request};
 use crate::tls::StoredSessions;
@@ -66,6 +67,8 @@ pub struct Conversation<'a> {
     client_address: String,
     lines: LineReader,
     pending_user: Option<String>,
+    /// The pending USER's bytes were not UTF-8 (see `run`).
+    pending_user_not_text: bool,
     preamble: Preamble,
 }
 
@@ -87,6 +90,7 @@ impl<'a> Conversation<'a> {
             client_address,
             lines: LineReader::default(),
             pending_user: None,
+            pending_user_not_text: false,
             preamble: Preamble::default(),
         }
     }
@@ -101,9 +105,11 @@ impl<'a> Conversation<'a> {
             Err(_) => {
                 tracing::info!(client = %self.client_address, seconds = self.config.login_timeout,
                     "no login in time; closing the connection");
-                let _ =
-                    tokio::time::timeout(Duration::from_secs(2), say(&mut client, "421 Timeout."))
-                        .await;
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(2),
+                    self.say(&mut client, "421 Timeout."),
+                )
+                .await;
                 let _ = tokio::time::timeout(Duration::from_secs(2), client.shutdown()).await;
                 return ExitReason::Timeout;
             }
@@ -156,6 +162,9 @@ impl<'a> Conversation<'a> {
             })?;
             self.start_tls(client, acceptor).await?;
         }
+        for line in greeting.lines() {
+            self.report(false, line.as_bytes()).await;
+        }
         write(client, greeting).await?;
         let mut first = true;
         loop {
@@ -163,11 +172,12 @@ impl<'a> Conversation<'a> {
                 Err(_) | Ok(Line::Closed) => return Err(ExitReason::Closed),
                 Ok(Line::TooLong) => {
                     first = false;
-                    say(client, "500 Command line too long.").await?;
+                    self.say(client, "500 Command line too long.").await?;
                     continue;
                 }
                 Ok(Line::Text(l)) => l,
             };
+            self.report(true, &line).await;
             // SECURITY: with `proxy_protocol` on, the master reads a PROXY header only from
             // the listed load balancers; one reaching this process came from anyone else (or
             // is a client's second header behind a balancer): a forged client address, refused.
@@ -177,7 +187,7 @@ impl<'a> Conversation<'a> {
             {
                 tracing::warn!(client = %self.client_address,
                     "PROXY protocol header from an address not in proxy_protocol_from; connection refused");
-                let _ = say(client, "421 PROXY protocol header refused.").await;
+                let _ = self.say(client, "421 PROXY protocol header refused.").await;
                 return Err(ExitReason::Refused);
             }
             let command = match command::parse(&line) {
@@ -185,21 +195,32 @@ impl<'a> Conversation<'a> {
                 Err(refusal) => {
                     tracing::info!(client = %self.client_address,
                         line = %Escaped(&String::from_utf8_lossy(&line)), "command refused before login");
-                    say(client, refusal.reply()).await?;
+                    self.say(client, refusal.reply()).await?;
                     continue;
                 }
             };
             let arg = command.arg.as_ref();
             let step = match command.verb.as_str() {
                 "AUTH" => self.auth(client, arg).await?,
-                "USER" => self.user(client, arg.trim()).await?,
-                "PASS" => self.pass(client, arg).await?,
+                "USER" => {
+                    // SECURITY: account names are text here and in the monitor (passwd, user
+                    // lists); a USER whose bytes are not UTF-8 must never log in as the name
+                    // its U+FFFD stand-ins spell: its PASS gets the monitor's refusal.
+                    self.pending_user_not_text = command::argument_bytes(&line)
+                        .is_ok_and(|b| std::str::from_utf8(b).is_err());
+                    self.user(client, arg.trim()).await?
+                }
+                // The password's bytes as they came: PAM takes a C string, not text.
+                "PASS" => {
+                    let password = command::argument_bytes(&line).unwrap_or_default();
+                    self.pass(client, password).await?
+                }
                 "QUIT" => {
-                    let _ = say(client, "221 Goodbye.").await;
+                    let _ = self.say(client, "221 Goodbye.").await;
                     return Err(ExitReason::Closed);
                 }
                 "FEAT" => {
-                    say(
+                    self.say(
                         client,
                         &features(self.tls_offered, self.config.utf8_filesystem),
                     )
@@ -207,11 +228,11 @@ impl<'a> Conversation<'a> {
                     Step::Continue
                 }
                 "SYST" => {
-                    say(client, "215 UNIX Type: L8").await?;
+                    self.say(client, "215 UNIX Type: L8").await?;
                     Step::Continue
                 }
                 "NOOP" => {
-                    say(client, "200 NOOP ok.").await?;
+                    self.say(client, "200 NOOP ok.").await?;
                     Step::Continue
                 }
                 "OPTS" => {
@@ -220,16 +241,17 @@ impl<'a> Conversation<'a> {
                     } else {
                         "501 Option not understood."
                     };
-                    say(client, reply).await?;
+                    self.say(client, reply).await?;
                     Step::Continue
                 }
                 "PBSZ" | "PROT" if self.tls_offered => {
                     let reply = self.protection(&command.verb, arg);
-                    say(client, reply).await?;
+                    self.say(client, reply).await?;
                     Step::Continue
                 }
                 _ => {
-                    say(client, "530 Please login with USER and PASS.").await?;
+                    self.say(client, "530 Please login with USER and PASS.")
+                        .await?;
                     Step::Continue
                 }
             };
@@ -268,29 +290,30 @@ impl<'a> Conversation<'a> {
 
     async fn auth(&mut self, client: &mut Client, arg: &str) -> Result<Step, ExitReason> {
         if !self.tls_offered {
-            say(client, "530 Please login with USER and PASS.").await?;
+            self.say(client, "530 Please login with USER and PASS.")
+                .await?;
             return Ok(Step::Continue);
         }
         if self.preamble.control_tls {
-            say(client, "503 Already using TLS.").await?;
+            self.say(client, "503 Already using TLS.").await?;
             return Ok(Step::Continue);
         }
         if !matches!(
             arg.trim().to_ascii_uppercase().as_str(),
             "TLS" | "SSL" | "TLS-C" | "TLS-P"
         ) {
-            say(client, "504 Unknown AUTH type.").await?;
+            self.say(client, "504 Unknown AUTH type.").await?;
             return Ok(Step::Continue);
         }
         let acceptor = match self.acceptor() {
             Ok(acceptor) => acceptor,
             Err(e) => {
                 tracing::error!("TLS: {e}");
-                let _ = say(client, "421 TLS is not available.").await;
+                let _ = self.say(client, "421 TLS is not available.").await;
                 return Err(ExitReason::Error);
             }
         };
-        say(client, "234 Proceed with negotiation.").await?;
+        self.say(client, "234 Proceed with negotiation.").await?;
         if self.lines.pending() {
             tracing::warn!(client = %self.client_address,
                 "client sent data after AUTH TLS before the handshake; closing");
@@ -337,14 +360,14 @@ impl<'a> Conversation<'a> {
         let config = self.config;
         let tls_active = self.preamble.control_tls;
         if name.is_empty() || name.len() > MAX_USER {
-            say(client, "530 Permission denied.").await?;
+            self.say(client, "530 Permission denied.").await?;
             return Ok(Step::Continue);
         }
         let anonymous = config.anonymous_enable && config.is_anonymous_name(name);
         if !anonymous && self.users.refuses(name) {
             tracing::warn!(client = %self.client_address, user = %Escaped(name),
                 "refused at USER by userlist_file");
-            say(client, "530 Permission denied.").await?;
+            self.say(client, "530 Permission denied.").await?;
             return Err(ExitReason::Refused);
         }
         if config.ssl_enable {
@@ -368,26 +391,26 @@ impl<'a> Conversation<'a> {
             };
             if let Some((text, why)) = refusal {
                 tracing::warn!(client = %self.client_address, user = %Escaped(name), "{why}");
-                say(client, text).await?;
+                self.say(client, text).await?;
                 return Ok(Step::Continue);
             }
         }
         self.pending_user = Some(name.to_string());
         if anonymous && config.no_anon_password {
             // no_anon_password: an anonymous user is logged in at USER, as vsftpd does.
-            return self.pass(client, "").await;
+            return self.pass(client, b"").await;
         }
-        say(client, "331 Please specify the password.").await?;
+        self.say(client, "331 Please specify the password.").await?;
         Ok(Step::Continue)
     }
 
-    async fn pass(&mut self, client: &mut Client, password: &str) -> Result<Step, ExitReason> {
+    async fn pass(&mut self, client: &mut Client, password: &[u8]) -> Result<Step, ExitReason> {
         let Some(mut user) = self.pending_user.take() else {
-            say(client, "503 Login with USER first.").await?;
+            self.say(client, "503 Login with USER first.").await?;
             return Ok(Step::Continue);
         };
-        let mut password = password.as_bytes().to_vec();
-        if password.len() > MAX_PASSWORD {
+        let mut password = password.to_vec();
+        if password.len() > MAX_PASSWORD || std::mem::take(&mut self.pending_user_not_text) {
             // Still the monitor's refusal, with its delay and its count: a name that can be
             // no account's.
             user.clear();
@@ -405,11 +428,19 @@ impl<'a> Conversation<'a> {
         match answer {
             Ok((Reply::LoggedIn, Some(link))) => Ok(Step::LoggedIn(link)),
             Ok((Reply::Denied { disconnect }, None)) => {
-                say(client, "530 Login incorrect.").await?;
+                self.say(client, "530 Login incorrect.").await?;
                 if disconnect {
                     return Err(ExitReason::LoginFailures);
                 }
                 Ok(Step::Continue)
+            }
+            Ok((Reply::TooManySessions, None)) => {
+                say(
+                    client,
+                    "421 There are too many connections from your login.",
+                )
+                .await?;
+                Err(ExitReason::Refused)
             }
             Ok(_) => {
                 tracing::error!("the monitor answered a login out of protocol; ending the session");
@@ -420,6 +451,34 @@ impl<'a> Conversation<'a> {
                 Err(ExitReason::Error)
             }
         }
+    }
+
+    /// `log_ftp_protocol`: one command (`input`) or reply line to the monitor, which writes
+    /// it to `vsftpd_log_file`. One-way: the monitor answers no event.
+    /// SECURITY: a `PASS` line is sent as `PASS <password>` (vsftpd's form), whatever follows.
+    async fn report(&self, input: bool, line: &[u8]) {
+        if !self.config.log_ftp_protocol {
+            return;
+        }
+        let line = if input && is_pass(line) {
+            b"PASS <password>".as_slice()
+        } else {
+            line
+        };
+        let line = line[..line.len().min(MAX_EVENT_LINE)].to_vec();
+        let request = Request::Event(Event::Protocol { input, line });
+        if let Err(e) = crate::sys::send_message_async(&self.monitor, &request.encode(), None).await
+        {
+            tracing::debug!(error = %e, "protocol line not reported");
+        }
+    }
+
+    /// Send one reply (CRLF added), reported line by line with `log_ftp_protocol`.
+    async fn say(&self, client: &mut Client, text: &str) -> Result<(), ExitReason> {
+        for line in text.lines() {
+            self.report(false, line.as_bytes()).await;
+        }
+        say(client, text).await
     }
 
     async fn ask_monitor(&self, request: &Request) -> std::io::Result<(Reply, Option<OwnedFd>)> {
@@ -436,6 +495,17 @@ impl<'a> Conversation<'a> {
         let reply = Reply::decode(&buf[..len]).map_err(std::io::Error::other)?;
         Ok((reply, fd))
     }
+}
+
+/// Whether a command line is a `PASS` (any case, leading blanks ignored): never logged as typed.
+fn is_pass(line: &[u8]) -> bool {
+    let start = line
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(line.len());
+    line[start..]
+        .get(..4)
+        .is_some_and(|verb| verb.eq_ignore_ascii_case(b"PASS"))
 }
 
 /// Write bytes; a client that cannot take them has gone.
@@ -455,6 +525,18 @@ async fn say(client: &mut Client, text: &str) -> Result<(), ExitReason> {
 #[cfg(test)]
 mod tests {
     use super::is_proxy_header;
+
+    #[test]
+    fn pass_lines_are_recognised_in_any_case() {
+        use super::is_pass;
+        assert!(is_pass(b"PASS secret"));
+        assert!(is_pass(b"  pass secret"));
+        assert!(is_pass(b"PaSs"));
+        assert!(is_pass(b"PASSsecret\x1b"));
+        assert!(!is_pass(b"USER pass"));
+        assert!(!is_pass(b"PAS"));
+        assert!(!is_pass(b""));
+    }
 
     #[test]
     fn proxy_headers_of_both_versions_are_recognised_and_commands_are_not() {

@@ -76,6 +76,7 @@ pub fn run(start: Start<'_>) -> ExitReason {
         crate::jail::nopriv::Layers {
             network: start.config.isolate_network,
             seccomp: start.config.seccomp_sandbox,
+            role: crate::jail::seccomp::Role::Prelogin,
         },
         &keep,
         start.parent,

@@ -7,13 +7,17 @@
 //! - [`event`]: worker → monitor, what happened in the session (for the logs).
 //! - [`link`]: the pre-login process's first words to the worker on their link.
 //! - [`exit`]: a session's exit code, read by the spawner and the master.
+//! - [`tally`]: monitor → spawner → master, a session's counts for the metrics.
+//! - [`metrics`]: master ↔ the metrics endpoint process (scrape requests, the text).
 //! - `wire`: the shared encoding.
 
 pub mod event;
 pub mod exit;
 pub mod link;
+pub mod metrics;
 pub mod monitor;
 pub mod spawner;
+pub mod tally;
 mod wire;
 
 pub use exit::{ExitReason, SessionEnd};

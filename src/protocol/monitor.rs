@@ -51,6 +51,10 @@ pub enum Request {
     Sign { scheme: u16, message: Vec<u8> },
     /// Worker: something happened in the session, for the logs (never answered).
     Event(super::event::Event),
+    /// Worker of an anonymous session with `chown_uploads`: give the file this upload just
+    /// created (its open descriptor rides with the message) to `chown_username`, with
+    /// `chown_upload_mode`. The only request that carries a descriptor.
+    ChownUpload,
 }
 
 impl fmt::Debug for Request {
@@ -60,6 +64,7 @@ impl fmt::Debug for Request {
                 write!(f, "Login {{ user: {user:?}, password: ***, tls: {tls} }}")
             }
             Request::BindPassive => f.write_str("BindPassive"),
+            Request::ChownUpload => f.write_str("ChownUpload"),
             Request::ConnectActive(a) => write!(f, "ConnectActive({a})"),
             Request::StandIn(s) => write!(f, "StandIn({s:?})"),
             Request::Event(e) => write!(f, "Event({e:?})"),
@@ -115,6 +120,9 @@ pub enum Reply {
     LoggedIn,
     /// Login refused. `disconnect`: too many failures, end the session after the reply.
     Denied { disconnect: bool },
+    /// Login refused because the login name has `max_per_user` sessions already: answer
+    /// `421` and end the session.
+    TooManySessions,
     /// The passive socket; the message carries its fd.
     Bound,
     /// No passive socket (passive mode off, or no free port).
@@ -131,6 +139,8 @@ pub enum Reply {
     Signature(Vec<u8>),
     /// No signature (no key, or a scheme the key does not support).
     NotSigned,
+    /// The upload now belongs to `chown_username`.
+    Chowned,
 }
 
 const TAG_LOGIN: u8 = 1;
@@ -146,9 +156,12 @@ const TAG_SIGN: u8 = 12;
 const TAG_SIGNATURE: u8 = 13;
 const TAG_NOT_SIGNED: u8 = 14;
 const TAG_EVENT: u8 = 15;
-const TAG_STAND_IN: u8 = 16;
-const TAG_STAND_IN_MADE: u8 = 17;
-const TAG_NO_STAND_IN: u8 = 18;
+const TAG_TOO_MANY_SESSIONS: u8 = 16;
+const TAG_CHOWN_UPLOAD: u8 = 17;
+const TAG_CHOWNED: u8 = 18;
+const TAG_STAND_IN: u8 = 19;
+const TAG_STAND_IN_MADE: u8 = 20;
+const TAG_NO_STAND_IN: u8 = 21;
 /// `StandIn`'s kinds on the wire.
 const STAND_IN_LISTENER: u8 = 1;
 const STAND_IN_CONNECTOR: u8 = 2;
@@ -168,6 +181,7 @@ impl Request {
                 w.u8(*tls as u8);
             }
             Request::BindPassive => w.u8(TAG_BIND_PASSIVE),
+            Request::ChownUpload => w.u8(TAG_CHOWN_UPLOAD),
             Request::Event(e) => {
                 w.u8(TAG_EVENT);
                 e.encode(&mut w);
@@ -222,6 +236,7 @@ impl Request {
                 }
             }
             TAG_BIND_PASSIVE => Request::BindPassive,
+            TAG_CHOWN_UPLOAD => Request::ChownUpload,
             TAG_EVENT => Request::Event(super::event::Event::decode(&mut r)?),
             TAG_SIGN => {
                 let scheme = r.take(2)?;
@@ -275,6 +290,7 @@ impl Reply {
                 w.u8(TAG_DENIED);
                 w.u8(*disconnect as u8);
             }
+            Reply::TooManySessions => w.u8(TAG_TOO_MANY_SESSIONS),
             Reply::Bound => w.u8(TAG_BOUND),
             Reply::NotBound => w.u8(TAG_NOT_BOUND),
             Reply::Connected => w.u8(TAG_CONNECTED),
@@ -286,6 +302,7 @@ impl Reply {
                 w.bytes(signature);
             }
             Reply::NotSigned => w.u8(TAG_NOT_SIGNED),
+            Reply::Chowned => w.u8(TAG_CHOWNED),
         }
         w.0
     }
@@ -296,9 +313,11 @@ impl Reply {
             TAG_LOGGED_IN => Reply::LoggedIn,
             TAG_SIGNATURE => Reply::Signature(r.bytes(MAX_SIGNATURE)?.to_vec()),
             TAG_NOT_SIGNED => Reply::NotSigned,
+            TAG_CHOWNED => Reply::Chowned,
             TAG_DENIED => Reply::Denied {
                 disconnect: r.bool()?,
             },
+            TAG_TOO_MANY_SESSIONS => Reply::TooManySessions,
             TAG_BOUND => Reply::Bound,
             TAG_NOT_BOUND => Reply::NotBound,
             TAG_CONNECTED => Reply::Connected,
@@ -362,12 +381,14 @@ mod tests {
             Reply::Signature(vec![1, 2, 3]),
             Reply::NotSigned,
             Reply::LoggedIn,
+            Reply::TooManySessions,
             Reply::Bound,
             Reply::NotBound,
             Reply::Connected,
             Reply::NotConnected,
             Reply::StandIn,
             Reply::NoStandIn,
+            Reply::Chowned,
         ] {
             assert_eq!(Reply::decode(&r.encode()).unwrap(), r);
         }
@@ -381,6 +402,10 @@ mod tests {
                 Ok(Request::StandIn(k)) if k == kind
             ));
         }
+        assert!(matches!(
+            Request::decode(&Request::ChownUpload.encode()),
+            Ok(Request::ChownUpload)
+        ));
         assert!(matches!(
             Request::decode(&Request::BindPassive.encode()),
             Ok(Request::BindPassive)

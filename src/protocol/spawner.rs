@@ -1,16 +1,81 @@
 //! The messages between the master and its session spawner, over a `SOCK_SEQPACKET`
 //! socketpair: "start a session for this client" (with the client socket attached), "retire",
-//! and the spawner's reports of sessions started, not started and ended.
+//! the answer to a login claim, and the spawner's reports of sessions started, not started,
+//! ended, and logged in (a claim, for `max_per_user`). Also the claim each monitor sends its
+//! spawner ([`encode_claim`]) and the one-byte answer it gets back.
 //!
-//! Fixed-size little-endian records with a tag byte; decoding checks the exact length of
-//! every record. The only thing derived from connection bytes is the client address a
-//! trusted load balancer's PROXY header carried, already parsed and checked by the master.
+//! Little-endian records with a tag byte; decoding checks the exact length of every record.
+//! Derived from connection bytes: the client address a trusted load balancer's PROXY header
+//! carried (parsed and checked by the master), and a claim's login name, which PAM accepted
+//! and which is checked again to be a plain name of at most [`MAX_CLAIM_NAME`] bytes by
+//! every process it crosses.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+use super::tally::{TALLY_LEN, Tally};
+
 /// Longest record either side sends.
-pub const MAX_RECORD: usize = 32;
+pub const MAX_RECORD: usize = 64;
+
+/// Longest login name a claim carries (the monitor refuses longer names before PAM).
+pub const MAX_CLAIM_NAME: usize = 32;
+
+/// A login name in a claim: a plain name ([`crate::config::plain_user_name`]) of at most
+/// [`MAX_CLAIM_NAME`] bytes, checked when made and when decoded.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct ClaimName {
+    len: u8,
+    bytes: [u8; MAX_CLAIM_NAME],
+}
+
+impl ClaimName {
+    pub fn new(name: &str) -> Option<ClaimName> {
+        if name.len() > MAX_CLAIM_NAME || !crate::config::plain_user_name(name) {
+            return None;
+        }
+        let mut bytes = [0; MAX_CLAIM_NAME];
+        bytes[..name.len()].copy_from_slice(name.as_bytes());
+        Some(ClaimName {
+            len: name.len() as u8,
+            bytes,
+        })
+    }
+
+    fn from_bytes(bytes: &[u8]) -> Result<ClaimName, DecodeError> {
+        let name = std::str::from_utf8(bytes).map_err(|_| DecodeError("claim name"))?;
+        ClaimName::new(name).ok_or(DecodeError("claim name"))
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Made from a `str` by `new` only.
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or("")
+    }
+}
+
+impl fmt::Debug for ClaimName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.as_str())
+    }
+}
+
+/// Monitor → spawner: "count this session's login under this name". The answer is one byte,
+/// [`CLAIM_GRANTED`] or [`CLAIM_REFUSED`].
+pub fn encode_claim(name: &ClaimName) -> Vec<u8> {
+    let mut out = vec![CLAIM];
+    out.extend_from_slice(name.as_str().as_bytes());
+    out
+}
+
+pub fn decode_claim(bytes: &[u8]) -> Result<ClaimName, DecodeError> {
+    match bytes.split_first() {
+        Some((&CLAIM, name)) => ClaimName::from_bytes(name),
+        _ => Err(DecodeError("not a claim")),
+    }
+}
+
+pub const CLAIM_GRANTED: u8 = 1;
+pub const CLAIM_REFUSED: u8 = 0;
 
 /// Master → spawner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,6 +88,8 @@ pub enum Order {
     /// Start no more sessions; exit once every session started so far has ended (SIGHUP: a
     /// new spawner with the new configuration takes over).
     Retire,
+    /// The answer to session `id`'s [`Report::Claim`]: `granted` = it may go on.
+    Answer { id: u64, granted: bool },
 }
 
 /// Spawner → master.
@@ -34,6 +101,10 @@ pub enum Report {
     NotStarted { id: u64 },
     /// The session process for `id` ended: with an exit code, or killed by a signal.
     Ended { id: u64, end: ProcessEnd },
+    /// Session `id` has a login accepted for `user`: count it (`max_per_user`) and answer.
+    Claim { id: u64, user: ClaimName },
+    /// A count one of the spawner's sessions reported (a login, a transfer), for the metrics.
+    Tally(Tally),
 }
 
 /// How a session process ended, from `waitpid`.
@@ -60,6 +131,10 @@ const STARTED: u8 = 3;
 const NOT_STARTED: u8 = 4;
 const EXITED: u8 = 5;
 const KILLED: u8 = 6;
+const ANSWER: u8 = 7;
+const CLAIMED: u8 = 8;
+const CLAIM: u8 = 9;
+const TALLY: u8 = 10;
 
 fn record(tag: u8, id: u64, extra: Option<[u8; 4]>) -> Vec<u8> {
     let mut out = Vec::with_capacity(13);
@@ -141,6 +216,11 @@ impl Order {
                 out
             }
             Order::Retire => vec![RETIRE],
+            Order::Answer { id, granted } => {
+                let mut out = record(ANSWER, id, None);
+                out.push(u8::from(granted));
+                out
+            }
         }
     }
 
@@ -152,6 +232,15 @@ impl Order {
             let (_, id, _) = fields(&bytes[..9])?;
             let client = decode_address(&bytes[9..])?;
             return Ok(Order::Spawn { id, client });
+        }
+        if bytes.first() == Some(&ANSWER) {
+            let granted = match bytes {
+                [_, .., 0] if bytes.len() == 10 => false,
+                [_, .., 1] if bytes.len() == 10 => true,
+                _ => return Err(DecodeError("answer")),
+            };
+            let (_, id, _) = fields(&bytes[..9])?;
+            return Ok(Order::Answer { id, granted });
         }
         match fields(bytes)? {
             (RETIRE, _, None) => Ok(Order::Retire),
@@ -173,10 +262,34 @@ impl Report {
                 id,
                 end: ProcessEnd::Killed(signal),
             } => record(KILLED, id, Some(signal.to_le_bytes())),
+            Report::Claim { id, user } => {
+                let mut out = record(CLAIMED, id, None);
+                out.extend_from_slice(user.as_str().as_bytes());
+                out
+            }
+            Report::Tally(tally) => {
+                let mut out = Vec::with_capacity(1 + TALLY_LEN);
+                out.push(TALLY);
+                out.extend_from_slice(&tally.encode());
+                out
+            }
         }
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Report, DecodeError> {
+        if bytes.first() == Some(&CLAIMED) {
+            if bytes.len() < 10 {
+                return Err(DecodeError("claim"));
+            }
+            let (_, id, _) = fields(&bytes[..9])?;
+            let user = ClaimName::from_bytes(&bytes[9..])?;
+            return Ok(Report::Claim { id, user });
+        }
+        if let [TALLY, rest @ ..] = bytes {
+            return Tally::decode(rest)
+                .map(Report::Tally)
+                .map_err(|_| DecodeError("tally"));
+        }
         match fields(bytes)? {
             (STARTED, id, Some(v)) => Ok(Report::Started {
                 id,
@@ -220,6 +333,14 @@ mod tests {
                 client: Some("[2001:db8::1]:21".parse().unwrap()),
             },
             Order::Retire,
+            Order::Answer {
+                id: 4,
+                granted: true,
+            },
+            Order::Answer {
+                id: u64::MAX,
+                granted: false,
+            },
         ] {
             assert_eq!(Order::decode(&order.encode()), Ok(order));
             assert!(order.encode().len() <= MAX_RECORD);
@@ -235,6 +356,15 @@ mod tests {
                 id: u64::MAX,
                 end: ProcessEnd::Killed(9),
             },
+            Report::Claim {
+                id: 10,
+                user: ClaimName::new(&"u".repeat(MAX_CLAIM_NAME)).unwrap(),
+            },
+            Report::Tally(Tally::Transfer {
+                direction: crate::protocol::event::Direction::Upload,
+                ok: true,
+                bytes: 4096,
+            }),
         ] {
             assert_eq!(Report::decode(&report.encode()), Ok(report));
             assert!(report.encode().len() <= MAX_RECORD);
@@ -277,5 +407,31 @@ mod tests {
         bad[9] = 0;
         bad[10] = 1;
         assert!(Report::decode(&bad).is_err());
+    }
+
+    #[test]
+    fn claims_carry_only_plain_short_names() {
+        let alice = ClaimName::new("alice").unwrap();
+        assert_eq!(decode_claim(&encode_claim(&alice)), Ok(alice));
+        for bad in ["", "..", "a/b", "a\0b"] {
+            assert!(ClaimName::new(bad).is_none(), "{bad:?}");
+        }
+        assert!(ClaimName::new(&"x".repeat(MAX_CLAIM_NAME + 1)).is_none());
+        assert!(decode_claim(&[CLAIM, b'.', b'.']).is_err());
+        assert!(decode_claim(&[CLAIM, 0xff]).is_err());
+        assert!(decode_claim(b"xalice").is_err());
+        // A claim report with a bad name, or none, is refused; so is an answer of 2.
+        let mut report = Report::Claim { id: 1, user: alice }.encode();
+        report.truncate(9);
+        assert!(Report::decode(&report).is_err());
+        report.extend_from_slice(b"../x");
+        assert!(Report::decode(&report).is_err());
+        let mut answer = Order::Answer {
+            id: 1,
+            granted: true,
+        }
+        .encode();
+        *answer.last_mut().unwrap() = 2;
+        assert!(Order::decode(&answer).is_err());
     }
 }

@@ -31,6 +31,8 @@ pub struct Outputs {
     pub syslog: bool,
     /// Command and reply lines too.
     pub protocol: bool,
+    /// Dates in local time (`use_localtime`), not GMT.
+    pub local_time: bool,
 }
 
 impl Outputs {
@@ -49,6 +51,24 @@ impl Outputs {
                 .then(|| c.vsftpd_log_file.clone()),
             syslog: c.syslog_enable,
             protocol: c.log_ftp_protocol,
+            local_time: c.use_localtime,
+        }
+    }
+
+    /// The time to write in a record made now: the wall clock of the host's time zone with
+    /// `use_localtime` (vsftpd's `localtime()`), else UTC.
+    pub fn now(&self) -> std::time::SystemTime {
+        let now = std::time::SystemTime::now();
+        if !self.local_time {
+            return now;
+        }
+        let secs = now
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        match crate::sys::utc_offset(secs) {
+            Some(offset) if offset >= 0 => now + std::time::Duration::from_secs(offset as u64),
+            Some(offset) => now - std::time::Duration::from_secs(offset.unsigned_abs()),
+            None => now,
         }
     }
 

@@ -16,7 +16,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::protocol::event::{Direction, Op};
 
-/// vsftpd's `%a %b %e %H:%M:%S %Y` of `time`, in UTC (vsftpd's default, `use_localtime=NO`).
+/// vsftpd's `%a %b %e %H:%M:%S %Y` of `time`, read as UTC (vsftpd's default, `use_localtime=NO`;
+/// with `use_localtime` the caller passes a time already shifted to the local zone:
+/// `files::Outputs::now`).
 pub fn ctime(time: SystemTime) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
     const MONTHS: [&str; 12] = [

@@ -8,11 +8,14 @@
 //! the master validated, forks for it.
 //!
 //! It reads orders from the master on fd 0 (a `SOCK_SEQPACKET` socket; see [`protocol`]),
-//! reaps its sessions and reports how each ended. It never reads from a client socket: the
+//! reaps its sessions and reports how each ended. Each session's monitor has a channel of its
+//! own to the spawner, for one thing: claiming its login (`max_per_user`), which the spawner
+//! checks, passes to the master, and whose answer it passes back. It never reads from a client socket: the
 //! socket goes straight to the forked session. It trusts only its parent, the master; when the
 //! master goes away or retires it, it starts nothing more and exits after its last session.
 
 pub mod cgroup;
+mod claims;
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
@@ -20,7 +23,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use nix::sys::socket::SockType;
+use nix::sys::socket::{AddressFamily, MsgFlags, SockFlag, SockType, recv, socketpair};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
@@ -28,6 +31,7 @@ use crate::config::Config;
 use crate::monitor::{self, Handover};
 use crate::policy::UserList;
 use crate::protocol::spawner::{MAX_RECORD, Order, ProcessEnd, Report};
+use crate::protocol::tally::{TALLY_LEN, Tally};
 use crate::sys::{self, Forked};
 
 /// Process names (`comm`, what `ps -o comm` and `pgrep` see) of the spawner and of the two
@@ -48,6 +52,8 @@ struct SessionTemplate {
     empty_net: Option<OwnedFd>,
     /// Each session in a new PID namespace (`isolate`).
     pid_namespaces: Option<crate::jail::sandbox::PidNamespaces>,
+    /// The sending end of the monitors' metrics counts (`metrics_enable`; close-on-exec).
+    tally_sender: Option<OwnedFd>,
 }
 
 /// Entry point of `rftpd spawner`: serve the master's orders until it retires us or goes
@@ -105,17 +111,35 @@ pub fn run(config: Config, user_list: String, banner: String) -> u8 {
         None
     };
     let cgroups = cgroup::SessionCgroups::find(&config);
+    let (tallies, tally_sender) = if config.metrics_enable {
+        match socketpair(
+            AddressFamily::Unix,
+            SockType::Datagram,
+            None,
+            SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        ) {
+            Ok((rx, tx)) => (Some(rx), Some(tx)),
+            Err(e) => {
+                tracing::error!(error = %e, "spawner: no channel for the metrics counts");
+                return EXIT_SETUP_FAILED;
+            }
+        }
+    } else {
+        (None, None)
+    };
     let template = SessionTemplate {
         config,
         users,
         banner,
         empty_net,
         pid_namespaces,
+        tally_sender,
     };
     let mut spawner = Spawner {
         template,
         channel: Some(channel),
         children_signal: Some(children_signal),
+        tallies,
         children: HashMap::new(),
         cgroups,
         retired: false,
@@ -143,8 +167,11 @@ struct Spawner {
     channel: Option<OwnedFd>,
     /// SIGCHLD as a descriptor; `None` only in a forked session.
     children_signal: Option<SignalFd>,
-    /// Running sessions: pid → the master's id for them and their cgroup.
-    children: HashMap<Pid, (u64, Option<cgroup::SessionCgroup>)>,
+    /// The receiving end of the monitors' metrics counts (`metrics_enable`); `None` in a
+    /// forked session.
+    tallies: Option<OwnedFd>,
+    /// Running sessions, by pid.
+    children: HashMap<Pid, Session>,
     /// Where session cgroups are made (a delegated cgroup v2 subtree, and on a hybrid host the
     /// service's v1 cgroups), if anywhere.
     cgroups: Option<cgroup::SessionCgroups>,
@@ -164,6 +191,10 @@ fn preload_libraries(config: &Config) -> Option<crate::auth::PreloadedModules> {
     // initgroups-style lookups walk every `group` source of nsswitch.conf, loading its modules.
     let _ = nix::unistd::User::from_name("root");
     let _ = nix::unistd::getgrouplist(c"root", nix::unistd::Gid::from_raw(0));
+    if config.use_localtime {
+        // The time zone, read once here (`TZ` or /etc/localtime): every session inherits it.
+        let _ = crate::sys::utc_offset(0);
+    }
     if !config.local_enable {
         return None;
     }
@@ -174,6 +205,17 @@ fn preload_libraries(config: &Config) -> Option<crate::auth::PreloadedModules> {
             None
         }
     }
+}
+
+/// One running session, as the spawner sees it.
+struct Session {
+    /// The master's id for it.
+    id: u64,
+    cgroup: Option<cgroup::SessionCgroup>,
+    /// The spawner's end of the monitor's claim channel; `None` once the monitor closed it.
+    claims: Option<OwnedFd>,
+    /// It has sent its one claim.
+    claimed: bool,
 }
 
 impl Spawner {
@@ -188,10 +230,27 @@ impl Spawner {
             let Some(children_signal) = &self.children_signal else {
                 return EXIT_SETUP_FAILED;
             };
-            let (child_ready, order_ready) = {
+            let claimants: Vec<Pid> = self
+                .children
+                .iter()
+                .filter(|(_, c)| c.claims.is_some())
+                .map(|(pid, _)| *pid)
+                .collect();
+            let (child_ready, order_ready, tally_ready, claims_ready) = {
                 let mut fds = vec![PollFd::new(children_signal.as_fd(), PollFlags::POLLIN)];
-                if let Some(channel) = &self.channel {
+                let tally_at = self.tallies.as_ref().map(|t| {
+                    fds.push(PollFd::new(t.as_fd(), PollFlags::POLLIN));
+                    fds.len() - 1
+                });
+                let order_at = self.channel.as_ref().map(|channel| {
                     fds.push(PollFd::new(channel.as_fd(), PollFlags::POLLIN));
+                    fds.len() - 1
+                });
+                let first_claim = fds.len();
+                for pid in &claimants {
+                    if let Some(fd) = self.children.get(pid).and_then(|c| c.claims.as_ref()) {
+                        fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
+                    }
                 }
                 match poll(&mut fds, PollTimeout::NONE) {
                     Ok(_) => {}
@@ -201,16 +260,36 @@ impl Spawner {
                         return EXIT_SETUP_FAILED;
                     }
                 }
-                let ready = |fd: &PollFd<'_>| fd.revents().is_some_and(|r| !r.is_empty());
-                (ready(&fds[0]), fds.get(1).is_some_and(ready))
+                let revents = |fd: &PollFd<'_>| fd.revents().is_some_and(|r| !r.is_empty());
+                let ready = |at: Option<usize>| at.and_then(|i| fds.get(i)).is_some_and(revents);
+                let claims_ready: Vec<Pid> = claimants
+                    .iter()
+                    .zip(&fds[first_claim..])
+                    .filter(|(_, fd)| revents(fd))
+                    .map(|(pid, _)| *pid)
+                    .collect();
+                (
+                    ready(Some(0)),
+                    ready(order_at),
+                    ready(tally_at),
+                    claims_ready,
+                )
             };
             if child_ready {
                 // Drain the signalfd, then reap everything that has ended (signals coalesce).
                 while let Ok(Some(_)) = children_signal.read_signal() {}
+                // A session's last counts before its end.
+                self.pass_on_tallies();
                 self.reap();
             }
             if order_ready {
                 self.take_order(&mut buf);
+            }
+            if tally_ready && !child_ready {
+                self.pass_on_tallies();
+            }
+            for pid in claims_ready {
+                self.take_claim(pid);
             }
         }
     }
@@ -232,12 +311,37 @@ impl Spawner {
                 WaitStatus::Signaled(pid, signal, _) => (pid, ProcessEnd::Killed(signal as i32)),
                 _ => continue,
             };
-            if let Some((id, cgroup)) = self.children.remove(&pid) {
+            if let Some(session) = self.children.remove(&pid) {
                 // Process 1 of the session's PID namespace has gone, so has everything else.
-                if let (Some(cgroups), Some(dir)) = (&mut self.cgroups, cgroup) {
+                if let (Some(cgroups), Some(dir)) = (&mut self.cgroups, session.cgroup) {
                     cgroups.remove(dir);
                 }
-                self.report(Report::Ended { id, end });
+                self.report(Report::Ended {
+                    id: session.id,
+                    end,
+                });
+            }
+        }
+    }
+
+    /// Pass the monitors' counts on to the master: at most a bounded batch per wake-up, so
+    /// orders and ended sessions are never starved.
+    fn pass_on_tallies(&mut self) {
+        const BATCH: usize = 256;
+        let mut buf = [0u8; TALLY_LEN + 1];
+        for _ in 0..BATCH {
+            let Some(tallies) = &self.tallies else { return };
+            use std::os::fd::AsRawFd;
+            match recv(tallies.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT) {
+                Ok(len) => match Tally::decode(&buf[..len]) {
+                    Ok(tally) => self.report(Report::Tally(tally)),
+                    // Only monitors hold the sending end; a bad record is a bug, not an attack.
+                    Err(e) => {
+                        tracing::warn!(error = %e, "spawner: a malformed metrics count dropped")
+                    }
+                },
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => return,
             }
         }
     }
@@ -291,7 +395,8 @@ impl Spawner {
                 tracing::debug!(sessions = self.children.len(), "spawner retired");
                 self.retired = true;
             }
-            (Ok(Order::Retire), Some(_)) | (Err(_), _) => {
+            (Ok(Order::Answer { id, granted }), None) => self.answer_claim(id, granted),
+            (Ok(Order::Retire | Order::Answer { .. }), Some(_)) | (Err(_), _) => {
                 tracing::error!("spawner: malformed order from the master; ignored");
             }
         }
@@ -325,6 +430,23 @@ impl Spawner {
             not_started(self, cgroup);
             return;
         }
+        let (claims, session_claims) = match socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        ) {
+            Ok(pair) => pair,
+            Err(e) => {
+                tracing::error!(error = %e, "spawner: no claim channel; not starting the session");
+                drop(client);
+                if let Some(pids) = &self.template.pid_namespaces {
+                    let _ = pids.restore();
+                }
+                not_started(self, cgroup);
+                return;
+            }
+        };
         let forked = sys::fork_single_threaded();
         if let (Some(pids), Ok(Forked::Parent(_)) | Err(_)) =
             (&self.template.pid_namespaces, &forked)
@@ -339,6 +461,17 @@ impl Spawner {
                 // the signalfd, not the blocked SIGCHLD.
                 self.channel = None;
                 self.children_signal = None;
+                // SECURITY: a session holds its own claim channel and no other session's
+                // (it could claim logins in their name otherwise).
+                self.children.clear();
+                drop(claims);
+                self.tallies = None;
+                if let Some(sender) = self.template.tally_sender.as_ref() {
+                    match sender.try_clone() {
+                        Ok(copy) => monitor::tally::install(copy),
+                        Err(e) => tracing::warn!(error = %e, "no metrics counts for this session"),
+                    }
+                }
                 let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.original_mask), None);
                 let _ = nix::sys::prctl::set_name(MONITOR_NAME);
                 let template = &self.template;
@@ -350,6 +483,7 @@ impl Spawner {
                         empty_net: template.empty_net.as_ref().map(|f| f.as_fd()),
                         proxied_client: carried,
                         cgroup: cgroup.as_ref(),
+                        claims: Some(session_claims.as_fd()),
                     },
                     std::net::TcpStream::from(client),
                 );
@@ -357,7 +491,14 @@ impl Spawner {
             }
             Ok(Forked::Parent(pid)) => {
                 drop(client);
-                self.children.insert(pid, (id, cgroup));
+                drop(session_claims);
+                let session = Session {
+                    id,
+                    cgroup,
+                    claims: Some(claims),
+                    claimed: false,
+                };
+                self.children.insert(pid, session);
                 self.report(Report::Started {
                     id,
                     pid: pid.as_raw() as u32,

@@ -32,11 +32,14 @@ use crate::tls::DataHandshake;
 use crate::worker::authenticator::SessionUser;
 use crate::worker::datatls::{self, DataState};
 use crate::worker::state::{DataOutcome, SessionShared};
+use crate::worker::upload_owner::UploadOwner;
 
 mod directory;
 pub mod facts;
+mod failed;
 pub mod fsmeta;
 pub mod listing;
+mod rate;
 mod records;
 mod times;
 mod transfer;
@@ -59,6 +62,7 @@ struct Transfer<'a>(&'a SessionShared);
 
 impl<'a> Transfer<'a> {
     fn start(shared: &'a SessionShared) -> Transfer<'a> {
+        shared.transfer_started();
         shared.transfers.fetch_add(1, Ordering::SeqCst);
         Transfer(shared)
     }
@@ -93,6 +97,8 @@ struct Entered {
     rights: Rights,
     /// The user's ids, for the `perm` fact.
     asker: facts::Asker,
+    /// `local_max_rate` or `anon_max_rate` (bytes per second; 0 = unlimited).
+    max_rate: u32,
 }
 
 #[derive(Debug)]
@@ -102,10 +108,18 @@ pub struct JailedStorage {
     entered: Option<Entered>,
     hide: NamePattern,
     deny: NamePattern,
+    /// With `chown_uploads`, in an anonymous session: the monitor's one service that gives
+    /// a new upload away (nothing else of the monitor channel).
+    upload_owner: Option<Arc<UploadOwner>>,
 }
 
 fn denied() -> Error {
     Error::from(ErrorKind::PermissionDenied)
+}
+
+/// The client sent `ABOR` during the transfer: libunftp answers `426`, then the `ABOR`'s `226`.
+fn aborted() -> Error {
+    Error::from(ErrorKind::ConnectionClosed)
 }
 
 /// Paths from libunftp are absolute in the session's view; after the jail that view is the
@@ -186,7 +200,7 @@ async fn fill<R: AsyncRead + Unpin>(input: &mut R, buf: &mut [u8]) -> io::Result
 }
 
 impl JailedStorage {
-    pub fn new(shared: Arc<SessionShared>) -> Self {
+    pub fn new(shared: Arc<SessionShared>, upload_owner: Option<Arc<UploadOwner>>) -> Self {
         let hide = NamePattern::parse(shared.config.hide_file.as_deref());
         let deny = NamePattern::parse(shared.config.deny_file.as_deref());
         JailedStorage {
@@ -194,6 +208,20 @@ impl JailedStorage {
             entered: None,
             hide,
             deny,
+            upload_owner,
+        }
+    }
+
+    /// The session's transfer rate limit in bytes per second (0 = none).
+    fn max_rate(&self) -> u32 {
+        self.entered.as_ref().map_or(0, |e| e.max_rate)
+    }
+
+    /// Wait as `pace` asks after `bytes` moved; an `ABOR` ends the wait and the transfer.
+    async fn paced(&self, pace: &mut rate::Pace, bytes: usize) -> Result<()> {
+        tokio::select! {
+            () = pace.moved(bytes) => Ok(()),
+            () = self.shared.abort_requested() => Err(aborted()),
         }
     }
 
@@ -286,12 +314,18 @@ impl JailedStorage {
 
     /// Network I/O of a transfer, bounded by `data_connection_timeout`: a transfer that moves
     /// no byte for that long ends the session with vsftpd's reply.
+    /// An `ABOR` during the transfer ends it (see `SessionShared::request_abort`).
     async fn within_data_timeout<T>(&self, io: impl Future<Output = io::Result<T>>) -> Result<T> {
         let secs = self.shared.config.data_connection_timeout;
-        if secs == 0 {
-            return io.await.map_err(Error::from);
-        }
-        match tokio::time::timeout(Duration::from_secs(secs), io).await {
+        let limit = match secs {
+            0 => Duration::MAX,
+            secs => Duration::from_secs(secs),
+        };
+        let timed = tokio::select! {
+            timed = tokio::time::timeout(limit, io) => timed,
+            () = self.shared.abort_requested() => return Err(aborted()),
+        };
+        match timed {
             Ok(r) => r.map_err(Error::from),
             Err(_) => {
                 tracing::info!(
@@ -421,6 +455,11 @@ impl StorageBackend<SessionUser> for JailedStorage {
             owners,
             rights,
             asker: facts::Asker::current(),
+            max_rate: if grant.anonymous {
+                config.anon_max_rate
+            } else {
+                config.local_max_rate
+            },
         });
         self.shared.logged_in.store(true, Ordering::SeqCst);
         Ok(())

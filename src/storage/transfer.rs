@@ -1,7 +1,8 @@
 //! Downloads and uploads of the session's storage backend: large buffers (a small file costs
 //! no blocking-pool hop, a large one a hop per chunk; clear downloads go by `sendfile`, see
-//! `zero_copy`), the data-connection timeout on every write, and the
-//! protection and rights checks before a byte moves. Runs in the worker, as the user, jailed.
+//! `zero_copy`), the data-connection timeout on every write, the rate limits (`rate`), `ABOR`,
+//! `delete_failed_uploads` (`failed`), `chown_uploads` (the monitor, through `UploadOwner`), and
+//! the protection and rights checks before a byte moves. Runs in the worker, as the user, jailed.
 
 use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
@@ -10,6 +11,8 @@ use std::path::Path;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use unftp_core::storage::{Error, ErrorKind, Result};
 
+use super::failed::FailedUpload;
+use super::rate::Pace;
 use super::zero_copy;
 use super::*;
 
@@ -58,11 +61,16 @@ impl JailedStorage {
     {
         let (file, size, tls_seen) = self.open_download(path).await?;
         let _transfer = Transfer::start(&self.shared);
+        // local_max_rate / anon_max_rate: paced chunks, and no sendfile (it would send a whole
+        // step at once).
+        let mut pace = Pace::new(self.max_rate());
+        let step = pace.as_ref().map_or(CHUNK, |p| p.chunk(CHUNK));
         // ascii_download_enable with TYPE A: LF becomes CRLF on the wire (vsftpd's rule).
         let mut ascii = (self.shared.config.ascii_download_enable
             && self.shared.ascii.load(std::sync::atomic::Ordering::SeqCst))
         .then_some(false);
         if ascii.is_none()
+            && pace.is_none()
             && size.saturating_sub(start_pos) >= zero_copy::MIN_SIZE
             && let Some(socket) = self.plain_data_socket(tls_seen)
         {
@@ -73,7 +81,7 @@ impl JailedStorage {
         // The first chunk, also on the session's thread: a small file costs a buffer of its
         // own size and no hop.
         let (file, first) = on_session_thread(move || {
-            let mut buf = vec![0u8; chunk_for(size.saturating_sub(start_pos))];
+            let mut buf = vec![0u8; chunk_for(size.saturating_sub(start_pos)).min(step)];
             let n = file.read_at(&mut buf, start_pos)?;
             buf.truncate(n);
             Ok((Arc::new(file), buf))
@@ -93,16 +101,23 @@ impl JailedStorage {
             offset += current.len() as u64;
             let next = (offset < size).then(|| {
                 let mut buf = std::mem::take(&mut spare);
-                buf.resize(CHUNK, 0);
+                buf.resize(step, 0);
                 read_at(file.clone(), buf, offset)
             });
-            match ascii.as_mut() {
+            let sent = match ascii.as_mut() {
                 Some(after_cr) => {
                     let converted = ascii::to_wire(&current, after_cr);
                     self.within_data_timeout(output.write_all(&converted))
                         .await?;
+                    converted.len()
                 }
-                None => self.within_data_timeout(output.write_all(&current)).await?,
+                None => {
+                    self.within_data_timeout(output.write_all(&current)).await?;
+                    current.len()
+                }
+            };
+            if let Some(pace) = pace.as_mut() {
+                self.paced(pace, sent).await?;
             }
             spare = std::mem::take(&mut current);
             current = match next {
@@ -134,7 +149,10 @@ impl JailedStorage {
         }
         self.check_data_connection(e).await?;
         let _transfer = Transfer::start(&self.shared);
+        let mut pace = Pace::new(self.max_rate());
+        let most = pace.as_ref().map_or(CHUNK, |p| p.chunk(CHUNK));
         let mode = self.shared.config.file_open_mode.0;
+        let shown = path.clone();
         let file = Arc::new(
             on_session_thread(|| {
                 let mut options = std::fs::OpenOptions::new();
@@ -158,6 +176,23 @@ impl JailedStorage {
             })
             .map_err(|err| self.refused("553 Could not create file.", err))?,
         );
+        // From here on the upload is this command's: unless it completes, delete_failed_uploads
+        // removes it (vsftpd's rule: whatever failed, and however the transfer was left).
+        let unfinished = FailedUpload::new(self.shared.config.delete_failed_uploads, shown);
+        // chown_uploads (anonymous sessions only): the monitor gives the file away, as vsftpd
+        // does, before a byte is written.
+        if let Some(owner) = &self.upload_owner {
+            // The mode first, by the file's owner (as vsftpd: root needs no CAP_FOWNER then).
+            let mode = self.shared.config.chown_upload_mode.0 & 0o777;
+            on_session_thread(|| {
+                file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))
+            })
+            .map_err(|err| self.refused("553 Could not create file.", err))?;
+            owner
+                .hand_over(&file)
+                .await
+                .map_err(|err| self.refused("553 Could not create file.", Error::from(err)))?;
+        }
         self.ready("150 Ok to send data.".into());
         // ascii_upload_enable with TYPE A: CRLF becomes LF on disk (vsftpd's rule).
         let mut ascii = (self.shared.config.ascii_upload_enable
@@ -166,14 +201,17 @@ impl JailedStorage {
         // Pipeline: the next chunk arrives from the network while this one goes to disk.
         // Small uploads get a small buffer; one that fills it switches to full chunks.
         let mut offset = start_pos;
-        let mut want = FIRST_UPLOAD_CHUNK;
+        let mut want = FIRST_UPLOAD_CHUNK.min(most);
         let mut buf = vec![0u8; want];
         let mut in_flight: Option<tokio::task::JoinHandle<io::Result<Vec<u8>>>> = None;
         loop {
             let n = self.within_data_timeout(fill(&mut input, &mut buf)).await?;
             let ended = n < buf.len();
             if !ended {
-                want = CHUNK;
+                want = most;
+            }
+            if let Some(pace) = pace.as_mut() {
+                self.paced(pace, n).await?;
             }
             let mut spare = match in_flight.take() {
                 Some(h) => h
@@ -225,6 +263,7 @@ impl JailedStorage {
             }));
             offset += n as u64;
         }
+        unfinished.completed();
         Ok(offset - start_pos)
     }
 }

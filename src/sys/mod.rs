@@ -224,6 +224,50 @@ pub fn find_connected_socket(
     matches(std::os::fd::AsRawFd::as_raw_fd(&owned)).then_some(owned)
 }
 
+/// Whether a data connection from `peer_ip` has reached the passive listener bound at `local`
+/// among this process's descriptors `0..limit`: one accepted (a connected socket with that
+/// local address and peer), or one waiting in that listener's queue (readable). A `false`
+/// means the client has not connected yet (or its handshake is still under way).
+pub fn data_connection_came(
+    local: std::net::SocketAddr,
+    peer_ip: std::net::IpAddr,
+    limit: std::os::fd::RawFd,
+) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use nix::sys::socket::{SockaddrStorage, getpeername, getsockname, getsockopt, sockopt};
+    use std::os::fd::BorrowedFd;
+    fn address(a: &SockaddrStorage) -> Option<std::net::SocketAddr> {
+        if let Some(v4) = a.as_sockaddr_in() {
+            return Some(std::net::SocketAddr::from((v4.ip(), v4.port())));
+        }
+        let v6 = a.as_sockaddr_in6()?;
+        Some(std::net::SocketAddr::from((v6.ip(), v6.port())))
+    }
+    (0..limit).any(|raw| {
+        let here = getsockname::<SockaddrStorage>(raw)
+            .ok()
+            .and_then(|a| address(&a));
+        if here != Some(local) {
+            return false;
+        }
+        if let Some(peer) = getpeername::<SockaddrStorage>(raw)
+            .ok()
+            .and_then(|a| address(&a))
+        {
+            return peer.ip().to_canonical() == peer_ip.to_canonical();
+        }
+        // SAFETY: borrowed only for the getsockopt and the zero-timeout poll below; if another
+        // thread closed `raw` since getsockname, both fail with EBADF (or ask about whatever
+        // took the number: a wrong answer here only lengthens or shortens a hold).
+        let borrowed = unsafe { BorrowedFd::borrow_raw(raw) };
+        if !getsockopt(&borrowed, sockopt::AcceptConn).unwrap_or(false) {
+            return false;
+        }
+        let mut fds = [PollFd::new(borrowed, PollFlags::POLLIN)];
+        poll(&mut fds, PollTimeout::ZERO).is_ok_and(|n| n > 0)
+    })
+}
+
 /// Register an owned descriptor with the current tokio runtime's reactor.
 pub fn async_fd(
     fd: std::os::fd::OwnedFd,
@@ -550,6 +594,23 @@ pub fn ptrace_traceme() -> io::Result<()> {
     Ok(())
 }
 
+/// The local time zone's offset from UTC in seconds at `secs` since the epoch, from
+/// `localtime_r` (glibc reads `TZ`, or `/etc/localtime`, once, at its first call: call it
+/// before any jail). `None` if the C library cannot say.
+pub fn utc_offset(secs: i64) -> Option<i64> {
+    let time: nix::libc::time_t = secs;
+    let mut tm = std::mem::MaybeUninit::<nix::libc::tm>::zeroed();
+    // SAFETY: localtime_r is the reentrant form: it reads `time` and writes only the `tm` it is
+    // given; both pointers are valid and exclusive for the call.
+    let filled = unsafe { nix::libc::localtime_r(&time, tm.as_mut_ptr()) };
+    if filled.is_null() {
+        return None;
+    }
+    // SAFETY: localtime_r returned non-null, so it filled every field of `tm` (and it was
+    // zeroed before, so no field is uninitialised either way).
+    Some(unsafe { tm.assume_init() }.tm_gmtoff)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -574,5 +635,29 @@ mod tests {
         let (also, _) = listener.accept().unwrap();
         let limit = 1 + also.as_raw_fd() + 8;
         assert!(find_connected_socket(local, local.ip(), limit).is_none());
+    }
+
+    #[test]
+    fn a_data_connection_counts_as_come_when_queued_or_accepted_from_the_peer() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let local = listener.local_addr().unwrap();
+        let limit = 1024;
+        let peer = local.ip();
+        assert!(
+            !data_connection_came(local, peer, limit),
+            "nobody connected"
+        );
+        let client = TcpStream::connect(local).unwrap();
+        assert!(data_connection_came(local, peer, limit), "queued");
+        let (accepted, _) = listener.accept().unwrap();
+        assert!(data_connection_came(local, peer, limit), "accepted");
+        // From another address: neither the accepted socket nor the (empty) queue counts.
+        assert!(!data_connection_came(
+            local,
+            "127.0.0.2".parse().unwrap(),
+            limit
+        ));
+        drop((accepted, client));
+        assert!(!data_connection_came(local, peer, limit), "gone");
     }
 }

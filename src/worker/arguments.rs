@@ -224,9 +224,30 @@ pub fn clamped_cwd(cwd: &std::path::Path, arg: &str) -> Option<String> {
     climbed.then(|| format!("/{}", parts.join("/")))
 }
 
+/// libunftp's fixed reply lines that vsftpd words differently, and vsftpd's words for them: the
+/// end of a transfer (RETR/STOR/APPE), of a listing (LIST/NLST/MLSD) and of an ABOR.
+const VSFTPD_WORDS: &[(&[u8], &[u8])] = &[
+    (b"226 Successfully sent", b"226 Transfer complete."),
+    (b"226 File successfully written", b"226 Transfer complete."),
+    (b"226 Listed the directory", b"226 Directory send OK."),
+    (
+        b"226 Failed to list the directory",
+        b"226 Transfer done (but failed to open directory).",
+    ),
+    (
+        b"226 Data channel already closed",
+        b"225 No transfer to ABOR.",
+    ),
+    (b"226 Closed data channel", b"226 ABOR successful."),
+];
+
 /// A reply line from libunftp in the shape vsftpd gives: MKD's `257 /path` quoted as RFC 959
-/// says (a `"` inside doubled), and MLST's `550 storage error: …` without library words.
+/// says (a `"` inside doubled), MLST's `550 storage error: …` without library words, and
+/// vsftpd's words for the end of a transfer, a listing or an ABOR (`VSFTPD_WORDS`).
 pub fn engine_line(line: &[u8]) -> Option<Vec<u8>> {
+    if let Some((_, words)) = VSFTPD_WORDS.iter().find(|(libunftp, _)| *libunftp == line) {
+        return Some(words.to_vec());
+    }
     if let Some(path) = line.strip_prefix(b"257 ")
         && path.first() != Some(&b'"')
     {
@@ -255,6 +276,26 @@ mod reply_tests {
         );
         assert_eq!(clamped_cwd(Path::new("/a"), ".."), None);
         assert_eq!(clamped_cwd(Path::new("/"), "a/../b"), None);
+    }
+
+    #[test]
+    fn transfer_and_listing_ends_are_worded_as_vsftpd_words_them() {
+        for (libunftp, vsftpd) in [
+            (
+                &b"226 Successfully sent"[..],
+                &b"226 Transfer complete."[..],
+            ),
+            (b"226 File successfully written", b"226 Transfer complete."),
+            (b"226 Listed the directory", b"226 Directory send OK."),
+            (
+                b"226 Data channel already closed",
+                b"225 No transfer to ABOR.",
+            ),
+        ] {
+            assert_eq!(engine_line(libunftp).as_deref(), Some(vsftpd));
+        }
+        // Only the whole line: a name or other text that starts the same way is left alone.
+        assert_eq!(engine_line(b"226 Successfully sent more"), None);
     }
 
     #[test]

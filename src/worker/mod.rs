@@ -24,6 +24,7 @@ pub mod relay;
 pub mod site;
 pub mod state;
 pub mod status;
+pub mod upload_owner;
 
 use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -423,6 +424,9 @@ impl Session {
         let jailed = self.grant.jailed;
         let user_name = self.grant.user_name.clone();
         let monitor = Arc::new(MonitorClient::new(monitor));
+        // chown_uploads: only an anonymous session's storage may ask (vsftpd's rule).
+        let upload_owner = (self.grant.anonymous && config.chown_uploads)
+            .then(|| Arc::new(upload_owner::UploadOwner::new(monitor.clone())));
         let shared = Arc::new(SessionShared::new(
             config.clone(),
             client_ip,
@@ -434,7 +438,7 @@ impl Session {
 
         let storage_shared = shared.clone();
         let mut builder = ServerBuilder::with_user_detail_provider(
-            Box::new(move || JailedStorage::new(storage_shared.clone())),
+            Box::new(move || JailedStorage::new(storage_shared.clone(), upload_owner.clone())),
             Arc::new(SessionUserProvider),
         )
         .authenticator(Arc::new(TokenAuthenticator::new(shared.clone())))

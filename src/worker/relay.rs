@@ -41,8 +41,9 @@ use crate::worker::status::{self, SessionStatus};
 const MAX_ENGINE_LINE: usize = 1 << 20;
 /// Longest wait for libunftp to answer one command of the login, or to take a command.
 const ENGINE_TIMEOUT: Duration = Duration::from_secs(20);
-/// Longest a `150` is held back for the storage backend's word on the transfer (a client that
-/// connects its data connection only after the `150` gets it after this).
+/// Longest a `150` is held back for the storage backend's word on the transfer, once the
+/// client's data connection has come (a passive client that has not connected yet gets its
+/// `150` at once: it connects after it).
 const HOLD_PRELIMINARY: Duration = Duration::from_secs(2);
 
 type EngineRead = tokio::net::tcp::OwnedReadHalf;
@@ -83,6 +84,11 @@ async fn active_mode(
             "500 Illegal PORT command."
         });
     }
+    // No passive listener is in play any more (see `SessionShared::passive_client_absent`).
+    *shared
+        .passive_address
+        .lock()
+        .unwrap_or_else(|p| p.into_inner()) = None;
     active::prepare(shared, monitor, target)
         .await
         .ok_or("425 Failed to establish connection.")
@@ -115,8 +121,16 @@ async fn reply_line(
             *pending = Pending::Unheld;
             return Some(line);
         }
+        // A passive client that has not connected by now waits for this 150 to connect:
+        // holding it would only delay that client (by the whole hold). A word the storage
+        // backend has already given still counts.
+        let hold = if shared.passive_client_absent() {
+            Duration::ZERO
+        } else {
+            HOLD_PRELIMINARY
+        };
         shared.holding_preliminary.store(true, Ordering::SeqCst);
-        let outcome = shared.data_outcome(HOLD_PRELIMINARY).await;
+        let outcome = shared.data_outcome(hold).await;
         shared.holding_preliminary.store(false, Ordering::SeqCst);
         return match outcome {
             Some(DataOutcome::Abandoned(text)) => Some(text.as_bytes().to_vec()),
@@ -333,6 +347,21 @@ struct Engine {
     lines: LineReader,
     read: EngineRead,
     write: EngineWrite,
+}
+
+/// `ABOR` during a transfer (libunftp would only answer it and let the transfer run): the
+/// storage backend ends the transfer, and libunftp gets the `ABOR` once it has, so the
+/// transfer's `426` comes before the `ABOR`'s `226`, as with vsftpd. Bounded: at most 5 s.
+async fn abort_transfer(shared: &SessionShared) {
+    shared.request_abort();
+    for _ in 0..500 {
+        if shared.transfers.load(Ordering::SeqCst) == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The engine learns of the transfer's end over its own channel; give it that moment.
+    tokio::time::sleep(Duration::from_millis(20)).await;
 }
 
 async fn link_write(link: &mut Client, text: &str) -> io::Result<()> {
@@ -693,6 +722,9 @@ async fn forward(
             let seen = shared.data_connections.load(Ordering::SeqCst);
             awaiting_data = Some((tokio::time::Instant::now() + accept_timeout, seen));
             shared.clear_data_outcome();
+        }
+        if verb == "ABOR" && shared.transfers.load(Ordering::SeqCst) > 0 {
+            abort_transfer(&shared).await;
         }
         let mut bytes = line.into_bytes();
         bytes.extend_from_slice(b"\r\n");

@@ -35,9 +35,19 @@ impl MonitorClient {
     /// One request/reply round trip with the monitor, on the runtime's own thread (no
     /// blocking-pool hop: a passive socket costs one socketpair round trip). One at a time.
     pub async fn ask(&self, request: &Request) -> std::io::Result<(Reply, Option<OwnedFd>)> {
+        self.ask_with(request, None).await
+    }
+
+    /// [`MonitorClient::ask`], with a descriptor riding on the request (only `ChownUpload`
+    /// may carry one: the monitor ends the session for any other).
+    pub async fn ask_with(
+        &self,
+        request: &Request,
+        fd: Option<std::os::fd::BorrowedFd<'_>>,
+    ) -> std::io::Result<(Reply, Option<OwnedFd>)> {
         let channel = self.channel.lock().await;
         let bytes = request.encode();
-        sys::send_message_async(&channel, &bytes, None).await?;
+        sys::send_message_async(&channel, &bytes, fd).await?;
         let mut buf = vec![0u8; MAX_MESSAGE];
         let (len, fd) = sys::recv_message_async(&channel, &mut buf).await?;
         if len == 0 {
@@ -97,6 +107,10 @@ pub struct SessionShared {
     pub transfers: AtomicUsize,
     /// Data connections that have reached the storage layer (for `accept_timeout`).
     pub data_connections: AtomicUsize,
+    /// The client sent `ABOR` while a transfer ran: the transfer ends (cleared when the next
+    /// one starts).
+    abort: AtomicBool,
+    abort_notify: tokio::sync::Notify,
     /// Where the passive listener now handed to libunftp is bound (host side) when libunftp
     /// accepts the client's own connection (never under `PROT P`, where it gets a stand-in),
     /// so a download can find that socket for `sendfile` (see `storage::zero_copy`).
@@ -162,6 +176,8 @@ impl SessionShared {
             tls,
             transfers: AtomicUsize::new(0),
             data_connections: AtomicUsize::new(0),
+            abort: AtomicBool::new(false),
+            abort_notify: tokio::sync::Notify::new(),
             passive_address: Mutex::new(None),
             list_flags: Mutex::new(ListFlags::default()),
             working_dir: Mutex::new(std::path::PathBuf::from("/")),
@@ -175,6 +191,30 @@ impl SessionShared {
             active_reply: Mutex::new(None),
             holding_preliminary: AtomicBool::new(false),
             events: Mutex::new(None),
+        }
+    }
+
+    /// A transfer starts: an earlier `ABOR` is not its own.
+    pub fn transfer_started(&self) {
+        self.abort.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// `ABOR` during a transfer: end it (vsftpd's `426`, then `226`).
+    pub fn request_abort(&self) {
+        self.abort.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.abort_notify.notify_waiters();
+    }
+
+    /// Completes once an `ABOR` asked the running transfer to end.
+    pub async fn abort_requested(&self) {
+        loop {
+            let notified = self.abort_notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.abort.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
+            notified.await;
         }
     }
 
@@ -283,6 +323,21 @@ impl SessionShared {
                 return None;
             }
         }
+    }
+
+    /// A plain passive listener is set up (its address known, see `passive_address`) and the
+    /// client's data connection has not reached it, neither accepted nor waiting in its queue.
+    /// `false` when unsure (no such listener: active mode, `PROT P`).
+    pub fn passive_client_absent(&self) -> bool {
+        /// Descriptors looked at (a worker has a few dozen at most).
+        const FD_SCAN_LIMIT: i32 = 128;
+        let local = *self
+            .passive_address
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        local.is_some_and(|local| {
+            !crate::sys::data_connection_came(local, self.client_ip, FD_SCAN_LIMIT)
+        })
     }
 
     pub fn set_stand_in(&self, real: Option<crate::worker::active::StandIn>) {

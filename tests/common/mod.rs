@@ -419,19 +419,64 @@ pub struct PamService {
     pub name: String,
     pub file: PathBuf,
     pub deny_file: PathBuf,
+    /// A `pam_userdb` database of the service's own ([`PamService::userdb`]), removed on drop.
+    pub userdb: Option<PathBuf>,
 }
 
 impl PamService {
-    pub fn create(deny_users: &[&str]) -> PamService {
+    /// A service name and file paths of its own; nothing written yet.
+    fn unwritten() -> PamService {
         let hex = rand_hex(10);
         let name = format!("rftpd-test-{hex}");
-        let file = PathBuf::from(format!("/etc/pam.d/{name}"));
-        let deny_file = PathBuf::from(format!("/tmp/rftpd-test-ftpusers-{hex}"));
-        let service = PamService {
+        PamService {
+            file: PathBuf::from(format!("/etc/pam.d/{name}")),
+            deny_file: PathBuf::from(format!("/tmp/rftpd-test-ftpusers-{hex}")),
+            userdb: None,
             name,
-            file,
-            deny_file,
-        };
+        }
+    }
+
+    /// Virtual users: a service that authenticates and checks accounts with `pam_userdb`
+    /// only, against a Berkeley DB hash of `users` (name, password) built with `db_load -T -t
+    /// hash` (Debian's `db-util`). The names need not exist in the passwd database.
+    pub fn userdb(users: &[(&str, &str)]) -> PamService {
+        let mut service = PamService::unwritten();
+        let base = PathBuf::from(format!("/tmp/{}-userdb", service.name));
+        let db = base.with_extension("db");
+        let mut input = String::new();
+        for (name, password) in users {
+            input.push_str(&format!("{name}\n{password}\n"));
+        }
+        let mut child = Command::new("db_load")
+            .args(["-T", "-t", "hash"])
+            .arg(&db)
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run db_load (Debian package db-util; tests/run.sh installs it)");
+        child
+            .stdin
+            .take()
+            .expect("db_load stdin")
+            .write_all(input.as_bytes())
+            .expect("write to db_load");
+        let out = child.wait_with_output().expect("wait for db_load");
+        assert!(out.status.success(), "db_load: {}", lossy(&out.stderr));
+        fs::set_permissions(&db, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .expect("chmod the user database");
+        service.userdb = Some(db);
+        // pam_userdb adds `.db` to the name it is given.
+        let module = format!("pam_userdb.so db={}", base.display());
+        fs::write(
+            &service.file,
+            format!("auth\trequired\t{module}\naccount\trequired\t{module}\n"),
+        )
+        .expect("write the PAM service file");
+        service
+    }
+
+    pub fn create(deny_users: &[&str]) -> PamService {
+        let service = PamService::unwritten();
 
         let mut deny = String::from("root\n");
         for user in deny_users {
@@ -473,6 +518,9 @@ impl Drop for PamService {
     fn drop(&mut self) {
         let _ = fs::remove_file(&self.file);
         let _ = fs::remove_file(&self.deny_file);
+        if let Some(db) = &self.userdb {
+            let _ = fs::remove_file(db);
+        }
     }
 }
 
@@ -520,22 +568,33 @@ impl Server {
     /// Start with a config of the test's base keys, where any key in `extra_toml` replaces the
     /// base one; wait until it says where it listens.
     pub fn start_with_log(extra_toml: &str, pam: &PamService, log_filter: &str) -> Server {
-        Server::launch(extra_toml, pam, log_filter, Wrap::None)
+        Server::launch(extra_toml, pam, log_filter, Wrap::None, &[])
+    }
+
+    /// Like [`Server::start`], with `env` added to the master's environment (e.g. `TZ`).
+    pub fn start_with_env(extra_toml: &str, pam: &PamService, env: &[(&str, &str)]) -> Server {
+        Server::launch(extra_toml, pam, "info", Wrap::None, env)
     }
 
     /// Like [`Server::start`], but the master starts in the cgroups whose `cgroup.procs` files
     /// are given (it is moved there before it executes), as a service manager would start it.
     pub fn start_in_cgroups(extra_toml: &str, pam: &PamService, procs: &[PathBuf]) -> Server {
-        Server::launch(extra_toml, pam, "info", Wrap::Cgroups(procs))
+        Server::launch(extra_toml, pam, "info", Wrap::Cgroups(procs), &[])
     }
 
     /// Like [`Server::start`], but the master inherits an open, not close-on-exec, descriptor
     /// (number 7) of `dir` from whoever started it — as a careless init script might pass.
     pub fn start_inheriting_dir(extra_toml: &str, pam: &PamService, dir: &Path) -> Server {
-        Server::launch(extra_toml, pam, "info", Wrap::InheritDir(dir))
+        Server::launch(extra_toml, pam, "info", Wrap::InheritDir(dir), &[])
     }
 
-    fn launch(extra_toml: &str, pam: &PamService, log_filter: &str, wrap: Wrap<'_>) -> Server {
+    fn launch(
+        extra_toml: &str,
+        pam: &PamService,
+        log_filter: &str,
+        wrap: Wrap<'_>,
+        env: &[(&str, &str)],
+    ) -> Server {
         ensure_service_account();
         let mut keys: BTreeMap<String, String> = BTreeMap::new();
         keys.insert("listen".into(), "true".into());
@@ -581,6 +640,7 @@ impl Server {
             .arg("--config")
             .arg(&config_file)
             .env("RFTPD_LOG", log_filter)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

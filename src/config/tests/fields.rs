@@ -115,6 +115,7 @@ fn the_optional_keys_are_the_option_fields() {
         "ftpd_banner",
         "banner_file",
         "anon_root",
+        "user_config_dir",
         "local_root",
         "user_sub_token",
         "hide_file",

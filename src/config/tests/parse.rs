@@ -42,7 +42,7 @@ fn an_unrelated_unknown_key_gets_no_suggestion() {
 
 #[test]
 fn a_vsftpd_option_rftpd_lacks_is_named_as_such() {
-    for text in ["guest_enable = false\n", "ssl_tlsv1 = true\n"] {
+    for text in ["anon_world_readable_only = false\n", "ssl_tlsv1 = true\n"] {
         let error = one_error(text);
         assert!(
             error

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
 
-use super::{EXHAUSTED_GRACE, MAX_SIGNATURES, Monitor, Peer, Phase};
+use super::{EXHAUSTED_GRACE, MAX_SIGNATURES, Monitor, Peer, Phase, chown};
 use crate::control::port;
 use crate::monitor::standin::WorkerNetwork;
 use crate::monitor::{Child, WORKER_NAME, active, login};
@@ -17,7 +17,61 @@ use crate::protocol::ExitReason;
 use crate::protocol::monitor::{Reply, StandInSocket};
 use crate::sys::{self, Forked};
 
+/// Why a login was refused.
+enum Refusal {
+    /// Policy, PAM, the account, the user's file: counted as a failed login, `530`.
+    Login(String),
+    /// `max_per_user` (or no answer from the master): `421`, and the session ends.
+    TooMany(String),
+}
+
+/// How long the monitor waits for the master's answer to a login claim.
+const CLAIM_TIMEOUT: Duration = Duration::from_secs(10);
+
 impl Monitor<'_> {
+    /// Claim this session's login under `name` with the master, through the spawner
+    /// (`max_per_user`). No claim channel (the probe): nothing to count.
+    ///
+    /// SECURITY: fails closed: no answer in time, or a broken channel, refuses the login.
+    fn claim(&self, name: &str) -> Result<(), Refusal> {
+        use crate::protocol::spawner::{CLAIM_GRANTED, ClaimName, encode_claim};
+        let Some(channel) = self.setup.claims else {
+            return Ok(());
+        };
+        let refused = |why: &str| Err(Refusal::TooMany(why.to_owned()));
+        let Some(name) = ClaimName::new(name) else {
+            return refused(
+                "max_per_user: the login name cannot be counted (not a plain name of at most 32 bytes)",
+            );
+        };
+        if sys::send_message(channel, &encode_claim(&name), None).is_err() {
+            return refused("max_per_user: the spawner cannot be asked");
+        }
+        let deadline = Instant::now() + CLAIM_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return refused("max_per_user: no answer from the master");
+            }
+            let mut fds = [nix::poll::PollFd::new(
+                channel,
+                nix::poll::PollFlags::POLLIN,
+            )];
+            let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+            match nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms)) {
+                Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
+                Ok(_) => break,
+                Err(_) => return refused("max_per_user: the spawner's channel failed"),
+            }
+        }
+        let mut answer = [0u8; 2];
+        match sys::recv_message(channel, &mut answer) {
+            Ok((1, None)) if answer[0] == CLAIM_GRANTED => Ok(()),
+            Ok((1, None)) => refused("max_per_user reached"),
+            _ => refused("max_per_user: a bad answer from the spawner"),
+        }
+    }
+
     /// Sign one message of the control connection's TLS handshake.
     pub(super) fn sign(&mut self, scheme: u16, message: &[u8]) {
         self.signatures += 1;
@@ -70,20 +124,48 @@ impl Monitor<'_> {
             client: client.ip(),
             tls: tls && self.tls_seen,
         };
-        let outcome = login::decide(config, self.setup.users, &attempt);
+        let outcome = login::decide(config, self.setup.users, &attempt).map_err(Refusal::Login);
         // An anonymous login's "password" is an e-mail address, which vsftpd logs; nothing
         // of any other password is kept.
         let anon_password = match &outcome {
-            Ok(a) if a.grant.anonymous => password.clone(),
+            Ok(a) if a.anonymous_login => password.clone(),
             _ => Vec::new(),
         };
         password.iter_mut().for_each(|b| *b = 0);
+        // max_per_user: the master counts the login, or refuses it (421, session ended).
+        let outcome = outcome.and_then(|accepted| match self.claim(&accepted.counted_name) {
+            Ok(()) => Ok(accepted),
+            Err(refusal) => {
+                if let Some(pam) = accepted.pam {
+                    pam.close();
+                }
+                Err(refusal)
+            }
+        });
         match outcome {
+            Err(Refusal::TooMany(reason)) => {
+                self.records.session_refused(&user, &reason);
+                self.session_limit_reached = true;
+                self.phase = Phase::LoginsExhausted;
+                self.kill_at = Some(Instant::now() + EXHAUSTED_GRACE);
+                self.reply(Peer::Prelogin, &Reply::TooManySessions, None);
+            }
             Ok(accepted) => {
                 // "login ok" is logged when the worker says it started (it may still refuse
                 // a writable jail root).
                 self.records
                     .login_accepted(&user, &accepted.grant, &anon_password);
+                match chown::AnonymousUploads::for_login(
+                    config,
+                    &accepted.grant,
+                    &accepted.start_dir,
+                ) {
+                    Ok(uploads) => self.anonymous_uploads = uploads,
+                    Err(e) => {
+                        self.violation = Some(format!("cannot stat the jail (chown_uploads): {e}"));
+                        return;
+                    }
+                }
                 match self.start_worker(accepted) {
                     Ok(link) => {
                         self.phase = Phase::LoggedIn;
@@ -94,7 +176,7 @@ impl Monitor<'_> {
                     }
                 }
             }
-            Err(reason) => {
+            Err(Refusal::Login(reason)) => {
                 self.failures += 1;
                 self.records.login_refused(&user, &reason);
                 // SECURITY: the same wait whatever the reason (unknown user, wrong password,
@@ -152,8 +234,10 @@ impl Monitor<'_> {
                     std::process::abort();
                 }
                 let setup = self.setup;
+                // The user's user_config_dir file, if it changed anything, governs the worker.
+                let config = accepted.config.as_deref().unwrap_or(setup.config);
                 let start = crate::worker::Start {
-                    config: setup.config,
+                    config,
                     grant: accepted.grant,
                     dir: accepted.start_dir,
                     link: link_worker,

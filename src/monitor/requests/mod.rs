@@ -6,7 +6,8 @@
 //! descriptor ends the whole session (both children are killed). The monitor itself counts
 //! failed logins, applies `max_login_fails` and the `delay_failed_login` wait (measured from
 //! the request, so a refusal takes as long whatever the reason), and decides every data socket
-//! again — none of it depends on the pre-login process or the worker obeying a reply.
+//! again — none of it depends on the pre-login process or the worker obeying a reply. The one
+//! request that may carry a descriptor is `ChownUpload` (see `chown`).
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
@@ -17,6 +18,7 @@ use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 mod answers;
+mod chown;
 
 use super::passive::{Passive, PassivePorts, Reserved};
 use super::records::SessionRecords;
@@ -24,6 +26,7 @@ use super::standin::WorkerNetwork;
 use super::{Child, SessionSetup};
 use crate::auth::PamLogin;
 use crate::protocol::ExitReason;
+use crate::protocol::event::Event;
 use crate::protocol::monitor::{MAX_MESSAGE, Reply, Request};
 use crate::sys;
 
@@ -41,7 +44,8 @@ pub enum Phase {
     BeforeLogin,
     /// One login accepted; its worker runs.
     LoggedIn,
-    /// `max_login_fails` reached: nothing more is answered.
+    /// `max_login_fails` reached, or `max_per_user` refused the login: nothing more is
+    /// answered.
     LoginsExhausted,
 }
 
@@ -54,6 +58,9 @@ pub enum Kind {
     StandIn,
     Sign,
     Event,
+    ChownUpload,
+    /// `log_ftp_protocol`: a command or reply line ([`Event::Protocol`]).
+    Protocol,
 }
 
 /// One row of the table: this request, from this peer, in this phase.
@@ -100,6 +107,29 @@ const TABLE: &[Rule] = &[
         from: Peer::Worker,
         phase: Phase::LoggedIn,
     },
+    // chown_uploads: the handler also requires an anonymous session with the setting on.
+    Rule {
+        kind: Kind::ChownUpload,
+        from: Peer::Worker,
+        phase: Phase::LoggedIn,
+    },
+    // Command and reply lines (`log_ftp_protocol`): before login from the pre-login process
+    // (which holds the conversation until then), after it from the worker.
+    Rule {
+        kind: Kind::Protocol,
+        from: Peer::Prelogin,
+        phase: Phase::BeforeLogin,
+    },
+    Rule {
+        kind: Kind::Protocol,
+        from: Peer::Prelogin,
+        phase: Phase::LoginsExhausted,
+    },
+    Rule {
+        kind: Kind::Protocol,
+        from: Peer::Worker,
+        phase: Phase::LoggedIn,
+    },
 ];
 
 /// Whether the table allows `kind` from `from` in `phase`.
@@ -116,7 +146,9 @@ fn kind_of(request: &Request) -> Kind {
         Request::ConnectActive(_) => Kind::ConnectActive,
         Request::StandIn(_) => Kind::StandIn,
         Request::Sign { .. } => Kind::Sign,
+        Request::Event(Event::Protocol { .. }) => Kind::Protocol,
         Request::Event(_) => Kind::Event,
+        Request::ChownUpload => Kind::ChownUpload,
     }
 }
 
@@ -157,6 +189,10 @@ struct Monitor<'a> {
     /// The monitor signed a TLS handshake of this session's control connection.
     tls_seen: bool,
     records: SessionRecords,
+    /// `max_per_user` refused this session's login (it ends "refused", not "failed logins").
+    session_limit_reached: bool,
+    /// Set at an anonymous login with `chown_uploads`: what a `ChownUpload` must match.
+    anonymous_uploads: Option<chown::AnonymousUploads>,
 }
 
 /// Answer requests until both children have gone, then reap them and close PAM. Returns how
@@ -188,6 +224,8 @@ pub fn serve(
         signatures: 0,
         tls_seen: false,
         records: SessionRecords::new(setup.config, setup.addresses.client),
+        session_limit_reached: false,
+        anonymous_uploads: None,
     };
     m.records.connected();
     let mut buf = vec![0u8; MAX_MESSAGE];
@@ -348,10 +386,6 @@ impl Monitor<'_> {
             self.gone(peer);
             return;
         }
-        if fd.is_some() {
-            self.violation = Some(format!("the {peer:?} sent a file descriptor"));
-            return;
-        }
         let request = match Request::decode(&buf[..len]) {
             Ok(r) => r,
             Err(e) => {
@@ -361,6 +395,14 @@ impl Monitor<'_> {
         };
         buf[..len].iter_mut().for_each(|b| *b = 0);
         let kind = kind_of(&request);
+        // SECURITY: a descriptor only rides on the one request made for it.
+        if fd.is_some() != (kind == Kind::ChownUpload) {
+            self.violation = Some(format!(
+                "the {peer:?} sent a {kind:?} request {} a file descriptor",
+                if fd.is_some() { "with" } else { "without" }
+            ));
+            return;
+        }
         if !allowed(kind, peer, self.phase) {
             self.violation = Some(format!(
                 "{kind:?} request from the {peer:?} is not allowed ({:?})",
@@ -378,6 +420,10 @@ impl Monitor<'_> {
             Request::ConnectActive(target) => self.connect_active(target),
             Request::StandIn(kind) => self.stand_in(kind),
             Request::Sign { scheme, message } => self.sign(scheme, &message),
+            Request::ChownUpload => self.chown_upload(fd),
+            Request::Event(Event::Protocol { input, line }) if peer == Peer::Prelogin => {
+                self.records.prelogin_protocol(input, &line);
+            }
             Request::Event(event) => {
                 if !self.records.event(event) {
                     self.violation = Some("the worker reported its start twice".into());
@@ -485,7 +531,9 @@ impl Monitor<'_> {
         if let Some(pam) = self.pam.take() {
             pam.close();
         }
-        let reason = if self.phase == Phase::LoginsExhausted {
+        let reason = if self.phase == Phase::LoginsExhausted && self.session_limit_reached {
+            ExitReason::Refused
+        } else if self.phase == Phase::LoginsExhausted {
             ExitReason::LoginFailures
         } else if self.violation.is_some() {
             ExitReason::Error
@@ -547,7 +595,16 @@ mod tests {
         use Kind::*;
         use Peer::*;
         use Phase::*;
-        for kind in [Login, BindPassive, ConnectActive, StandIn, Sign, Event] {
+        for kind in [
+            Login,
+            BindPassive,
+            ConnectActive,
+            StandIn,
+            Sign,
+            Event,
+            ChownUpload,
+            Protocol,
+        ] {
             for from in [Prelogin, Worker] {
                 for phase in [BeforeLogin, LoggedIn, LoginsExhausted] {
                     let expected = matches!(
@@ -557,6 +614,9 @@ mod tests {
                             | (ConnectActive, Worker, LoggedIn)
                             | (StandIn, Worker, LoggedIn)
                             | (Event, Worker, LoggedIn)
+                            | (ChownUpload, Worker, LoggedIn)
+                            | (Protocol, Prelogin, BeforeLogin | LoginsExhausted)
+                            | (Protocol, Worker, LoggedIn)
                     );
                     assert_eq!(
                         allowed(kind, from, phase),
