@@ -633,14 +633,18 @@ fn one_session_cannot_hold_more_than_two_ports_of_the_passive_range() {
     for i in 0..40 {
         let command = if i % 2 == 0 { "PASV" } else { "EPSV" };
         let reply = greedy.cmd(command);
-        let held = listening_ports()
+        // Ports, not sockets: each port has its listener and its trap (SO_REUSEPORT).
+        let mut ports: Vec<u16> = listening_ports()
             .into_iter()
             .filter(|p| (min..=max).contains(p))
-            .count();
+            .collect();
+        ports.sort_unstable();
+        ports.dedup();
+        let held = ports.len();
         most = most.max(held);
         assert!(
             held <= 2,
-            "after {} PASV/EPSV without connecting, {held} sockets listen in {min}-{max} \
+            "after {} PASV/EPSV without connecting, {held} ports listen in {min}-{max} \
              (last reply {reply:?})",
             i + 1
         );
@@ -662,7 +666,7 @@ fn one_session_cannot_hold_more_than_two_ports_of_the_passive_range() {
         describe(&out)
     );
     assert_eq!(greedy.cmd("NOOP").code, 200);
-    eprintln!("at most {most} listening sockets in the range");
+    eprintln!("at most {most} listening ports in the range");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -713,75 +717,80 @@ fn a_data_connection_from_another_address_does_not_break_the_passive_transfer() 
 
     let mut ftp = Raw::connect(server.addr());
     ftp.login_ok(&user);
-    let reply = ftp.cmd("PASV");
-    assert_eq!(reply.code, 227, "PASV: {reply:?}");
-    let addr = pasv_addr(&reply.text()).unwrap_or_else(|| panic!("cannot parse {reply:?}"));
+    // The first passive socket is asked of the monitor; the second is the spare the worker
+    // holds ahead (`worker::binder`): each has its trap.
+    for round in ["the first", "the spare"] {
+        eprintln!("{round} passive socket");
+        let reply = ftp.cmd("PASV");
+        assert_eq!(reply.code, 227, "PASV: {reply:?}");
+        let addr = pasv_addr(&reply.text()).unwrap_or_else(|| panic!("cannot parse {reply:?}"));
 
-    let mut intruder = Command::new("timeout")
-        .args(["30", "python3", "-c", INTRUDER, &addr.port().to_string()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run python3");
-    let mut intruder_out = BufReader::new(intruder.stdout.take().unwrap());
-    let mut first = String::new();
-    intruder_out.read_line(&mut first).unwrap();
-    assert!(
-        first.starts_with("CONNECTED") || first.starts_with("ERROR"),
-        "the intruder script said {first:?}"
-    );
+        let mut intruder = Command::new("timeout")
+            .args(["30", "python3", "-c", INTRUDER, &addr.port().to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run python3");
+        let mut intruder_out = BufReader::new(intruder.stdout.take().unwrap());
+        let mut first = String::new();
+        intruder_out.read_line(&mut first).unwrap();
+        assert!(
+            first.starts_with("CONNECTED") || first.starts_with("ERROR"),
+            "the intruder script said {first:?}"
+        );
 
-    let started = Instant::now();
-    let mut data = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
-        .unwrap_or_else(|e| panic!("the client's own data connection to {addr}: {e}"));
-    data.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let reply = ftp.cmd("RETR file");
-    assert!(
-        reply.code == 150 || reply.code == 125,
-        "RETR with the client's data connection: {reply:?}"
-    );
-    let mut got = Vec::new();
-    let read = data.read_to_end(&mut got);
-    drop(data);
-    let last = ftp.reply().expect("the final reply to RETR");
-    let took = started.elapsed();
-    assert!(
-        read.is_ok(),
-        "reading the data: {read:?} after {} bytes",
-        got.len()
-    );
-    assert_eq!(last.code, 226, "final reply to RETR: {last:?}");
-    assert!(
-        got == contents,
-        "the client got {} bytes, not the file's {}",
-        got.len(),
-        contents.len()
-    );
-    assert!(took <= Duration::from_secs(5), "the transfer took {took:?}");
+        let started = Instant::now();
+        let mut data = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+            .unwrap_or_else(|e| panic!("the client's own data connection to {addr}: {e}"));
+        data.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let reply = ftp.cmd("RETR file");
+        assert!(
+            reply.code == 150 || reply.code == 125,
+            "RETR with the client's data connection: {reply:?}"
+        );
+        let mut got = Vec::new();
+        let read = data.read_to_end(&mut got);
+        drop(data);
+        let last = ftp.reply().expect("the final reply to RETR");
+        let took = started.elapsed();
+        assert!(
+            read.is_ok(),
+            "reading the data: {read:?} after {} bytes",
+            got.len()
+        );
+        assert_eq!(last.code, 226, "final reply to RETR: {last:?}");
+        assert!(
+            got == contents,
+            "the client got {} bytes, not the file's {}",
+            got.len(),
+            contents.len()
+        );
+        assert!(took <= Duration::from_secs(5), "the transfer took {took:?}");
 
-    let mut rest = String::new();
-    let _ = intruder_out.read_to_string(&mut rest);
-    let _ = intruder.wait();
-    let len: usize = rest
-        .lines()
-        .find_map(|l| l.strip_prefix("LEN "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
-    let head = rest
-        .lines()
-        .find_map(|l| l.strip_prefix("HEAD "))
-        .unwrap_or("")
-        .to_string();
-    let file_head: String = contents[..16].iter().map(|b| format!("{b:02x}")).collect();
-    assert!(
-        !head.contains(&file_head) && len < contents.len(),
-        "the connection from 127.0.0.2 received file data ({len} bytes, head {head})"
-    );
-    assert!(
-        server.wait_log("127.0.0.2", Duration::from_secs(5)),
-        "no log line mentions the refused data connection from 127.0.0.2"
-    );
+        let mut rest = String::new();
+        let _ = intruder_out.read_to_string(&mut rest);
+        let _ = intruder.wait();
+        let len: usize = rest
+            .lines()
+            .find_map(|l| l.strip_prefix("LEN "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        let head = rest
+            .lines()
+            .find_map(|l| l.strip_prefix("HEAD "))
+            .unwrap_or("")
+            .to_string();
+        let file_head: String = contents[..16].iter().map(|b| format!("{b:02x}")).collect();
+        assert!(
+            !head.contains(&file_head) && len < contents.len(),
+            "the connection from 127.0.0.2 received file data ({len} bytes, head {head})"
+        );
+        assert!(
+            server.wait_log("127.0.0.2", Duration::from_secs(5)),
+            "no log line mentions the refused data connection from 127.0.0.2"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

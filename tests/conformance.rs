@@ -436,3 +436,47 @@ fn verbs_without_a_handler_get_their_table_replies_and_the_session_goes_on() {
         assert_eq!(s.ftp.cmd("NOOP").0, 200, "NOOP after {line}");
     }
 }
+
+/// The relay answers PWD itself when libunftp owes no reply, and forwards it when it does: a
+/// pipelined `CWD` + `PWD` (+ `CDUP`, `XPWD`) gets its replies in the commands' order, each
+/// naming the directory as of its own command.
+#[test]
+fn pipelined_pwd_names_the_directory_of_its_turn() {
+    if !common::require_root() {
+        return;
+    }
+    let mut s = Session::new(WRITABLE);
+    let sub = s.user.home.join("sub dir");
+    fs::create_dir(&sub).unwrap();
+    std::os::unix::fs::chown(&sub, Some(s.user.uid), Some(s.user.gid)).unwrap();
+    let ftp = &mut s.ftp;
+    assert_eq!(ftp.cmd("PWD").1, "257 \"/\"");
+    ftp.send_raw(
+        b"CWD sub dir\r\nPWD\r\nCDUP\r\nPWD\r\nCWD /sub dir\r\nXPWD\r\nCWD nowhere\r\nPWD\r\n",
+    )
+    .unwrap();
+    let mut replies = Vec::new();
+    for _ in 0..8 {
+        match ftp.read_reply() {
+            Ok(r) => replies.push(r),
+            Err(e) => panic!("after {replies:?}: {e}"),
+        }
+    }
+    let codes: Vec<u16> = replies.iter().map(|r| r.0).collect();
+    assert_eq!(
+        codes,
+        [250, 257, 250, 257, 250, 257, 550, 257],
+        "{replies:?}"
+    );
+    assert_eq!(replies[1].1, "257 \"/sub dir\"");
+    assert_eq!(replies[3].1, "257 \"/\"");
+    assert_eq!(replies[5].1, "257 \"/sub dir\"");
+    assert_eq!(
+        replies[7].1, "257 \"/sub dir\"",
+        "a failed CWD changes nothing"
+    );
+    // And one at a time (the relay's own answer).
+    assert_eq!(ftp.cmd("PWD").1, "257 \"/sub dir\"");
+    assert_eq!(ftp.cmd("CDUP").0, 250);
+    assert_eq!(ftp.cmd("PWD").1, "257 \"/\"");
+}

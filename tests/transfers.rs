@@ -505,3 +505,47 @@ fn cwd_and_list_work_while_files_in_the_directory_come_and_go() {
         "commands failed while the directory changed: {failures:#?}"
     );
 }
+
+/// `ABOR` during a large download that the client stops reading (the zero-copy `sendfile`
+/// path, so the worker is blocked in the kernel) ends the transfer with vsftpd's `426` then
+/// `226`, at once, and the session goes on.
+#[test]
+fn abor_during_a_large_download_ends_it_at_once_and_the_session_goes_on() {
+    if !common::require_root() {
+        return;
+    }
+    let user = TestUser::create();
+    // Larger than every socket buffer on the way, so the transfer cannot finish by itself.
+    user.put_file("big.bin", &vec![7u8; 64 * 1024 * 1024]);
+    let pam = PamService::create(&[]);
+    let server = Server::start("", &pam);
+    let mut ftp = FtpClient::connect(server.addr());
+    ftp.login_ok(&user);
+    assert_eq!(ftp.cmd("TYPE I").0, 200);
+    let data = ftp.epsv_data().expect("EPSV data connection");
+    let (code, text) = ftp.cmd("RETR big.bin");
+    assert_eq!(code, 150, "RETR: {text}");
+    // Read a little, then stop reading: the server's side fills up and blocks.
+    let mut first = [0u8; 4096];
+    std::io::Read::read_exact(&mut &data, &mut first).expect("the first bytes of the file");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    ftp.send("ABOR").unwrap();
+    let mut replies = vec![ftp.read_reply().expect("first reply to ABOR")];
+    if replies[0].0 == 426 {
+        replies.push(ftp.read_reply().expect("second reply to ABOR"));
+    }
+    assert_eq!(
+        replies.iter().map(|r| r.0).collect::<Vec<_>>(),
+        [426, 226],
+        "replies to ABOR during a large download: {replies:?}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "ABOR took {:?}",
+        started.elapsed()
+    );
+    drop(data);
+    assert_eq!(ftp.cmd("NOOP").0, 200, "the session goes on after ABOR");
+    assert_eq!(ftp.pwd(), "/");
+}

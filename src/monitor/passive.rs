@@ -15,10 +15,12 @@
 //! the real listener and every other one to the trap), so a connection from another address
 //! never reaches libunftp — which would drop the real transfer with it — and the monitor
 //! accepts it, logs it and closes it. Besides its listener a session holds at most one
-//! *reserved* port (bound, not listening, so nothing can connect to it), made after each
-//! passive answer so that the next one costs only the `listen()` calls; it is given back when
-//! unclaimed for `accept_timeout` and when the worker goes. Both sockets are owned by a per-session file-system uid,
-//! so no other session's listener can ever join the group.
+//! *spare*, made the same way (listening, with its trap) and handed to the worker ahead, so
+//! that its next PASV/EPSV needs no round trip to the monitor (`worker::binder`); when the
+//! worker takes it, it becomes the session's listener and the next spare is made. A spare is
+//! shut down too when nobody took it for `accept_timeout`, and when the worker goes. All
+//! these sockets are owned by a per-session file-system uid, so no other session's listener
+//! can ever join the group.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpListener};
@@ -128,7 +130,6 @@ pub struct Reserved {
     address: SocketAddr,
     /// The client it steers connections for.
     client: IpAddr,
-    made: Instant,
 }
 
 impl Reserved {
@@ -151,18 +152,7 @@ impl Reserved {
             trap,
             address,
             client,
-            made: Instant::now(),
         })
-    }
-
-    /// Whether this reservation serves a passive request for `ip` and `client`.
-    pub fn is_for(&self, ip: IpAddr, client: IpAddr) -> bool {
-        self.address.ip() == ip && self.client == crate::jail::netns::unmapped(client)
-    }
-
-    /// When an unclaimed reservation gives its port back.
-    pub fn expires(&self, accept_timeout: Duration) -> Instant {
-        self.made + accept_timeout + Duration::from_secs(1)
     }
 
     /// Start listening: the real listener first (index 0 of the `SO_REUSEPORT` group), then
@@ -173,7 +163,6 @@ impl Reserved {
             trap,
             address,
             client,
-            ..
         } = self;
         listen(&real, Backlog::new(64).unwrap_or(Backlog::MAXCONN))?;
         let listener = TcpListener::from(real);
@@ -286,6 +275,12 @@ impl Passive {
 
     pub fn port(&self) -> u16 {
         self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// A spare put in use: its `accept_timeout` starts again (the client is told its port now).
+    pub fn renewed(mut self) -> Passive {
+        self.opened = Instant::now();
+        self
     }
 
     /// When an unused listener is shut down.
@@ -406,8 +401,6 @@ mod tests {
         use std::net::TcpStream;
         let local: IpAddr = "127.0.0.1".parse().unwrap();
         let reserved = ports(0, 0).reserve(local, local, None).unwrap();
-        assert!(reserved.is_for(local, local));
-        assert!(!reserved.is_for(local, "127.0.0.2".parse().unwrap()));
         let port = reserved.address.port();
         assert_ne!(port, 0);
         assert!(

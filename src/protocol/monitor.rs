@@ -37,6 +37,10 @@ pub enum Request {
     /// Worker: a passive data socket, listening in the host's network on the control
     /// connection's local address, with a port from the passive range.
     BindPassive,
+    /// Worker: the spare passive socket the last `Bound` reply to this request gave is now in
+    /// use (it replaces the session's listener); a new spare, listening like it, is wanted.
+    /// The first one after a `BindPassive` makes the first spare.
+    PassiveSpare,
     /// Worker, active mode (PORT/EPRT): a data connection to this address, made in the
     /// host's network from the control connection's local address. The monitor checks the
     /// address again (the client's own, a port of 1024 or above, unless `port_promiscuous`).
@@ -65,6 +69,7 @@ impl fmt::Debug for Request {
             }
             Request::BindPassive => f.write_str("BindPassive"),
             Request::ChownUpload => f.write_str("ChownUpload"),
+            Request::PassiveSpare => f.write_str("PassiveSpare"),
             Request::ConnectActive(a) => write!(f, "ConnectActive({a})"),
             Request::StandIn(s) => write!(f, "StandIn({s:?})"),
             Request::Event(e) => write!(f, "Event({e:?})"),
@@ -159,9 +164,10 @@ const TAG_EVENT: u8 = 15;
 const TAG_TOO_MANY_SESSIONS: u8 = 16;
 const TAG_CHOWN_UPLOAD: u8 = 17;
 const TAG_CHOWNED: u8 = 18;
-const TAG_STAND_IN: u8 = 19;
-const TAG_STAND_IN_MADE: u8 = 20;
-const TAG_NO_STAND_IN: u8 = 21;
+const TAG_PASSIVE_SPARE: u8 = 19;
+const TAG_STAND_IN: u8 = 20;
+const TAG_STAND_IN_MADE: u8 = 21;
+const TAG_NO_STAND_IN: u8 = 22;
 /// `StandIn`'s kinds on the wire.
 const STAND_IN_LISTENER: u8 = 1;
 const STAND_IN_CONNECTOR: u8 = 2;
@@ -182,6 +188,7 @@ impl Request {
             }
             Request::BindPassive => w.u8(TAG_BIND_PASSIVE),
             Request::ChownUpload => w.u8(TAG_CHOWN_UPLOAD),
+            Request::PassiveSpare => w.u8(TAG_PASSIVE_SPARE),
             Request::Event(e) => {
                 w.u8(TAG_EVENT);
                 e.encode(&mut w);
@@ -237,6 +244,7 @@ impl Request {
             }
             TAG_BIND_PASSIVE => Request::BindPassive,
             TAG_CHOWN_UPLOAD => Request::ChownUpload,
+            TAG_PASSIVE_SPARE => Request::PassiveSpare,
             TAG_EVENT => Request::Event(super::event::Event::decode(&mut r)?),
             TAG_SIGN => {
                 let scheme = r.take(2)?;
@@ -409,6 +417,10 @@ mod tests {
         assert!(matches!(
             Request::decode(&Request::BindPassive.encode()),
             Ok(Request::BindPassive)
+        ));
+        assert!(matches!(
+            Request::decode(&Request::PassiveSpare.encode()),
+            Ok(Request::PassiveSpare)
         ));
         for address in ["192.0.2.7:2121", "[2001:db8::1]:65535"] {
             let address: SocketAddr = address.parse().unwrap();

@@ -3,15 +3,24 @@
 //! monitor in the host's network and passed in. Under `PROT P` libunftp is given a stand-in
 //! (a listener the monitor made inside the namespace, on the same port) and the TLS is ended
 //! here (`datatls`).
+//!
+//! After each passive socket the binder asks the monitor for a *spare* (made the same way,
+//! listening, with its trap) and holds it, so that the next PASV/EPSV costs no round trip:
+//! it takes the spare and, in the background, tells the monitor so and gets the next one. A
+//! spare older than half of `accept_timeout` is not used (the monitor shuts unused ones down
+//! after `accept_timeout`); then the binder asks as before. It never makes a socket itself.
 
 use std::io;
 use std::net::IpAddr;
 use std::ops::RangeInclusive;
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use libunftp::options::Binder;
 use tokio::net::TcpSocket;
+use tokio::task::JoinHandle;
 
 use crate::protocol::monitor::{Reply, Request};
 use crate::worker::datatls;
@@ -22,11 +31,66 @@ use crate::worker::state::{MonitorClient, SessionShared};
 pub struct MonitorBinder {
     shared: Arc<SessionShared>,
     monitor: Arc<MonitorClient>,
+    /// The spare passive socket and when it came.
+    spare: Option<(OwnedFd, Instant)>,
+    /// The request for the next spare, under way.
+    refill: Option<JoinHandle<Option<(OwnedFd, Instant)>>>,
 }
 
 impl MonitorBinder {
     pub fn new(shared: Arc<SessionShared>, monitor: Arc<MonitorClient>) -> Self {
-        MonitorBinder { shared, monitor }
+        MonitorBinder {
+            shared,
+            monitor,
+            spare: None,
+            refill: None,
+        }
+    }
+
+    /// The spare, if one came and is fresh enough to be listening still (one still on its
+    /// way is waited for: that costs no more than asking).
+    async fn take_spare(&mut self) -> Option<OwnedFd> {
+        if let Some(refill) = self.refill.take() {
+            self.spare = refill.await.ok().flatten();
+        }
+        let usable = self.shared.config.accept_timeout.max(1) * 1000 / 2;
+        let (fd, came) = self.spare.take()?;
+        (came.elapsed() < Duration::from_millis(usable)).then_some(fd)
+    }
+
+    /// Ask for the next spare in the background (for a spare just taken, this also tells
+    /// the monitor it is in use).
+    fn refill(&mut self) {
+        let monitor = self.monitor.clone();
+        self.refill = Some(tokio::spawn(async move {
+            // After the tasks the I/O driver wakes next: the reply to this PASV/EPSV reaches
+            // the client before the monitor is asked.
+            tokio::task::yield_now().await;
+            match monitor.ask(&Request::PassiveSpare).await {
+                Ok((Reply::Bound, Some(fd))) => Some((fd, Instant::now())),
+                Ok((Reply::NotBound, None)) | Err(_) => None,
+                Ok(_) => {
+                    tracing::error!(
+                        "monitor answered a spare passive socket request out of protocol"
+                    );
+                    std::process::exit(crate::protocol::ExitReason::Error as i32);
+                }
+            }
+        }));
+    }
+
+    /// A passive socket: the spare (no round trip), else the monitor's answer; then the next
+    /// spare is asked for.
+    async fn passive_socket(&mut self) -> io::Result<(Reply, Option<OwnedFd>)> {
+        if let Some(fd) = self.take_spare().await {
+            self.refill();
+            return Ok((Reply::Bound, Some(fd)));
+        }
+        let answer = self.monitor.ask(&Request::BindPassive).await?;
+        if matches!(answer, (Reply::Bound, Some(_))) {
+            self.refill();
+        }
+        Ok(answer)
     }
 }
 
@@ -47,10 +111,11 @@ impl Binder for MonitorBinder {
         if let Some(stand_in) = self.shared.take_stand_in() {
             return crate::worker::active::stand_in_listener(stand_in);
         }
-        let protected = self.shared.tls.as_ref().filter(|t| t.protected());
+        let shared = self.shared.clone();
+        let protected = shared.tls.as_ref().filter(|t| t.protected());
         let mut tries = 0;
         let answer = loop {
-            let answer = self.monitor.ask(&Request::BindPassive).await?;
+            let answer = self.passive_socket().await?;
             let (Some(data), (Reply::Bound, Some(fd))) = (protected, &answer) else {
                 break answer;
             };

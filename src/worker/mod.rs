@@ -24,6 +24,7 @@ pub mod relay;
 pub mod site;
 pub mod state;
 pub mod status;
+pub mod unanswered;
 pub mod upload_owner;
 
 use std::io::Read;

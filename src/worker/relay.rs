@@ -6,7 +6,9 @@
 //! Then it forwards commands and replies line by line, answering the few commands libunftp
 //! would get wrong itself (USER/PASS/AUTH after login, RNFR without rights, PORT/EPRT, which
 //! are checked here and connected by the monitor), and owns the idle, data and accept
-//! timeouts, the line cap, and every final reply of a session that must end.
+//! timeouts, the line cap, and every final reply of a session that must end. It gives
+//! libunftp one command at a time but during a transfer, and answers `PWD` itself (from the
+//! mirrored working directory, when libunftp owes no reply): see [`crate::worker::unanswered`].
 //!
 //! It never parses a path and never touches a file. Every line goes through one parser
 //! (`crate::control::command`) and libunftp is given the line rebuilt from it. Every wait on
@@ -36,11 +38,14 @@ pub use crate::worker::client::Client;
 use crate::worker::datatls;
 use crate::worker::state::{DataOutcome, ListFlags, MonitorClient, SessionShared};
 use crate::worker::status::{self, SessionStatus};
+use crate::worker::unanswered::{self, Unanswered};
 
 /// Longest reply line accepted from libunftp.
 const MAX_ENGINE_LINE: usize = 1 << 20;
 /// Longest wait for libunftp to answer one command of the login, or to take a command.
 const ENGINE_TIMEOUT: Duration = Duration::from_secs(20);
+/// Most bytes of queued replies the relay joins into one write to the client.
+const WRITE_BATCH: usize = 16 * 1024;
 /// Longest a `150` is held back for the storage backend's word on the transfer, once the
 /// client's data connection has come (a passive client that has not connected yet gets its
 /// `150` at once: it connects after it).
@@ -389,7 +394,14 @@ async fn forward(
     // One writer, so lines from the engine and the relay's own replies never interleave.
     let protocol_log = shared.config.log_ftp_protocol.then(|| shared.clone());
     let writer = tokio::spawn(async move {
-        while let Some(bytes) = outbox.recv().await {
+        while let Some(mut bytes) = outbox.recv().await {
+            // Replies queued meanwhile (a small transfer's 150 and 226) go out in one write.
+            while bytes.len() < WRITE_BATCH {
+                match outbox.try_recv() {
+                    Ok(more) => bytes.extend_from_slice(&more),
+                    Err(_) => break,
+                }
+            }
             if let Some(shared) = &protocol_log {
                 for reply in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
                     let reply = reply.strip_suffix(b"\r").unwrap_or(reply);
@@ -408,12 +420,15 @@ async fn forward(
     });
     let engine_to_client = to_client.clone();
     let reply_shared = shared.clone();
+    let owed = Arc::new(Unanswered::default());
+    let answered = owed.clone();
     let mut replies = tokio::spawn(async move {
         // A transfer the storage backend refused before a byte moved: its reply replaces
         // libunftp's error, which follows the (dropped) 150.
         let mut pending = Pending::Nothing;
         while let Ok(Line::Text(line)) = engine_lines.next(&mut engine_read, MAX_ENGINE_LINE).await
         {
+            let ends_reply = unanswered::is_final(&line);
             let line = match reply_line(&reply_shared, line, &mut pending).await {
                 Some(line) => line,
                 None => continue,
@@ -427,6 +442,9 @@ async fn forward(
             bytes.extend_from_slice(b"\r\n");
             if engine_to_client.send(bytes).await.is_err() {
                 break;
+            }
+            if ends_reply {
+                answered.answered();
             }
         }
     });
@@ -452,6 +470,9 @@ async fn forward(
     let mut data_type = DataType::Ascii;
     // RFC 2428 §4: after `EPSV ALL` only EPSV may set up a data connection.
     let mut epsv_all = false;
+    // A command given to libunftp since it last owed nothing started a transfer: the next
+    // ones (STAT, ABOR) must reach it without waiting for the transfer's end.
+    let mut transfer_forwarded = false;
     let reason = loop {
         let data_deadline = awaiting_data.map(|(at, _)| at);
         let next = tokio::select! {
@@ -554,6 +575,17 @@ async fn forward(
         };
         if let Some(text) = own_answer {
             if to_client.send(say(text)).await.is_err() {
+                break ExitReason::Closed;
+            }
+            continue;
+        }
+        // PWD from the mirrored working directory, which is libunftp's own once every
+        // command before it is answered (no round trip through libunftp); else libunftp's.
+        if verb == "PWD" && owed.none() {
+            let mut bytes =
+                names::to_wire(&unanswered::pwd_reply(&shared.working_dir())).into_owned();
+            bytes.extend_from_slice(b"\r\n");
+            if to_client.send(bytes).await.is_err() {
                 break ExitReason::Closed;
             }
             continue;
@@ -726,8 +758,36 @@ async fn forward(
         if verb == "ABOR" && shared.transfers.load(Ordering::SeqCst) > 0 {
             abort_transfer(&shared).await;
         }
+        // One command at a time (see `unanswered`), bounded; during a transfer at once.
+        if transfer_forwarded && owed.none() {
+            transfer_forwarded = false;
+        }
+        if !transfer_forwarded && !owed.none() {
+            tokio::select! {
+                _ = owed.settled() => {}
+                _ = tokio::time::sleep(ENGINE_TIMEOUT) => {
+                    tracing::warn!("the FTP engine owes a reply; forwarding the next command anyway");
+                    owed.forget();
+                }
+                _ = shared.ending_notified() => {
+                    if let Some((text, reason)) = shared.take_ending() {
+                        let _ = to_client.send(say(&text)).await;
+                        break reason;
+                    }
+                }
+                _ = &mut replies => {
+                    replies_done = true;
+                    break ExitReason::Closed;
+                }
+            }
+        }
+        transfer_forwarded |= matches!(
+            verb.as_str(),
+            "RETR" | "STOR" | "STOU" | "APPE" | "LIST" | "NLST" | "MLSD"
+        );
         let mut bytes = line.into_bytes();
         bytes.extend_from_slice(b"\r\n");
+        owed.forwarded();
         match tokio::time::timeout(ENGINE_TIMEOUT, engine_write.write_all(&bytes)).await {
             Ok(Ok(())) => {}
             Ok(Err(_)) => break ExitReason::Closed,

@@ -270,17 +270,17 @@ impl Monitor<'_> {
     }
 
     pub(super) fn bind_passive(&mut self) {
-        // SECURITY: one passive listener per session; asking again closes the previous one.
-        // Besides it the session holds at most one reserved port (bound, not listening: it
-        // accepts nothing), made after this answer so the next PASV skips the port scan.
+        // SECURITY: one passive listener per session; asking again closes the previous one,
+        // and the spare the worker held (it asks this only without a spare it can use).
         self.passive = None;
+        self.spare = None;
         let addresses = self.setup.addresses;
         let (ip, client) = (addresses.local_ip, addresses.client.ip());
-        let reserved = match self.spare.take() {
-            Some(r) if r.is_for(ip, client) => Ok(r),
-            _ => self.ports.reserve(ip, client, None),
-        };
-        match reserved.and_then(|r| r.listen()) {
+        match self
+            .ports
+            .reserve(ip, client, None)
+            .and_then(|r| r.listen())
+        {
             Ok(p) => {
                 let listener = p.listener().try_clone_to_owned();
                 self.passive = Some(p);
@@ -288,13 +288,43 @@ impl Monitor<'_> {
                     Ok(l) => self.reply(Peer::Worker, &Reply::Bound, Some(l.as_fd())),
                     Err(_) => self.reply(Peer::Worker, &Reply::NotBound, None),
                 }
-                // Off the worker's path: it already has its answer. Not on the port just
-                // handed out (see `PassivePorts::reserve`).
-                let current = self.passive.as_ref().map(|p| p.port());
-                self.spare = self.ports.reserve(ip, client, current).ok();
             }
             Err(e) => {
                 tracing::warn!(error = %e, address = %ip, "no passive socket");
+                self.reply(Peer::Worker, &Reply::NotBound, None);
+            }
+        }
+    }
+
+    /// The worker took its spare for a PASV/EPSV (without a round trip: it had the socket
+    /// already) and wants the next one, which it gets now, before it needs it.
+    pub(super) fn passive_spare(&mut self) {
+        // SECURITY: the spare becomes the session's one listener (the previous one is shut
+        // down, for the worker's copy too); the new spare takes its place: a session never
+        // holds more than its listener and one spare, both made here with their trap, on the
+        // control connection's local address, steered to the client's address only.
+        if let Some(taken) = self.spare.take() {
+            self.passive = Some(taken.renewed());
+        }
+        let addresses = self.setup.addresses;
+        let (ip, client) = (addresses.local_ip, addresses.client.ip());
+        // Never on the port in use (see `PassivePorts::reserve`).
+        let current = self.passive.as_ref().map(|p| p.port());
+        match self
+            .ports
+            .reserve(ip, client, current)
+            .and_then(|r| r.listen())
+        {
+            Ok(p) => {
+                let listener = p.listener().try_clone_to_owned();
+                self.spare = Some(p);
+                match listener {
+                    Ok(l) => self.reply(Peer::Worker, &Reply::Bound, Some(l.as_fd())),
+                    Err(_) => self.reply(Peer::Worker, &Reply::NotBound, None),
+                }
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, address = %ip, "no spare passive socket");
                 self.reply(Peer::Worker, &Reply::NotBound, None);
             }
         }
@@ -324,11 +354,14 @@ impl Monitor<'_> {
     }
 
     pub(super) fn stand_in(&mut self, kind: StandInSocket) {
-        // SECURITY: a listener only on any port or the session's own passive port (libunftp
-        // names that one in its 227/229 under PROT P), and only inside the worker's namespace.
+        // SECURITY: a listener only on any port or one of the session's own passive ports (its
+        // listener, or the spare the worker may have just taken: libunftp names that port in
+        // its 227/229 under PROT P), and only inside the worker's namespace.
+        let own = |p: &Option<crate::monitor::passive::Passive>| p.as_ref().map(|p| p.port());
         if let StandInSocket::Listener { port } = kind
             && port != 0
-            && self.passive.as_ref().map(|p| p.port()) != Some(port)
+            && own(&self.passive) != Some(port)
+            && own(&self.spare) != Some(port)
         {
             self.violation = Some(format!(
                 "stand-in listener on port {port}, which is not the session's passive port"

@@ -20,7 +20,7 @@ use nix::unistd::Pid;
 mod answers;
 mod chown;
 
-use super::passive::{Passive, PassivePorts, Reserved};
+use super::passive::{Passive, PassivePorts};
 use super::records::SessionRecords;
 use super::standin::WorkerNetwork;
 use super::{Child, SessionSetup};
@@ -54,6 +54,7 @@ pub enum Phase {
 pub enum Kind {
     Login,
     BindPassive,
+    PassiveSpare,
     ConnectActive,
     StandIn,
     Sign,
@@ -86,6 +87,11 @@ const TABLE: &[Rule] = &[
     },
     Rule {
         kind: Kind::BindPassive,
+        from: Peer::Worker,
+        phase: Phase::LoggedIn,
+    },
+    Rule {
+        kind: Kind::PassiveSpare,
         from: Peer::Worker,
         phase: Phase::LoggedIn,
     },
@@ -143,6 +149,7 @@ fn kind_of(request: &Request) -> Kind {
     match request {
         Request::Login { .. } => Kind::Login,
         Request::BindPassive => Kind::BindPassive,
+        Request::PassiveSpare => Kind::PassiveSpare,
         Request::ConnectActive(_) => Kind::ConnectActive,
         Request::StandIn(_) => Kind::StandIn,
         Request::Sign { .. } => Kind::Sign,
@@ -174,8 +181,9 @@ struct Monitor<'a> {
     network: Option<WorkerNetwork>,
     /// The one passive listener this session may have.
     passive: Option<Passive>,
-    /// The port reserved for its next passive request (see `bind_passive`).
-    spare: Option<Reserved>,
+    /// The spare listener the worker holds for its next passive request (see
+    /// `passive_spare`): with `passive`, the most ports one session has.
+    spare: Option<Passive>,
     /// Why the session must end now (a broken rule), for the log.
     violation: Option<String>,
     /// When to kill children that are still alive (their partner is gone, or logins ran out).
@@ -274,9 +282,9 @@ impl Monitor<'_> {
                 PollTimeout::try_from(ms.min(60_000) as i32).unwrap_or(PollTimeout::MAX)
             }
         };
-        let (prelogin_ready, worker_ready, trap_ready) = {
-            let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(3);
-            let mut slots = [None; 3];
+        let (prelogin_ready, worker_ready, trap_ready, spare_trap_ready) = {
+            let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(4);
+            let mut slots = [None; 4];
             let wanted = PollFlags::POLLIN;
             if let Some(c) = &self.prelogin.channel {
                 slots[0] = Some(fds.len());
@@ -288,6 +296,10 @@ impl Monitor<'_> {
             }
             if let Some(t) = self.passive.as_ref().and_then(|p| p.trap()) {
                 slots[2] = Some(fds.len());
+                fds.push(PollFd::new(t, wanted));
+            }
+            if let Some(t) = self.spare.as_ref().and_then(|p| p.trap()) {
+                slots[3] = Some(fds.len());
                 fds.push(PollFd::new(t, wanted));
             }
             match poll(&mut fds, timeout) {
@@ -302,7 +314,12 @@ impl Monitor<'_> {
                 slot.and_then(|i| fds[i].revents())
                     .is_some_and(|r| !r.is_empty())
             };
-            (ready(slots[0]), ready(slots[1]), ready(slots[2]))
+            (
+                ready(slots[0]),
+                ready(slots[1]),
+                ready(slots[2]),
+                ready(slots[3]),
+            )
         };
         let now = Instant::now();
         let accept_timeout = Duration::from_secs(self.setup.config.accept_timeout.max(1));
@@ -319,7 +336,7 @@ impl Monitor<'_> {
             .as_ref()
             .is_some_and(|r| r.expires(accept_timeout) <= now)
         {
-            // An idle session gives its reserved port back to the range.
+            // SECURITY: nor does a spare nobody took (the worker stops using one well before).
             self.spare = None;
         }
         if self.kill_at.is_some_and(|at| at <= now) {
@@ -328,6 +345,9 @@ impl Monitor<'_> {
             self.kill_children();
         }
         if trap_ready && let Some(p) = &self.passive {
+            p.refuse_intruders();
+        }
+        if spare_trap_ready && let Some(p) = &self.spare {
             p.refuse_intruders();
         }
         if prelogin_ready {
@@ -417,6 +437,7 @@ impl Monitor<'_> {
                 tls,
             } => self.login(user, password, tls),
             Request::BindPassive => self.bind_passive(),
+            Request::PassiveSpare => self.passive_spare(),
             Request::ConnectActive(target) => self.connect_active(target),
             Request::StandIn(kind) => self.stand_in(kind),
             Request::Sign { scheme, message } => self.sign(scheme, &message),
@@ -598,6 +619,7 @@ mod tests {
         for kind in [
             Login,
             BindPassive,
+            PassiveSpare,
             ConnectActive,
             StandIn,
             Sign,
@@ -610,7 +632,7 @@ mod tests {
                     let expected = matches!(
                         (kind, from, phase),
                         (Login | Sign, Prelogin, BeforeLogin)
-                            | (BindPassive, Worker, LoggedIn)
+                            | (BindPassive | PassiveSpare, Worker, LoggedIn)
                             | (ConnectActive, Worker, LoggedIn)
                             | (StandIn, Worker, LoggedIn)
                             | (Event, Worker, LoggedIn)
