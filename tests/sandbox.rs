@@ -1,9 +1,9 @@
 //! The per-session sandbox, layer by layer, read from /proc of a running server: each role's
 //! seccomp filter (`Seccomp: 2`) and `no_new_privs`, the session's PID, IPC, UTS and mount
-//! namespaces (and the network ones), the resource limits of each role; then each role's
-//! allow-list applied in a process of its own (`rftpd seccomp-probe`), killing it on the
-//! system calls it must never make and letting its normal work through; the monitor's report
-//! of a process killed by SIGSYS; and the same sessions with every layer turned off.
+//! namespaces (and the network ones), the resource limits of each role, after connect and
+//! after login (plain, and under TLS, where the pre-login process stays); the monitor's report
+//! of a process killed by SIGSYS; and the same sessions with every layer turned off. (Each
+//! role's allow-list on its own: `tests/seccomp_probe.rs`; cgroups: `tests/cgroups.rs`.)
 
 mod common;
 
@@ -11,7 +11,7 @@ use std::fs;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{FtpClient, PamService, RFTPD, Server, TempDir, TestUser, lossy};
+use common::{FtpClient, PamService, Server, TempDir, TestUser, lossy};
 
 const NAMESPACES: [&str; 5] = ["pid", "ipc", "uts", "mnt", "net"];
 
@@ -408,53 +408,123 @@ fn with_every_layer_off_sessions_still_work_unfiltered_in_the_hosts_namespaces()
     assert!(!server.log_contains("sessions run without a cgroup of their own"));
 }
 
-// ---------------------------------------------------------------------------------------------
-// The allow-lists, one role at a time (`rftpd seccomp-probe ROLE ACTION [DIR]`)
-// ---------------------------------------------------------------------------------------------
-
-/// Run the probe: `Ok(output)` when the action was allowed, `Err(signal)` when it was killed.
-fn probe(role: &str, action: &str, dir: &TempDir) -> Result<String, i32> {
-    use std::os::unix::process::ExitStatusExt;
-    let out = Command::new(RFTPD)
-        .args(["seccomp-probe", role, action])
-        .arg(dir.join(""))
-        .output()
-        .expect("run rftpd seccomp-probe");
-    match out.status.signal() {
-        Some(signal) => Err(signal),
-        None => {
-            assert!(
-                out.status.success(),
-                "{role} {action}: {:?} {}",
-                out.status,
-                lossy(&out.stderr)
-            );
-            Ok(lossy(&out.stdout))
-        }
+#[test]
+fn with_active_mode_and_tls_off_the_filtered_worker_still_serves_passive_transfers() {
+    if !prepare() {
+        return;
     }
+    // libunftp listens on every passive socket it is given: the worker's filter allows
+    // `listen` whatever the configuration (it once did only with active mode or TLS on).
+    let user = TestUser::create();
+    let pam = PamService::create(&[]);
+    let server = Server::start("port_enable = false\nssl_enable = false", &pam);
+    let master = server.pid();
+    let mut client = FtpClient::connect(server.addr());
+    client.login_ok(&user);
+    let worker = one(
+        wait_for("worker", || common::session_workers(master)),
+        "worker",
+    );
+    assert_eq!(status_field(worker, "Seccomp"), "2");
+    for round in 0..3 {
+        let (code, _, _) = client.transfer_in("LIST");
+        assert_eq!(
+            code,
+            226,
+            "round {round}; log:\n{}",
+            server.log().join("\n")
+        );
+    }
+    assert!(!server.log_contains("killed by its seccomp filter"));
 }
 
-const SIGSYS: i32 = 31;
+/// An FTPS session held open by Python's ftplib: logs in over TLS with `PROT P`, makes an
+/// active (PORT) and a passive protected listing, prints `ready`, waits for a line on stdin,
+/// lists once more (actively) and quits. `HOST PORT USER PASSWORD`.
+const TLS_SESSION: &str = r#"
+import ftplib, sys
+host, port, user, password = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+ftp = ftplib.FTP_TLS()
+ftp.connect(host, port, timeout=20)
+ftp.login(user, password)
+ftp.prot_p()
+ftp.set_pasv(False)
+active = []
+ftp.retrlines('LIST', active.append)
+ftp.set_pasv(True)
+ftp.retrlines('LIST', lambda line: None)
+print('ready', flush=True)
+sys.stdin.readline()
+ftp.set_pasv(False)
+ftp.retrlines('LIST', active.append)
+ftp.quit()
+print('done', flush=True)
+"#;
 
 #[test]
-fn each_roles_filter_kills_what_it_must_never_do_and_allows_its_work() {
-    let dir = TempDir::new();
-    let never = ["execve", "ptrace", "mount", "unshare", "setuid", "fork"];
-    for role in ["prelogin", "metrics", "worker", "worker-active"] {
-        for action in never {
-            assert_eq!(probe(role, action, &dir), Err(SIGSYS), "{role} {action}");
-        }
-        let work = probe(role, "work", &dir).unwrap_or_else(|s| panic!("{role} work: signal {s}"));
-        assert_eq!(work.trim(), "allowed: ok", "{role} work");
+fn under_tls_both_children_stay_filtered_and_isolated_after_login_and_protected_active_transfers_work()
+ {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::Stdio;
+    if !prepare() {
+        return;
     }
-    // The pre-login process opens no file and makes no socket; the worker makes no network
-    // socket (with active mode on, only inside its own loopback-only namespace: see README).
-    assert_eq!(probe("prelogin", "open", &dir), Err(SIGSYS));
-    assert_eq!(probe("prelogin", "socket-inet", &dir), Err(SIGSYS));
-    // Nor does the metrics endpoint: it only accepts on the socket the master bound.
-    assert_eq!(probe("metrics", "open", &dir), Err(SIGSYS));
-    assert_eq!(probe("metrics", "socket-inet", &dir), Err(SIGSYS));
-    assert_eq!(probe("worker", "socket-inet", &dir), Err(SIGSYS));
-    assert!(probe("worker", "open", &dir).is_ok());
-    assert!(probe("worker-active", "socket-inet", &dir).is_ok());
+    let user = TestUser::create();
+    let pam = PamService::create(&[]);
+    let pki = TempDir::new();
+    let (cert, key) = common::self_signed_pair(&pki, "server");
+    let server = Server::start(
+        &format!(
+            "ssl_enable = true\nrsa_cert_file = \"{}\"\nrsa_private_key_file = \"{}\"\n\
+             require_ssl_reuse = false",
+            cert.display(),
+            key.display()
+        ),
+        &pam,
+    );
+    let master = server.pid();
+    let mut python = Command::new("timeout")
+        .args(["60", "python3", "-c", TLS_SESSION, "127.0.0.1"])
+        .arg(server.addr().port().to_string())
+        .args([&user.name, &user.password])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut out = BufReader::new(python.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    out.read_line(&mut line).expect("read python's output");
+    assert_eq!(line.trim(), "ready", "log:\n{}", server.log().join("\n"));
+    // After login under TLS the pre-login process is the session's TLS end: it and the worker
+    // are both filtered, in the session's namespaces and limited.
+    let monitor = one(common::session_monitors(master), "monitor");
+    let prelogin = one(common::session_prelogins(master), "pre-login process");
+    let worker = one(common::session_workers(master), "worker");
+    assert_sandboxed(prelogin, "pre-login process after login", master);
+    assert_sandboxed(worker, "worker", master);
+    assert_limit(prelogin, "pre-login process", "Max processes", "0");
+    assert_limit(prelogin, "pre-login process", "Max open files", "32");
+    assert_limit(prelogin, "pre-login process", "Max file size", "0");
+    assert_limit(monitor, "monitor after login", "Max core file size", "0");
+    assert_limit(monitor, "monitor after login", "Max open files", "256");
+    for kind in ["pid", "ipc", "uts", "mnt"] {
+        assert_eq!(namespace(worker, kind), namespace(prelogin, kind), "{kind}");
+    }
+    assert_ne!(namespace(worker, "net"), namespace(prelogin, "net"));
+    assert_ne!(namespace(worker, "net"), namespace(monitor, "net"));
+    writeln!(python.stdin.take().expect("stdin")).expect("write to python");
+    line.clear();
+    out.read_line(&mut line).expect("read python's output");
+    let status = python.wait().expect("python exit");
+    let mut err = String::new();
+    let _ = std::io::Read::read_to_string(&mut python.stderr.take().unwrap(), &mut err);
+    assert!(
+        status.success() && line.trim() == "done",
+        "{status:?} {line} {err}\nlog:\n{}",
+        server.log().join("\n")
+    );
+    // The protected active and passive transfers ran on stand-ins the monitor made: nothing
+    // was killed by a filter that forbids the worker any network socket of its own.
+    assert!(!server.log_contains("killed by its seccomp filter"));
 }

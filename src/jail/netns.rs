@@ -1,15 +1,22 @@
-//! A private network namespace for the worker, so libunftp can serve the client through an
+//! The worker's private network namespace, so libunftp can serve the client through an
 //! in-process relay while still seeing the client's real address.
 //!
-//! After `unshare(CLONE_NEWNET)` the worker's new sockets live in an empty network with only a
-//! loopback device. rftpd brings it up and gives it the client's address, then connects to
-//! itself from that address: libunftp's control connection then reports the client's address
-//! (which it compares with each data connection's). Data sockets are made by the monitor in the
-//! host's network and passed in, and the worker can reach nothing else — the isolation vsftpd
-//! calls `isolate_network`. Netlink messages are built here by hand; nothing here is unsafe.
+//! The monitor makes it before it forks the worker ([`session_namespace`]): a new namespace
+//! with only a loopback device, brought up and given the client's address; the worker enters it
+//! ([`enter`]) and connects to itself from that address, so libunftp's control connection
+//! reports the client's address (which it compares with each data connection's). Data sockets
+//! are made by the monitor in the host's network and passed in, and the worker can reach
+//! nothing else — the isolation vsftpd calls `isolate_network`. The monitor keeps the
+//! namespace's handle to make the stand-in sockets the worker may not make itself
+//! ([`socket_in`]: its seccomp filter forbids `socket(AF_INET…)`). Netlink messages are built
+//! here by hand; nothing here is unsafe.
+//!
+//! What it must never do: leave the calling process in another namespace than its own (a
+//! failed switch back aborts it).
 
 use std::io;
 use std::net::IpAddr;
+use std::os::fd::OwnedFd;
 
 use nix::sys::socket::{
     AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType, bind, recv, send,
@@ -44,10 +51,50 @@ pub fn empty_namespace() -> io::Result<std::os::fd::OwnedFd> {
     Ok(std::os::fd::OwnedFd::from(empty?))
 }
 
-/// Enter a new network namespace whose loopback device is up and also carries `client`.
-/// Must be called while the process has one thread (a namespace switch is per thread).
-pub fn isolate(client: IpAddr) -> io::Result<()> {
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)?;
+/// A new network namespace whose loopback device is up and also carries `client`, for one
+/// session's worker; the caller stays in its own. Must be called while the process has one
+/// thread (a namespace switch is per thread).
+pub fn session_namespace(client: IpAddr) -> io::Result<OwnedFd> {
+    use nix::sched::{CloneFlags, unshare};
+    let own = OwnedFd::from(std::fs::File::open("/proc/self/ns/net")?);
+    unshare(CloneFlags::CLONE_NEWNET)?;
+    let made = configure(client).and_then(|()| std::fs::File::open("/proc/self/ns/net"));
+    back_to(&own);
+    Ok(OwnedFd::from(made?))
+}
+
+/// Enter the namespace the monitor made (the worker, as root, before its jail).
+pub fn enter(namespace: &OwnedFd) -> io::Result<()> {
+    Ok(nix::sched::setns(
+        namespace,
+        nix::sched::CloneFlags::CLONE_NEWNET,
+    )?)
+}
+
+/// Run `make` inside `namespace` (the socket it makes stays there), then return to `own`.
+/// One thread only, as [`session_namespace`].
+pub fn socket_in<T>(
+    own: &OwnedFd,
+    namespace: &OwnedFd,
+    make: impl FnOnce() -> io::Result<T>,
+) -> io::Result<T> {
+    enter(namespace)?;
+    let made = make();
+    back_to(own);
+    made
+}
+
+/// Return to the namespace `own`; a process that cannot would make its next sockets in the
+/// wrong network: it aborts.
+fn back_to(own: &OwnedFd) {
+    if let Err(e) = nix::sched::setns(own, nix::sched::CloneFlags::CLONE_NEWNET) {
+        tracing::error!(error = %e, "cannot return to the host's network namespace; aborting");
+        std::process::abort();
+    }
+}
+
+/// In a new namespace: loopback up, with `client`'s address on it.
+fn configure(client: IpAddr) -> io::Result<()> {
     let route = socket(
         AddressFamily::Netlink,
         SockType::Raw,

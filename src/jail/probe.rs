@@ -1,12 +1,12 @@
 //! `rftpd seccomp-probe ROLE ACTION`: install one role's seccomp allow-list in this process,
 //! then do one thing — how the test suite proves what each list kills and what it allows.
 //!
-//! ROLE: `prelogin`, `metrics` (the metrics endpoint), `worker` (active mode off) or
-//! `worker-active`. ACTION: a system call the
-//! role must never make (`execve`, `ptrace`, `socket-inet`, `open`, `mount`, `unshare`,
-//! `setuid`, `fork`), or `work`, the role's normal work (a runtime with timers and sockets;
-//! for the worker also threads of the blocking pool and file operations in a temporary
-//! directory given as a third argument). Exit 0: the action was allowed (whatever its result);
+//! ROLE: `prelogin`, `metrics` (the metrics endpoint) or `worker`. ACTION: a system call the
+//! role must never make (`execve`, `ptrace`, `socket-inet`, `socket-inet6`, `bind`, `connect`,
+//! `open`, `mount`, `unshare`, `setuid`, `fork`), or `work`, the role's normal work (a runtime
+//! with timers and sockets; for the worker also threads of the blocking pool, file operations
+//! in a temporary directory given as a third argument, and a stand-in listener with its
+//! connection queued, made before its filter as the monitor makes them: listen, accept). Exit 0: the action was allowed (whatever its result);
 //! killed by SIGSYS: the filter refused it. It gives its caller nothing: it only restricts
 //! itself, and it is hidden from the usage text.
 
@@ -18,12 +18,9 @@ pub fn main(args: &[String]) -> ExitCode {
     let (role, action) = match (args.first().map(String::as_str), args.get(1)) {
         (Some("prelogin"), Some(a)) => (Role::Prelogin, a.as_str()),
         (Some("metrics"), Some(a)) => (Role::Metrics, a.as_str()),
-        (Some("worker"), Some(a)) => (Role::Worker { stand_ins: false }, a.as_str()),
-        (Some("worker-active"), Some(a)) => (Role::Worker { stand_ins: true }, a.as_str()),
+        (Some("worker"), Some(a)) => (Role::Worker, a.as_str()),
         _ => {
-            eprintln!(
-                "usage: rftpd seccomp-probe prelogin|metrics|worker|worker-active ACTION [DIR]"
-            );
+            eprintln!("usage: rftpd seccomp-probe prelogin|metrics|worker ACTION [DIR]");
             return ExitCode::from(2);
         }
     };
@@ -32,6 +29,28 @@ pub fn main(args: &[String]) -> ExitCode {
         eprintln!("PR_SET_NO_NEW_PRIVS: {e}");
         return ExitCode::from(1);
     }
+    // The worker's stand-in sockets, made (and bound) before the filter as the monitor makes
+    // them in the worker's namespace.
+    let stand_ins = match (role, action) {
+        (Role::Worker, "work") => match stand_in_sockets() {
+            Ok(pair) => Some(pair),
+            Err(e) => {
+                eprintln!("stand-in sockets: {e}");
+                return ExitCode::from(1);
+            }
+        },
+        _ => None,
+    };
+    let spare = match action {
+        "bind" | "connect" => nix::sys::socket::socket(
+            nix::sys::socket::AddressFamily::Inet,
+            nix::sys::socket::SockType::Stream,
+            nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .ok(),
+        _ => None,
+    };
     if let Err(e) = seccomp::install(role) {
         eprintln!("{e}");
         return ExitCode::from(1);
@@ -41,14 +60,9 @@ pub fn main(args: &[String]) -> ExitCode {
             .map(|_| ())
             .map_err(|e| e.to_string()),
         "ptrace" => crate::sys::ptrace_traceme().map_err(|e| e.to_string()),
-        "socket-inet" => nix::sys::socket::socket(
-            nix::sys::socket::AddressFamily::Inet,
-            nix::sys::socket::SockType::Stream,
-            nix::sys::socket::SockFlag::SOCK_CLOEXEC,
-            None,
-        )
-        .map(drop)
-        .map_err(|e| e.to_string()),
+        "socket-inet" => new_socket(nix::sys::socket::AddressFamily::Inet),
+        "socket-inet6" => new_socket(nix::sys::socket::AddressFamily::Inet6),
+        "bind" | "connect" => address_call(action, spare),
         "open" => std::fs::File::open("/etc/hostname")
             .map(drop)
             .map_err(|e| e.to_string()),
@@ -65,7 +79,7 @@ pub fn main(args: &[String]) -> ExitCode {
         }
         "setuid" => nix::unistd::setuid(nix::unistd::Uid::from_raw(0)).map_err(|e| e.to_string()),
         "fork" => fork_once(),
-        "work" => work(role, &dir),
+        "work" => work(role, &dir, stand_ins),
         other => {
             eprintln!("unknown action {other}");
             return ExitCode::from(2);
@@ -76,6 +90,43 @@ pub fn main(args: &[String]) -> ExitCode {
         Err(e) => println!("allowed: {e}"),
     }
     ExitCode::SUCCESS
+}
+
+fn new_socket(family: nix::sys::socket::AddressFamily) -> Result<(), String> {
+    nix::sys::socket::socket(
+        family,
+        nix::sys::socket::SockType::Stream,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map(drop)
+    .map_err(|e| e.to_string())
+}
+
+/// `bind` or `connect` of `spare`, a socket made before the filter, to loopback.
+fn address_call(action: &str, spare: Option<std::os::fd::OwnedFd>) -> Result<(), String> {
+    use nix::sys::socket::SockaddrStorage;
+    use std::os::fd::AsRawFd;
+    let spare = spare.ok_or("no socket")?;
+    let to = SockaddrStorage::from(std::net::SocketAddr::from((
+        std::net::Ipv4Addr::LOCALHOST,
+        9,
+    )));
+    let done = if action == "bind" {
+        nix::sys::socket::bind(spare.as_raw_fd(), &to)
+    } else {
+        nix::sys::socket::connect(spare.as_raw_fd(), &to)
+    };
+    done.map_err(|e| e.to_string())
+}
+
+/// A listening socket on loopback with a connection to it in its queue, and that connection's
+/// end, as the monitor makes them in the worker's namespace.
+fn stand_in_sockets() -> std::io::Result<(std::net::TcpStream, std::net::TcpStream)> {
+    let listener = std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))?;
+    let engine = std::net::TcpStream::connect(listener.local_addr()?)?;
+    let listener = std::net::TcpStream::from(std::os::fd::OwnedFd::from(listener));
+    Ok((listener, engine))
 }
 
 fn fork_once() -> Result<(), String> {
@@ -90,10 +141,14 @@ fn fork_once() -> Result<(), String> {
 
 /// The role's normal work, under its filter; any failure is an error (exit 0 still, but the
 /// output says which step failed).
-fn work(role: Role, dir: &str) -> Result<(), String> {
+fn work(
+    role: Role,
+    dir: &str,
+    stand_ins: Option<(std::net::TcpStream, std::net::TcpStream)>,
+) -> Result<(), String> {
     let mut builder = tokio::runtime::Builder::new_current_thread();
     builder.enable_all();
-    if matches!(role, Role::Worker { .. }) {
+    if role == Role::Worker {
         builder.max_blocking_threads(4);
     }
     let runtime = builder.build().map_err(|e| format!("runtime: {e}"))?;
@@ -118,9 +173,29 @@ fn work(role: Role, dir: &str) -> Result<(), String> {
         drop(big);
         Ok::<(), String>(())
     })?;
-    let Role::Worker { .. } = role else {
+    if role != Role::Worker {
         return Ok(());
-    };
+    }
+    if let Some((listener, engine)) = stand_ins {
+        runtime.block_on(async {
+            // libunftp listens on the stand-in and accepts the queued connection.
+            listener
+                .set_nonblocking(true)
+                .map_err(|e| format!("fcntl: {e}"))?;
+            let listener = tokio::net::TcpSocket::from_std_stream(listener)
+                .listen(1024)
+                .map_err(|e| format!("listen: {e}"))?;
+            let (accepted, from) = listener
+                .accept()
+                .await
+                .map_err(|e| format!("accept: {e}"))?;
+            if Some(from) != engine.local_addr().ok() {
+                return Err(format!("accepted a connection from {from}"));
+            }
+            drop(accepted);
+            Ok::<(), String>(())
+        })?;
+    }
     runtime.block_on(async {
         // File work through the blocking pool (its threads are started under the filter).
         let path = format!("{dir}/probe-file");

@@ -16,8 +16,9 @@
 //! `pam_close_session` at the session's end.
 //!
 //! What it must never do: allow `execve`, `ptrace`, `mount`, `unshare`, `setns`, the id
-//! changes, `kill` of another process, or a `fork` (a `clone` without `CLONE_THREAD`) in any
-//! role; or file opens in the pre-login process. Nothing here is unsafe.
+//! changes, `kill` of another process, a `fork` (a `clone` without `CLONE_THREAD`), a new
+//! socket but a Unix pair, `bind` or `connect` in any role; or file opens in the pre-login
+//! process. Nothing here is unsafe.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::OpenOptionsExt;
@@ -35,11 +36,10 @@ pub const SUPPORTED: bool = cfg!(target_arch = "x86_64");
 pub enum Role {
     /// The pre-login process: sockets it was given, TLS in memory, no files, no new sockets.
     Prelogin,
-    /// The worker. `stand_ins`: active mode is on (`port_enable`) or TLS is (`ssl_enable`):
-    /// the stand-in listeners of active connections and of protected passive ones
-    /// (`worker::datatls`), and libunftp's connections to them, are AF_INET sockets inside the
-    /// worker's own network namespace (which holds nothing but loopback).
-    Worker { stand_ins: bool },
+    /// The worker: files in its jail, threads, the data sockets the monitor hands it (passive
+    /// listeners, active connections, and the stand-ins libunftp is given inside the worker's
+    /// namespace, all made by the monitor). It never makes, binds or connects a socket.
+    Worker,
     /// The metrics endpoint (`crate::metrics`): the pre-login list plus `accept4` on the
     /// listening socket it was given (no new sockets otherwise, no files).
     Metrics,
@@ -61,7 +61,7 @@ pub fn programs(role: Role, own_pid: i32) -> Result<Vec<BpfProgram>, String> {
         .try_into()
         .map_err(|e| format!("seccomp: {e:?}"))?;
     let mut out = Vec::new();
-    if matches!(role, Role::Worker { .. }) {
+    if role == Role::Worker {
         // clone3 takes its flags in memory, where a filter cannot look: it fails with ENOSYS,
         // and glibc's pthread_create falls back to clone, whose flags are checked below. (The
         // kill list allows clone3, so this errno, the stricter action of the two, applies.)
@@ -223,9 +223,9 @@ fn allow_list(role: Role, own_pid: i32) -> Result<Rules, String> {
         allow(&mut rules, &[SYS_accept4]);
         return Ok(rules);
     }
-    let Role::Worker { stand_ins } = role else {
+    if role != Role::Worker {
         return Ok(rules);
-    };
+    }
 
     // --- The worker only ---
     // Threads of tokio's blocking pool (file I/O): clone only with CLONE_THREAD (no fork);
@@ -313,18 +313,12 @@ fn allow_list(role: Role, own_pid: i32) -> Result<Rules, String> {
             SYS_getgroups,
         ],
     );
-    // Data connections: the passive listener comes from the monitor (accept only).
-    allow(&mut rules, &[SYS_accept, SYS_accept4]);
-    if stand_ins {
-        // Stand-ins inside the worker's namespace (`worker::active`, `worker::datatls`) and
-        // libunftp's connections to them; the namespace reaches nothing else.
-        let inet = vec![
-            vec![arg_is(0, AF_INET as u64)?],
-            vec![arg_is(0, AF_INET6 as u64)?],
-        ];
-        allow_if(&mut rules, SYS_socket, inet)?;
-        allow(&mut rules, &[SYS_bind, SYS_listen, SYS_connect]);
-    }
+    // Data connections: every socket comes from the monitor, made, bound and connected (no
+    // `socket`, `bind` or `connect`: a TCP socket from the host's network disconnected with
+    // `connect(AF_UNSPEC)` could be connected anywhere). libunftp listens on the passive
+    // listener, or on a stand-in listener inside the worker's namespace whose one connection
+    // is already queued (`worker::active`, `worker::datatls`), and accepts.
+    allow(&mut rules, &[SYS_accept, SYS_accept4, SYS_listen]);
     Ok(rules)
 }
 
@@ -469,10 +463,7 @@ mod tests {
             return;
         }
         assert_eq!(programs(Role::Prelogin, 2).unwrap().len(), 1);
-        assert_eq!(
-            programs(Role::Worker { stand_ins: true }, 3).unwrap().len(),
-            2
-        );
+        assert_eq!(programs(Role::Worker, 3).unwrap().len(), 2);
     }
 
     #[test]
@@ -481,12 +472,7 @@ mod tests {
             return;
         }
         use nix::libc::*;
-        for role in [
-            Role::Prelogin,
-            Role::Metrics,
-            Role::Worker { stand_ins: false },
-            Role::Worker { stand_ins: true },
-        ] {
+        for role in [Role::Prelogin, Role::Metrics, Role::Worker] {
             let rules = allow_list(role, 2).unwrap();
             for call in [
                 SYS_execve,
@@ -506,6 +492,9 @@ mod tests {
                 SYS_seccomp,
                 SYS_bpf,
                 SYS_process_vm_readv,
+                SYS_socket,
+                SYS_bind,
+                SYS_connect,
             ] {
                 assert!(!rules.contains_key(&call), "{role:?} allows {call}");
             }
@@ -531,7 +520,5 @@ mod tests {
             metrics.keys().collect::<Vec<_>>(),
             prelogin.keys().collect::<Vec<_>>()
         );
-        let worker = allow_list(Role::Worker { stand_ins: false }, 2).unwrap();
-        assert!(!worker.contains_key(&SYS_socket));
     }
 }

@@ -10,7 +10,7 @@
 //! anything else ends the session.
 //!
 //! Layout: [`requests`] (the table and its handlers), [`login`] (one USER/PASS decision),
-//! [`passive`] / [`active`] (data sockets), [`records`] (the session's log records), [`tally`] (its metrics counts), [`probe`] (the same monitor with a test in place of
+//! [`passive`] / [`active`] (data sockets), [`standin`] (sockets in the worker's namespace), [`records`] (the session's log records), [`tally`] (its metrics counts), [`probe`] (the same monitor with a test in place of
 //! the pre-login process).
 
 pub mod active;
@@ -19,6 +19,7 @@ pub mod passive;
 pub mod probe;
 pub mod records;
 pub mod requests;
+pub mod standin;
 pub mod tally;
 pub mod user_config;
 
@@ -64,10 +65,14 @@ pub fn host_pid() -> u32 {
     })
 }
 
-fn contain(config: &Config, cgroup: Option<&std::path::Path>) -> Result<(), String> {
-    if let Some(dir) = cgroup {
-        crate::spawner::cgroup::join(dir)
-            .map_err(|e| format!("cannot join the session cgroup {}: {e}", dir.display()))?;
+fn contain(
+    config: &Config,
+    cgroup: Option<&crate::spawner::cgroup::SessionCgroup>,
+) -> Result<(), String> {
+    if let Some(cgroup) = cgroup {
+        cgroup
+            .join()
+            .map_err(|e| format!("cannot join the session cgroup: {e}"))?;
     }
     if config.isolate {
         crate::jail::sandbox::enter_session_namespaces()
@@ -84,8 +89,9 @@ pub struct Handover<'a> {
     /// The client's address from a trusted load balancer's PROXY header (`proxy_protocol`),
     /// read and checked by the master; `None` = the socket's peer is the client.
     pub proxied_client: Option<SocketAddr>,
-    /// The session's cgroup, made by the spawner (a delegated cgroup v2 subtree).
-    pub cgroup: Option<&'a std::path::Path>,
+    /// The session's cgroups, made by the spawner (a delegated cgroup v2 subtree, and on a
+    /// hybrid host the service's v1 ones).
+    pub cgroup: Option<&'a crate::spawner::cgroup::SessionCgroup>,
     /// The monitor's channel to the spawner for its login claim (`max_per_user`); `None`
     /// for the probe, which counts nothing.
     pub claims: Option<std::os::fd::BorrowedFd<'a>>,

@@ -45,6 +45,10 @@ pub enum Request {
     /// host's network from the control connection's local address. The monitor checks the
     /// address again (the client's own, a port of 1024 or above, unless `port_promiscuous`).
     ConnectActive(SocketAddr),
+    /// Worker: a TCP socket inside the worker's own network namespace, for a stand-in
+    /// connection libunftp is given (active mode, protected data connections): the worker's
+    /// seccomp filter forbids it to make an AF_INET/AF_INET6 socket itself.
+    StandIn(StandInSocket),
     /// Pre-login process, during the control connection's TLS handshake: sign this handshake
     /// message with the server's private key (which never leaves the monitor) using this
     /// TLS `SignatureScheme`.
@@ -67,6 +71,7 @@ impl fmt::Debug for Request {
             Request::ChownUpload => f.write_str("ChownUpload"),
             Request::PassiveSpare => f.write_str("PassiveSpare"),
             Request::ConnectActive(a) => write!(f, "ConnectActive({a})"),
+            Request::StandIn(s) => write!(f, "StandIn({s:?})"),
             Request::Event(e) => write!(f, "Event({e:?})"),
             Request::Sign { scheme, message } => {
                 write!(
@@ -77,6 +82,21 @@ impl fmt::Debug for Request {
             }
         }
     }
+}
+
+/// The two ends of a stand-in connection inside the worker's namespace, each made by the
+/// monitor there (`crate::monitor::standin`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StandInSocket {
+    /// A listener on the namespace's loopback address of the client's family, at `port` (0:
+    /// any; else the session's passive port, which libunftp names in its `227`/`229`),
+    /// already listening: libunftp listens on it and accepts the one connection.
+    Listener { port: u16 },
+    /// A connection from the client's address (any port) to the stand-in listener made last,
+    /// at port `to`: libunftp accepts only a peer with the client's address. Made connected:
+    /// the worker may not `connect` (a TCP socket it holds from the host's network could be
+    /// disconnected with `AF_UNSPEC` and connected anywhere).
+    Connector { to: u16 },
 }
 
 /// What the worker needs to jail itself and serve a logged-in user. Never serialized: the
@@ -116,6 +136,10 @@ pub enum Reply {
     Connected,
     /// The active-mode connection failed (refused, unreachable, timed out).
     NotConnected,
+    /// The stand-in socket; the message carries its fd.
+    StandIn,
+    /// No stand-in socket could be made (the port is taken in the namespace, or no memory).
+    NoStandIn,
     /// The handshake signature.
     Signature(Vec<u8>),
     /// No signature (no key, or a scheme the key does not support).
@@ -141,6 +165,12 @@ const TAG_TOO_MANY_SESSIONS: u8 = 16;
 const TAG_CHOWN_UPLOAD: u8 = 17;
 const TAG_CHOWNED: u8 = 18;
 const TAG_PASSIVE_SPARE: u8 = 19;
+const TAG_STAND_IN: u8 = 20;
+const TAG_STAND_IN_MADE: u8 = 21;
+const TAG_NO_STAND_IN: u8 = 22;
+/// `StandIn`'s kinds on the wire.
+const STAND_IN_LISTENER: u8 = 1;
+const STAND_IN_CONNECTOR: u8 = 2;
 
 impl Request {
     pub fn encode(&self) -> Vec<u8> {
@@ -167,6 +197,19 @@ impl Request {
                 w.u8(TAG_SIGN);
                 w.0.extend_from_slice(&scheme.to_le_bytes());
                 w.bytes(message);
+            }
+            Request::StandIn(kind) => {
+                w.u8(TAG_STAND_IN);
+                match kind {
+                    StandInSocket::Listener { port } => {
+                        w.u8(STAND_IN_LISTENER);
+                        w.0.extend_from_slice(&port.to_le_bytes());
+                    }
+                    StandInSocket::Connector { to } => {
+                        w.u8(STAND_IN_CONNECTOR);
+                        w.0.extend_from_slice(&to.to_le_bytes());
+                    }
+                }
             }
             Request::ConnectActive(address) => {
                 w.u8(TAG_CONNECT_ACTIVE);
@@ -224,6 +267,21 @@ impl Request {
                 let port = r.take(2)?;
                 Request::ConnectActive(SocketAddr::new(ip, u16::from_le_bytes([port[0], port[1]])))
             }
+            TAG_STAND_IN => match r.u8()? {
+                STAND_IN_LISTENER => {
+                    let port = r.take(2)?;
+                    Request::StandIn(StandInSocket::Listener {
+                        port: u16::from_le_bytes([port[0], port[1]]),
+                    })
+                }
+                STAND_IN_CONNECTOR => {
+                    let to = r.take(2)?;
+                    Request::StandIn(StandInSocket::Connector {
+                        to: u16::from_le_bytes([to[0], to[1]]),
+                    })
+                }
+                _ => return Err(DecodeError("bad stand-in kind")),
+            },
             _ => return Err(DecodeError("unknown request")),
         };
         r.finish()?;
@@ -245,6 +303,8 @@ impl Reply {
             Reply::NotBound => w.u8(TAG_NOT_BOUND),
             Reply::Connected => w.u8(TAG_CONNECTED),
             Reply::NotConnected => w.u8(TAG_NOT_CONNECTED),
+            Reply::StandIn => w.u8(TAG_STAND_IN_MADE),
+            Reply::NoStandIn => w.u8(TAG_NO_STAND_IN),
             Reply::Signature(signature) => {
                 w.u8(TAG_SIGNATURE);
                 w.bytes(signature);
@@ -270,6 +330,8 @@ impl Reply {
             TAG_NOT_BOUND => Reply::NotBound,
             TAG_CONNECTED => Reply::Connected,
             TAG_NOT_CONNECTED => Reply::NotConnected,
+            TAG_STAND_IN_MADE => Reply::StandIn,
+            TAG_NO_STAND_IN => Reply::NoStandIn,
             _ => return Err(DecodeError("unknown reply")),
         };
         r.finish()?;
@@ -332,9 +394,21 @@ mod tests {
             Reply::NotBound,
             Reply::Connected,
             Reply::NotConnected,
+            Reply::StandIn,
+            Reply::NoStandIn,
             Reply::Chowned,
         ] {
             assert_eq!(Reply::decode(&r.encode()).unwrap(), r);
+        }
+        for kind in [
+            StandInSocket::Listener { port: 0 },
+            StandInSocket::Listener { port: 50123 },
+            StandInSocket::Connector { to: 40000 },
+        ] {
+            assert!(matches!(
+                Request::decode(&Request::StandIn(kind).encode()),
+                Ok(Request::StandIn(k)) if k == kind
+            ));
         }
         assert!(matches!(
             Request::decode(&Request::ChownUpload.encode()),
@@ -379,5 +453,9 @@ mod tests {
         assert!(Reply::decode(&[TAG_DENIED, 7]).is_err());
         assert!(Request::decode(&[TAG_CONNECT_ACTIVE, 5, 1, 2, 3, 4, 0, 1]).is_err());
         assert!(Request::decode(&[TAG_CONNECT_ACTIVE, 4, 1, 2, 3, 4, 0]).is_err());
+        assert!(Request::decode(&[TAG_STAND_IN, 3]).is_err());
+        assert!(Request::decode(&[TAG_STAND_IN, STAND_IN_LISTENER, 1]).is_err());
+        assert!(Request::decode(&[TAG_STAND_IN, STAND_IN_CONNECTOR, 0]).is_err());
+        assert!(Request::decode(&[TAG_STAND_IN, STAND_IN_CONNECTOR, 0, 1, 2]).is_err());
     }
 }

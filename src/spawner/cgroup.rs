@@ -10,6 +10,14 @@
 //! spawner removes it when it has reaped the monitor. Without delegation: one log line at
 //! start, and sessions run without.
 //!
+//! cgroup v1 (a "hybrid" host, whose memory and pids controllers are mounted as v1 hierarchies,
+//! as Debian's and this project's CI machines are): for each of the two controllers the
+//! cgroup v2 hierarchy lacks, the session also gets `session-<id>` in that controller's v1
+//! hierarchy, under the service's own cgroup there (systemd realises a `Delegate=yes` unit in
+//! every v1 hierarchy at the same path as in v2), with `memory.limit_in_bytes` or `pids.max`
+//! ([`SessionCgroup`]). A v1 directory is used only when it is the delegated unit's: its path
+//! must be the delegated v2 cgroup's, never a hierarchy's root or anyone else's.
+//!
 //! What it must never do: touch a cgroup that was not delegated, or leave a session's cgroup
 //! behind (a removal that fails is retried at the next reap).
 
@@ -34,6 +42,59 @@ fn cgroup2_mount() -> Option<PathBuf> {
             .flatten()
     })
 }
+
+/// Where the cgroup v1 hierarchy of `controller` is mounted (its super options name it).
+fn cgroup1_mount(controller: &str) -> Option<PathBuf> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    text.lines().find_map(|line| {
+        let (mount, fs) = line.split_once(" - ")?;
+        let mut fs = fs.split_whitespace();
+        if fs.next()? != "cgroup" {
+            return None;
+        }
+        let options = fs.nth(1)?;
+        options
+            .split(',')
+            .any(|o| o == controller)
+            .then(|| mount.split_whitespace().nth(4).map(PathBuf::from))
+            .flatten()
+    })
+}
+
+/// This process's path in the v1 hierarchy of `controller` (`N:memory:/path`), relative.
+fn own_cgroup1_path(controller: &str) -> Option<String> {
+    let text = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    text.lines().find_map(|l| {
+        let mut parts = l.splitn(3, ':');
+        let _ = parts.next()?;
+        let controllers = parts.next()?;
+        let path = parts.next()?;
+        controllers
+            .split(',')
+            .any(|c| c == controller)
+            .then(|| path.trim_start_matches('/').to_owned())
+    })
+}
+
+/// This process's relative cgroup v2 path (`0::/path` of `/proc/self/cgroup`).
+fn own_cgroup2_path() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let path = text.lines().find_map(|l| l.strip_prefix("0::"))?;
+    Some(path.trim_start_matches('/').to_owned())
+}
+
+/// The cgroup v1 directory of `controller` for the delegated cgroup at `relative` (the v2
+/// path), if this process is in it there: never a hierarchy's root.
+fn delegated_cgroup1(controller: &str, relative: &str) -> Option<PathBuf> {
+    if relative.is_empty() || own_cgroup1_path(controller)? != relative {
+        return None;
+    }
+    let dir = cgroup1_mount(controller)?.join(relative);
+    dir.is_dir().then_some(dir)
+}
+
+/// The v1 limit file of each controller rftpd limits.
+const V1_LIMITS: [(&str, &str); 2] = [("memory", "memory.limit_in_bytes"), ("pids", "pids.max")];
 
 /// This process's cgroup v2 directory (`0::/path` of `/proc/self/cgroup`).
 fn own_cgroup() -> Option<PathBuf> {
@@ -62,15 +123,31 @@ pub fn delegate(config: &Config) {
             "no delegated cgroup v2 subtree (systemd: Delegate=yes): sessions run without a cgroup of their own");
         return;
     }
-    match prepare(&own) {
+    // Its path before it moves into `main`: the service's, as in the v1 hierarchies.
+    let relative = own_cgroup2_path();
+    match prepare(&own).map(|v2| with_cgroup1(v2, relative.as_deref())) {
         Ok(controllers) if controllers.is_empty() => tracing::warn!(cgroup = %own.display(),
-            "a cgroup per session, but without limits: the memory and pids controllers are not \
-             in the cgroup v2 hierarchy (the host mounts them as cgroup v1)"),
+            "a cgroup per session, but without limits: the memory and pids controllers are \
+             neither in the cgroup v2 hierarchy nor delegated to the service in cgroup v1"),
         Ok(controllers) => tracing::info!(cgroup = %own.display(), controllers = %controllers,
             "a cgroup per session under the delegated subtree"),
         Err(e) => tracing::warn!(cgroup = %own.display(), error = %e,
             "cannot prepare the delegated cgroup; sessions run without a cgroup of their own"),
     }
+}
+
+/// The controllers `v2` lacks that the service has in cgroup v1 (at `relative`, its v2 path),
+/// added to the list as `memory(v1)`.
+fn with_cgroup1(v2: String, relative: Option<&str>) -> String {
+    let mut list: Vec<String> = v2.split_whitespace().map(str::to_owned).collect();
+    for (controller, _) in V1_LIMITS {
+        if !list.iter().any(|c| c == controller)
+            && relative.is_some_and(|r| delegated_cgroup1(controller, r).is_some())
+        {
+            list.push(format!("{controller}(v1)"));
+        }
+    }
+    list.join(" ")
 }
 
 /// Move every process of `own` into `own/main`, then enable memory and pids below `own`.
@@ -100,10 +177,29 @@ fn prepare(own: &Path) -> io::Result<String> {
 /// Where the spawner makes session cgroups, and their limits.
 pub struct SessionCgroups {
     root: PathBuf,
+    /// The service's own v1 directories of the controllers v2 lacks: (limit file, directory).
+    v1: Vec<(&'static str, PathBuf)>,
     memory_max: u32,
     pids_max: u32,
     /// Cgroups whose removal failed; tried again at every reap.
     leftover: Vec<PathBuf>,
+}
+
+/// One session's cgroups: its v2 directory and, on a hybrid host, its v1 ones.
+#[derive(Debug)]
+pub struct SessionCgroup {
+    dirs: Vec<PathBuf>,
+}
+
+impl SessionCgroup {
+    /// The monitor, first thing: move this process into each of its session's cgroups.
+    pub fn join(&self) -> io::Result<()> {
+        for dir in &self.dirs {
+            std::fs::write(dir.join("cgroup.procs"), "0")
+                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
+        }
+        Ok(())
+    }
 }
 
 impl SessionCgroups {
@@ -120,37 +216,80 @@ impl SessionCgroups {
         if !delegated(&root) {
             return None;
         }
+        // The service's v2 path (without `main`): its v1 cgroups, where systemd made them.
+        let relative = own_cgroup2_path()?;
+        let relative = relative.strip_suffix(&format!("/{DAEMON_LEAF}"))?;
+        let controllers =
+            std::fs::read_to_string(root.join("cgroup.subtree_control")).unwrap_or_default();
+        let v1 = V1_LIMITS
+            .into_iter()
+            .filter(|(c, _)| !controllers.split_whitespace().any(|a| a == *c))
+            .filter_map(|(c, file)| Some((file, delegated_cgroup1(c, relative)?)))
+            .collect();
         Some(SessionCgroups {
             root,
+            v1,
             memory_max: config.session_memory_max_mb,
             pids_max: config.session_pids_max,
             leftover: Vec::new(),
         })
     }
 
-    /// Make the cgroup of session `id`, with its limits.
-    pub fn create(&self, id: u64) -> io::Result<PathBuf> {
-        let dir = self.root.join(format!("session-{id}"));
-        std::fs::create_dir(&dir)?;
+    /// Make the cgroups of session `id`, with their limits.
+    pub fn create(&self, id: u64) -> io::Result<SessionCgroup> {
+        let name = format!("session-{id}");
         let limit = |value: u32, scale: u64| {
             if value == 0 {
-                "max".to_owned()
+                // cgroup v1's memory.limit_in_bytes takes -1 for "no limit", pids.max "max".
+                None
             } else {
-                (u64::from(value) * scale).to_string()
+                Some((u64::from(value) * scale).to_string())
             }
         };
-        let written = write_if_present(&dir, "memory.max", &limit(self.memory_max, 1024 * 1024))
-            .and_then(|_| write_if_present(&dir, "pids.max", &limit(self.pids_max, 1)));
+        let memory = limit(self.memory_max, 1024 * 1024);
+        let pids = limit(self.pids_max, 1);
+        let mut made = SessionCgroup { dirs: Vec::new() };
+        let dir = self.root.join(&name);
+        std::fs::create_dir(&dir)?;
+        made.dirs.push(dir.clone());
+        let written = write_if_present(&dir, "memory.max", memory.as_deref().unwrap_or("max"))
+            .and_then(|_| write_if_present(&dir, "pids.max", pids.as_deref().unwrap_or("max")));
         if let Err(e) = written {
-            let _ = std::fs::remove_dir(&dir);
+            self.discard(made);
             return Err(e);
         }
-        Ok(dir)
+        for (file, parent) in &self.v1 {
+            let dir = parent.join(&name);
+            if let Err(e) = std::fs::create_dir(&dir) {
+                self.discard(made);
+                return Err(io::Error::new(e.kind(), format!("{}: {e}", dir.display())));
+            }
+            made.dirs.push(dir.clone());
+            let value = match (*file, &memory, &pids) {
+                ("memory.limit_in_bytes", Some(m), _) => Some(m.clone()),
+                ("pids.max", _, Some(p)) => Some(p.clone()),
+                _ => None,
+            };
+            if let Some(value) = value
+                && let Err(e) = std::fs::write(dir.join(file), value)
+            {
+                self.discard(made);
+                return Err(io::Error::new(e.kind(), format!("{}: {e}", dir.display())));
+            }
+        }
+        Ok(made)
     }
 
-    /// Remove a session's cgroup (its processes have all ended), and any left over before.
-    pub fn remove(&mut self, dir: PathBuf) {
-        self.leftover.push(dir);
+    /// Remove cgroups just made that no process has joined.
+    fn discard(&self, made: SessionCgroup) {
+        for dir in made.dirs {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+
+    /// Remove a session's cgroups (its processes have all ended), and any left over before.
+    pub fn remove(&mut self, cgroup: SessionCgroup) {
+        self.leftover.extend(cgroup.dirs);
         self.leftover.retain(|d| !remove_dir(d));
     }
 }
@@ -175,9 +314,4 @@ fn remove_dir(dir: &Path) -> bool {
     }
     tracing::warn!(cgroup = %dir.display(), "session cgroup not removed yet; retried later");
     false
-}
-
-/// The monitor, first thing: move this process into its session's cgroup.
-pub fn join(dir: &Path) -> io::Result<()> {
-    std::fs::write(dir.join("cgroup.procs"), "0")
 }

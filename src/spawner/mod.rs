@@ -172,7 +172,8 @@ struct Spawner {
     tallies: Option<OwnedFd>,
     /// Running sessions, by pid.
     children: HashMap<Pid, Session>,
-    /// Where session cgroups are made (a delegated cgroup v2 subtree), if anywhere.
+    /// Where session cgroups are made (a delegated cgroup v2 subtree, and on a hybrid host the
+    /// service's v1 cgroups), if anywhere.
     cgroups: Option<cgroup::SessionCgroups>,
     retired: bool,
     /// The signal mask to give back to forked sessions.
@@ -210,7 +211,7 @@ fn preload_libraries(config: &Config) -> Option<crate::auth::PreloadedModules> {
 struct Session {
     /// The master's id for it.
     id: u64,
-    cgroup: Option<std::path::PathBuf>,
+    cgroup: Option<cgroup::SessionCgroup>,
     /// The spawner's end of the monitor's claim channel; `None` once the monitor closed it.
     claims: Option<OwnedFd>,
     /// It has sent its one claim.
@@ -414,7 +415,7 @@ impl Spawner {
                 return;
             }
         };
-        let not_started = |spawner: &mut Spawner, cgroup: Option<std::path::PathBuf>| {
+        let not_started = |spawner: &mut Spawner, cgroup: Option<cgroup::SessionCgroup>| {
             if let (Some(cgroups), Some(dir)) = (&mut spawner.cgroups, cgroup) {
                 cgroups.remove(dir);
             }
@@ -481,7 +482,7 @@ impl Spawner {
                         banner: &template.banner,
                         empty_net: template.empty_net.as_ref().map(|f| f.as_fd()),
                         proxied_client: carried,
-                        cgroup: cgroup.as_deref(),
+                        cgroup: cgroup.as_ref(),
                         claims: Some(session_claims.as_fd()),
                     },
                     std::net::TcpStream::from(client),

@@ -1,7 +1,8 @@
 //! libunftp's `Binder` for passive mode, answered by the monitor: the worker lives in a network
 //! namespace of its own, so the listening socket clients reach is made (and watched) by the
 //! monitor in the host's network and passed in. Under `PROT P` libunftp is given a stand-in
-//! and the TLS is ended here (`datatls`).
+//! (a listener the monitor made inside the namespace, on the same port) and the TLS is ended
+//! here (`datatls`).
 //!
 //! After each passive socket the binder asks the monitor for a *spare* (made the same way,
 //! listening, with its trap) and holds it, so that the next PASV/EPSV costs no round trip:
@@ -105,11 +106,10 @@ impl Binder for MonitorBinder {
             .passive_address
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = None;
-        // An EPRT of an IPv6 client: libunftp's EPSV gets the stand-in for the monitor's
-        // active connection (`worker::active`), not a passive socket.
+        // A PORT/EPRT: libunftp's EPSV gets the stand-in for the monitor's active connection
+        // (`worker::active`), not a passive socket.
         if let Some(stand_in) = self.shared.take_stand_in() {
-            let wait = std::time::Duration::from_secs(self.shared.config.connect_timeout.max(1));
-            return crate::worker::active::stand_in_listener(self.shared.client_ip, stand_in, wait);
+            return crate::worker::active::stand_in_listener(stand_in);
         }
         let shared = self.shared.clone();
         let protected = shared.tls.as_ref().filter(|t| t.protected());
@@ -120,10 +120,18 @@ impl Binder for MonitorBinder {
                 break answer;
             };
             // PROT P: the TLS is ended in this process (`datatls`); libunftp gets a stand-in
-            // on the same port inside the namespace. That port may be taken there (rarely):
-            // another one is asked for.
+            // on the same port inside the namespace, with a connection from the client's address
+            // in its queue; the monitor makes both there. That port may be
+            // taken there (rarely): another one is asked for.
             let fd = fd.try_clone()?;
-            match datatls::passive(data, self.shared.client_ip, fd) {
+            let port = std::net::TcpListener::from(fd.try_clone()?)
+                .local_addr()?
+                .port();
+            let made = match crate::worker::active::stand_in_pair(&self.monitor, port).await {
+                Ok((stand_in, engine)) => datatls::passive(data, fd, stand_in, engine),
+                Err(e) => Err(e),
+            };
+            match made {
                 Ok(stand_in) => return Ok(stand_in),
                 Err(e) if tries < 3 && e.kind() == io::ErrorKind::AddrInUse => tries += 1,
                 Err(e) => {

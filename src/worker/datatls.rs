@@ -5,7 +5,8 @@
 //! panics and the session is lost) and drops an upload's TLS stream without `close_notify`
 //! (strict clients such as Python's `ftplib.FTP_TLS` then fail). So the worker never tells
 //! libunftp about `PROT P` (the relay answers `PBSZ`/`PROT`); for a protected data connection
-//! libunftp gets a stand-in connection inside the worker's namespace, and this module runs the
+//! libunftp gets a stand-in connection inside the worker's namespace (made by the monitor
+//! there: the worker may not make a socket), and this module runs the
 //! handshake on the client's connection and carries the plain bytes between the two:
 //! `close_notify` goes out when libunftp closes its end (after a download, and after an
 //! upload is written), and a failed handshake only fails that transfer (the storage layer
@@ -24,7 +25,6 @@
 //! decides every socket it is given.
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -240,80 +240,42 @@ fn runtime() -> io::Result<tokio::runtime::Handle> {
     Ok(h)
 }
 
-/// The loopback address of the worker's namespace in the client's address family.
-fn loopback(client_ip: IpAddr) -> IpAddr {
-    match client_ip {
-        IpAddr::V4(_) => Ipv4Addr::LOCALHOST.into(),
-        IpAddr::V6(_) => Ipv6Addr::LOCALHOST.into(),
-    }
-}
-
-/// Passive mode under `PROT P`: `listener` is the monitor's (the client connects there); the
-/// returned socket, for libunftp to listen on, is bound to the same port inside the namespace
-/// (libunftp names its port in the `227`/`229` reply). The client's connection is accepted,
-/// libunftp is connected to from the client's address (libunftp drops a data connection from
-/// another address than the control connection's; the monitor's listener only ever passes
-/// the client's), and the TLS is ended between the two.
-pub fn passive(data: &Arc<DataTls>, client_ip: IpAddr, listener: OwnedFd) -> io::Result<TcpSocket> {
+/// Passive mode under `PROT P`: `listener` is the monitor's (the client connects there);
+/// `stand_in`, the socket returned for libunftp to listen on, was made by the monitor inside
+/// the namespace on the same port (libunftp names its port in the `227`/`229` reply), and
+/// holds in its queue a connection from the client's address (libunftp drops a data
+/// connection from another address than the control connection's; the monitor's listener
+/// only ever passes the client's) whose other end is `engine`. The client's connection is
+/// accepted and the TLS is ended between it and `engine`.
+pub fn passive(
+    data: &Arc<DataTls>,
+    listener: OwnedFd,
+    stand_in: OwnedFd,
+    engine: std::net::TcpStream,
+) -> io::Result<TcpSocket> {
     let listener = std::net::TcpListener::from(listener);
     listener.set_nonblocking(true)?;
-    let port = listener.local_addr()?.port();
-    let inner = SocketAddr::new(loopback(client_ip), port);
-    let stand_in = if inner.is_ipv4() {
-        TcpSocket::new_v4()?
-    } else {
-        TcpSocket::new_v6()?
-    };
-    stand_in.bind(inner)?;
+    let stand_in = std::net::TcpStream::from(stand_in);
+    stand_in.set_nonblocking(true)?;
     let generation = data.begin(true);
     let data = data.clone();
     runtime()?.spawn(async move {
         let accepted = async {
             let listener = tokio::net::TcpListener::from_std(listener)?;
             let (real, _) = listener.accept().await?;
-            io::Result::Ok(real)
+            let engine = TcpStream::from_std(engine)?;
+            io::Result::Ok((real, engine))
         };
-        let real = match tokio::time::timeout(data.wait, accepted).await {
-            Ok(Ok(real)) => real,
+        match tokio::time::timeout(data.wait, accepted).await {
+            Ok(Ok((real, engine))) => terminate(&data, generation, real, engine).await,
             Ok(Err(e)) => {
                 tracing::info!(error = %e, "passive data connection failed");
-                return data.finish(generation, DataState::Failed);
+                data.finish(generation, DataState::Failed)
             }
-            Err(_) => return data.finish(generation, DataState::Failed),
-        };
-        let engine = match connect_engine(client_ip, inner).await {
-            Ok(engine) => engine,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot reach the FTP engine's data listener");
-                return data.finish(generation, DataState::Failed);
-            }
-        };
-        terminate(&data, generation, real, engine).await;
-    });
-    Ok(stand_in)
-}
-
-/// Connect to libunftp's stand-in listener from the client's address (bounded retries: the
-/// listener may not be listening yet when a fast client is already connected).
-async fn connect_engine(client_ip: IpAddr, inner: SocketAddr) -> io::Result<TcpStream> {
-    let mut last = io::Error::other("no attempt");
-    for _ in 0..50 {
-        let socket = if inner.is_ipv4() {
-            TcpSocket::new_v4()?
-        } else {
-            TcpSocket::new_v6()?
-        };
-        socket.bind(SocketAddr::new(client_ip, 0))?;
-        match socket.connect(inner).await {
-            Ok(s) => return Ok(s),
-            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                last = e;
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            Err(e) => return Err(e),
+            Err(_) => data.finish(generation, DataState::Failed),
         }
-    }
-    Err(last)
+    });
+    Ok(TcpSocket::from_std_stream(stand_in))
 }
 
 /// Active mode under `PROT P`: the connection the monitor made (`real`) and libunftp's

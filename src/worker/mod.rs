@@ -2,8 +2,9 @@
 //! login, serving the session with libunftp.
 //!
 //! Before it reads a byte, and while it still has one thread, it leaves the host's network
-//! (a namespace of its own whose loopback carries the client's address, so libunftp sees that
-//! address on its connection), makes the in-process connection libunftp is served through,
+//! (for the namespace the monitor made for it, whose loopback carries the client's address, so
+//! libunftp sees that address on its connection), makes the in-process connection libunftp is
+//! served through (the last sockets it makes itself: its filter forbids `socket(AF_INET…)`),
 //! then chroots into the directory the monitor opened and drops to the user for good
 //! (`crate::jail`). Only then does it start its runtime and read the commands the pre-login
 //! process forwards over the link. It never calls PAM or NSS, never opens a directory outside
@@ -69,6 +70,8 @@ pub struct Start<'a> {
     pub link: OwnedFd,
     /// The worker's end of its channel to the monitor.
     pub channel: OwnedFd,
+    /// The network namespace the monitor made for it (`crate::jail::netns`).
+    pub network: OwnedFd,
     pub addresses: Addresses,
     pub tls_files: Option<IdentityFiles>,
     pub parent: nix::unistd::Pid,
@@ -132,10 +135,11 @@ pub fn run(start: Start<'_>) -> ExitReason {
         tracing::error!(limit = what, error = %e, "cannot limit the worker; ending the session");
         return ExitReason::Error;
     }
-    if let Err(e) = netns::isolate(client_ip) {
+    if let Err(e) = netns::enter(&start.network) {
         tracing::error!(error = %e, "cannot isolate the session's network; ending it");
         return ExitReason::Error;
     }
+    drop(start.network);
     let (relay_end, engine_end) = match internal_connection(client_ip) {
         Ok(pair) => pair,
         Err(e) => {
@@ -180,12 +184,8 @@ pub fn run(start: Start<'_>) -> ExitReason {
     // SECURITY: the worker's allow-list, before its runtime exists and before it reads a byte
     // (the runtime's threads inherit it).
     if config.seccomp_sandbox {
-        // Stand-in sockets inside the worker's namespace: active mode's, and under TLS the
-        // protected passive connections' (`datatls`).
-        let role = crate::jail::seccomp::Role::Worker {
-            stand_ins: config.port_enable || config.ssl_enable,
-        };
-        if let Err(e) = crate::jail::seccomp::install(role) {
+        // No socket of its own from here on: the monitor makes every one (`monitor::standin`).
+        if let Err(e) = crate::jail::seccomp::install(crate::jail::seccomp::Role::Worker) {
             tracing::error!(error = %e, "cannot install the worker's seccomp filter; ending the session");
             std::process::abort();
         }

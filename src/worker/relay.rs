@@ -94,8 +94,7 @@ async fn active_mode(
         .passive_address
         .lock()
         .unwrap_or_else(|p| p.into_inner()) = None;
-    let wait = Duration::from_secs(config.connect_timeout.max(1));
-    active::prepare(shared, monitor, target, wait)
+    active::prepare(shared, monitor, target)
         .await
         .ok_or("425 Failed to establish connection.")
 }
@@ -113,7 +112,7 @@ enum Pending {
 /// One reply line from libunftp as the client should see it, or `None` to drop it: a `150`
 /// waits for the storage backend's word (its refusal replaces the `150` and libunftp's error
 /// after it; its go-ahead gives the `150` vsftpd's words); the `229` of an EPSV standing in
-/// for an IPv6 EPRT becomes the EPRT's `200`.
+/// for a PORT or EPRT becomes that command's `200`.
 async fn reply_line(
     shared: &SessionShared,
     line: Vec<u8>,
@@ -166,9 +165,9 @@ async fn reply_line(
         Pending::Unheld if !final_reply => *pending = Pending::Unheld,
         _ => {}
     }
-    if final_reply && shared.eprt_pending.swap(false, Ordering::SeqCst) {
+    if final_reply && let Some(text) = shared.take_active_reply() {
         return Some(if line.starts_with(b"229 ") {
-            b"200 EPRT command successful. Consider using EPSV.".to_vec()
+            text.as_bytes().to_vec()
         } else {
             b"425 Failed to establish connection.".to_vec()
         });
@@ -720,10 +719,12 @@ async fn forward(
         let line = if matches!(verb.as_str(), "PORT" | "EPRT") {
             match active_mode(&shared, &monitor, &verb, argument).await {
                 Ok(engine_line) => {
-                    // IPv6: libunftp's EPSV stands in; its 229 becomes this command's 200.
-                    shared
-                        .eprt_pending
-                        .store(engine_line == "EPSV", Ordering::SeqCst);
+                    // libunftp's EPSV stands in; its 229 becomes this command's 200.
+                    shared.set_active_reply(Some(if verb == "EPRT" {
+                        "200 EPRT command successful. Consider using EPSV."
+                    } else {
+                        "200 PORT command successful. Consider using PASV."
+                    }));
                     engine_line
                 }
                 Err(text) => {

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize};
 use crate::config::Config;
 use crate::protocol::ExitReason;
 use crate::protocol::event::Event;
-use crate::protocol::monitor::{Grant, MAX_MESSAGE, Reply, Request};
+use crate::protocol::monitor::{Grant, MAX_MESSAGE, Reply, Request, StandInSocket};
 use crate::sys;
 use crate::worker::datatls::DataTls;
 use std::sync::Arc;
@@ -55,6 +55,23 @@ impl MonitorClient {
         }
         let reply = Reply::decode(&buf[..len]).map_err(std::io::Error::other)?;
         Ok((reply, fd))
+    }
+
+    /// A stand-in socket, made by the monitor inside this worker's namespace (the worker's
+    /// filter forbids it `socket(AF_INET…)`).
+    pub async fn stand_in(&self, kind: StandInSocket) -> std::io::Result<OwnedFd> {
+        match self.ask(&Request::StandIn(kind)).await? {
+            (Reply::StandIn, Some(fd)) => Ok(fd),
+            // Most likely the port is taken in the namespace (the monitor logs the cause).
+            (Reply::NoStandIn, None) => Err(std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                "the monitor could not make a stand-in socket",
+            )),
+            _ => {
+                tracing::error!("monitor answered a stand-in socket request out of protocol");
+                std::process::exit(ExitReason::Error as i32);
+            }
+        }
     }
 
     /// Tell the monitor what happened (one-way: events have no reply). Between two round
@@ -116,13 +133,14 @@ pub struct SessionShared {
     pub ascii: AtomicBool,
     /// The MLST facts `OPTS MLST` selected (RFC 3659 §7.9).
     mlst_facts: Mutex<crate::storage::facts::FactSet>,
-    /// An active (EPRT) connection the monitor made for an IPv6 client, waiting for the
-    /// binder to splice it to libunftp's passive listener (see `worker::active`).
+    /// An active (PORT/EPRT) connection the monitor made, waiting for the binder to splice it
+    /// to libunftp's passive listener (see `worker::active`).
     stand_in: Mutex<Option<crate::worker::active::StandIn>>,
     /// The relay holds a `150` back, waiting for the storage backend's word.
     pub holding_preliminary: AtomicBool,
-    /// The relay forwarded `EPSV` for an `EPRT`: its `229` is answered as the EPRT's `200`.
-    pub eprt_pending: AtomicBool,
+    /// The relay forwarded `EPSV` for a `PORT`/`EPRT`: its `229` is answered with this
+    /// command's `200`.
+    active_reply: Mutex<Option<&'static str>>,
     /// Where events for the monitor's records go (set once the session serves).
     events: Mutex<Option<tokio::sync::mpsc::Sender<Event>>>,
 }
@@ -170,7 +188,7 @@ impl SessionShared {
             ascii: AtomicBool::new(true),
             mlst_facts: Mutex::new(crate::storage::facts::FactSet::default()),
             stand_in: Mutex::new(None),
-            eprt_pending: AtomicBool::new(false),
+            active_reply: Mutex::new(None),
             holding_preliminary: AtomicBool::new(false),
             events: Mutex::new(None),
         }
@@ -328,6 +346,17 @@ impl SessionShared {
 
     pub fn take_stand_in(&self) -> Option<crate::worker::active::StandIn> {
         self.stand_in
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
+    pub fn set_active_reply(&self, reply: Option<&'static str>) {
+        *self.active_reply.lock().unwrap_or_else(|p| p.into_inner()) = reply;
+    }
+
+    pub fn take_active_reply(&self) -> Option<&'static str> {
+        self.active_reply
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take()

@@ -549,6 +549,15 @@ pub struct Server {
     pub config_file: PathBuf,
 }
 
+/// How the master is started.
+enum Wrap<'a> {
+    None,
+    /// With an inherited descriptor of this directory.
+    InheritDir(&'a Path),
+    /// Inside these cgroups (their `cgroup.procs` files).
+    Cgroups(&'a [PathBuf]),
+}
+
 impl Server {
     /// Start with `RFTPD_LOG=info` (or `$RFTPD_TEST_LOG` when set).
     pub fn start(extra_toml: &str, pam: &PamService) -> Server {
@@ -559,25 +568,31 @@ impl Server {
     /// Start with a config of the test's base keys, where any key in `extra_toml` replaces the
     /// base one; wait until it says where it listens.
     pub fn start_with_log(extra_toml: &str, pam: &PamService, log_filter: &str) -> Server {
-        Server::launch(extra_toml, pam, log_filter, None, &[])
+        Server::launch(extra_toml, pam, log_filter, Wrap::None, &[])
     }
 
     /// Like [`Server::start`], with `env` added to the master's environment (e.g. `TZ`).
     pub fn start_with_env(extra_toml: &str, pam: &PamService, env: &[(&str, &str)]) -> Server {
-        Server::launch(extra_toml, pam, "info", None, env)
+        Server::launch(extra_toml, pam, "info", Wrap::None, env)
+    }
+
+    /// Like [`Server::start`], but the master starts in the cgroups whose `cgroup.procs` files
+    /// are given (it is moved there before it executes), as a service manager would start it.
+    pub fn start_in_cgroups(extra_toml: &str, pam: &PamService, procs: &[PathBuf]) -> Server {
+        Server::launch(extra_toml, pam, "info", Wrap::Cgroups(procs), &[])
     }
 
     /// Like [`Server::start`], but the master inherits an open, not close-on-exec, descriptor
     /// (number 7) of `dir` from whoever started it — as a careless init script might pass.
     pub fn start_inheriting_dir(extra_toml: &str, pam: &PamService, dir: &Path) -> Server {
-        Server::launch(extra_toml, pam, "info", Some(dir), &[])
+        Server::launch(extra_toml, pam, "info", Wrap::InheritDir(dir), &[])
     }
 
     fn launch(
         extra_toml: &str,
         pam: &PamService,
         log_filter: &str,
-        inherited_dir: Option<&Path>,
+        wrap: Wrap<'_>,
         env: &[(&str, &str)],
     ) -> Server {
         ensure_service_account();
@@ -597,9 +612,22 @@ impl Server {
         let config_file = dir.join("rftpd.toml");
         fs::write(&config_file, &text).expect("write the server config");
 
-        let mut command = match inherited_dir {
-            None => Command::new(RFTPD),
-            Some(dir) => {
+        let mut command = match wrap {
+            Wrap::None => Command::new(RFTPD),
+            Wrap::Cgroups(procs) => {
+                // `exec` keeps the shell's pid: the master is the process moved.
+                let mut sh = Command::new("/bin/sh");
+                sh.args([
+                    "-c",
+                    "while [ \"$1\" != -- ]; do echo $$ > \"$1\" || exit 97; shift; done; shift; exec \"$@\"",
+                    "sh",
+                ])
+                .args(procs)
+                .arg("--")
+                .arg(RFTPD);
+                sh
+            }
+            Wrap::InheritDir(dir) => {
                 // `exec` keeps the shell's pid, so the pid is still the master's.
                 let mut sh = Command::new("/bin/sh");
                 sh.args(["-c", "exec 7<\"$1\"; shift; exec \"$@\"", "sh"])

@@ -11,9 +11,10 @@ use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
 
 use super::{EXHAUSTED_GRACE, MAX_SIGNATURES, Monitor, Peer, Phase, chown};
 use crate::control::port;
+use crate::monitor::standin::WorkerNetwork;
 use crate::monitor::{Child, WORKER_NAME, active, login};
 use crate::protocol::ExitReason;
-use crate::protocol::monitor::Reply;
+use crate::protocol::monitor::{Reply, StandInSocket};
 use crate::sys::{self, Forked};
 
 /// Why a login was refused.
@@ -213,6 +214,10 @@ impl Monitor<'_> {
         )?;
         let parent = nix::unistd::getpid();
         let tls_files = self.tls_files().cloned();
+        // SECURITY: the monitor makes the worker's network namespace and keeps its handle, so
+        // every stand-in socket it makes later lands there and nowhere else.
+        let network = WorkerNetwork::make(self.setup.addresses.client.ip())?;
+        let worker_namespace = network.namespace().try_clone()?;
         match sys::fork_single_threaded()? {
             Forked::Child => {
                 let _ = nix::sys::prctl::set_name(WORKER_NAME);
@@ -220,6 +225,7 @@ impl Monitor<'_> {
                     link_worker.as_raw_fd(),
                     worker_end.as_raw_fd(),
                     accepted.start_dir.as_raw_fd(),
+                    worker_namespace.as_raw_fd(),
                 ];
                 // SECURITY: the worker holds nothing of the monitor's (the pre-login channel,
                 // passive listeners). The monitor's objects that owned them are never dropped
@@ -236,6 +242,7 @@ impl Monitor<'_> {
                     dir: accepted.start_dir,
                     link: link_worker,
                     channel: worker_end,
+                    network: worker_namespace,
                     addresses: setup.addresses,
                     tls_files,
                     parent,
@@ -250,11 +257,13 @@ impl Monitor<'_> {
                 drop(link_worker);
                 drop(worker_end);
                 drop(accepted.start_dir);
+                drop(worker_namespace);
                 self.worker = Some(Child {
                     pid: Some(pid),
                     channel: Some(monitor_end),
                 });
                 self.pam = accepted.pam;
+                self.network = Some(network);
                 Ok(link_prelogin)
             }
         }
@@ -340,6 +349,34 @@ impl Monitor<'_> {
             Err(e) => {
                 tracing::info!(error = %e, address = %target, "active data connection failed");
                 self.reply(Peer::Worker, &Reply::NotConnected, None);
+            }
+        }
+    }
+
+    pub(super) fn stand_in(&mut self, kind: StandInSocket) {
+        // SECURITY: a listener only on any port or one of the session's own passive ports (its
+        // listener, or the spare the worker may have just taken: libunftp names that port in
+        // its 227/229 under PROT P), and only inside the worker's namespace.
+        let own = |p: &Option<crate::monitor::passive::Passive>| p.as_ref().map(|p| p.port());
+        if let StandInSocket::Listener { port } = kind
+            && port != 0
+            && own(&self.passive) != Some(port)
+            && own(&self.spare) != Some(port)
+        {
+            self.violation = Some(format!(
+                "stand-in listener on port {port}, which is not the session's passive port"
+            ));
+            return;
+        }
+        let Some(network) = &self.network else {
+            self.violation = Some("stand-in socket requested before the worker exists".into());
+            return;
+        };
+        match network.socket(kind) {
+            Ok(fd) => self.reply(Peer::Worker, &Reply::StandIn, Some(fd.as_fd())),
+            Err(e) => {
+                tracing::warn!(error = %e, ?kind, "cannot make a stand-in socket in the worker's namespace");
+                self.reply(Peer::Worker, &Reply::NoStandIn, None);
             }
         }
     }

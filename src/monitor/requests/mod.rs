@@ -22,6 +22,7 @@ mod chown;
 
 use super::passive::{Passive, PassivePorts};
 use super::records::SessionRecords;
+use super::standin::WorkerNetwork;
 use super::{Child, SessionSetup};
 use crate::auth::PamLogin;
 use crate::protocol::ExitReason;
@@ -55,6 +56,7 @@ pub enum Kind {
     BindPassive,
     PassiveSpare,
     ConnectActive,
+    StandIn,
     Sign,
     Event,
     ChownUpload,
@@ -95,6 +97,12 @@ const TABLE: &[Rule] = &[
     },
     Rule {
         kind: Kind::ConnectActive,
+        from: Peer::Worker,
+        phase: Phase::LoggedIn,
+    },
+    // A socket inside the worker's own namespace (its filter forbids it to make one).
+    Rule {
+        kind: Kind::StandIn,
         from: Peer::Worker,
         phase: Phase::LoggedIn,
     },
@@ -143,6 +151,7 @@ fn kind_of(request: &Request) -> Kind {
         Request::BindPassive => Kind::BindPassive,
         Request::PassiveSpare => Kind::PassiveSpare,
         Request::ConnectActive(_) => Kind::ConnectActive,
+        Request::StandIn(_) => Kind::StandIn,
         Request::Sign { .. } => Kind::Sign,
         Request::Event(Event::Protocol { .. }) => Kind::Protocol,
         Request::Event(_) => Kind::Event,
@@ -168,6 +177,8 @@ struct Monitor<'a> {
     failures: u32,
     pam: Option<PamLogin>,
     ports: PassivePorts,
+    /// The worker's network namespace, made before its fork (stand-in sockets are made there).
+    network: Option<WorkerNetwork>,
     /// The one passive listener this session may have.
     passive: Option<Passive>,
     /// The spare listener the worker holds for its next passive request (see
@@ -211,6 +222,7 @@ pub fn serve(
         failures: 0,
         pam: None,
         ports: PassivePorts::from_config(setup.config),
+        network: None,
         passive: None,
         spare: None,
         violation: None,
@@ -427,6 +439,7 @@ impl Monitor<'_> {
             Request::BindPassive => self.bind_passive(),
             Request::PassiveSpare => self.passive_spare(),
             Request::ConnectActive(target) => self.connect_active(target),
+            Request::StandIn(kind) => self.stand_in(kind),
             Request::Sign { scheme, message } => self.sign(scheme, &message),
             Request::ChownUpload => self.chown_upload(fd),
             Request::Event(Event::Protocol { input, line }) if peer == Peer::Prelogin => {
@@ -608,6 +621,7 @@ mod tests {
             BindPassive,
             PassiveSpare,
             ConnectActive,
+            StandIn,
             Sign,
             Event,
             ChownUpload,
@@ -620,6 +634,7 @@ mod tests {
                         (Login | Sign, Prelogin, BeforeLogin)
                             | (BindPassive | PassiveSpare, Worker, LoggedIn)
                             | (ConnectActive, Worker, LoggedIn)
+                            | (StandIn, Worker, LoggedIn)
                             | (Event, Worker, LoggedIn)
                             | (ChownUpload, Worker, LoggedIn)
                             | (Protocol, Prelogin, BeforeLogin | LoginsExhausted)
