@@ -24,8 +24,8 @@ pub mod relay;
 pub mod site;
 pub mod state;
 pub mod status;
-pub mod unanswered;
 pub mod tls_transfer;
+pub mod unanswered;
 pub mod upload_owner;
 
 use std::io::Read;
