@@ -480,3 +480,36 @@ fn pipelined_pwd_names_the_directory_of_its_turn() {
     assert_eq!(ftp.cmd("CDUP").0, 250);
     assert_eq!(ftp.cmd("PWD").1, "257 \"/\"");
 }
+
+/// A client that sends each command as soon as the previous reply came (no pipelining):
+/// `CWD dir` / `CWD ..` many times in a row, with `NOOP`/`PWD` runs before, always lands
+/// where it asked (the benchmark's command row does exactly this).
+#[test]
+fn cwd_into_a_directory_and_back_many_times_in_a_row() {
+    if !common::require_root() {
+        return;
+    }
+    let mut s = Session::new(WRITABLE);
+    let sub = s.user.home.join("cmd_dir");
+    fs::create_dir(&sub).unwrap();
+    std::os::unix::fs::chown(&sub, Some(s.user.uid), Some(s.user.gid)).unwrap();
+    let ftp = &mut s.ftp;
+    for _ in 0..300 {
+        assert_eq!(ftp.cmd("NOOP").0, 200);
+    }
+    for _ in 0..300 {
+        assert_eq!(ftp.cmd("PWD").1, "257 \"/\"");
+    }
+    for i in 0..600 {
+        let (line, want) = if i % 2 == 0 {
+            ("CWD cmd_dir", "/cmd_dir")
+        } else {
+            ("CWD ..", "/")
+        };
+        let reply = ftp.cmd(line);
+        assert_eq!(reply.0, 250, "{line} (#{i}): {reply:?}");
+        if i % 50 < 2 {
+            assert_eq!(ftp.cmd("PWD").1, format!("257 \"{want}\""), "after #{i}");
+        }
+    }
+}

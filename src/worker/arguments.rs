@@ -208,20 +208,38 @@ mod tests {
 /// root dropped, as the kernel does at `/` (vsftpd: `CWD ..` at the jail root is `250` and
 /// stays at `/`); `None` when it does not climb (the storage backend's checks decide).
 pub fn clamped_cwd(cwd: &std::path::Path, arg: &str) -> Option<String> {
+    let (path, climbed, _) = lexical_cwd(cwd, arg);
+    climbed.then_some(path)
+}
+
+/// `CWD arg` from `cwd` as one absolute path without `.` or `..` (clamped at the root), when
+/// `arg` has any: libunftp joins the argument to its working directory as it is, so a client
+/// that goes `CWD dir` / `CWD ..` over and over would grow `/dir/../dir/..` until the path is
+/// too long for the kernel (`550`). Only for a `cwd` known to be current.
+pub fn normalized_cwd(cwd: &std::path::Path, arg: &str) -> Option<String> {
+    let (path, climbed, dotted) = lexical_cwd(cwd, arg);
+    (climbed || dotted).then_some(path)
+}
+
+/// The lexical join of `cwd` and `arg`; whether it climbed above the root; whether it had a
+/// `.` or `..` component at all.
+fn lexical_cwd(cwd: &std::path::Path, arg: &str) -> (String, bool, bool) {
     use std::path::Component;
     let mut parts: Vec<String> = Vec::new();
-    let mut climbed = false;
+    let (mut climbed, mut dotted) = (false, false);
     for component in cwd.join(arg).components() {
         match component {
             Component::ParentDir if parts.is_empty() => climbed = true,
             Component::ParentDir => {
+                dotted = true;
                 parts.pop();
             }
             Component::Normal(name) => parts.push(name.to_string_lossy().into_owned()),
-            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+            Component::CurDir => dotted = true,
+            Component::RootDir | Component::Prefix(_) => {}
         }
     }
-    climbed.then(|| format!("/{}", parts.join("/")))
+    (format!("/{}", parts.join("/")), climbed, dotted)
 }
 
 /// libunftp's fixed reply lines that vsftpd words differently, and vsftpd's words for them: the
@@ -276,6 +294,18 @@ mod reply_tests {
         );
         assert_eq!(clamped_cwd(Path::new("/a"), ".."), None);
         assert_eq!(clamped_cwd(Path::new("/"), "a/../b"), None);
+    }
+
+    #[test]
+    fn a_cwd_with_dot_or_dot_dot_becomes_one_absolute_path() {
+        assert_eq!(normalized_cwd(Path::new("/a"), "..").as_deref(), Some("/"));
+        assert_eq!(
+            normalized_cwd(Path::new("/a/b"), "../c/./d").as_deref(),
+            Some("/a/c/d")
+        );
+        assert_eq!(normalized_cwd(Path::new("/"), "..").as_deref(), Some("/"));
+        assert_eq!(normalized_cwd(Path::new("/a"), "b c"), None);
+        assert_eq!(normalized_cwd(Path::new("/a"), "/x/y"), None);
     }
 
     #[test]

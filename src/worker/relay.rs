@@ -646,11 +646,18 @@ async fn forward(
                 .into(),
             )),
             "HELP" => Some(Decision::Answer(status::HELP.into())),
-            // The mirrored working directory may lag behind a CWD the client pipelined; only a
-            // path climbing above the root is rewritten (to one that does not).
+            // With no reply owed the mirrored working directory is current: a `.` or `..`
+            // is resolved here, so libunftp's own path never grows. Otherwise it may lag
+            // behind a CWD the client pipelined; then only a path climbing above the root is
+            // rewritten (to one that does not).
             "CWD" if !argument.is_empty() => {
-                arguments::clamped_cwd(&shared.working_dir(), argument)
-                    .map(|path| Decision::Forward(format!("CWD {path}")))
+                let cwd = shared.working_dir();
+                if owed.none() {
+                    arguments::normalized_cwd(&cwd, argument)
+                } else {
+                    arguments::clamped_cwd(&cwd, argument)
+                }
+                .map(|path| Decision::Forward(format!("CWD {path}")))
             }
             _ => arguments::check(&verb, argument),
         };
