@@ -53,21 +53,7 @@ impl Config {
 
     fn parse_checking(text: &str, origin: &str, files: Files) -> Result<Config, ConfigErrors> {
         let error = |span: Option<&Range<usize>>, key: Option<&str>, message: String| {
-            let (line, column) = match span {
-                Some(span) => {
-                    let (line, column) = line_column(text, span.start);
-                    (Some(line), Some(column))
-                }
-                None => (None, None),
-            };
-            ConfigError {
-                file: origin.to_owned(),
-                line,
-                column,
-                key: key.map(str::to_owned),
-                message,
-                default: false,
-            }
+            error_at(text, origin, span.map(|s| s.start), key, message)
         };
 
         let table = match DeTable::parse(text) {
@@ -389,4 +375,27 @@ pub(super) fn locate(text: Option<&str>, origin: &str, problems: Vec<ConfigError
         .collect();
     errors.sort_by_key(|e| (e.line.is_none(), e.line, e.column));
     ConfigErrors(errors)
+}
+
+/// A problem in `text` (the file `origin`) at byte `offset` (its line and column), or in the
+/// file as a whole, with the key it concerns if any.
+pub(super) fn error_at(
+    text: &str,
+    origin: &str,
+    offset: Option<usize>,
+    key: Option<&str>,
+    message: String,
+) -> ConfigError {
+    let (line, column) = match offset.map(|o| line_column(text, o)) {
+        Some((line, column)) => (Some(line), Some(column)),
+        None => (None, None),
+    };
+    ConfigError {
+        file: origin.to_owned(),
+        line,
+        column,
+        key: key.map(str::to_owned),
+        message,
+        default: false,
+    }
 }

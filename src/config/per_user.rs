@@ -15,9 +15,9 @@
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use super::keys::FIELDS;
-use super::parse::{describe_value, line_column, syntax_message};
+use super::parse::{describe_value, error_at, syntax_message};
 use super::validate::Files;
-use super::{Config, ConfigError, ConfigErrors};
+use super::{Config, ConfigErrors};
 
 /// The keys a `user_config_dir` file may set: the settings of one session, as vsftpd's
 /// per-user files are used. A per-session key added to rftpd (the transfer rate limits, say)
@@ -73,18 +73,7 @@ impl Config {
     /// all), a value of the wrong type, and the semantic problems of the merged settings.
     pub fn with_user_file(&self, text: &str, origin: &str) -> Result<Config, ConfigErrors> {
         let error = |offset: Option<usize>, key: Option<&str>, message: String| {
-            let (line, column) = match offset.map(|o| line_column(text, o)) {
-                Some((line, column)) => (Some(line), Some(column)),
-                None => (None, None),
-            };
-            ConfigError {
-                file: origin.to_owned(),
-                line,
-                column,
-                key: key.map(str::to_owned),
-                message,
-                default: false,
-            }
+            error_at(text, origin, offset, key, message)
         };
         let table = match DeTable::parse(text) {
             Ok(table) => table.into_inner(),
