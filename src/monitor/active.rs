@@ -20,10 +20,8 @@ pub fn connect(
     from_port: Option<u16>,
     timeout: Duration,
 ) -> io::Result<OwnedFd> {
-    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     use nix::sys::socket::{
-        AddressFamily, SockFlag, SockType, SockaddrStorage, bind, getsockopt, setsockopt, socket,
-        sockopt,
+        AddressFamily, SockFlag, SockType, SockaddrStorage, bind, setsockopt, socket, sockopt,
     };
     let target = SocketAddr::new(unmapped(target.ip()), target.port());
     let local = unmapped(local);
@@ -51,8 +49,22 @@ pub fn connect(
         fd.as_raw_fd(),
         &SockaddrStorage::from(SocketAddr::new(local, from_port.unwrap_or(0))),
     )?;
-    match nix::sys::socket::connect(fd.as_raw_fd(), &SockaddrStorage::from(target)) {
-        Ok(()) => return Ok(fd),
+    connect_within(&fd, target, timeout, "active connection timed out")?;
+    Ok(fd)
+}
+
+/// Connect the non-blocking `fd` to `to`, waiting at most `timeout` (`timed_out` is the error's
+/// text when it runs out). Used for active data connections and for the stand-ins.
+pub(super) fn connect_within(
+    fd: &OwnedFd,
+    to: SocketAddr,
+    timeout: Duration,
+    timed_out: &'static str,
+) -> io::Result<()> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use nix::sys::socket::{SockaddrStorage, getsockopt, sockopt};
+    match nix::sys::socket::connect(fd.as_raw_fd(), &SockaddrStorage::from(to)) {
+        Ok(()) => return Ok(()),
         Err(nix::errno::Errno::EINPROGRESS) => {}
         Err(e) => return Err(e.into()),
     }
@@ -63,19 +75,14 @@ pub fn connect(
             &mut fds,
             PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX),
         ) {
-            Ok(0) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "active connection timed out",
-                ));
-            }
+            Ok(0) => return Err(io::Error::new(io::ErrorKind::TimedOut, timed_out)),
             Ok(_) => break,
             Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => return Err(e.into()),
         }
     }
-    match getsockopt(&fd, sockopt::SocketError)? {
-        0 => Ok(fd),
+    match getsockopt(fd, sockopt::SocketError)? {
+        0 => Ok(()),
         errno => Err(io::Error::from_raw_os_error(errno)),
     }
 }

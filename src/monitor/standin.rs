@@ -15,7 +15,7 @@
 use std::cell::Cell;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Duration;
 
 use nix::sys::socket::{
@@ -105,7 +105,12 @@ impl WorkerNetwork {
                     fd.as_raw_fd(),
                     &SockaddrStorage::from(SocketAddr::new(client, 0)),
                 )?;
-                connect_within(&fd, SocketAddr::new(loopback, to))?;
+                super::active::connect_within(
+                    &fd,
+                    SocketAddr::new(loopback, to),
+                    CONNECT_WAIT,
+                    "the stand-in listener's queue is full",
+                )?;
                 Ok(fd)
             }
         })?;
@@ -118,34 +123,5 @@ impl WorkerNetwork {
             self.last_listener.set(port);
         }
         Ok(made)
-    }
-}
-
-/// Connect the non-blocking `fd` to `to`, waiting at most [`CONNECT_WAIT`].
-fn connect_within(fd: &OwnedFd, to: SocketAddr) -> io::Result<()> {
-    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-    match nix::sys::socket::connect(fd.as_raw_fd(), &SockaddrStorage::from(to)) {
-        Ok(()) => return Ok(()),
-        Err(nix::errno::Errno::EINPROGRESS) => {}
-        Err(e) => return Err(e.into()),
-    }
-    let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLOUT)];
-    let wait = PollTimeout::try_from(CONNECT_WAIT.as_millis() as u32).unwrap_or(PollTimeout::MAX);
-    loop {
-        match poll(&mut fds, wait) {
-            Ok(0) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "the stand-in listener's queue is full",
-                ));
-            }
-            Ok(_) => break,
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    match nix::sys::socket::getsockopt(fd, sockopt::SocketError)? {
-        0 => Ok(()),
-        errno => Err(io::Error::from_raw_os_error(errno)),
     }
 }
