@@ -154,10 +154,17 @@ pub fn init() -> String {
             DEFAULT_FILTER.parse::<Targets>().unwrap_or_default(),
         ),
     };
-    let fmt = tracing_subscriber::fmt::layer()
+    let base = tracing_subscriber::fmt::layer()
         .with_writer(EscapingWriter)
         .with_ansi(false)
         .with_target(false);
+    // Under systemd, stderr goes to the journal, which stamps every line itself: a second
+    // timestamp in the text only makes `journalctl` lines longer.
+    let fmt = if to_journal() {
+        base.without_time().boxed()
+    } else {
+        base.boxed()
+    };
     // A global filter, so libunftp's `#[instrument]` spans (which carry whole session structs)
     // are never even created unless asked for.
     let _ = tracing_subscriber::registry()
@@ -170,6 +177,23 @@ pub fn init() -> String {
         .with_max_level(bridged_level(&filter_text))
         .init();
     filter_text
+}
+
+/// Whether stderr is the journal: systemd sets `JOURNAL_STREAM` to the device and inode of
+/// the stream it connected, which still has to be the process's stderr (a shell started from
+/// the service inherits the variable with another stderr).
+fn to_journal() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Some(stream) = std::env::var_os("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Some((dev, ino)) = stream.to_str().and_then(|s| s.split_once(':')) else {
+        return false;
+    };
+    let Ok(meta) = std::fs::metadata("/proc/self/fd/2") else {
+        return false;
+    };
+    dev.parse() == Ok(meta.dev()) && ino.parse() == Ok(meta.ino())
 }
 
 /// Level cap for bridged `log` records (libunftp, rustls): an explicit `libunftp=LEVEL`

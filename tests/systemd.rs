@@ -241,6 +241,17 @@ fn jailed_user(c: &Container) {
     );
     assert_eq!(out.status, 0, "SITE CHMOD 600:\n{}", out.stderr);
     assert_eq!(c.ok("stat -c %a /home/alice/scenario.txt").trim(), "600");
+    // The journal stamps every line itself: rftpd's own lines there carry no second time.
+    let lines = c.ok("journalctl -u rftpd --no-pager -o cat -n 200");
+    let logins: Vec<&str> = lines.lines().filter(|l| l.contains("login ok")).collect();
+    assert!(!logins.is_empty(), "no login line in the journal:\n{lines}");
+    for line in logins {
+        let stamped = line.len() > 11
+            && line.as_bytes()[4] == b'-'
+            && line.as_bytes()[10] == b'T'
+            && line[..4].bytes().all(|b| b.is_ascii_digit());
+        assert!(!stamped, "a journal line with its own timestamp: {line}");
+    }
     // /etc/pam.d/rftpd fails closed: without /etc/ftpusers nobody logs in.
     c.ok("mv /etc/ftpusers /etc/ftpusers.away");
     let out = c.curl(ALICE, "ftp://127.0.0.1/", "");

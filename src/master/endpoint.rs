@@ -123,6 +123,10 @@ async fn run_once(
         .stdin(Stdio::from(endpoint_end))
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
+    // Whether stderr is the journal (it stamps the lines itself: crate::logging).
+    if let Some(stream) = std::env::var_os("JOURNAL_STREAM") {
+        command.env("JOURNAL_STREAM", stream);
+    }
     let mut child = tokio::process::Command::from(command).spawn()?;
     tracing::info!(pid = child.id().unwrap_or(0), "metrics endpoint started");
     let channel = sys::async_fd(master_end)?;

@@ -62,6 +62,10 @@ impl SpawnerHandle {
         if let Some(tz) = std::env::var_os("TZ") {
             command.env("TZ", tz);
         }
+        // Whether stderr is the journal (it stamps the lines itself: crate::logging).
+        if let Some(stream) = std::env::var_os("JOURNAL_STREAM") {
+            command.env("JOURNAL_STREAM", stream);
+        }
         let child = tokio::process::Command::from(command).spawn()?;
         let pid = child.id().unwrap_or(0);
         Ok((
