@@ -9,13 +9,8 @@
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::process::CommandExt;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use nix::fcntl::{FcntlArg, OFlag, fcntl};
-use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
 
 use super::{LOG_ENV, Prepared, SESSION_CONFIG_ENV, State};
 use crate::protocol::metrics::{LISTENER, MAX_TEXT, is_scrape};
@@ -106,28 +101,14 @@ async fn run_once(
     log_filter: &str,
     text: &TextSource,
 ) -> io::Result<&'static str> {
-    let (master_end, endpoint_end) = socketpair(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        None,
-        SockFlag::SOCK_CLOEXEC,
+    let super::subprocess::Launch {
+        mut command,
+        master_end,
+    } = super::subprocess::prepare(
+        "metrics-endpoint",
+        &[(SESSION_CONFIG_ENV, config_toml), (LOG_ENV, log_filter)],
     )?;
-    fcntl(&master_end, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
-    let mut command = std::process::Command::new("/proc/self/exe");
-    command
-        .arg0("rftpd")
-        .arg("metrics-endpoint")
-        .env_clear()
-        .env(SESSION_CONFIG_ENV, config_toml)
-        .env(LOG_ENV, log_filter)
-        .stdin(Stdio::from(endpoint_end))
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
-    // Whether stderr is the journal (it stamps the lines itself: crate::logging).
-    if let Some(stream) = std::env::var_os("JOURNAL_STREAM") {
-        command.env("JOURNAL_STREAM", stream);
-    }
-    let mut child = tokio::process::Command::from(command).spawn()?;
+    let mut child = command.spawn()?;
     tracing::info!(pid = child.id().unwrap_or(0), "metrics endpoint started");
     let channel = sys::async_fd(master_end)?;
     let why = serve(&channel, listener, text).await;

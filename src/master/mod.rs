@@ -14,6 +14,7 @@ mod listen;
 pub mod metrics;
 mod proxy;
 mod spawner;
+mod subprocess;
 mod systemd;
 mod user_sessions;
 

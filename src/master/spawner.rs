@@ -7,12 +7,8 @@
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::process::CommandExt;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use nix::fcntl::{FcntlArg, OFlag, fcntl};
-use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
 use tokio::io::unix::AsyncFd;
 
 use super::{LOG_ENV, Prepared, SESSION_BANNER_ENV, SESSION_CONFIG_ENV, SESSION_USERLIST_ENV};
@@ -37,36 +33,19 @@ impl SpawnerHandle {
         log_filter: &str,
         generation: u64,
     ) -> io::Result<(SpawnerHandle, tokio::process::Child)> {
-        let (master_end, spawner_end) = socketpair(
-            AddressFamily::Unix,
-            SockType::SeqPacket,
-            None,
-            SockFlag::SOCK_CLOEXEC,
+        let super::subprocess::Launch {
+            mut command,
+            master_end,
+        } = super::subprocess::prepare(
+            "spawner",
+            &[
+                (SESSION_CONFIG_ENV, &prepared.toml),
+                (SESSION_USERLIST_ENV, &prepared.user_list),
+                (SESSION_BANNER_ENV, &prepared.banner),
+                (LOG_ENV, log_filter),
+            ],
         )?;
-        // Only the master's end is non-blocking; the spawner waits on its end with poll().
-        fcntl(&master_end, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
-        let mut command = std::process::Command::new("/proc/self/exe");
-        command
-            .arg0("rftpd")
-            .arg("spawner")
-            .env_clear()
-            .env(SESSION_CONFIG_ENV, &prepared.toml)
-            .env(SESSION_USERLIST_ENV, &prepared.user_list)
-            .env(SESSION_BANNER_ENV, &prepared.banner)
-            .env(LOG_ENV, log_filter)
-            .stdin(Stdio::from(spawner_end))
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
-        // The time zone the records' dates are written in (`use_localtime`): `TZ` when the
-        // master has one, else the sessions read /etc/localtime.
-        if let Some(tz) = std::env::var_os("TZ") {
-            command.env("TZ", tz);
-        }
-        // Whether stderr is the journal (it stamps the lines itself: crate::logging).
-        if let Some(stream) = std::env::var_os("JOURNAL_STREAM") {
-            command.env("JOURNAL_STREAM", stream);
-        }
-        let child = tokio::process::Command::from(command).spawn()?;
+        let child = command.spawn()?;
         let pid = child.id().unwrap_or(0);
         Ok((
             SpawnerHandle {
