@@ -118,6 +118,58 @@ fn logged_in_worker_runs_as_the_user_inside_the_home_and_its_monitor_as_root() {
     );
 }
 
+/// Field `n` (1-based, as in proc(5)) of `/proc/PID/stat`, after the command name.
+fn stat_field(pid: u32, n: usize) -> u32 {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after_name = &stat[stat.rfind(')').expect("stat has a command name") + 2..];
+    after_name
+        .split_whitespace()
+        .nth(n - 3)
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn every_ftp_session_is_a_process_session_of_its_own_led_by_its_monitor() {
+    if !common::require_root() {
+        return;
+    }
+    let user = TestUser::create();
+    let pam = PamService::create(&[]);
+    let server = Server::start("", &pam);
+    let mut first = FtpClient::connect(server.addr());
+    first.login_ok(&user);
+    let mut second = FtpClient::connect(server.addr());
+    second.login_ok(&user);
+    assert_eq!(first.pwd(), "/");
+    assert_eq!(second.pwd(), "/");
+
+    let workers = wait_for_workers(&server, 2);
+    let spawner = server.spawners()[0];
+    let spawner_session = stat_field(spawner, 6);
+    let mut sessions = Vec::new();
+    for worker in workers {
+        let monitor = common::ppid_of(worker).expect("the worker's parent");
+        let session = stat_field(monitor, 6);
+        assert_eq!(
+            session, monitor,
+            "the monitor {monitor} leads its own session (setsid)"
+        );
+        assert_eq!(
+            stat_field(worker, 6),
+            session,
+            "the worker stays in its monitor's session"
+        );
+        assert_ne!(session, spawner_session, "not the spawner's session");
+        sessions.push(session);
+    }
+    assert_ne!(
+        sessions[0], sessions[1],
+        "two FTP sessions, two process sessions"
+    );
+}
+
 #[test]
 fn fifty_sessions_at_once_all_succeed() {
     if !common::require_root() {

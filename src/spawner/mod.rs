@@ -473,6 +473,13 @@ impl Spawner {
                     }
                 }
                 let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.original_mask), None);
+                // Each FTP session is a session of its own, as sshd makes each login one: no
+                // controlling terminal or process group shared with the server, and with the
+                // kernel's autogroup scheduling (on by default) the CPU is shared between
+                // sessions rather than all of them competing as one group against the host.
+                if let Err(e) = nix::unistd::setsid() {
+                    tracing::warn!(error = %e, "session: setsid failed; it shares the spawner's session");
+                }
                 let _ = nix::sys::prctl::set_name(MONITOR_NAME);
                 let template = &self.template;
                 let code = monitor::run(
