@@ -265,3 +265,43 @@ fn without_session_support_no_pam_session_is_opened() {
         std::fs::read_to_string(&record)
     );
 }
+
+#[test]
+fn a_user_name_that_is_not_ascii_is_refused_like_vsftpd_without_asking_pam_and_the_session_goes_on()
+{
+    if !common::require_root() {
+        return;
+    }
+    let user = TestUser::create();
+    let pam = PamService::create(&[]);
+    let server = Server::start("", &pam);
+    let mut ftp = FtpClient::connect(server.addr());
+    // Latin-1 `café`, then the UTF-8 spelling: vsftpd refuses both with 530 (its user names
+    // are printable ASCII); neither reaches PAM or NSS.
+    for name in [&b"caf\xe9"[..], "café".as_bytes()] {
+        let mut line = b"USER ".to_vec();
+        line.extend_from_slice(name);
+        line.extend_from_slice(b"\r\n");
+        ftp.send_raw(&line).unwrap();
+        let (reply, text) = ftp.read_reply().unwrap();
+        assert_eq!(reply, 331, "USER with bytes {name:?}: {text}");
+        let (reply, text) = ftp.cmd("PASS Whatever123");
+        assert_eq!(reply, 530, "PASS after USER {name:?}: {text}");
+        assert!(
+            !text.contains("valid"),
+            "the client is not told why: {text}"
+        );
+    }
+    assert!(
+        server
+            .wait_log_line(
+                &["login refused", "not a valid user name"],
+                Duration::from_secs(5)
+            )
+            .is_some(),
+        "no `login refused` line saying the name is not valid"
+    );
+    // The same session still logs a real user in (two failures are under max_login_fails).
+    ftp.login_ok(&user);
+    assert_eq!(ftp.pwd(), "/");
+}
