@@ -549,3 +549,55 @@ fn abor_during_a_large_download_ends_it_at_once_and_the_session_goes_on() {
     assert_eq!(ftp.cmd("NOOP").0, 200, "the session goes on after ABOR");
     assert_eq!(ftp.pwd(), "/");
 }
+
+/// A directory large enough that the worker stats its entries on two threads (2048 and up):
+/// `LIST` and `MLSD` list every entry exactly once, with its own size, under the worker's
+/// seccomp filter, and the session goes on.
+#[test]
+fn list_and_mlsd_of_a_large_directory_show_every_entry_once_with_its_size() {
+    if !common::require_root() {
+        return;
+    }
+    let s = Setup::new("");
+    let big = s.user.put_dir("big");
+    const ENTRIES: usize = 3001;
+    for i in 0..ENTRIES {
+        fs::write(big.join(format!("f{i:05}")), vec![b'x'; i % 97]).unwrap();
+    }
+    let mut ftp = s.logged_in();
+    let (code, text, list) = ftp.transfer_in("LIST /big");
+    assert_eq!(code, 226, "LIST /big: {text}");
+    let (code, text, mlsd) = ftp.transfer_in("MLSD /big");
+    assert_eq!(code, 226, "MLSD /big: {text}");
+    let list = lossy(&list);
+    let mlsd = lossy(&mlsd);
+    for i in 0..ENTRIES {
+        let name = format!("f{i:05}");
+        let size = (i % 97).to_string();
+        let lines: Vec<&str> = list
+            .lines()
+            .filter(|l| l.split_whitespace().last() == Some(name.as_str()))
+            .collect();
+        assert_eq!(lines.len(), 1, "LIST lines for {name}: {lines:?}");
+        assert_eq!(
+            lines[0].split_whitespace().nth(4),
+            Some(size.as_str()),
+            "LIST size of {name}: {}",
+            lines[0]
+        );
+        let facts: Vec<&str> = mlsd
+            .lines()
+            .filter(|l| l.rsplit(' ').next() == Some(name.as_str()))
+            .collect();
+        assert_eq!(facts.len(), 1, "MLSD lines for {name}: {facts:?}");
+        assert!(
+            facts[0]
+                .to_ascii_lowercase()
+                .contains(&format!("size={size};")),
+            "MLSD size of {name}: {}",
+            facts[0]
+        );
+    }
+    assert_eq!(list.lines().count(), ENTRIES, "LIST lines");
+    assert_eq!(ftp.cmd("NOOP").0, 200, "the session goes on");
+}

@@ -51,12 +51,13 @@ impl JailedStorage {
         let mut out = String::with_capacity(entries.len() * 64);
         if !listing_dir {
             for entry in &entries {
-                out.push_str(&format_entry(
+                listing::write_entry(
+                    &mut out,
                     &entry.path.to_string_lossy(),
                     &entry.metadata,
                     &e.owners,
                     now,
-                ));
+                );
                 out.push_str("\r\n");
             }
             return Ok(on_the_wire(out));
@@ -70,7 +71,8 @@ impl JailedStorage {
         let mut listed = 0usize;
         while let Some((dir, entries)) = pending.pop() {
             if recursive {
-                out.push_str(&format!("{}:\r\n", dir.display()));
+                out.push_str(&dir.to_string_lossy());
+                out.push_str(":\r\n");
             }
             let mut subdirs = Vec::new();
             for entry in &entries {
@@ -78,7 +80,7 @@ impl JailedStorage {
                 if !self.visible_in_listing(&name, flags.all) {
                     continue;
                 }
-                out.push_str(&format_entry(&name, &entry.metadata, &e.owners, now));
+                listing::write_entry(&mut out, &name, &entry.metadata, &e.owners, now);
                 out.push_str("\r\n");
                 if recursive && entry.metadata.is_dir() {
                     subdirs.push(dir.join(&entry.path));
@@ -178,7 +180,7 @@ impl JailedStorage {
             if !self.visible_in_listing(&name, true) {
                 continue;
             }
-            out.push_str(&context.line(&name, meta, followed.as_ref()));
+            context.write_line(&mut out, &name, meta, followed.as_ref());
             out.push_str("\r\n");
         }
         Ok(on_the_wire(out))
