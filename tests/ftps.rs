@@ -1,6 +1,7 @@
 //! Explicit FTPS (issue 4): curl over TLS 1.2 and 1.3, PASV and EPSV; the key inside the
 //! certificate file; forced login and data protection (plain data refused on PASV *and* EPSV);
-//! `require_ssl_reuse`; aborted data handshakes; certificate errors at startup; FEAT.
+//! `require_ssl_reuse`; aborted data handshakes; certificate errors at startup; FEAT; the
+//! server's cipher order (AES-128-GCM first).
 //!
 //! Python's `ftplib.FTP_TLS` drives what curl cannot express (`PROT C` after `AUTH TLS`, a data
 //! connection that does not resume the control session, an aborted data handshake).
@@ -432,6 +433,56 @@ fn with_ssl_tlsv1_3_off_tls_1_3_clients_fail_and_tls_1_2_clients_work() {
     let out = s.curl(&["-v", &s.url("/")]);
     assert_eq!(code(&out), 0, "default client: {}", describe(&out));
     assert!(lossy(&out.stderr).contains("TLSv1.2"), "{}", describe(&out));
+}
+
+/// The cipher suite a verbose curl reports for its (control) connection.
+fn negotiated(out: &Output) -> String {
+    let err = lossy(&out.stderr);
+    err.lines()
+        .find_map(|l| l.split("SSL connection using ").nth(1))
+        .unwrap_or("(no cipher line)")
+        .trim()
+        .to_owned()
+}
+
+#[test]
+fn the_server_picks_aes_128_gcm_even_when_the_client_prefers_aes_256() {
+    if !common::require_root() {
+        return;
+    }
+    let s = Ftps::new("");
+    s.user.put_file("c.txt", b"cipher order\n");
+    // TLS 1.3: the client lists AES-256 first (as OpenSSL does by default).
+    let out = s.curl(&[
+        "-v",
+        "--tls13-ciphers",
+        "TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256",
+        &s.url("c.txt"),
+    ]);
+    assert_eq!(code(&out), 0, "TLS 1.3: {}", describe(&out));
+    assert_eq!(out.stdout, b"cipher order\n");
+    assert_eq!(negotiated(&out), "TLSv1.3 / TLS_AES_128_GCM_SHA256");
+    // A client that offers AES-256 only still gets it.
+    let out = s.curl(&[
+        "-v",
+        "--tls13-ciphers",
+        "TLS_AES_256_GCM_SHA384",
+        &s.url("c.txt"),
+    ]);
+    assert_eq!(code(&out), 0, "TLS 1.3 AES-256 only: {}", describe(&out));
+    assert_eq!(negotiated(&out), "TLSv1.3 / TLS_AES_256_GCM_SHA384");
+    // TLS 1.2 (ECDHE-RSA: the test certificate is RSA).
+    let out = s.curl(&[
+        "-v",
+        "--tls-max",
+        "1.2",
+        "--ciphers",
+        "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-GCM-SHA256",
+        &s.url("c.txt"),
+    ]);
+    assert_eq!(code(&out), 0, "TLS 1.2: {}", describe(&out));
+    assert_eq!(out.stdout, b"cipher order\n");
+    assert_eq!(negotiated(&out), "TLSv1.2 / ECDHE-RSA-AES128-GCM-SHA256");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -413,7 +413,10 @@ pub(super) const VSFTPD_OPTIONS: &[VsftpdOption] = &[
         "ssl_ciphers",
         Str,
         Some("ECDHE-RSA-AES256-GCM-SHA384"),
-        Some("rftpd uses the TLS library's (rustls) cipher suites"),
+        Some(
+            "rftpd uses a fixed list of cipher suites in its own order \
+             (AES-128-GCM first, then AES-256-GCM, then ChaCha20-Poly1305)",
+        ),
     ),
     opt("rsa_private_key_file", Str, None, None),
     opt(

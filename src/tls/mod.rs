@@ -8,6 +8,7 @@
 //! learns whether a data connection has started TLS yet (tickets are only issued before). How
 //! each data connection's handshake went the worker reads from the connection itself.
 //! Never offers ALPN (FileZilla treats `x-filezilla-ftp` as "FileZilla Server").
+//! Picks the cipher suite by its own order, AES-128-GCM first ([`CIPHER_SUITES`]).
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -279,8 +280,37 @@ impl StoresServerSessions for RecordingStore {
     }
 }
 
-/// The session's rustls configuration (TLS versions from the config, no ALPN, resumption by
-/// session id and stateful TLS 1.3 tickets so every resumption passes through our store).
+/// The cipher suites offered, in the server's order of preference, which the server follows
+/// whatever order the client lists them in (`ignore_client_order`), as nginx's and Mozilla's
+/// "intermediate" configurations order them: AES-128-GCM first, then AES-256-GCM, then
+/// ChaCha20-Poly1305, in TLS 1.3 and (ECDHE, ECDSA then RSA keys) in TLS 1.2.
+///
+/// Why AES-128 first: with AES-NI (every x86 server of the last decade) AES-128-GCM costs
+/// about a quarter less CPU per byte than AES-256-GCM (10 rounds instead of 14; `openssl speed`
+/// on the benchmark machine: 2.9 against 2.1 GB/s per core, 16 KiB records) at the same
+/// practical security (128-bit keys are out of reach of any brute force; the AES-256 margin
+/// only matters against a large quantum computer, which would break the ECDHE key exchange
+/// first). OpenSSL clients (curl, lftp, Python, vsftpd's own default list) offer AES-256-GCM
+/// first, so without this every transfer paid for AES-256. Nothing weaker is offered than
+/// rustls's defaults: the same six suites, only reordered.
+///
+/// vsftpd's `ssl_ciphers` is not a key of rftpd (rftpd.toml refuses it as a vsftpd option rftpd
+/// does not support, and `rftpd import` turns it into a comment): the list is fixed here.
+pub static CIPHER_SUITES: &[rustls::SupportedCipherSuite] = &[
+    provider::cipher_suite::TLS13_AES_128_GCM_SHA256,
+    provider::cipher_suite::TLS13_AES_256_GCM_SHA384,
+    provider::cipher_suite::TLS13_CHACHA20_POLY1305_SHA256,
+    provider::cipher_suite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+    provider::cipher_suite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+    provider::cipher_suite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+    provider::cipher_suite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+    provider::cipher_suite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+    provider::cipher_suite::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+];
+
+/// The session's rustls configuration (TLS versions from the config, [`CIPHER_SUITES`] in the
+/// server's order, no ALPN, resumption by session id and stateful TLS 1.3 tickets so every
+/// resumption passes through our store).
 ///
 /// `resumable`: sessions to accept resumptions of (the worker's, from the control connection).
 /// Returns the configuration and where the sessions it stores are recorded.
@@ -297,7 +327,11 @@ pub fn server_config(
     if config.ssl_tlsv1_2 {
         versions.push(&rustls::version::TLS12);
     }
-    let mut server = ServerConfig::builder_with_provider(Arc::new(provider::default_provider()))
+    let crypto = rustls::crypto::CryptoProvider {
+        cipher_suites: CIPHER_SUITES.to_vec(),
+        ..provider::default_provider()
+    };
+    let mut server = ServerConfig::builder_with_provider(Arc::new(crypto))
         .with_protocol_versions(&versions)
         .map_err(|e| format!("TLS versions: {e}"))?
         .with_no_client_auth()
@@ -324,7 +358,24 @@ pub fn server_config(
         stored: stored.clone(),
     });
     server.alpn_protocols.clear();
+    server.ignore_client_order = true;
     server.send_tls13_tickets = 2;
     server.max_early_data_size = 0;
     Ok((Arc::new(server), stored))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cipher_order_only_reorders_rustls_defaults_aes_128_first() {
+        let name = |s: &rustls::SupportedCipherSuite| s.suite();
+        let mut ours: Vec<_> = CIPHER_SUITES.iter().map(name).collect();
+        let mut defaults: Vec<_> = provider::DEFAULT_CIPHER_SUITES.iter().map(name).collect();
+        assert_eq!(ours[0], rustls::CipherSuite::TLS13_AES_128_GCM_SHA256);
+        ours.sort_by_key(|s| u16::from(*s));
+        defaults.sort_by_key(|s| u16::from(*s));
+        assert_eq!(ours, defaults);
+    }
 }

@@ -33,6 +33,8 @@
 #   BENCH_LOGS=dir      copy both servers' logs and configs there before cleanup
 #   BENCH_KEEP=1        keep servers and users after the run until Enter is pressed (profiling)
 #   RFTPD_EXTRA=lines   more rftpd.toml lines (newline-separated), e.g. sandbox layers off
+#   FAST_TLS_CLIENT=python  TLS fast-client rows with benchlib/fastclient.py instead of the C
+#                       client fastclient.c (compiled into the work directory)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -69,7 +71,7 @@ log() { echo "[bench $(date +%H:%M:%S)] $*" >&2; }
 
 # --- 1. Packages -----------------------------------------------------------------------------
 need=()
-for pkg in vsftpd curl openssl python3 procps passwd iproute2 libpam0g-dev lftp; do
+for pkg in vsftpd curl openssl python3 procps passwd iproute2 libpam0g-dev lftp gcc libc6-dev libssl-dev; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -222,6 +224,18 @@ for i in range(10000):
 PY
 done
 cat "$W/data/big.bin" "$W/data/zero.bin" > /dev/null   # page cache, for every server alike
+
+# The TLS rows' fast client (C, OpenSSL; FAST_TLS_CLIENT=python keeps the Python one).
+FAST_TLS_CLIENT="${FAST_TLS_CLIENT:-c}"
+FAST_CLIENT_BIN=""
+if [ "$FAST_TLS_CLIENT" != python ]; then
+    gcc -O2 -Wall -o "$W/fastclient" "$HERE/fastclient.c" -lssl -lcrypto
+    FAST_CLIENT_BIN="$W/fastclient"
+    NOTES+=("TLS fast-client rows: tests/bench/fastclient.c (gcc -O2, $(openssl version | cut -d' ' -f1-2)); plain rows: benchlib/fastclient.py")
+else
+    NOTES+=("TLS fast-client rows: benchlib/fastclient.py (FAST_TLS_CLIENT=python)")
+fi
+export FAST_TLS_CLIENT FAST_CLIENT_BIN
 
 openssl req -x509 -newkey rsa:2048 -nodes -keyout "$W/tls/key.pem" -out "$W/tls/cert.pem" \
     -days 2 -subj "/CN=127.0.0.1" 2>/dev/null

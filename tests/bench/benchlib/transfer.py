@@ -1,5 +1,6 @@
 """The big-file rows: the fast client's RETR/STOR (plain and TLS, random and zero-filled
-file), curl's (informational) and the loopback ceiling.
+file; the TLS rows with the C client `fastclient.c` unless `FAST_TLS_CLIENT=python`), curl's
+(informational) and the loopback ceiling.
 
 Runs as root in the benchmark's parent process; it deletes only the files its own uploads
 created in a server user's home, and a scratch file in the data directory.
@@ -65,8 +66,17 @@ def check_upload(upload, size):
         raise RuntimeError(f"uploaded file has {got} bytes, expected {size}")
 
 
+def tls_client():
+    """The C fast client for the TLS rows (run.sh compiles tests/bench/fastclient.c and names it
+    in FAST_CLIENT_BIN), or None: `FAST_TLS_CLIENT=python` keeps benchlib.fastclient for them."""
+    if os.environ.get("FAST_TLS_CLIENT", "c") == "python":
+        return None
+    return os.environ.get("FAST_CLIENT_BIN") or None
+
+
 def fast_transfer(srv, direction, tls, local, size, rep):
-    """One transfer with benchlib.fastclient. Returns (MB/s, client CPU / transfer time)."""
+    """One transfer with the fast client (TLS rows: fastclient.c unless FAST_TLS_CLIENT=python;
+    plain rows: benchlib.fastclient). Returns (MB/s, client CPU / transfer time)."""
     remote = os.path.basename(local)
     upload = None
     if direction == "RETR":
@@ -74,16 +84,27 @@ def fast_transfer(srv, direction, tls, local, size, rep):
     else:
         remote = f"upload_{rep}_{remote}"
         upload = prepare_upload(srv, remote, local)
-    job = {"srv": {k: srv[k] for k in ("port", "user", "password")}, "direction": direction,
-           "tls": tls, "remote": remote, "local": local, "size": size}
-    r = subprocess.run([sys.executable, "-m", "benchlib.fastclient", json.dumps(job)],
-                       cwd=HERE, capture_output=True, text=True, timeout=900)
+    c_client = tls_client()
+    if tls and c_client:
+        # The C client (fastclient.c, OpenSSL): the password through the environment.
+        cmd = [c_client, str(srv["port"]), srv["user"], direction, remote, local, str(size), "1"]
+        env = dict(os.environ, FTP_PASSWORD=srv["password"])
+    else:
+        job = {"srv": {k: srv[k] for k in ("port", "user", "password")},
+               "direction": direction, "tls": tls, "remote": remote, "local": local,
+               "size": size}
+        cmd = [sys.executable, "-m", "benchlib.fastclient", json.dumps(job)]
+        env = None
+    r = subprocess.run(cmd, cwd=HERE, env=env, capture_output=True, text=True, timeout=900)
     try:
         out = json.loads(r.stdout.strip().splitlines()[-1])
     except (IndexError, ValueError):
         raise RuntimeError(f"fast client exit {r.returncode}: {r.stderr.strip()[-300:]}") from None
     if "error" in out:
         raise RuntimeError(f"fast client: {out['error']}")
+    if out.get("reused") is False:
+        print(f"note: {srv.get('name', srv['port'])}: the data connection's TLS did not resume "
+              f"the control session ({out.get('version')} {out.get('cipher')})", file=sys.stderr)
     if out["bytes"] != size:
         raise RuntimeError(f"fast client moved {out['bytes']} bytes, expected {size}")
     if upload is not None:
