@@ -181,6 +181,8 @@ pub fn run(start: Start<'_>) -> ExitReason {
     }
     // The monitor's login path (PAM, the hash) left freed memory behind; give it back.
     sys::release_free_heap();
+    // And the stack below this frame: the monitor's frames the fork was made from.
+    sys::discard_stack_below_caller();
     // SECURITY: the worker's allow-list, before its runtime exists and before it reads a byte
     // (the runtime's threads inherit it).
     if config.seccomp_sandbox {
@@ -258,7 +260,6 @@ async fn read_preamble(
 ) -> std::io::Result<(Preamble, Option<OwnedFd>)> {
     let mut got: Vec<u8> = Vec::new();
     let mut passed: Option<OwnedFd> = None;
-    let mut buf = vec![0u8; MAX_PREAMBLE];
     loop {
         let want = if got.len() < 4 {
             4
@@ -272,7 +273,10 @@ async fn read_preamble(
         if got.len() == want && want > 4 {
             break;
         }
-        let (n, fd) = sys::recv_message_async(link, &mut buf[..want - got.len()]).await?;
+        // Exactly what is still missing: a buffer of MAX_PREAMBLE would be zeroed (touched)
+        // whole and stay in every idle worker's heap.
+        let mut buf = vec![0u8; want - got.len()];
+        let (n, fd) = sys::recv_message_async(link, &mut buf).await?;
         if n == 0 {
             return Err(std::io::Error::other("link closed before the preamble"));
         }

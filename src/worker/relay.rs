@@ -46,6 +46,8 @@ const MAX_ENGINE_LINE: usize = 1 << 20;
 const ENGINE_TIMEOUT: Duration = Duration::from_secs(20);
 /// Most bytes of queued replies the relay joins into one write to the client.
 const WRITE_BATCH: usize = 16 * 1024;
+/// How long the session must be quiet before its idle memory is given back (see `forward`).
+const SETTLE: Duration = Duration::from_secs(1);
 /// Longest a `150` is held back for the storage backend's word on the transfer, once the
 /// client's data connection has come (a passive client that has not connected yet gets its
 /// `150` at once: it connects after it).
@@ -317,6 +319,10 @@ pub async fn run(link: Client, engine: tokio::net::TcpStream, setup: RelaySetup)
     {
         return ExitReason::Closed;
     }
+    // The session is set up and now mostly idle: give back what the setup freed (the
+    // runtime's and libunftp's start-up temporaries) and the stack it ran deep in.
+    crate::sys::release_free_heap();
+    crate::sys::discard_stack_below_caller();
     let pending = std::mem::take(&mut setup.preamble.pending);
     let engine = Engine {
         lines: engine_lines,
@@ -473,10 +479,31 @@ async fn forward(
     // A command given to libunftp since it last owed nothing started a transfer: the next
     // ones (STAT, ABOR) must reach it without waiting for the transfer's end.
     let mut transfer_forwarded = false;
+    // Once the session has been quiet for SETTLE, the heap's free pages and the stack the
+    // last command ran deep in (libunftp's futures) are given back: an idle session keeps
+    // only what it uses. This wake-up does not restart the idle clock.
+    let mut idle_from = tokio::time::Instant::now();
+    let mut settle_at: Option<tokio::time::Instant> = None;
+    let mut settled = false;
     let reason = loop {
+        if !settled {
+            idle_from = tokio::time::Instant::now();
+            settle_at = Some(idle_from + SETTLE);
+        }
+        settled = false;
+        let idle_left = idle.saturating_sub(idle_from.elapsed());
         let data_deadline = awaiting_data.map(|(at, _)| at);
         let next = tokio::select! {
-            line = tokio::time::timeout(idle, client_lines.next(&mut client_read, MAX_LINE)) => line,
+            line = tokio::time::timeout(idle_left, client_lines.next(&mut client_read, MAX_LINE)) => line,
+            _ = tokio::time::sleep_until(settle_at.unwrap_or_else(tokio::time::Instant::now)), if settle_at.is_some() => {
+                settle_at = None;
+                settled = true;
+                if shared.transfers.load(Ordering::SeqCst) == 0 {
+                    crate::sys::release_free_heap();
+                    crate::sys::discard_stack_below_caller();
+                }
+                continue;
+            }
             _ = tokio::time::sleep_until(data_deadline.unwrap_or_else(tokio::time::Instant::now)), if data_deadline.is_some() => {
                 if let Some((_, seen)) = awaiting_data.take()
                     && shared.data_connections.load(Ordering::SeqCst) == seen

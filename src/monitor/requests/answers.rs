@@ -166,6 +166,11 @@ impl Monitor<'_> {
                         return;
                     }
                 }
+                // The worker is forked from here: PAM's freed heap and its deep stack must be
+                // given back first, or the worker inherits them and keeps them (as its private
+                // pages once this process has dropped its copy).
+                sys::release_free_heap();
+                sys::discard_stack_below_caller();
                 match self.start_worker(accepted) {
                     Ok(link) => {
                         self.phase = Phase::LoggedIn;
