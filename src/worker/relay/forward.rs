@@ -1,388 +1,43 @@
-//! The worker's relay: between the link to the pre-login process (the client's commands, as
-//! they came) and libunftp's in-process connection.
+//! Commands, client → libunftp, after login: the session's main loop. Every line goes
+//! through one parser; the relay answers what libunftp would get wrong (USER/PASS/AUTH after
+//! login, RNFR without rights, FEAT, STAT, PBSZ/PROT, EPSV ALL, …), rewrites what libunftp's
+//! parser would refuse, and forwards the rest one command at a time (but during a transfer).
+//! It owns the idle and accept timeouts, the line cap, and the final reply of a session that
+//! must end.
 //!
-//! It first logs libunftp in — with the user's name and a one-time token, for the login the
-//! monitor already accepted — replays the `PBSZ`/`PROT` given before login, and says `230`.
-//! Then it forwards commands and replies line by line, answering the few commands libunftp
-//! would get wrong itself (USER/PASS/AUTH after login, RNFR without rights, PORT/EPRT, which
-//! are checked here and connected by the monitor), and owns the idle, data and accept
-//! timeouts, the line cap, and every final reply of a session that must end. It gives
-//! libunftp one command at a time but during a transfer, and answers `PWD` itself (from the
-//! mirrored working directory, when libunftp owes no reply): see [`crate::worker::unanswered`].
-//!
-//! It never parses a path and never touches a file. Every line goes through one parser
-//! (`crate::control::command`) and libunftp is given the line rebuilt from it. Every wait on
-//! libunftp has a deadline.
+//! Runs in the worker, as the logged-in user, jailed. It never parses a path, never touches a
+//! file, never logs a password, and never waits on libunftp without a deadline.
 
-use std::borrow::Cow;
-use std::io;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
+use super::commands::{abort_transfer, active_mode, modern_verb};
+use super::engine::ENGINE_TIMEOUT;
+use super::replies;
+use super::{Engine, SessionView};
 use crate::control::command;
 use crate::control::line::{Line, LineReader, MAX_LINE};
-use crate::control::port;
 use crate::logging::Escaped;
 use crate::names;
 use crate::protocol::ExitReason;
 use crate::protocol::event::Event;
-use crate::protocol::link::Preamble;
 use crate::storage::facts::FactSet;
-use crate::worker::active;
 use crate::worker::arguments::{self, DataType, Decision};
-pub use crate::worker::client::Client;
+use crate::worker::client::Client;
 use crate::worker::datatls;
 use crate::worker::state::{DataOutcome, ListFlags, MonitorClient, SessionShared};
 use crate::worker::status::{self, SessionStatus};
 use crate::worker::unanswered::{self, Unanswered};
 
-/// Longest reply line accepted from libunftp.
-const MAX_ENGINE_LINE: usize = 1 << 20;
-/// Longest wait for libunftp to answer one command of the login, or to take a command.
-const ENGINE_TIMEOUT: Duration = Duration::from_secs(20);
-/// Most bytes of queued replies the relay joins into one write to the client.
-const WRITE_BATCH: usize = 16 * 1024;
 /// How long the session must be quiet before its idle memory is given back (see `forward`).
 const SETTLE: Duration = Duration::from_secs(1);
-/// Longest a `150` is held back for the storage backend's word on the transfer, once the
-/// client's data connection has come (a passive client that has not connected yet gets its
-/// `150` at once: it connects after it).
-const HOLD_PRELIMINARY: Duration = Duration::from_secs(2);
-
-type EngineRead = tokio::net::tcp::OwnedReadHalf;
-type EngineWrite = tokio::net::tcp::OwnedWriteHalf;
-
-/// RFC 775's X-verbs (XCUP, XCWD, XPWD, XMKD, XRMD), which vsftpd accepts and libunftp does
-/// not: the verbs libunftp knows.
-fn modern_verb(verb: &str) -> Option<&'static str> {
-    Some(match verb {
-        "XCUP" => "CDUP",
-        "XCWD" => "CWD",
-        "XPWD" => "PWD",
-        "XMKD" => "MKD",
-        "XRMD" => "RMD",
-        _ => return None,
-    })
-}
-
-/// A PORT or EPRT: the line for libunftp, or the reply to send instead (vsftpd's words).
-async fn active_mode(
-    shared: &Arc<SessionShared>,
-    monitor: &MonitorClient,
-    verb: &str,
-    arg: &str,
-) -> Result<String, &'static str> {
-    let config = &shared.config;
-    let eprt = verb == "EPRT";
-    let target = if eprt {
-        port::parse_eprt(arg).ok_or("500 Bad EPRT command.")?
-    } else {
-        port::parse_port(arg).ok_or("500 Illegal PORT command.")?
-    };
-    if !port::allowed(target, shared.client_ip, config.port_promiscuous) {
-        tracing::warn!(address = %target, "PORT/EPRT to another host or a privileged port refused (port_promiscuous = false)");
-        return Err(if eprt {
-            "500 Illegal EPRT command."
-        } else {
-            "500 Illegal PORT command."
-        });
-    }
-    // No passive listener is in play any more (see `SessionShared::passive_client_absent`).
-    *shared
-        .passive_address
-        .lock()
-        .unwrap_or_else(|p| p.into_inner()) = None;
-    active::prepare(shared, monitor, target)
-        .await
-        .ok_or("425 Failed to establish connection.")
-}
-
-/// What the reply task knows about the transfer under way.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Pending {
-    Nothing,
-    /// Refused before its 150 (dropped): this replaces libunftp's error reply.
-    Refused(&'static str),
-    /// Its 150 went out without the storage backend's word.
-    Unheld,
-}
-
-/// One reply line from libunftp as the client should see it, or `None` to drop it: a `150`
-/// waits for the storage backend's word (its refusal replaces the `150` and libunftp's error
-/// after it; its go-ahead gives the `150` vsftpd's words); the `229` of an EPSV standing in
-/// for a PORT or EPRT becomes that command's `200`.
-async fn reply_line(
-    shared: &SessionShared,
-    line: Vec<u8>,
-    pending: &mut Pending,
-) -> Option<Vec<u8>> {
-    if line.starts_with(b"150 ") {
-        // Under PROT P the client makes its TLS handshake only after the 150 (ftplib, curl)
-        // and the storage backend decides only after the handshake: nothing to wait for. A
-        // refusal then replaces libunftp's error reply (below).
-        if shared.tls.as_ref().is_some_and(|t| t.protected()) {
-            *pending = Pending::Unheld;
-            return Some(line);
-        }
-        // A passive client that has not connected by now waits for this 150 to connect:
-        // holding it would only delay that client (by the whole hold). A word the storage
-        // backend has already given still counts.
-        let hold = if shared.passive_client_absent() {
-            Duration::ZERO
-        } else {
-            HOLD_PRELIMINARY
-        };
-        shared.holding_preliminary.store(true, Ordering::SeqCst);
-        let outcome = shared.data_outcome(hold).await;
-        shared.holding_preliminary.store(false, Ordering::SeqCst);
-        return match outcome {
-            Some(DataOutcome::Abandoned(text)) => Some(text.as_bytes().to_vec()),
-            Some(DataOutcome::Refused(text)) => {
-                *pending = Pending::Refused(text);
-                None
-            }
-            Some(DataOutcome::Ready(text)) => Some(text.into_bytes()),
-            None => {
-                *pending = Pending::Unheld;
-                Some(line)
-            }
-        };
-    }
-    let final_reply =
-        line.len() >= 4 && line[..3].iter().all(u8::is_ascii_digit) && line[3] == b' ';
-    let failed = matches!(line.first(), Some(b'4' | b'5'));
-    match std::mem::replace(pending, Pending::Nothing) {
-        Pending::Refused(text) if failed => return Some(text.as_bytes().to_vec()),
-        // The 150 went out before the storage backend's word: a refusal it gave since then
-        // replaces libunftp's error (a protected connection's failed handshake).
-        Pending::Unheld if failed => {
-            if let Some(DataOutcome::Refused(text)) = shared.take_data_outcome() {
-                return Some(text.as_bytes().to_vec());
-            }
-        }
-        Pending::Unheld if !final_reply => *pending = Pending::Unheld,
-        _ => {}
-    }
-    if final_reply && let Some(text) = shared.take_active_reply() {
-        return Some(if line.starts_with(b"229 ") {
-            text.as_bytes().to_vec()
-        } else {
-            b"425 Failed to establish connection.".to_vec()
-        });
-    }
-    Some(line)
-}
-
-/// A complete reply from libunftp: all its lines, and its code.
-struct EngineReply {
-    code: u16,
-    #[cfg_attr(not(test), allow(dead_code))]
-    text: String,
-}
-
-async fn read_engine_reply<R: AsyncRead + Unpin>(
-    lines: &mut LineReader,
-    r: &mut R,
-) -> io::Result<EngineReply> {
-    let mut text = String::new();
-    loop {
-        let line = match lines.next(r, MAX_ENGINE_LINE).await? {
-            Line::Text(l) => String::from_utf8_lossy(&l).into_owned(),
-            Line::Closed => {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "FTP engine closed",
-                ));
-            }
-            Line::TooLong => return Err(io::Error::other("FTP engine reply too long")),
-        };
-        text.push_str(&line);
-        text.push_str("\r\n");
-        let b = line.as_bytes();
-        if b.len() >= 4 && b[..3].iter().all(u8::is_ascii_digit) && b[3] == b' ' {
-            let code = line[..3].parse().unwrap_or(0);
-            return Ok(EngineReply { code, text });
-        }
-        if b.len() == 3 && b.iter().all(u8::is_ascii_digit) {
-            return Ok(EngineReply {
-                code: line.parse().unwrap_or(0),
-                text,
-            });
-        }
-    }
-}
-
-/// What the relay needs besides the two connections.
-pub struct RelaySetup {
-    pub shared: Arc<SessionShared>,
-    /// For active mode's connections (only the relay and the binder hold it).
-    pub monitor: Arc<MonitorClient>,
-    /// The account libunftp is logged in as.
-    pub user: String,
-    /// Where a user who is not jailed starts (libunftp starts every session at `/`).
-    pub start_dir: Option<String>,
-    pub preamble: Preamble,
-}
-
-async fn engine_round_trip(
-    line: &str,
-    engine_lines: &mut LineReader,
-    engine_read: &mut EngineRead,
-    engine_write: &mut EngineWrite,
-) -> io::Result<EngineReply> {
-    let exchange = async {
-        engine_write.write_all(line.as_bytes()).await?;
-        engine_write.write_all(b"\r\n").await?;
-        read_engine_reply(engine_lines, engine_read).await
-    };
-    tokio::time::timeout(ENGINE_TIMEOUT, exchange)
-        .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the FTP engine did not answer"))?
-}
-
-/// Log libunftp in and serve the session until it ends; returns why it ended.
-pub async fn run(link: Client, engine: tokio::net::TcpStream, setup: RelaySetup) -> ExitReason {
-    let (mut engine_read, mut engine_write) = engine.into_split();
-    let mut engine_lines = LineReader::default();
-    let shared = setup.shared.clone();
-    let mut setup = setup;
-    let mut link = link;
-    let greeting = tokio::time::timeout(
-        ENGINE_TIMEOUT,
-        read_engine_reply(&mut engine_lines, &mut engine_read),
-    )
-    .await;
-    if !matches!(greeting, Ok(Ok(_))) {
-        tracing::error!("the FTP engine did not greet");
-        return ExitReason::Error;
-    }
-    let login = [
-        (format!("USER {}", setup.user), 331),
-        (format!("PASS {}", shared.login_token), 230),
-    ];
-    for (line, expected) in login {
-        match engine_round_trip(
-            &line,
-            &mut engine_lines,
-            &mut engine_read,
-            &mut engine_write,
-        )
-        .await
-        {
-            Ok(answer) if answer.code == expected => {}
-            Ok(answer) => {
-                if let Some((text, reason)) = shared.take_ending() {
-                    let _ = link_write(&mut link, &text).await;
-                    return reason;
-                }
-                tracing::error!(code = answer.code, "FTP engine refused the granted login");
-                return ExitReason::Error;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "FTP engine login failed");
-                return ExitReason::Error;
-            }
-        }
-    }
-    let mut replay: Vec<String> = Vec::new();
-    if let Some(dir) = &setup.start_dir {
-        replay.push(format!("CWD {dir}"));
-    }
-    // PBSZ/PROT given before login are not replayed: libunftp never does TLS (the session's
-    // `datatls` starts with the protection the pre-login process accepted).
-    for line in replay {
-        match engine_round_trip(
-            &line,
-            &mut engine_lines,
-            &mut engine_read,
-            &mut engine_write,
-        )
-        .await
-        {
-            Ok(answer) if (200..300).contains(&answer.code) => {}
-            Ok(answer) => {
-                tracing::warn!(command = %Escaped(&line), code = answer.code, "FTP engine refused a pre-login setting")
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "FTP engine gone during login");
-                return ExitReason::Error;
-            }
-        }
-    }
-    if link_write(&mut link, "230 Login successful.")
-        .await
-        .is_err()
-    {
-        return ExitReason::Closed;
-    }
-    // The session is set up and now mostly idle: give back what the setup freed (the
-    // runtime's and libunftp's start-up temporaries) and the stack it ran deep in.
-    crate::sys::release_free_heap();
-    crate::sys::discard_stack_below_caller();
-    let pending = std::mem::take(&mut setup.preamble.pending);
-    let engine = Engine {
-        lines: engine_lines,
-        read: engine_read,
-        write: engine_write,
-    };
-    let view = SessionView {
-        user: setup.user,
-        control_tls: setup.preamble.control_tls,
-        prot_private: setup.preamble.prot_private.unwrap_or(false),
-    };
-    forward(
-        link,
-        LineReader::seeded(pending),
-        engine,
-        shared,
-        setup.monitor,
-        view,
-    )
-    .await
-}
-
-/// What the relay knows of the session for `STAT`.
-struct SessionView {
-    user: String,
-    control_tls: bool,
-    /// The last `PROT` libunftp was given was `P`.
-    prot_private: bool,
-}
-
-/// libunftp's side of the relay.
-struct Engine {
-    lines: LineReader,
-    read: EngineRead,
-    write: EngineWrite,
-}
-
-/// `ABOR` during a transfer (libunftp would only answer it and let the transfer run): the
-/// storage backend ends the transfer, and libunftp gets the `ABOR` once it has, so the
-/// transfer's `426` comes before the `ABOR`'s `226`, as with vsftpd. Bounded: at most 5 s.
-async fn abort_transfer(shared: &SessionShared) {
-    shared.request_abort();
-    for _ in 0..500 {
-        if shared.transfers.load(Ordering::SeqCst) == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    // The engine learns of the transfer's end over its own channel; give it that moment.
-    tokio::time::sleep(Duration::from_millis(20)).await;
-}
-
-async fn link_write(link: &mut Client, text: &str) -> io::Result<()> {
-    link.write_all(text.as_bytes()).await?;
-    link.write_all(b"\r\n").await?;
-    link.flush().await
-}
 
 /// After login: commands client → engine, replies engine → client, line by line.
-async fn forward(
+pub(super) async fn forward(
     client: Client,
     mut client_lines: LineReader,
     engine: Engine,
@@ -391,69 +46,25 @@ async fn forward(
     mut view: SessionView,
 ) -> ExitReason {
     let Engine {
-        lines: mut engine_lines,
-        read: mut engine_read,
+        lines: engine_lines,
+        read: engine_read,
         write: mut engine_write,
     } = engine;
-    let (mut client_read, mut client_write) = tokio::io::split(client);
-    let (to_client, mut outbox) = mpsc::channel::<Vec<u8>>(64);
-    // One writer, so lines from the engine and the relay's own replies never interleave.
+    let (mut client_read, client_write) = tokio::io::split(client);
+    let (to_client, outbox) = mpsc::channel::<Vec<u8>>(64);
     let protocol_log = shared.config.log_ftp_protocol.then(|| shared.clone());
-    let writer = tokio::spawn(async move {
-        while let Some(mut bytes) = outbox.recv().await {
-            // Replies queued meanwhile (a small transfer's 150 and 226) go out in one write.
-            while bytes.len() < WRITE_BATCH {
-                match outbox.try_recv() {
-                    Ok(more) => bytes.extend_from_slice(&more),
-                    Err(_) => break,
-                }
-            }
-            if let Some(shared) = &protocol_log {
-                for reply in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-                    let reply = reply.strip_suffix(b"\r").unwrap_or(reply);
-                    shared.report(Event::Protocol {
-                        input: false,
-                        line: reply.to_vec(),
-                    });
-                }
-            }
-            if client_write.write_all(&bytes).await.is_err() || client_write.flush().await.is_err()
-            {
-                break;
-            }
-        }
-        let _ = client_write.shutdown().await;
-    });
+    let writer = replies::spawn_writer(client_write, outbox, protocol_log);
     let engine_to_client = to_client.clone();
     let reply_shared = shared.clone();
     let owed = Arc::new(Unanswered::default());
     let answered = owed.clone();
-    let mut replies = tokio::spawn(async move {
-        // A transfer the storage backend refused before a byte moved: its reply replaces
-        // libunftp's error, which follows the (dropped) 150.
-        let mut pending = Pending::Nothing;
-        while let Ok(Line::Text(line)) = engine_lines.next(&mut engine_read, MAX_ENGINE_LINE).await
-        {
-            let ends_reply = unanswered::is_final(&line);
-            let line = match reply_line(&reply_shared, line, &mut pending).await {
-                Some(line) => line,
-                None => continue,
-            };
-            let line = arguments::engine_line(&line).unwrap_or(line);
-            // Names in replies (PWD, MKD, MLST, STAT path) go back as their bytes.
-            let mut bytes = match names::to_wire(&line) {
-                Cow::Borrowed(_) => line,
-                Cow::Owned(raw) => raw,
-            };
-            bytes.extend_from_slice(b"\r\n");
-            if engine_to_client.send(bytes).await.is_err() {
-                break;
-            }
-            if ends_reply {
-                answered.answered();
-            }
-        }
-    });
+    let mut replies = replies::spawn_replies(
+        engine_lines,
+        engine_read,
+        engine_to_client,
+        reply_shared,
+        answered,
+    );
     let say = |text: &str| {
         let mut bytes = text.as_bytes().to_vec();
         bytes.extend_from_slice(b"\r\n");
@@ -841,40 +452,4 @@ async fn forward(
     drop(to_client);
     let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
     reason
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn x_verbs_become_the_verbs_libunftp_knows() {
-        assert_eq!(modern_verb("XPWD"), Some("PWD"));
-        assert_eq!(modern_verb("XCUP"), Some("CDUP"));
-        assert_eq!(modern_verb("XCWD"), Some("CWD"));
-        assert_eq!(modern_verb("XMKD"), Some("MKD"));
-        assert_eq!(modern_verb("XRMD"), Some("RMD"));
-        assert_eq!(modern_verb("RETR"), None);
-        assert_eq!(
-            command::parse(b"xcwd sub dir").unwrap().renamed("CWD"),
-            "CWD sub dir"
-        );
-    }
-
-    #[tokio::test]
-    async fn engine_replies_are_read_whole_including_multi_line() {
-        let mut input: &[u8] =
-            b"211-Extensions supported:\r\n UTF8\r\n211 END\r\n230 User logged in\r\n";
-        let mut lines = LineReader::default();
-        let feat = read_engine_reply(&mut lines, &mut input).await.unwrap();
-        assert_eq!(feat.code, 211);
-        assert!(feat.text.contains("UTF8"));
-        assert_eq!(
-            read_engine_reply(&mut lines, &mut input)
-                .await
-                .unwrap()
-                .code,
-            230
-        );
-    }
 }
