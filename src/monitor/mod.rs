@@ -19,6 +19,7 @@ pub mod passive;
 pub mod probe;
 pub mod records;
 pub mod requests;
+pub mod seccomp_kill;
 pub mod standin;
 pub mod tally;
 pub mod user_config;

@@ -591,7 +591,9 @@ fn reap_reporting_seccomp(
         }
     };
     if let Ok(WaitStatus::Signaled(_, Signal::SIGSYS, _)) = peeked {
-        let syscall = crate::jail::seccomp::describe_kill(crate::jail::seccomp::global_pid(pid));
+        let syscall = crate::monitor::seccomp_kill::describe_kill(
+            crate::monitor::seccomp_kill::global_pid(pid),
+        );
         tracing::error!(client = %client.ip(), port = client.port(), %syscall,
             "session ended: the {role} was killed by its seccomp filter (SIGSYS) for a system call outside its allow-list");
     }
