@@ -8,11 +8,13 @@
 //! by the spawner ([`spawner`]), a single-threaded process the master fork+execs with the
 //! validated config in an otherwise empty environment, once at start and again on each reload.
 
+mod admission;
 mod endpoint;
 mod limits;
 mod listen;
 pub mod metrics;
 mod proxy;
+mod reports;
 mod spawner;
 mod subprocess;
 mod systemd;
@@ -33,7 +35,9 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::config::Config;
 use crate::protocol::spawner::{ProcessEnd, Report};
 use crate::protocol::{ExitReason, SessionEnd};
+use admission::{admit, through_proxy};
 use limits::{Admission, Limits};
+use reports::launch_spawner;
 use spawner::SpawnerHandle;
 
 /// Environment variable that carries the validated config (TOML) to the spawner.
@@ -390,248 +394,6 @@ async fn accept_loop(listener: TcpListener, state: Arc<State>) {
                 // EMFILE and friends: back off instead of spinning.
                 tracing::warn!(error = %e, "accept failed");
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            }
-        }
-    }
-}
-
-/// A connection from a listed load balancer: read its PROXY header, then admit the client it
-/// names (or refuse the connection: a listed proxy must send one).
-fn through_proxy(mut stream: TcpStream, proxy: SocketAddr, state: &Arc<State>) {
-    struct Pending<'a>(&'a AtomicUsize);
-    impl Drop for Pending<'_> {
-        fn drop(&mut self) {
-            self.0.fetch_sub(1, Ordering::AcqRel);
-        }
-    }
-    if state.pending_headers.fetch_add(1, Ordering::AcqRel) >= MAX_PENDING_HEADERS {
-        state.pending_headers.fetch_sub(1, Ordering::AcqRel);
-        state.count(|m| m.refused(metrics::Refused::ProxyBacklog));
-        tracing::warn!(proxy = %proxy, "too many PROXY headers being read; connection closed");
-        return;
-    }
-    let state = state.clone();
-    tokio::spawn(async move {
-        let pending = Pending(&state.pending_headers);
-        let carried = proxy::read_header(&mut stream).await;
-        drop(pending);
-        match carried {
-            Ok(proxy::Carried::Client(client)) => {
-                tracing::debug!(client = %client, proxy = %proxy, "PROXY protocol header read");
-                admit(stream, client, Some(proxy), &state).await;
-            }
-            Ok(proxy::Carried::Proxy) => {
-                tracing::debug!(proxy = %proxy, "PROXY protocol header for the proxy's own connection");
-                admit(stream, proxy, None, &state).await;
-            }
-            Err(e) => {
-                tracing::warn!(proxy = %proxy, error = %e, "connection from a listed proxy refused");
-                state.count(|m| m.refused(metrics::Refused::ProxyHeader));
-                let _ = stream.try_write(b"421 Service not available.\r\n");
-            }
-        }
-    });
-}
-
-/// Admit `client` (the socket's peer, or the one `proxy`'s header named) and start its
-/// session, or write the refusal and close.
-async fn admit(
-    stream: TcpStream,
-    client: SocketAddr,
-    proxy: Option<SocketAddr>,
-    state: &Arc<State>,
-) {
-    let prepared = state.prepared();
-    let admitted = state
-        .admission
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .admit(client.ip(), &prepared.limits, Instant::now());
-    match admitted {
-        Ok(()) => start_session(stream, client, proxy, state).await,
-        Err(refusal) => {
-            state.count(|m| m.refused(metrics::Refused::Admission(refusal)));
-            let via = proxy.map_or_else(|| "-".to_owned(), |p| p.ip().to_string());
-            tracing::warn!(client = %client.ip(), proxy = %via, reason = refusal.describe(), "connection refused");
-            // Best effort: a client that does not read its 421 just sees the close.
-            let _ = stream.try_write(refusal.reply().as_bytes());
-        }
-    }
-}
-
-/// Start the spawner for `prepared` and the task that reads its reports.
-fn launch_spawner(state: &Arc<State>, prepared: &Prepared) -> std::io::Result<Arc<SpawnerHandle>> {
-    static GENERATION: AtomicU64 = AtomicU64::new(1);
-    let generation = GENERATION.fetch_add(1, Ordering::Relaxed);
-    let (handle, child) = SpawnerHandle::start(prepared, &state.log_filter, generation)?;
-    let handle = Arc::new(handle);
-    tracing::debug!(pid = handle.pid, generation, "session spawner started");
-    tokio::spawn(follow_spawner(state.clone(), handle.clone(), child));
-    Ok(handle)
-}
-
-/// Read one spawner's reports until it exits; then settle what it left behind.
-async fn follow_spawner(
-    state: Arc<State>,
-    handle: Arc<SpawnerHandle>,
-    mut child: tokio::process::Child,
-) {
-    let why = loop {
-        match handle.next_report().await {
-            Ok(Some(Report::Claim { id, user })) => {
-                let granted = state.claim(id, user.as_str(), handle.generation);
-                if let Err(e) = handle.answer(id, granted).await {
-                    break Some(e);
-                }
-            }
-            Ok(Some(report)) => on_report(&state, report),
-            Ok(None) => break None,
-            Err(e) => break Some(e),
-        }
-    };
-    if why.is_some() {
-        // It broke the protocol: it cannot be trusted to report further; replace it (its
-        // sessions go on without it).
-        let _ = child.start_kill();
-    }
-    let status = child.wait().await;
-    handle.mark_exited();
-    // Sessions it never reported ended are lost to the count: give their slots back.
-    let orphans: Vec<Session> = {
-        let mut sessions = state.sessions.lock().unwrap_or_else(|p| p.into_inner());
-        sessions
-            .extract_if(|_, s| s.generation == handle.generation)
-            .map(|(_, s)| s)
-            .collect()
-    };
-    for session in &orphans {
-        state.release(session.peer, 0);
-        state.release_login(session);
-    }
-    let current = state
-        .current_spawner()
-        .is_some_and(|c| Arc::ptr_eq(&c, &handle));
-    if !current && why.is_none() && orphans.is_empty() {
-        tracing::debug!(pid = handle.pid, "retired session spawner exited");
-        return;
-    }
-    tracing::error!(pid = handle.pid, status = ?status, error = ?why, lost_sessions = orphans.len(),
-        "the session spawner ended unexpectedly");
-    if current {
-        // Replace it now rather than at the next connection.
-        let _ = state.live_spawner();
-    }
-}
-
-/// Account for one spawner report.
-fn on_report(state: &State, report: Report) {
-    match report {
-        Report::Tally(tally) => state.count(|m| m.tally(tally)),
-        Report::Started { id, pid } => {
-            if let Some(s) = state
-                .sessions
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get_mut(&id)
-            {
-                s.pid = pid;
-                tracing::debug!(client = %s.peer, pid, "session started");
-            }
-        }
-        Report::NotStarted { id } => {
-            if let Some(s) = state.forget(id) {
-                tracing::error!(client = %s.peer, "the spawner could not start a session");
-                state.release(s.peer, 0);
-                state.release_login(&s);
-            }
-        }
-        Report::Claim { id, .. } => {
-            tracing::error!(id, "a login claim outside the spawner's reader");
-        }
-        Report::Ended { id, end } => {
-            let Some(s) = state.forget(id) else {
-                tracing::warn!(id, "the spawner reported the end of an unknown session");
-                return;
-            };
-            let (reason, failures) = match end {
-                ProcessEnd::Exited(code) => {
-                    let end = SessionEnd::from_code(i32::from(code));
-                    (
-                        end.reason.map(ExitReason::describe).unwrap_or("error"),
-                        end.failed_logins,
-                    )
-                }
-                ProcessEnd::Killed(_) => ("killed", 0),
-            };
-            let banned = state.release(s.peer, failures);
-            state.release_login(&s);
-            state.count(|m| m.session_ended(s.started.elapsed()));
-            // The session's own monitor logs "session ended" with the user; a killed one
-            // could not, so the master says it.
-            if matches!(end, ProcessEnd::Killed(_)) {
-                tracing::warn!(client = %s.peer.ip(), port = s.peer.port(), pid = s.pid,
-                    duration_ms = s.started.elapsed().as_millis() as u64,
-                    "session ended: its process was killed");
-            } else {
-                tracing::debug!(client = %s.peer, pid = s.pid, failed_logins = failures, reason,
-                    "session process ended");
-            }
-            if banned {
-                state.count(|m| m.banned());
-                let ban_secs = state.prepared().limits.ban_time.as_secs();
-                tracing::warn!(client = %s.peer.ip(), ban_secs, "address banned after repeated failed logins");
-            }
-        }
-    }
-}
-
-/// Hand an admitted connection to the current spawner (`proxy`: the load balancer it came
-/// through, whose header named `peer`).
-async fn start_session(
-    stream: TcpStream,
-    peer: SocketAddr,
-    proxy: Option<SocketAddr>,
-    state: &Arc<State>,
-) {
-    let client = match stream
-        .into_std()
-        .and_then(|s| s.set_nonblocking(false).map(|_| s))
-    {
-        Ok(s) => OwnedFd::from(s),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot hand over a connection");
-            state.release(peer, 0);
-            return;
-        }
-    };
-    let Some(spawner) = state.live_spawner() else {
-        state.count(|m| m.refused(metrics::Refused::NoSpawner));
-        tracing::error!(client = %peer, "no session spawner is running; connection closed");
-        state.release(peer, 0);
-        return;
-    };
-    let id = state.next_id.fetch_add(1, Ordering::Relaxed);
-    state
-        .sessions
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(
-            id,
-            Session {
-                peer,
-                started: Instant::now(),
-                pid: 0,
-                generation: spawner.generation,
-                user: None,
-            },
-        );
-    match spawner.spawn(id, client, proxy.map(|_| peer)).await {
-        Ok(()) => state.count(|m| m.accepted()),
-        Err(e) => {
-            state.count(|m| m.refused(metrics::Refused::NoSpawner));
-            tracing::error!(client = %peer, error = %e, "cannot hand a connection to the session spawner");
-            if state.forget(id).is_some() {
-                state.release(peer, 0);
             }
         }
     }
