@@ -230,14 +230,45 @@ fn sessions_cannot_see_each_others_processes() {
 /// log lines, the owner uid of the passive sockets, which keeps one session out of another's
 /// `SO_REUSEPORT` group) must be its host pid. Concurrent sessions moving data over passive
 /// connections on a small range must all succeed.
+/// The first of `n` ports in a row that are free and above the kernel's ephemeral range
+/// (`ip_local_port_range`), so no client connection of another test can hold one of them while
+/// a session binds it (a range with no slack, as the test below needs, must not share ports
+/// with the ephemeral range).
+fn ports_above_the_ephemeral_range(n: u16) -> u16 {
+    let range = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+    let top: u16 = range
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60999);
+    assert!(
+        top < 65535 - 4 * n,
+        "no room above the ephemeral range (ends at {top}) for {n} passive ports"
+    );
+    let span = (65535 - top - 1) / n;
+    let offset = (std::process::id() as u16 % span) * n;
+    for step in 0..span {
+        let base = top + 1 + (offset + step * n) % (span * n);
+        if (base..base + n).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()) {
+            return base;
+        }
+    }
+    panic!("no {n} free ports in a row above {top}");
+}
+
 #[test]
 fn concurrent_sessions_are_told_apart_by_their_host_pids_and_keep_their_passive_ports() {
     if !prepare() {
         return;
     }
     let pam = PamService::create(&[]);
+    let passive_base = ports_above_the_ephemeral_range(8);
     let server = Server::start(
-        "write_enable = true\npasv_min_port = 41000\npasv_max_port = 41007",
+        &format!(
+            "write_enable = true\npasv_min_port = {}\npasv_max_port = {}",
+            passive_base,
+            passive_base + 7
+        ),
         &pam,
     );
     let users: Vec<TestUser> = (0..4).map(|_| TestUser::create()).collect();
