@@ -116,6 +116,15 @@ USERS=()
 # shellcheck source=tests/bench/pureftpd.sh
 . "$HERE/pureftpd.sh"
 
+# What rftpd refuses to start without (its defaults nopriv_user = "rftpd",
+# secure_chroot_dir = "/run/rftpd/empty"), made as the Debian package makes them; kept
+# afterwards, as the package's postinst would (a system account, an empty root-owned directory).
+if ! getent passwd rftpd >/dev/null; then
+    adduser --system --group --no-create-home --home /nonexistent --shell /usr/sbin/nologin \
+        --quiet rftpd
+fi
+install -d -o root -g root -m 0555 /run/rftpd/empty
+
 tree_of() {  # print pid and all its descendants
     ps -e -o pid=,ppid= | awk -v root="$1" '
         { kids[$2] = kids[$2] " " $1 }
