@@ -100,9 +100,13 @@ pub fn login(attempt: &Attempt<'_>, password: &[u8]) -> Result<PamLogin, String>
         .map_err(|e| format!("PAM_RUSER: {e}"))?;
     crate::sys::disable_pam_fail_delay(&mut context).map_err(|e| e.to_string())?;
 
-    context
-        .authenticate(Flag::DISALLOW_NULL_AUTHTOK)
-        .map_err(|e| format!("authentication failed: {e}"))?;
+    {
+        // The hash's scratch memory in huge pages (see `crate::sys::HugeScratch`).
+        let _scratch = crate::sys::HugeScratch::new();
+        context
+            .authenticate(Flag::DISALLOW_NULL_AUTHTOK)
+            .map_err(|e| format!("authentication failed: {e}"))?;
+    }
     context
         .acct_mgmt(Flag::DISALLOW_NULL_AUTHTOK)
         .map_err(|e| format!("account refused: {e}"))?;

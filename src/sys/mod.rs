@@ -12,11 +12,13 @@ use pam_client2::{Context, ConversationHandler};
 
 mod capabilities;
 mod fds;
+mod huge_scratch;
 mod memory;
 mod reuseport;
 
 pub use capabilities::*;
 pub use fds::*;
+pub use huge_scratch::HugeScratch;
 pub use memory::*;
 pub use reuseport::*;
 
