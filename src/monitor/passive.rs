@@ -66,19 +66,19 @@ impl PassivePorts {
     }
 
     /// The ports to try, in order, for one bind.
-    fn candidates(&mut self) -> Vec<u16> {
-        match &self.range {
-            None => vec![0],
+    fn candidates(&mut self) -> impl Iterator<Item = u16> + use<> {
+        // Lazily: a PASV usually takes the first candidate, and a range has thousands.
+        let (start, len, first) = match &self.range {
+            None => (0, 1, 0),
             Some(r) => {
                 let (start, end) = (u32::from(*r.start()), u32::from(*r.end()));
                 let len = end - start + 1;
                 let first = self.cursor % len;
                 self.cursor = self.cursor.wrapping_add(1);
-                (0..len)
-                    .map(|i| (start + (first + i) % len) as u16)
-                    .collect()
+                (start, len, first)
             }
-        }
+        };
+        (0..len).map(move |i| (start + (first + i) % len) as u16)
     }
 
     /// A listener on `ip` with the first free port of the range, and its trap for connections
@@ -331,10 +331,10 @@ mod tests {
     #[test]
     fn candidates_cover_the_whole_range_once() {
         let mut p = ports(40000, 40009);
-        let mut c = p.candidates();
+        let mut c: Vec<u16> = p.candidates().collect();
         c.sort();
         assert_eq!(c, (40000..=40009).collect::<Vec<_>>());
-        assert_eq!(ports(0, 0).candidates(), vec![0]);
+        assert_eq!(ports(0, 0).candidates().collect::<Vec<_>>(), vec![0]);
     }
 
     #[test]

@@ -140,11 +140,12 @@ pub fn find_connected_socket(
         let here = getsockname::<SockaddrStorage>(raw)
             .ok()
             .and_then(|a| address(&a));
-        let there = getpeername::<SockaddrStorage>(raw)
-            .ok()
-            .and_then(|a| address(&a));
+        // The peer only of a socket on the right local address: one system call for the rest.
         here == Some(local)
-            && there.is_some_and(|p| p.ip().to_canonical() == peer_ip.to_canonical())
+            && getpeername::<SockaddrStorage>(raw)
+                .ok()
+                .and_then(|a| address(&a))
+                .is_some_and(|p| p.ip().to_canonical() == peer_ip.to_canonical())
     };
     let mut found = None;
     for raw in 0..limit {
