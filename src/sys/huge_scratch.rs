@@ -55,10 +55,12 @@ fn advised(len: usize, flags: c_int) -> bool {
         && flags & (libc::MAP_FIXED | libc::MAP_FIXED_NOREPLACE | libc::MAP_HUGETLB) == 0
 }
 
-/// `mmap(2)`, as glibc's: the system call, `MAP_FAILED` and `errno` on failure.
+/// `mmap(2)`, as glibc's: the system call, `MAP_FAILED` and `errno` on failure. (64-bit
+/// targets only, where `SYS_mmap` takes the offset in bytes; elsewhere glibc's stays.)
 ///
 /// # Safety
 /// The caller's, as for any `mmap`: `addr`, `fd` and `offset` as mmap(2) requires.
+#[cfg(target_pointer_width = "64")]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn mmap(
     addr: *mut c_void,
@@ -94,7 +96,7 @@ pub unsafe extern "C" fn mmap(
     mapped as *mut c_void
 }
 
-#[cfg(test)]
+#[cfg(all(test, target_pointer_width = "64"))]
 mod tests {
     use super::*;
 
