@@ -144,7 +144,7 @@ impl Reserved {
         let real = OwnedFd::from(TcpListener::from(real));
         let address = nix::sys::socket::getsockname::<SockaddrStorage>(real.as_raw_fd())
             .ok()
-            .and_then(|a| socket_address(&a))
+            .and_then(|a| crate::sys::inet_address(&a))
             .ok_or_else(|| io::Error::other("bound passive socket without an address"))?;
         bind(trap.as_raw_fd(), &SockaddrStorage::from(address))?;
         Ok(Reserved {
@@ -189,14 +189,6 @@ impl Reserved {
             opened: Instant::now(),
         })
     }
-}
-
-fn socket_address(a: &SockaddrStorage) -> Option<SocketAddr> {
-    if let Some(v4) = a.as_sockaddr_in() {
-        return Some(SocketAddr::from((v4.ip(), v4.port())));
-    }
-    a.as_sockaddr_in6()
-        .map(|v6| SocketAddr::from((v6.ip(), v6.port())))
 }
 
 /// One passive port: the listener the worker accepts on, and the monitor's trap beside it.

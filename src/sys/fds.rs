@@ -118,6 +118,15 @@ pub fn take_inherited_fd(raw: std::os::fd::RawFd) -> io::Result<std::os::fd::Own
     Ok(unsafe { OwnedFd::from_raw_fd(raw) })
 }
 
+/// The IPv4 or IPv6 address in a socket address (`None` for any other family).
+pub fn inet_address(a: &nix::sys::socket::SockaddrStorage) -> Option<std::net::SocketAddr> {
+    if let Some(v4) = a.as_sockaddr_in() {
+        return Some(std::net::SocketAddr::from((v4.ip(), v4.port())));
+    }
+    let v6 = a.as_sockaddr_in6()?;
+    Some(std::net::SocketAddr::from((v6.ip(), v6.port())))
+}
+
 /// A new descriptor for the one connected TCP socket among this process's descriptors
 /// `0..limit` whose local address is `local` and whose peer's address is `peer_ip`; `None` if
 /// none or more than one match. (libunftp hands the storage backend a download's data
@@ -129,22 +138,15 @@ pub fn find_connected_socket(
 ) -> Option<std::os::fd::OwnedFd> {
     use nix::sys::socket::{SockaddrStorage, getpeername, getsockname};
     use std::os::fd::{BorrowedFd, RawFd};
-    fn address(a: &SockaddrStorage) -> Option<std::net::SocketAddr> {
-        if let Some(v4) = a.as_sockaddr_in() {
-            return Some(std::net::SocketAddr::from((v4.ip(), v4.port())));
-        }
-        let v6 = a.as_sockaddr_in6()?;
-        Some(std::net::SocketAddr::from((v6.ip(), v6.port())))
-    }
     let matches = |raw: RawFd| {
         let here = getsockname::<SockaddrStorage>(raw)
             .ok()
-            .and_then(|a| address(&a));
+            .and_then(|a| inet_address(&a));
         // The peer only of a socket on the right local address: one system call for the rest.
         here == Some(local)
             && getpeername::<SockaddrStorage>(raw)
                 .ok()
-                .and_then(|a| address(&a))
+                .and_then(|a| inet_address(&a))
                 .is_some_and(|p| p.ip().to_canonical() == peer_ip.to_canonical())
     };
     let mut found = None;
@@ -180,23 +182,16 @@ pub fn data_connection_came(
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     use nix::sys::socket::{SockaddrStorage, getpeername, getsockname, getsockopt, sockopt};
     use std::os::fd::BorrowedFd;
-    fn address(a: &SockaddrStorage) -> Option<std::net::SocketAddr> {
-        if let Some(v4) = a.as_sockaddr_in() {
-            return Some(std::net::SocketAddr::from((v4.ip(), v4.port())));
-        }
-        let v6 = a.as_sockaddr_in6()?;
-        Some(std::net::SocketAddr::from((v6.ip(), v6.port())))
-    }
     (0..limit).any(|raw| {
         let here = getsockname::<SockaddrStorage>(raw)
             .ok()
-            .and_then(|a| address(&a));
+            .and_then(|a| inet_address(&a));
         if here != Some(local) {
             return false;
         }
         if let Some(peer) = getpeername::<SockaddrStorage>(raw)
             .ok()
-            .and_then(|a| address(&a))
+            .and_then(|a| inet_address(&a))
         {
             return peer.ip().to_canonical() == peer_ip.to_canonical();
         }
