@@ -127,6 +127,33 @@ pub fn inet_address(a: &nix::sys::socket::SockaddrStorage) -> Option<std::net::S
     Some(std::net::SocketAddr::from((v6.ip(), v6.port())))
 }
 
+/// The descriptors open in this process among `0..limit`, found with one `poll(2)` (a
+/// closed number comes back `POLLNVAL`) instead of a failing system call per number: the
+/// scans below run for every transfer. Falls back to every number if poll refuses (an
+/// `RLIMIT_NOFILE` below `limit`), so a caller never misses a descriptor.
+fn open_descriptors(limit: std::os::fd::RawFd) -> Vec<std::os::fd::RawFd> {
+    use nix::libc;
+    let count = usize::try_from(limit).unwrap_or(0);
+    let mut fds: Vec<libc::pollfd> = (0..limit)
+        .map(|fd| libc::pollfd {
+            fd,
+            events: 0,
+            revents: 0,
+        })
+        .collect();
+    // SAFETY: `fds` is a live, initialised array of exactly `count` pollfd entries that poll
+    // may write `revents` into; a zero timeout never blocks, and poll neither keeps the
+    // pointer nor touches the descriptors.
+    let ready = unsafe { libc::poll(fds.as_mut_ptr(), count as libc::nfds_t, 0) };
+    if ready < 0 {
+        return (0..limit).collect();
+    }
+    fds.iter()
+        .filter(|p| p.revents & libc::POLLNVAL == 0)
+        .map(|p| p.fd)
+        .collect()
+}
+
 /// A new descriptor for the one connected TCP socket among this process's descriptors
 /// `0..limit` whose local address is `local` and whose peer's address is `peer_ip`; `None` if
 /// none or more than one match. (libunftp hands the storage backend a download's data
@@ -150,7 +177,7 @@ pub fn find_connected_socket(
                 .is_some_and(|p| p.ip().to_canonical() == peer_ip.to_canonical())
     };
     let mut found = None;
-    for raw in 0..limit {
+    for raw in open_descriptors(limit) {
         if matches(raw) {
             if found.is_some() {
                 return None;
@@ -182,7 +209,7 @@ pub fn data_connection_came(
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     use nix::sys::socket::{SockaddrStorage, getpeername, getsockname, getsockopt, sockopt};
     use std::os::fd::BorrowedFd;
-    (0..limit).any(|raw| {
+    open_descriptors(limit).into_iter().any(|raw| {
         let here = getsockname::<SockaddrStorage>(raw)
             .ok()
             .and_then(|a| inet_address(&a));
@@ -291,4 +318,25 @@ pub fn close_all_fds_except(keep: &[std::os::fd::RawFd]) -> io::Result<()> {
         drop(unsafe { OwnedFd::from_raw_fd(raw) });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::open_descriptors;
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn open_descriptors_lists_the_open_numbers_and_not_the_closed_ones() {
+        let open = std::fs::File::open("/").unwrap();
+        let closed = std::fs::File::open("/").unwrap().as_raw_fd();
+        let limit = 1 + open.as_raw_fd().max(closed);
+        let listed = open_descriptors(limit);
+        assert!(listed.contains(&open.as_raw_fd()), "{listed:?}");
+        assert!(listed.contains(&0) || listed.contains(&1) || listed.contains(&2));
+        // `closed` was closed when its File dropped (unless a parallel test took the number).
+        if std::fs::read_link(format!("/proc/self/fd/{closed}")).is_err() {
+            assert!(!listed.contains(&closed), "{listed:?}");
+        }
+        assert!(listed.iter().all(|fd| *fd < limit));
+    }
 }

@@ -58,16 +58,22 @@ pub(super) async fn reply_line(
             *pending = Pending::Unheld;
             return Some(line);
         }
-        // A passive client that has not connected by now waits for this 150 to connect:
-        // holding it would only delay that client (by the whole hold). A word the storage
-        // backend has already given still counts.
-        let hold = if shared.passive_client_absent() {
-            Duration::ZERO
-        } else {
-            HOLD_PRELIMINARY
-        };
+        // A word the storage backend has already given is taken as it is (a small transfer's
+        // usually is there by now). Else a passive client that has not connected yet waits
+        // for this 150 to connect: holding it would only delay that client (by the whole
+        // hold). Looking for its connection costs system calls, so only then.
         shared.holding_preliminary.store(true, Ordering::SeqCst);
-        let outcome = shared.data_outcome(hold).await;
+        let outcome = match shared.take_data_outcome() {
+            Some(given) => Some(given),
+            None => {
+                let hold = if shared.passive_client_absent() {
+                    Duration::ZERO
+                } else {
+                    HOLD_PRELIMINARY
+                };
+                shared.data_outcome(hold).await
+            }
+        };
         shared.holding_preliminary.store(false, Ordering::SeqCst);
         return match outcome {
             Some(DataOutcome::Abandoned(text)) => Some(text.as_bytes().to_vec()),
