@@ -435,13 +435,27 @@ impl Session {
         // Events for the monitor's records, sent between the binder's round trips.
         let (events, mut queue) = tokio::sync::mpsc::channel(state::EVENT_QUEUE);
         shared.set_events(events);
+        // Each event is held for the next request to the monitor to carry, at most
+        // EVENT_HOLD (see `MonitorClient`); the last ones are sent when the queue closes.
         let teller = monitor.clone();
         let forwarder = tokio::spawn(async move {
-            while let Some(event) = queue.recv().await {
-                if teller.tell(event).await.is_err() {
-                    break;
+            'events: while let Some(first) = queue.recv().await {
+                teller.hold(first);
+                let deadline = tokio::time::Instant::now() + state::EVENT_HOLD;
+                loop {
+                    tokio::select! {
+                        next = queue.recv() => match next {
+                            Some(event) => teller.hold(event),
+                            None => break 'events,
+                        },
+                        _ = tokio::time::sleep_until(deadline) => break,
+                    }
+                }
+                if teller.flush().await.is_err() {
+                    return;
                 }
             }
+            let _ = teller.flush().await;
         });
         let setup = RelaySetup {
             shared: shared.clone(),

@@ -20,16 +20,51 @@ use std::sync::Arc;
 
 /// The worker's end of its channel to the monitor (non-blocking, on the runtime's reactor):
 /// one request at a time, each answered before the next.
+///
+/// Events (one-way records) wait in [`MonitorClient::hold`] for the next request, which
+/// carries them: sent just before it, they cost the monitor no wake-up of their own (a busy
+/// session's next PASV follows its transfer's record within a millisecond). What no request
+/// carried within [`EVENT_HOLD`] is sent by itself ([`MonitorClient::flush`]).
 #[derive(Debug)]
 pub struct MonitorClient {
     channel: tokio::sync::Mutex<tokio::io::unix::AsyncFd<OwnedFd>>,
+    held: Mutex<Vec<Event>>,
 }
+
+/// The longest an event waits for a request to go out with.
+pub const EVENT_HOLD: std::time::Duration = std::time::Duration::from_millis(50);
 
 impl MonitorClient {
     pub fn new(channel: tokio::io::unix::AsyncFd<OwnedFd>) -> MonitorClient {
         MonitorClient {
             channel: tokio::sync::Mutex::new(channel),
+            held: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Keep an event for the next request (or [`MonitorClient::flush`]); beyond
+    /// [`EVENT_QUEUE`] waiting, it is dropped (records are lost, a transfer never waits).
+    pub fn hold(&self, event: Event) {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        if held.len() < EVENT_QUEUE {
+            held.push(event);
+        }
+    }
+
+    /// Send the events still held, by themselves.
+    pub async fn flush(&self) -> std::io::Result<()> {
+        let channel = self.channel.lock().await;
+        self.send_held(&channel).await
+    }
+
+    /// The held events, in order, on the channel already locked (so never inside a round
+    /// trip).
+    async fn send_held(&self, channel: &tokio::io::unix::AsyncFd<OwnedFd>) -> std::io::Result<()> {
+        let events = std::mem::take(&mut *self.held.lock().unwrap_or_else(|p| p.into_inner()));
+        for event in events {
+            sys::send_message_async(channel, &Request::Event(event).encode(), None).await?;
+        }
+        Ok(())
     }
 
     /// One request/reply round trip with the monitor, on the runtime's own thread (no
@@ -46,6 +81,7 @@ impl MonitorClient {
         fd: Option<std::os::fd::BorrowedFd<'_>>,
     ) -> std::io::Result<(Reply, Option<OwnedFd>)> {
         let channel = self.channel.lock().await;
+        self.send_held(&channel).await?;
         let bytes = request.encode();
         sys::send_message_async(&channel, &bytes, fd).await?;
         let mut buf = vec![0u8; MAX_MESSAGE];
@@ -72,13 +108,6 @@ impl MonitorClient {
                 std::process::exit(ExitReason::Error as i32);
             }
         }
-    }
-
-    /// Tell the monitor what happened (one-way: events have no reply). Between two round
-    /// trips, never inside one.
-    pub async fn tell(&self, event: Event) -> std::io::Result<()> {
-        let channel = self.channel.lock().await;
-        sys::send_message_async(&channel, &Request::Event(event).encode(), None).await
     }
 }
 
@@ -400,5 +429,112 @@ impl ListFlags {
             flags.recursive |= word.contains('R');
         }
         flags
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+
+    fn protocol(line: &str) -> Event {
+        Event::Protocol {
+            input: true,
+            line: line.as_bytes().to_vec(),
+        }
+    }
+
+    /// The worker's client on one end of a SEQPACKET pair, the "monitor" on the other.
+    fn client_and_monitor() -> (MonitorClient, OwnedFd) {
+        let (ours, theirs) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        )
+        .unwrap();
+        (MonitorClient::new(sys::async_fd(ours).unwrap()), theirs)
+    }
+
+    fn next_request(monitor: &OwnedFd) -> Request {
+        let mut buf = vec![0u8; MAX_MESSAGE];
+        let (len, _) = sys::recv_message(monitor.as_fd(), &mut buf).unwrap();
+        Request::decode(&buf[..len]).unwrap()
+    }
+
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn held_events_go_out_in_order_just_before_the_next_request() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let (client, monitor) = client_and_monitor();
+            let monitor = sys::async_fd(monitor).unwrap();
+            client.hold(protocol("STOR a"));
+            client.hold(protocol("RETR a"));
+            // Nothing is sent while the events are only held.
+            let mut probe = [0u8; 8];
+            assert!(
+                nix::sys::socket::recv(
+                    std::os::fd::AsRawFd::as_raw_fd(monitor.get_ref()),
+                    &mut probe,
+                    nix::sys::socket::MsgFlags::MSG_DONTWAIT
+                )
+                .is_err()
+            );
+            let answer = async {
+                let mut seen = Vec::new();
+                while seen.len() < 3 {
+                    let mut ready = monitor.readable().await.unwrap();
+                    ready.clear_ready();
+                    let mut buf = vec![0u8; MAX_MESSAGE];
+                    while let Ok((len, _)) = sys::recv_message(monitor.get_ref().as_fd(), &mut buf)
+                    {
+                        seen.push(Request::decode(&buf[..len]).unwrap());
+                    }
+                }
+                sys::send_message(monitor.get_ref().as_fd(), &Reply::NotBound.encode(), None)
+                    .unwrap();
+                seen
+            };
+            let both = async { tokio::join!(client.ask(&Request::PassiveSpare), answer) };
+            let (asked, seen) = tokio::time::timeout(std::time::Duration::from_secs(10), both)
+                .await
+                .expect("the request and its events within 10 s");
+            assert!(matches!(asked.unwrap(), (Reply::NotBound, None)));
+            let expected = vec![
+                Request::Event(protocol("STOR a")),
+                Request::Event(protocol("RETR a")),
+                Request::PassiveSpare,
+            ];
+            assert_eq!(format!("{seen:?}"), format!("{expected:?}"));
+            // A flush with nothing held sends nothing; with one held, that one.
+            client.flush().await.unwrap();
+            client.hold(protocol("QUIT"));
+            client.flush().await.unwrap();
+            let got = next_request(monitor.get_ref());
+            assert_eq!(
+                format!("{got:?}"),
+                format!("{:?}", Request::Event(protocol("QUIT")))
+            );
+        });
+    }
+
+    #[test]
+    fn at_most_event_queue_events_are_held() {
+        let (client, _monitor) = {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async { client_and_monitor() })
+        };
+        for i in 0..EVENT_QUEUE + 10 {
+            client.hold(protocol(&format!("NOOP {i}")));
+        }
+        assert_eq!(client.held.lock().unwrap().len(), EVENT_QUEUE);
     }
 }
