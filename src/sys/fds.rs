@@ -133,7 +133,6 @@ pub fn inet_address(a: &nix::sys::socket::SockaddrStorage) -> Option<std::net::S
 /// `RLIMIT_NOFILE` below `limit`), so a caller never misses a descriptor.
 fn open_descriptors(limit: std::os::fd::RawFd) -> Vec<std::os::fd::RawFd> {
     use nix::libc;
-    let count = usize::try_from(limit).unwrap_or(0);
     let mut fds: Vec<libc::pollfd> = (0..limit)
         .map(|fd| libc::pollfd {
             fd,
@@ -141,10 +140,10 @@ fn open_descriptors(limit: std::os::fd::RawFd) -> Vec<std::os::fd::RawFd> {
             revents: 0,
         })
         .collect();
-    // SAFETY: `fds` is a live, initialised array of exactly `count` pollfd entries that poll
-    // may write `revents` into; a zero timeout never blocks, and poll neither keeps the
+    // SAFETY: `fds` is a live, initialised array of exactly `fds.len()` pollfd entries that
+    // poll may write `revents` into; a zero timeout never blocks, and poll neither keeps the
     // pointer nor touches the descriptors.
-    let ready = unsafe { libc::poll(fds.as_mut_ptr(), count as libc::nfds_t, 0) };
+    let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 0) };
     if ready < 0 {
         return (0..limit).collect();
     }

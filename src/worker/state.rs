@@ -436,6 +436,7 @@ impl ListFlags {
 mod tests {
     use super::*;
     use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+    use std::os::fd::AsFd;
 
     fn protocol(line: &str) -> Event {
         Event::Protocol {
@@ -461,8 +462,6 @@ mod tests {
         let (len, _) = sys::recv_message(monitor.as_fd(), &mut buf).unwrap();
         Request::decode(&buf[..len]).unwrap()
     }
-
-    use std::os::fd::AsFd;
 
     #[test]
     fn held_events_go_out_in_order_just_before_the_next_request() {

@@ -130,9 +130,14 @@ if [ -z "${BENCH_FS:-}" ]; then
 fi
 if [ "$BENCH_FS" = loop ]; then
     FS_IMAGE="$W.img"
-    truncate -s 64G "$FS_IMAGE"
-    mkfs.ext4 -q -F "$FS_IMAGE"
-    mount -o loop "$FS_IMAGE" "$W"
+    # (The cleanup trap is not set yet: a failure here removes the image itself.)
+    if ! { truncate -s 64G "$FS_IMAGE" && mkfs.ext4 -q -F "$FS_IMAGE" \
+            && mount -o loop "$FS_IMAGE" "$W"; }; then
+        rm -f "$FS_IMAGE"
+        rmdir "$W"
+        echo "run.sh: cannot make the journaled ext4 for the homes (BENCH_FS=direct skips it)" >&2
+        exit 1
+    fi
     FS_NOTE="homes on a journaled ext4 (mkfs.ext4 defaults, loop-mounted image): the ext4 under /tmp has no journal (BENCH_FS=direct to use it)"
 else
     FS_NOTE="homes on the file system under /tmp ($(findmnt -no FSTYPE -T /tmp))"
