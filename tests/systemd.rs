@@ -289,6 +289,19 @@ echo "memory.max: $(cat $d/memory.max 2>/dev/null)"
 echo "pids.max: $(cat $d/pids.max 2>/dev/null)"
 for p in $(cat $d/cgroup.procs); do echo "proc: $(cat /proc/$p/comm) $(grep Seccomp: /proc/$p/status | tr -d '\t') $(grep Seccomp_filters: /proc/$p/status | tr -d '\t')"; done
 echo "main: $(cat $base/main/cgroup.procs | wc -l)"
+# A passive port: the monitor steers its connections with the eBPF program it loads once per
+# session (the unit's SystemCallFilter must allow bpf, else it falls back to classic BPF).
+printf 'PASV\r\n' >&3; read -r -t 5 line <&3; echo "pasv: $line"
+for i in $(seq 30); do
+    for p in $(cat $d/cgroup.procs); do
+        [ "$(cat /proc/$p/comm 2>/dev/null)" = rftpd-monitor ] || continue
+        for f in /proc/$p/fdinfo/*; do
+            t=$(grep prog_type: $f 2>/dev/null | tr -d '\t ')
+            [ -n "$t" ] && echo "monitor bpf: $t" && break 3
+        done
+    done
+    sleep 0.1
+done
 name=$(basename "$d")
 v1m=/sys/fs/cgroup/memory/system.slice/rftpd.service/$name
 v1p=/sys/fs/cgroup/pids/system.slice/rftpd.service/$name
@@ -314,6 +327,13 @@ bash /tmp/session-cgroup.sh
     let out = c.ok(&script);
     let journal = || c.journal();
     assert!(out.contains("login: 230"), "{out}\n{}", journal());
+    assert!(out.contains("pasv: 227"), "{out}\n{}", journal());
+    // BPF_PROG_TYPE_SOCKET_FILTER = 1.
+    assert!(
+        out.contains("monitor bpf: prog_type:1\n"),
+        "the monitor holds no loaded steering program: {out}\n{}",
+        journal()
+    );
     assert!(
         out.contains("/system.slice/rftpd.service/session-"),
         "{out}\n{}",
@@ -767,6 +787,10 @@ impl Container {
                 "--register=no",
                 "--keep-unit",
                 "--private-network",
+                // nspawn's own filter denies bpf (a host has no such filter): the unit's
+                // SystemCallFilter is what is under test, and it allows the monitor's one
+                // socket filter per session.
+                "--system-call-filter=bpf",
             ])
             .args(["--console=passive", "-M", &machine, "-D"])
             .arg(&root)

@@ -21,6 +21,7 @@ pub mod records;
 pub mod requests;
 pub mod seccomp_kill;
 pub mod standin;
+pub mod steering;
 pub mod tally;
 pub mod user_config;
 

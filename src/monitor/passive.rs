@@ -12,9 +12,9 @@
 //! a new one shuts the previous one down (for the worker's copy too), and one nobody used is
 //! shut down after `accept_timeout`. Each listener shares its port with a *trap* listener
 //! (`SO_REUSEPORT`, with a BPF program that sends connections from the client's address to
-//! the real listener and every other one to the trap), so a connection from another address
-//! never reaches libunftp — which would drop the real transfer with it — and the monitor
-//! accepts it, logs it and closes it. Besides its listener a session holds at most one
+//! the real listener and every other one to the trap: `crate::monitor::steering`), so a
+//! connection from another address never reaches libunftp — which would drop the real
+//! transfer with it — and the monitor accepts it, logs it and closes it. Besides its listener a session holds at most one
 //! *spare*, made the same way (listening, with its trap) and handed to the worker ahead, so
 //! that its next PASV/EPSV needs no round trip to the monitor (`worker::binder`); when the
 //! worker takes it, it becomes the session's listener and the next spare is made. A spare is
@@ -26,6 +26,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::ops::RangeInclusive;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use nix::sys::socket::{
@@ -33,8 +34,8 @@ use nix::sys::socket::{
     setsockopt, shutdown, socket, sockopt,
 };
 
+use super::steering::{self, Steering};
 use crate::config::Config;
-use crate::sys::BpfInstruction;
 
 /// The monitor's side: the range and where the next scan starts.
 #[derive(Debug)]
@@ -43,6 +44,8 @@ pub struct PassivePorts {
     /// `None` = any port.
     range: Option<RangeInclusive<u16>>,
     cursor: u32,
+    /// The session's steering program, loaded at its first port.
+    steering: Steering,
 }
 
 impl PassivePorts {
@@ -62,6 +65,7 @@ impl PassivePorts {
             enabled: config.pasv_enable,
             range,
             cursor: seed,
+            steering: Steering::default(),
         }
     }
 
@@ -104,6 +108,8 @@ impl PassivePorts {
                 "passive mode is disabled",
             ));
         }
+        let client = crate::jail::netns::unmapped(client);
+        let program = self.steering.program_for(client);
         let mut last_error =
             io::Error::new(io::ErrorKind::AddrInUse, "no free passive port in range");
         for port in self.candidates() {
@@ -111,7 +117,7 @@ impl PassivePorts {
             if port != 0 && Some(port) == avoid {
                 continue;
             }
-            match Reserved::bind(SocketAddr::new(ip, port), client) {
+            match Reserved::bind(SocketAddr::new(ip, port), client, program.clone()) {
                 Ok(p) => return Ok(p),
                 Err(e) => last_error = e,
             }
@@ -130,28 +136,43 @@ pub struct Reserved {
     address: SocketAddr,
     /// The client it steers connections for.
     client: IpAddr,
+    /// The session's loaded steering program (`None`: classic BPF per port).
+    program: Option<Rc<OwnedFd>>,
 }
 
 impl Reserved {
-    fn bind(address: SocketAddr, client: IpAddr) -> io::Result<Reserved> {
-        let client = crate::jail::netns::unmapped(client);
+    fn bind(
+        address: SocketAddr,
+        client: IpAddr,
+        program: Option<Rc<OwnedFd>>,
+    ) -> io::Result<Reserved> {
         // The sockets' owner is the file-system uid they are created under (one thread).
         let previous = nix::unistd::setfsuid(socket_owner());
-        let made = (reusable_socket(address), reusable_socket(address));
+        let made = (
+            reusable_socket(address, SockFlag::empty()),
+            // The trap is only ever accepted from without waiting.
+            reusable_socket(address, SockFlag::SOCK_NONBLOCK),
+        );
         nix::unistd::setfsuid(previous);
         let (real, trap) = (made.0?, made.1?);
         bind(real.as_raw_fd(), &SockaddrStorage::from(address))?;
         let real = OwnedFd::from(TcpListener::from(real));
-        let address = nix::sys::socket::getsockname::<SockaddrStorage>(real.as_raw_fd())
-            .ok()
-            .and_then(|a| crate::sys::inet_address(&a))
-            .ok_or_else(|| io::Error::other("bound passive socket without an address"))?;
+        // Port 0 ("any"): the trap must join the port the kernel chose.
+        let address = if address.port() != 0 {
+            address
+        } else {
+            nix::sys::socket::getsockname::<SockaddrStorage>(real.as_raw_fd())
+                .ok()
+                .and_then(|a| crate::sys::inet_address(&a))
+                .ok_or_else(|| io::Error::other("bound passive socket without an address"))?
+        };
         bind(trap.as_raw_fd(), &SockaddrStorage::from(address))?;
         Ok(Reserved {
             real,
             trap,
             address,
             client,
+            program,
         })
     }
 
@@ -163,20 +184,15 @@ impl Reserved {
             trap,
             address,
             client,
+            program,
         } = self;
         listen(&real, Backlog::new(64).unwrap_or(Backlog::MAXCONN))?;
         let listener = TcpListener::from(real);
         let steered = listen(&trap, Backlog::new(8).unwrap_or(Backlog::MAXCONN))
             .map_err(io::Error::from)
-            .and_then(|()| {
-                crate::sys::attach_reuseport_program(listener.as_fd(), &steering_program(client))
-            });
+            .and_then(|()| steering::attach(listener.as_fd(), program.as_deref(), client));
         let trap = match steered {
-            Ok(()) => {
-                let trap = TcpListener::from(trap);
-                trap.set_nonblocking(true)?;
-                Some(trap)
-            }
+            Ok(()) => Some(TcpListener::from(trap)),
             Err(e) => {
                 // Without it libunftp drops a wrong-address connection (and the transfer).
                 tracing::warn!(error = %e, port = address.port(), "no trap for wrong-address data connections");
@@ -186,6 +202,7 @@ impl Reserved {
         Ok(Passive {
             listener,
             trap,
+            port: address.port(),
             opened: Instant::now(),
         })
     }
@@ -196,6 +213,7 @@ impl Reserved {
 pub struct Passive {
     listener: TcpListener,
     trap: Option<TcpListener>,
+    port: u16,
     opened: Instant,
 }
 
@@ -207,50 +225,18 @@ fn socket_owner() -> nix::unistd::Uid {
     nix::unistd::Uid::from_raw(3_000_000_000u32.wrapping_add(super::host_pid()))
 }
 
-const SKF_NET_OFF: u32 = 0xfff0_0000; // -0x100000: offsets from the network header
-const BPF_LD_W_ABS: u16 = 0x20;
-const BPF_JEQ_K: u16 = 0x15;
-const BPF_RET_K: u16 = 0x06;
-
-/// The reuseport program: 0 (the real listener) for a connection from `client`, else 1 (the
-/// trap).
-fn steering_program(client: IpAddr) -> Vec<BpfInstruction> {
-    let ins = |code, jt, jf, k| BpfInstruction { code, jt, jf, k };
-    let words: Vec<u32> = match client {
-        IpAddr::V4(v4) => vec![u32::from(v4)],
-        IpAddr::V6(v6) => v6
-            .octets()
-            .chunks(4)
-            .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
-            .collect(),
-    };
-    // The source address: IPv4 header offset 12, IPv6 offset 8.
-    let first = if client.is_ipv4() { 12 } else { 8 };
-    let mut program = Vec::new();
-    let n = words.len() as u8;
-    for (i, word) in words.iter().enumerate() {
-        let i = i as u8;
-        program.push(ins(
-            BPF_LD_W_ABS,
-            0,
-            0,
-            SKF_NET_OFF + first + 4 * u32::from(i),
-        ));
-        // Mismatch: jump past the remaining pairs and the "return 0" to "return 1".
-        program.push(ins(BPF_JEQ_K, 0, 2 * (n - 1 - i) + 1, *word));
-    }
-    program.push(ins(BPF_RET_K, 0, 0, 0));
-    program.push(ins(BPF_RET_K, 0, 0, 1));
-    program
-}
-
-fn reusable_socket(address: SocketAddr) -> io::Result<OwnedFd> {
+fn reusable_socket(address: SocketAddr, flags: SockFlag) -> io::Result<OwnedFd> {
     let family = if address.is_ipv4() {
         AddressFamily::Inet
     } else {
         AddressFamily::Inet6
     };
-    let fd = socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)?;
+    let fd = socket(
+        family,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC | flags,
+        None,
+    )?;
     setsockopt(&fd, sockopt::ReusePort, &true)?;
     Ok(fd)
 }
@@ -266,7 +252,7 @@ impl Passive {
     }
 
     pub fn port(&self) -> u16 {
-        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+        self.port
     }
 
     /// A spare put in use: its `accept_timeout` starts again (the client is told its port now).
@@ -338,6 +324,7 @@ mod tests {
             enabled: true,
             range: Some(busy..=busy),
             cursor: 0,
+            steering: Steering::default(),
         };
         assert!(only_busy.bind(local, local).is_err());
         // A range of the busy port and its neighbour: the scan must get past the busy one
@@ -353,6 +340,7 @@ mod tests {
                 enabled: true,
                 range: Some(lo..=hi),
                 cursor,
+                steering: Steering::default(),
             };
             assert_eq!(p.bind(local, local).unwrap().port(), next);
         }
@@ -389,6 +377,38 @@ mod tests {
     }
 
     #[test]
+    fn the_loaded_ebpf_program_steers_like_the_classic_one() {
+        use std::net::TcpStream;
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: loading eBPF needs root (CAP_BPF or CAP_SYS_ADMIN)");
+            return;
+        }
+        let local: IpAddr = "127.0.0.1".parse().unwrap();
+        let mut ports = ports(0, 0);
+        assert!(
+            ports.steering.program_for(local).is_some(),
+            "root must be able to load the steering program"
+        );
+        // Two ports in a row share the one loaded program.
+        for _ in 0..2 {
+            let reserved = ports.reserve(local, local, None).unwrap();
+            let program = reserved.program.clone().expect("the loaded program");
+            assert!(Rc::strong_count(&program) >= 3, "shared, not loaded again");
+            drop(program);
+            let passive = reserved.listen().unwrap();
+            let port = passive.port();
+            let _intruder = socket_from("127.0.0.3", port).expect("connect from 127.0.0.3");
+            let trap = passive.trap.as_ref().expect("the trap");
+            trap.set_nonblocking(false).unwrap();
+            let (_, from) = trap.accept().unwrap();
+            assert_eq!(from.ip(), "127.0.0.3".parse::<IpAddr>().unwrap());
+            let _client = TcpStream::connect((local, port)).unwrap();
+            let (_, from) = passive.listener.accept().unwrap();
+            assert_eq!(from.ip(), local);
+        }
+    }
+
+    #[test]
     fn a_reserved_port_accepts_nothing_until_it_listens() {
         use std::net::TcpStream;
         let local: IpAddr = "127.0.0.1".parse().unwrap();
@@ -417,6 +437,7 @@ mod tests {
                 enabled: true,
                 range: Some(port..=port),
                 cursor,
+                steering: Steering::default(),
             };
             assert!(
                 p.reserve(local, local, Some(port)).is_err(),
@@ -439,21 +460,5 @@ mod tests {
         let to: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         nix::sys::socket::connect(fd.as_raw_fd(), &SockaddrStorage::from(to)).ok()?;
         Some(std::net::TcpStream::from(fd))
-    }
-
-    #[test]
-    fn the_steering_program_compares_every_word_of_the_address() {
-        let v4 = steering_program("192.0.2.1".parse().unwrap());
-        assert_eq!(v4.len(), 4);
-        assert_eq!(v4[0].k, SKF_NET_OFF + 12);
-        assert_eq!(v4[1].k, 0xc000_0201);
-        assert_eq!((v4[1].jt, v4[1].jf), (0, 1));
-        let v6 = steering_program("2001:db8::1".parse().unwrap());
-        assert_eq!(v6.len(), 10);
-        assert_eq!(v6[0].k, SKF_NET_OFF + 8);
-        assert_eq!(v6[1].jf, 7);
-        assert_eq!(v6[7].jf, 1);
-        assert_eq!(v6[9].k, 1);
-        assert_eq!(v6[8].k, 0);
     }
 }

@@ -287,11 +287,10 @@ impl Monitor<'_> {
             .and_then(|r| r.listen())
         {
             Ok(p) => {
-                let listener = p.listener().try_clone_to_owned();
-                self.passive = Some(p);
-                match listener {
-                    Ok(l) => self.reply(Peer::Worker, &Reply::Bound, Some(l.as_fd())),
-                    Err(_) => self.reply(Peer::Worker, &Reply::NotBound, None),
+                self.reply(Peer::Worker, &Reply::Bound, Some(p.listener()));
+                // A worker gone meanwhile (the reply failed) leaves nothing listening.
+                if self.worker_channel_open() {
+                    self.passive = Some(p);
                 }
             }
             Err(e) => {
@@ -321,11 +320,10 @@ impl Monitor<'_> {
             .and_then(|r| r.listen())
         {
             Ok(p) => {
-                let listener = p.listener().try_clone_to_owned();
-                self.spare = Some(p);
-                match listener {
-                    Ok(l) => self.reply(Peer::Worker, &Reply::Bound, Some(l.as_fd())),
-                    Err(_) => self.reply(Peer::Worker, &Reply::NotBound, None),
+                self.reply(Peer::Worker, &Reply::Bound, Some(p.listener()));
+                // A worker gone meanwhile (the reply failed) leaves nothing listening.
+                if self.worker_channel_open() {
+                    self.spare = Some(p);
                 }
             }
             Err(e) => {
