@@ -361,16 +361,22 @@ mod tests {
 
     #[test]
     fn connections_from_another_address_go_to_the_trap() {
-        use std::net::TcpStream;
         let local: IpAddr = "127.0.0.1".parse().unwrap();
         let passive = ports(0, 0).bind(local, local).unwrap();
         assert!(passive.trap().is_some(), "the trap must be there");
+        assert_steered(&passive, "127.0.0.2");
+    }
+
+    /// A connection from `intruder` reaches the trap, one from 127.0.0.1 the listener.
+    fn assert_steered(passive: &Passive, intruder: &str) {
+        use std::net::TcpStream;
         let port = passive.port();
-        let _intruder = socket_from("127.0.0.2", port).expect("connect from 127.0.0.2");
-        let trap = passive.trap.as_ref().unwrap();
+        let _intruder = socket_from(intruder, port).expect("connect from the intruder address");
+        let trap = passive.trap.as_ref().expect("the trap");
         trap.set_nonblocking(false).unwrap();
         let (_, from) = trap.accept().unwrap();
-        assert_eq!(from.ip(), "127.0.0.2".parse::<IpAddr>().unwrap());
+        assert_eq!(from.ip(), intruder.parse::<IpAddr>().unwrap());
+        let local: IpAddr = "127.0.0.1".parse().unwrap();
         let _client = TcpStream::connect((local, port)).unwrap();
         let (_, from) = passive.listener.accept().unwrap();
         assert_eq!(from.ip(), local);
@@ -378,7 +384,6 @@ mod tests {
 
     #[test]
     fn the_loaded_ebpf_program_steers_like_the_classic_one() {
-        use std::net::TcpStream;
         if !nix::unistd::geteuid().is_root() {
             eprintln!("skipped: loading eBPF needs root (CAP_BPF or CAP_SYS_ADMIN)");
             return;
@@ -395,16 +400,7 @@ mod tests {
             let program = reserved.program.clone().expect("the loaded program");
             assert!(Rc::strong_count(&program) >= 3, "shared, not loaded again");
             drop(program);
-            let passive = reserved.listen().unwrap();
-            let port = passive.port();
-            let _intruder = socket_from("127.0.0.3", port).expect("connect from 127.0.0.3");
-            let trap = passive.trap.as_ref().expect("the trap");
-            trap.set_nonblocking(false).unwrap();
-            let (_, from) = trap.accept().unwrap();
-            assert_eq!(from.ip(), "127.0.0.3".parse::<IpAddr>().unwrap());
-            let _client = TcpStream::connect((local, port)).unwrap();
-            let (_, from) = passive.listener.accept().unwrap();
-            assert_eq!(from.ip(), local);
+            assert_steered(&reserved.listen().unwrap(), "127.0.0.3");
         }
     }
 
