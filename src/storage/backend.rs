@@ -263,10 +263,14 @@ impl StorageBackend<SessionUser> for JailedStorage {
 
     async fn cwd<P: AsRef<Path> + Send + Debug>(&self, _user: &SessionUser, path: P) -> Result<()> {
         let path = path.as_ref().to_path_buf();
-        self.allow(|_| true, &path)?;
-        let real = real_path(&path);
-        // On the session's thread: a CWD costs no blocking-pool hop.
-        fsmeta::can_enter(&real)?;
+        self.entered()?;
+        // libunftp catching up on a CWD the relay answered (and checked) on its own turn: a
+        // directory removed since then is found by the next command that uses it, as when
+        // a session's directory is removed under it.
+        if !self.shared.take_catching_up(&path) {
+            // On the session's thread: a CWD costs no blocking-pool hop.
+            lookup::may_enter(&self.deny, &path)?;
+        }
         self.shared.set_working_dir(path);
         Ok(())
     }

@@ -40,6 +40,7 @@ pub mod facts;
 mod failed;
 pub mod fsmeta;
 pub mod listing;
+pub mod lookup;
 mod protected;
 mod rate;
 mod records;
@@ -237,11 +238,7 @@ impl JailedStorage {
         if !right(&entered.rights) {
             return Err(denied());
         }
-        if climbs_above_root(path) {
-            return Err(denied());
-        }
-        if self.deny.matches_path(path) {
-            tracing::info!(path = %names::for_log(&path.to_string_lossy()), "refused by deny_file");
+        if lookup::refused(&self.deny, path) {
             return Err(denied());
         }
         Ok(entered)

@@ -10,9 +10,9 @@
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use unftp_core::storage::{Error, ErrorKind, Metadata, Result};
+use unftp_core::storage::{Metadata, Result};
 
-use super::facts::{FactContext, timestamp};
+use super::facts::FactContext;
 use super::*;
 
 impl JailedStorage {
@@ -26,24 +26,14 @@ impl JailedStorage {
 
     /// `SIZE path`: the size of a regular file (vsftpd refuses anything else).
     pub async fn file_size(&self, path: &str) -> Result<u64> {
-        let path = self.session_path(path);
-        self.allow(|_| true, &path)?;
-        let meta = on_session_thread(|| std::fs::metadata(real_path(&path)))?;
-        if !meta.is_file() {
-            return Err(Error::from(ErrorKind::PermanentFileNotAvailable));
-        }
-        Ok(meta.len())
+        self.entered()?;
+        lookup::file_size(&self.deny, &self.shared.working_dir(), path)
     }
 
     /// `MDTM path`: the modification time of a regular file, `YYYYMMDDHHMMSS` in UTC.
     pub async fn file_mtime(&self, path: &str) -> Result<String> {
-        let path = self.session_path(path);
-        self.allow(|_| true, &path)?;
-        let meta = on_session_thread(|| std::fs::metadata(real_path(&path)))?;
-        if !meta.is_file() {
-            return Err(Error::from(ErrorKind::PermanentFileNotAvailable));
-        }
-        Ok(timestamp(meta.modified().unwrap_or(SystemTime::UNIX_EPOCH)))
+        self.entered()?;
+        lookup::file_mtime(&self.deny, &self.shared.working_dir(), path)
     }
 
     /// vsftpd's `mdtm_write`: whether `MDTM time path` is a request to set a time.

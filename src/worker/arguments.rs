@@ -221,6 +221,12 @@ pub fn normalized_cwd(cwd: &std::path::Path, arg: &str) -> Option<String> {
     (climbed || dotted).then_some(path)
 }
 
+/// `CWD arg` from `cwd` as one absolute path without `.` or `..`, clamped at the root (the
+/// relay's own `CWD`). Only for a `cwd` known to be current.
+pub fn absolute_cwd(cwd: &std::path::Path, arg: &str) -> String {
+    lexical_cwd(cwd, arg).0
+}
+
 /// The lexical join of `cwd` and `arg`; whether it climbed above the root; whether it had a
 /// `.` or `..` component at all.
 fn lexical_cwd(cwd: &std::path::Path, arg: &str) -> (String, bool, bool) {
@@ -306,6 +312,9 @@ mod reply_tests {
         assert_eq!(normalized_cwd(Path::new("/"), "..").as_deref(), Some("/"));
         assert_eq!(normalized_cwd(Path::new("/a"), "b c"), None);
         assert_eq!(normalized_cwd(Path::new("/a"), "/x/y"), None);
+        assert_eq!(absolute_cwd(Path::new("/a"), "b c"), "/a/b c");
+        assert_eq!(absolute_cwd(Path::new("/a"), "/x//y/"), "/x/y");
+        assert_eq!(absolute_cwd(Path::new("/a"), "../../.."), "/");
     }
 
     #[test]

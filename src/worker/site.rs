@@ -103,7 +103,7 @@ fn client_time(text: &str) -> Option<SystemTime> {
 }
 
 /// `time path` (MFMT, vsftpd's MDTM, the two-argument SITE UTIME).
-fn time_and_path(arguments: &str) -> Option<(SystemTime, &str)> {
+pub(crate) fn time_and_path(arguments: &str) -> Option<(SystemTime, &str)> {
     let (time, path) = arguments.split_once(' ')?;
     let path = path.trim_start();
     (!path.is_empty()).then_some((client_time(time)?, path))

@@ -15,6 +15,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 #[derive(Debug, Default)]
 pub struct Unanswered {
     owed: AtomicUsize,
+    /// Of those, the commands the relay gave libunftp for itself (libunftp catching up on a
+    /// `CWD` the relay answered): their replies are dropped, not passed on.
+    silent: AtomicUsize,
     changed: tokio::sync::Notify,
 }
 
@@ -22,6 +25,28 @@ impl Unanswered {
     /// A command line went to libunftp.
     pub fn forwarded(&self) {
         self.owed.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A command line the relay gave libunftp for itself went to it: its reply is not the
+    /// client's.
+    pub fn forwarded_silently(&self) {
+        self.silent.fetch_add(1, Ordering::SeqCst);
+        self.forwarded();
+    }
+
+    /// Whether `line`, from libunftp, answers a command the relay gave for itself (then it is
+    /// dropped); its final line counts as answered.
+    pub fn swallows(&self, line: &[u8]) -> bool {
+        if self.silent.load(Ordering::SeqCst) == 0 {
+            return false;
+        }
+        if is_final(line) {
+            let _ = self
+                .silent
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+            self.answered();
+        }
+        true
     }
 
     /// A final reply from libunftp was queued for the client (after it, in the client's
@@ -54,6 +79,7 @@ impl Unanswered {
     /// Forget what is owed (libunftp did not answer in time).
     pub fn forget(&self) {
         self.owed.store(0, Ordering::SeqCst);
+        self.silent.store(0, Ordering::SeqCst);
         self.changed.notify_waiters();
     }
 }
@@ -94,6 +120,29 @@ mod tests {
         assert!(owed.none());
         owed.forwarded();
         assert!(!owed.none(), "an extra reply must not hide a later command");
+    }
+
+    #[test]
+    fn a_silent_commands_reply_is_swallowed_whole_and_answers_it() {
+        let owed = Unanswered::default();
+        assert!(!owed.swallows(b"250 Okay."), "nothing silent is owed");
+        owed.forwarded_silently();
+        assert!(!owed.none());
+        assert!(owed.swallows(b"250-first line"));
+        assert!(!owed.none(), "a reply's first line does not end it");
+        assert!(owed.swallows(b"250 Okay."));
+        assert!(owed.none());
+        owed.forwarded();
+        assert!(
+            !owed.swallows(b"257 \"/\""),
+            "the next reply is the client's"
+        );
+        owed.forwarded_silently();
+        owed.forget();
+        assert!(
+            !owed.swallows(b"250 Okay."),
+            "forget clears the silent ones too"
+        );
     }
 
     #[tokio::test]

@@ -5,8 +5,9 @@
 //! It owns the idle and accept timeouts, the line cap, and the final reply of a session that
 //! must end.
 //!
-//! Runs in the worker, as the logged-in user, jailed. It never parses a path, never touches a
-//! file, never logs a password, and never waits on libunftp without a deadline.
+//! Runs in the worker, as the logged-in user, jailed. Besides [`super::direct`]'s lookups it
+//! never resolves a path or touches a file; it never logs a password, and never waits on
+//! libunftp without a deadline.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -16,6 +17,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
 use super::commands::{abort_transfer, active_mode, modern_verb};
+use super::direct::Direct;
 use super::engine::ENGINE_TIMEOUT;
 use super::replies;
 use super::{Engine, SessionView};
@@ -96,7 +98,8 @@ pub(super) async fn forward(
     let mut idle_from = tokio::time::Instant::now();
     let mut settle_at: Option<tokio::time::Instant> = None;
     let mut settled = false;
-    let reason = loop {
+    let mut direct = Direct::new(&shared);
+    let reason = 'session: loop {
         if !settled {
             idle_from = tokio::time::Instant::now();
             settle_at = Some(idle_from + SETTLE);
@@ -224,6 +227,15 @@ pub(super) async fn forward(
                 names::to_wire(&unanswered::pwd_reply(&shared.working_dir())).into_owned();
             bytes.extend_from_slice(b"\r\n");
             if to_client.send(bytes).await.is_err() {
+                break ExitReason::Closed;
+            }
+            continue;
+        }
+        // SIZE, MDTM, CWD, CDUP from one look at the file system, when libunftp owes nothing.
+        if owed.none()
+            && let Some(reply) = direct.answer(&shared, &verb, argument)
+        {
+            if to_client.send(reply).await.is_err() {
                 break ExitReason::Closed;
             }
             continue;
@@ -403,42 +415,50 @@ pub(super) async fn forward(
         if verb == "ABOR" && shared.transfers.load(Ordering::SeqCst) > 0 {
             abort_transfer(&shared).await;
         }
-        // One command at a time (see `unanswered`), bounded; during a transfer at once.
-        if transfer_forwarded && owed.none() {
-            transfer_forwarded = false;
-        }
-        if !transfer_forwarded && !owed.none() {
-            tokio::select! {
-                _ = owed.settled() => {}
-                _ = tokio::time::sleep(ENGINE_TIMEOUT) => {
-                    tracing::warn!("the FTP engine owes a reply; forwarding the next command anyway");
-                    owed.forget();
-                }
-                _ = shared.ending_notified() => {
-                    if let Some((text, reason)) = shared.take_ending() {
-                        let _ = to_client.send(say(&text)).await;
-                        break reason;
+        // A CWD the relay answered goes to libunftp first, its reply dropped (see `direct`).
+        let catch_up = direct.catch_up().map(|cwd| (cwd, true));
+        for (line, silent) in catch_up.into_iter().chain(std::iter::once((line, false))) {
+            // One command at a time (see `unanswered`), bounded; during a transfer at once.
+            if transfer_forwarded && owed.none() {
+                transfer_forwarded = false;
+            }
+            if !transfer_forwarded && !owed.none() {
+                tokio::select! {
+                    _ = owed.settled() => {}
+                    _ = tokio::time::sleep(ENGINE_TIMEOUT) => {
+                        tracing::warn!("the FTP engine owes a reply; forwarding the next command anyway");
+                        owed.forget();
+                    }
+                    _ = shared.ending_notified() => {
+                        if let Some((text, reason)) = shared.take_ending() {
+                            let _ = to_client.send(say(&text)).await;
+                            break 'session reason;
+                        }
+                    }
+                    _ = &mut replies => {
+                        replies_done = true;
+                        break 'session ExitReason::Closed;
                     }
                 }
-                _ = &mut replies => {
-                    replies_done = true;
-                    break ExitReason::Closed;
-                }
             }
-        }
-        transfer_forwarded |= matches!(
-            verb.as_str(),
-            "RETR" | "STOR" | "STOU" | "APPE" | "LIST" | "NLST" | "MLSD"
-        );
-        let mut bytes = line.into_bytes();
-        bytes.extend_from_slice(b"\r\n");
-        owed.forwarded();
-        match tokio::time::timeout(ENGINE_TIMEOUT, engine_write.write_all(&bytes)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) => break ExitReason::Closed,
-            Err(_) => {
-                tracing::error!("the FTP engine stopped reading commands; ending the session");
-                break ExitReason::Error;
+            if silent {
+                owed.forwarded_silently();
+            } else {
+                transfer_forwarded |= matches!(
+                    verb.as_str(),
+                    "RETR" | "STOR" | "STOU" | "APPE" | "LIST" | "NLST" | "MLSD"
+                );
+                owed.forwarded();
+            }
+            let mut bytes = line.into_bytes();
+            bytes.extend_from_slice(b"\r\n");
+            match tokio::time::timeout(ENGINE_TIMEOUT, engine_write.write_all(&bytes)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => break 'session ExitReason::Closed,
+                Err(_) => {
+                    tracing::error!("the FTP engine stopped reading commands; ending the session");
+                    break 'session ExitReason::Error;
+                }
             }
         }
     };

@@ -9,17 +9,22 @@
 //! timeouts, the line cap, and every final reply of a session that must end. It gives
 //! libunftp one command at a time but during a transfer, and answers `PWD` itself (from the
 //! mirrored working directory, when libunftp owes no reply): see [`crate::worker::unanswered`].
+//! When libunftp owes no reply it also answers `SIZE`, `MDTM`, `CWD` and `CDUP` from one
+//! look at the file system through the storage backend's gate ([`direct`]).
 //!
-//! It never parses a path and never touches a file. Every line goes through one parser
+//! Besides [`direct`]'s lookups it never resolves a path and never touches a file. Every line
+//! goes through one parser
 //! (`crate::control::command`) and libunftp is given the line rebuilt from it. Every wait on
 //! libunftp has a deadline.
 //! # Layout
 //! - [`engine`]: reading libunftp's replies, one command's round trip (bounded).
 //! - [`replies`]: libunftp → client: the one writer, the held `150`, the stand-in `229`.
 //! - [`commands`]: what the relay checks itself (X-verbs, PORT/EPRT, ABOR during a transfer).
+//! - [`direct`]: `SIZE`, `MDTM`, `CWD`, `CDUP` answered on the relay's turn.
 //! - [`forward`]: the main loop after login, client → libunftp.
 
 mod commands;
+mod direct;
 mod engine;
 mod forward;
 mod replies;

@@ -160,6 +160,10 @@ pub(super) fn spawn_replies(
         let mut pending = Pending::Nothing;
         while let Ok(Line::Text(line)) = engine_lines.next(&mut engine_read, MAX_ENGINE_LINE).await
         {
+            // The reply to a CWD the relay gave libunftp to catch up: not the client's.
+            if answered.swallows(&line) {
+                continue;
+            }
             let ends_reply = unanswered::is_final(&line);
             let line = match reply_line(&reply_shared, line, &mut pending).await {
                 Some(line) => line,

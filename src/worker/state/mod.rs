@@ -146,10 +146,15 @@ pub struct SessionShared {
     pub passive_address: Mutex<Option<std::net::SocketAddr>>,
     /// Options of the last LIST/NLST (libunftp drops them; the relay passes them on here).
     list_flags: Mutex<ListFlags>,
-    /// libunftp's working directory, mirrored for SITE CHMOD's relative paths (libunftp gives
-    /// SITE handlers none): set by the storage backend's `cwd`, moved up by the relay on CDUP
-    /// (which libunftp handles without the storage backend).
+    /// The session's working directory: libunftp's, mirrored for SITE CHMOD's relative paths
+    /// (libunftp gives SITE handlers none), set by the storage backend's `cwd`, moved up by the
+    /// relay on a CDUP it forwards (which libunftp handles without the storage backend) — or
+    /// the relay's own, ahead of libunftp's, after a CWD it answered (`catching_up`).
     working_dir: Mutex<std::path::PathBuf>,
+    /// A directory the relay let the session into on its own turn (`CWD` answered without
+    /// libunftp): libunftp is given a `CWD` to it before its next command, which the storage
+    /// backend takes as already checked (libunftp's copy then follows the relay's).
+    catching_up: Mutex<Option<std::path::PathBuf>>,
     /// The last reply of a session that must end, for the relay to send (inside TLS if on).
     ending: Mutex<Option<(String, ExitReason)>>,
     ending_notify: tokio::sync::Notify,
@@ -210,6 +215,7 @@ impl SessionShared {
             passive_address: Mutex::new(None),
             list_flags: Mutex::new(ListFlags::default()),
             working_dir: Mutex::new(std::path::PathBuf::from("/")),
+            catching_up: Mutex::new(None),
             ending: Mutex::new(None),
             ending_notify: tokio::sync::Notify::new(),
             data_outcome: Mutex::new(None),
@@ -278,6 +284,23 @@ impl SessionShared {
 
     pub fn set_working_dir(&self, path: std::path::PathBuf) {
         *self.working_dir.lock().unwrap_or_else(|p| p.into_inner()) = path;
+    }
+
+    /// The relay answered a `CWD` itself: `dir` (checked) is the session's directory now, and
+    /// libunftp's `CWD` to it will be taken as checked.
+    pub fn entered_on_relay_turn(&self, dir: std::path::PathBuf) {
+        *self.catching_up.lock().unwrap_or_else(|p| p.into_inner()) = Some(dir.clone());
+        self.set_working_dir(dir);
+    }
+
+    /// Whether libunftp's `CWD` to `dir` only catches up on the relay's (then it needs no
+    /// check: the relay's was made); clears the mark either way.
+    pub fn take_catching_up(&self, dir: &std::path::Path) -> bool {
+        self.catching_up
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .is_some_and(|d| d == dir)
     }
 
     /// CDUP / XCUP: what libunftp does to its own copy (`PathBuf::pop`, so `/` stays `/`).
