@@ -55,6 +55,8 @@ class Context:
         self.reps_curl, self.reps_mem = knob("REPS_CURL", 2), knob("REPS_MEM", 3)
         self.reps_mirror = knob("REPS_MIRROR", 3)
         self.duration = knob("DURATION", 6)
+        # The command round trips of each repetition, measured for all servers at once.
+        self.round_trips = {}
         self.mem_sessions = knob("MEM_SESSIONS", 500)
         self.max_cap = knob("MAX_SESSIONS", 10000)
         self.max_budget = knob("MAX_SESSIONS_BUDGET", 420)
@@ -112,6 +114,22 @@ def prepare_homes(ctx, what):
         mirror.make_tree(os.path.join(ctx.work, "data", "mirror_source"))
 
 
+def round_trips_together(ctx, rep):
+    """The command round trips of repetition `rep`, measured once for every running server
+    together (their sessions take turns, `benchlib.commands`); a failure fails each server."""
+    cache = ctx.round_trips
+    if rep not in cache:
+        prepare_homes(ctx, "cmd")
+        running = [s for s in ctx.servers if os.path.exists(f"/proc/{s['pid']}")]
+        try:
+            cache[rep] = commands.round_trips(running, ctx.cmd_count)
+        except Exception as e:  # noqa: BLE001
+            cache[rep] = e
+    if isinstance(cache[rep], Exception):
+        raise cache[rep]
+    return cache[rep]
+
+
 def make_rows(ctx):
     c = ctx
     rows = [fast_row(c, d, t, k) for t in (False, True) for d in ("RETR", "STOR")
@@ -133,8 +151,7 @@ def make_rows(ctx):
             lambda srv, rep, first: rates.listing_ms(srv, "MLSD"), ratio_base={"vsftpd": "list"}),
     ]
     driver = Row("cmd", "command round trips", "µs", LOWER, None, c.reps,
-                 lambda srv, rep, first: (prepare_homes(c, "cmd"),
-                                          commands.round_trips(srv, c.cmd_count))[1])
+                 lambda srv, rep, first: round_trips_together(c, rep)[srv["name"]])
     driver.fanout = {}
     for verb in commands.VERBS:
         label = {"cwd": "CWD dir / CWD ..", "type": "TYPE I", "size": "SIZE file",

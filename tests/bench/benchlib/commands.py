@@ -1,11 +1,13 @@
-"""Command round trips on one logged-in session: NOOP, PWD, CWD (into a directory and back),
-TYPE I, SIZE and MDTM of a small file (by its absolute path: the verbs take turns with the CWDs); `count` of each, timed one by one with
-perf_counter_ns around the send and the read of its one reply, Nagle off.
+"""Command round trips: NOOP, PWD, CWD (into a directory and back), TYPE I, SIZE and MDTM of
+a small file (by its absolute path: the verbs take turns with the CWDs); `count` of each on
+one logged-in session per server, timed one by one with perf_counter_ns around the send and
+the read of its one reply, Nagle off.
 
-The verbs take turns (NOOP, PWD, CWD, TYPE, SIZE, MDTM, NOOP, ...), so every verb is timed
-over the same stretch of the session: this machine's wake-up latency changes in steps over
-seconds (round trips of ~22, ~80 or ~320 µs for the same command), and verbs timed one after
-the other would each see a different step.
+The servers take turns command by command (the first of each round rotating), and so do the
+verbs (NOOP, PWD, CWD, TYPE, SIZE, MDTM, NOOP, ...): every server and every verb is timed over
+the same stretch of time. This machine's wake-up latency changes in steps over seconds (round
+trips of ~22, ~80 or ~320 µs for the same command): timed one after the other, each server and
+verb would see a different step, and the ratios would measure the steps.
 
 It sends only these verbs and never writes to the server's files.
 """
@@ -39,33 +41,41 @@ def percentile(values, p):
     return s[min(len(s) - 1, int(len(s) * p))]
 
 
-def round_trips(srv, count):
-    """{verb: (p50 µs, p90 µs)} for `count` round trips of each verb on one session."""
-    session = Session(srv)
-    out = {}
+def round_trips(servers, count):
+    """{server name: {verb: (p50 µs, p90 µs)}} for `count` round trips of each verb on one
+    session per server, the servers and the verbs taking turns."""
+    sessions = []
     try:
-        send, f = session.sock.sendall, session.f
+        for srv in servers:
+            sessions.append((srv["name"], Session(srv)))
         for i in range(20):  # warm-up, untimed
             for verb in VERBS:
                 line, want = _lines(verb, i)
-                session.command(line, want)
-        times = {verb: [] for verb in VERBS}
+                for _, session in sessions:
+                    session.command(line, want)
+        times = {name: {verb: [] for verb in VERBS} for name, _ in sessions}
+        n = len(sessions)
         for i in range(count):
+            turn = sessions[i % n:] + sessions[:i % n]
             for verb in VERBS:
                 line, want = _lines(verb, i)
                 raw = line.encode() + b"\r\n"
-                t0 = time.perf_counter_ns()
-                send(raw)
-                code, text = read_reply(f)
-                t1 = time.perf_counter_ns()
-                if code != want:
-                    raise RuntimeError(f"{line}: expected {want}, got {text!r}")
-                times[verb].append((t1 - t0) / 1000)
-        if count % 2:
-            session.command("CWD ..", 250)
-        for verb in VERBS:
-            out[verb] = (statistics.median(times[verb]), percentile(times[verb], 0.9))
-        session.quit()
+                for name, session in turn:
+                    t0 = time.perf_counter_ns()
+                    session.sock.sendall(raw)
+                    code, text = read_reply(session.f)
+                    t1 = time.perf_counter_ns()
+                    if code != want:
+                        raise RuntimeError(f"{name}: {line}: expected {want}, got {text!r}")
+                    times[name][verb].append((t1 - t0) / 1000)
+        out = {}
+        for name, session in sessions:
+            if count % 2:
+                session.command("CWD ..", 250)
+            session.quit()
+            out[name] = {verb: (statistics.median(t), percentile(t, 0.9))
+                         for verb, t in times[name].items()}
+        return out
     finally:
-        session.close()
-    return out
+        for _, session in sessions:
+            session.close()
