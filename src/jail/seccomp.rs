@@ -255,7 +255,8 @@ fn allow_list(role: Role, own_pid: i32) -> Result<Rules, String> {
     // Files in the jail (unftp-sbe-fs and the storage wrapper): open (openat2 for
     // RESOLVE_BENEATH), stat, read and write (positioned too), list, make and remove
     // directories, delete, rename, SITE CHMOD, MFMT (utimensat), REST (lseek, ftruncate),
-    // access (the writable-root check); sendfile/splice/copy_file_range for fast transfers.
+    // access (the writable-root check), chdir (CWD's one-call check, inside the chroot: it
+    // cannot leave it); sendfile/splice/copy_file_range for fast transfers.
     allow(
         &mut rules,
         &[
@@ -295,6 +296,7 @@ fn allow_list(role: Role, own_pid: i32) -> Result<Rules, String> {
             SYS_fdatasync,
             SYS_fadvise64,
             SYS_getcwd,
+            SYS_chdir,
             SYS_sendfile,
             SYS_splice,
             SYS_copy_file_range,

@@ -13,7 +13,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use unftp_core::storage::{Error, ErrorKind, Metadata, Permissions};
+use unftp_core::storage::{Error, Metadata, Permissions};
 
 use crate::names;
 
@@ -176,16 +176,6 @@ pub fn read_names(path: &Path) -> io::Result<Vec<String>> {
         .collect()
 }
 
-/// Whether a session may change into `path`: a directory it can search.
-pub fn can_enter(path: &Path) -> Result<(), Error> {
-    let m = std::fs::metadata(path).map_err(Error::from)?;
-    if !m.is_dir() {
-        return Err(Error::from(ErrorKind::PermanentDirectoryNotAvailable));
-    }
-    nix::unistd::access(path, nix::unistd::AccessFlags::X_OK)
-        .map_err(|_| Error::from(ErrorKind::PermissionDenied))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,8 +194,6 @@ mod tests {
         assert!(entries[0].1.is_file() && !entries[0].1.is_symlink());
         assert!(entries[1].1.is_symlink());
         assert_eq!(entries[1].1.readlink(), Some(Path::new("/etc/passwd")));
-        assert!(can_enter(&dir).is_ok());
-        assert!(can_enter(&dir.join("a.txt")).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -13,7 +13,7 @@ use std::time::SystemTime;
 use unftp_core::storage::{Error, ErrorKind, Result};
 
 use super::facts::timestamp;
-use super::{climbs_above_root, denied, fsmeta, real_path};
+use super::{climbs_above_root, denied, real_path};
 use crate::names;
 use crate::policy::NamePattern;
 
@@ -62,12 +62,18 @@ pub fn file_mtime(deny: &NamePattern, cwd: &Path, path: &str) -> Result<String> 
 }
 
 /// `CWD`: whether the session may enter `dir` (an absolute session path): a directory it can
-/// search.
+/// search. The worker's own `chdir` answers both in one system call, as vsftpd's does; the
+/// process's working directory is otherwise unused (every path the storage backend opens is
+/// absolute, inside the jail).
 pub fn may_enter(deny: &NamePattern, dir: &Path) -> Result<()> {
     if refused(deny, dir) {
         return Err(denied());
     }
-    fsmeta::can_enter(&real_path(dir))
+    nix::unistd::chdir(&real_path(dir)).map_err(|errno| match errno {
+        nix::errno::Errno::ENOTDIR => Error::from(ErrorKind::PermanentDirectoryNotAvailable),
+        nix::errno::Errno::EACCES => Error::from(ErrorKind::PermissionDenied),
+        other => Error::from(std::io::Error::from(other)),
+    })
 }
 
 #[cfg(test)]
@@ -92,11 +98,21 @@ mod tests {
         assert!(file_size(&deny, &dir, "secret.key").is_err());
         assert!(file_mtime(&deny, &dir, "secret.key").is_err());
         assert!(file_size(&none, Path::new("/"), "../etc/hostname").is_err());
-        assert!(may_enter(&none, &dir.join("sub")).is_ok());
-        assert!(may_enter(&none, &dir.join("a.txt")).is_err());
-        assert!(may_enter(&none, &dir.join("missing")).is_err());
-        assert!(may_enter(&NamePattern::parse(Some("sub")), &dir.join("sub")).is_err());
-        assert!(may_enter(&none, Path::new("/..")).is_err());
+        // `may_enter` changes the working directory: on a thread with its own (CLONE_FS), so
+        // the other tests' relative paths stay where they were.
+        let entering = dir.clone();
+        std::thread::spawn(move || {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_FS).unwrap();
+            let dir = entering;
+            assert!(may_enter(&none, &dir.join("sub")).is_ok());
+            assert_eq!(std::env::current_dir().unwrap(), dir.join("sub"));
+            assert!(may_enter(&none, &dir.join("a.txt")).is_err());
+            assert!(may_enter(&none, &dir.join("missing")).is_err());
+            assert!(may_enter(&NamePattern::parse(Some("sub")), &dir.join("sub")).is_err());
+            assert!(may_enter(&none, Path::new("/..")).is_err());
+        })
+        .join()
+        .unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

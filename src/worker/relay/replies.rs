@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 use super::engine::{EngineRead, MAX_ENGINE_LINE};
 use crate::control::line::{Line, LineReader};
 use crate::names;
+use crate::protocol::ExitReason;
 use crate::protocol::event::Event;
 use crate::worker::arguments;
 use crate::worker::client::Client;
@@ -160,8 +161,19 @@ pub(super) fn spawn_replies(
         let mut pending = Pending::Nothing;
         while let Ok(Line::Text(line)) = engine_lines.next(&mut engine_read, MAX_ENGINE_LINE).await
         {
-            // The reply to a CWD the relay gave libunftp to catch up: not the client's.
+            // The reply to a CWD the relay gave libunftp to catch up: not the client's. Should
+            // libunftp refuse it, its relative paths would no longer be the client's: the
+            // session ends rather than act on the wrong directory.
             if answered.swallows(&line) {
+                if unanswered::is_final(&line) && !line.starts_with(b"2") {
+                    tracing::error!(
+                        "libunftp refused the working directory the relay entered; ending the session"
+                    );
+                    reply_shared.end_session(
+                        "421 Service not available, closing control connection.",
+                        ExitReason::Error,
+                    );
+                }
                 continue;
             }
             let ends_reply = unanswered::is_final(&line);
