@@ -18,14 +18,15 @@ use rustls::ServerConfig;
 use rustls::crypto::ring as provider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::{
-    ClientHello, ResolvesServerCert, ServerSessionMemoryCache, StoresServerSessions,
-};
+use rustls::server::{ClientHello, ResolvesServerCert, StoresServerSessions};
 use rustls::sign::CertifiedKey;
 
 use crate::config::Config;
 
 pub mod remote;
+mod session_cache;
+
+use session_cache::SessionCache;
 
 /// How the latest data connection's TLS began.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -228,7 +229,7 @@ impl ResolvesServerCert for RecordingResolver {
 /// session (no 0-RTT data is accepted, so a reused ticket cannot replay anything).
 #[derive(Debug)]
 struct RecordingStore {
-    inner: Arc<ServerSessionMemoryCache>,
+    inner: SessionCache,
     log: Arc<HandshakeLog>,
     /// Every session stored, for the worker (the control connection's; capped).
     stored: Arc<StoredSessions>,
@@ -237,6 +238,9 @@ struct RecordingStore {
 /// The sessions a control connection's handshake left, to hand to the worker.
 #[derive(Debug, Default)]
 pub struct StoredSessions(Mutex<Vec<(Vec<u8>, Vec<u8>)>>);
+
+/// Most sessions a configuration keeps for resumption.
+const SESSIONS_KEPT: usize = 64;
 
 /// Most sessions kept for the worker.
 const MAX_STORED: usize = 8;
@@ -347,7 +351,7 @@ pub fn server_config(
                 log: log.clone(),
             },
         }));
-    let inner = ServerSessionMemoryCache::new(64);
+    let inner = SessionCache::new(SESSIONS_KEPT);
     for (key, value) in resumable {
         inner.put(key, value);
     }
