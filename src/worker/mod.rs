@@ -86,6 +86,9 @@ fn random_token() -> std::io::Result<String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// Readiness events taken from the kernel per poll: a session has a handful of descriptors.
+const IO_EVENTS_PER_TICK: usize = 32;
+
 /// This process's one session, once set up: where panics report to.
 static SESSION: OnceLock<Arc<SessionShared>> = OnceLock::new();
 
@@ -130,23 +133,36 @@ fn internal_connection(
 
 /// Serve the session until it ends. Never returns to the monitor's code: the caller exits.
 pub fn run(start: Start<'_>) -> ExitReason {
+    match prepare(start) {
+        Ok((runtime, session)) => runtime.block_on(session),
+        Err(reason) => reason,
+    }
+}
+
+/// The session, ready to run: limits, jail, drop, seccomp, and the runtime to run it on.
+///
+/// Not inlined into `run`: `run`'s frame stays under every poll for the whole session, while
+/// this one (several KiB: the session and its future are built here) returns first, so its
+/// pages are dead stack that an idle session gives back (`sys::discard_stack_below_caller`).
+#[inline(never)]
+fn prepare(start: Start<'_>) -> Result<(tokio::runtime::Runtime, SessionFuture), ExitReason> {
     let config = start.config;
     let client_ip = netns::unmapped(start.addresses.client.ip());
     // SECURITY: every step up to the jail runs before anything is read from the link.
     if let Err((what, e)) = crate::jail::sandbox::limit_worker(config) {
         tracing::error!(limit = what, error = %e, "cannot limit the worker; ending the session");
-        return ExitReason::Error;
+        return Err(ExitReason::Error);
     }
     if let Err(e) = netns::enter(&start.network) {
         tracing::error!(error = %e, "cannot isolate the session's network; ending it");
-        return ExitReason::Error;
+        return Err(ExitReason::Error);
     }
     drop(start.network);
     let (relay_end, engine_end) = match internal_connection(client_ip) {
         Ok(pair) => pair,
         Err(e) => {
             tracing::error!(error = %e, "cannot connect the relay to the FTP engine");
-            return ExitReason::Error;
+            return Err(ExitReason::Error);
         }
     };
     // The one-time token libunftp is logged in with (read before the jail has no /dev).
@@ -154,7 +170,7 @@ pub fn run(start: Start<'_>) -> ExitReason {
         Ok(t) => t,
         Err(e) => {
             tracing::error!(error = %e, "no randomness for the login token");
-            return ExitReason::Error;
+            return Err(ExitReason::Error);
         }
     };
     // SECURITY: whatever libunftp logs at any level, the token never reaches a log.
@@ -179,7 +195,7 @@ pub fn run(start: Start<'_>) -> ExitReason {
     });
     if let Err(e) = sys::send_message(start.channel.as_fd(), &started.encode(), None) {
         tracing::error!(error = %e, "cannot reach the monitor");
-        return ExitReason::Error;
+        return Err(ExitReason::Error);
     }
     // The monitor's login path (PAM, the hash) left freed memory behind; give it back.
     sys::release_free_heap();
@@ -217,12 +233,15 @@ pub fn run(start: Start<'_>) -> ExitReason {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .max_blocking_threads(4)
+        // A session waits on a handful of descriptors; tokio's default event array (1024
+        // entries, 12 KiB) would be most of an idle session's own heap.
+        .max_io_events_per_tick(IO_EVENTS_PER_TICK)
         .build()
     {
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!(error = %e, "cannot start the worker runtime");
-            return ExitReason::Error;
+            return Err(ExitReason::Error);
         }
     };
     let session = Session {
@@ -237,8 +256,11 @@ pub fn run(start: Start<'_>) -> ExitReason {
         login_token,
         refuse_writable,
     };
-    runtime.block_on(Box::pin(session.serve()))
+    Ok((runtime, Box::pin(session.serve())))
 }
+
+/// The whole session, on the heap.
+type SessionFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ExitReason>>>;
 
 struct Session {
     config: Config,
@@ -312,12 +334,14 @@ impl Session {
             let _ = tokio::io::AsyncWriteExt::shutdown(&mut client).await;
             return ExitReason::Refused;
         }
-        let (data_tls, tls_config) = match (&self.tls_files, config.ssl_enable) {
+        // Moved, not copied: the certificate and key are parsed from these bytes at the first
+        // data-connection handshake, and no second copy of the key stays behind.
+        let (data_tls, tls_config) = match (self.tls_files, config.ssl_enable) {
             (Some(files), true) => {
                 let log = Arc::new(HandshakeLog::for_data_connections());
                 match tls::server_config(
                     &config,
-                    tls::Identity::Files(files.clone()),
+                    tls::Identity::Files(files),
                     log,
                     preamble.tls_sessions.clone(),
                 ) {
@@ -433,19 +457,20 @@ impl Session {
             }
         });
         // Events for the monitor's records, sent between the binder's round trips.
-        let (events, mut queue) = tokio::sync::mpsc::channel(state::EVENT_QUEUE);
+        // Boxed: the channel's first block holds 32 slots from the start, unused until a transfer.
+        let (events, mut queue) = tokio::sync::mpsc::channel::<Box<Event>>(state::EVENT_QUEUE);
         shared.set_events(events);
         // Each event is held for the next request to the monitor to carry, at most
         // EVENT_HOLD (see `MonitorClient`); the last ones are sent when the queue closes.
         let teller = monitor.clone();
         let forwarder = tokio::spawn(async move {
             'events: while let Some(first) = queue.recv().await {
-                teller.hold(first);
+                teller.hold(*first);
                 let deadline = tokio::time::Instant::now() + state::EVENT_HOLD;
                 loop {
                     tokio::select! {
                         next = queue.recv() => match next {
-                            Some(event) => teller.hold(event),
+                            Some(event) => teller.hold(*event),
                             None => break 'events,
                         },
                         _ = tokio::time::sleep_until(deadline) => break,

@@ -113,8 +113,7 @@ pub(super) async fn forward(
                 settle_at = None;
                 settled = true;
                 if shared.transfers.load(Ordering::SeqCst) == 0 {
-                    crate::sys::release_free_heap();
-                    crate::sys::discard_stack_below_caller();
+                    super::give_back_idle_memory();
                 }
                 continue;
             }

@@ -132,8 +132,7 @@ pub async fn run(link: Client, engine: tokio::net::TcpStream, setup: RelaySetup)
     }
     // The session is set up and now mostly idle: give back what the setup freed (the
     // runtime's and libunftp's start-up temporaries) and the stack it ran deep in.
-    crate::sys::release_free_heap();
-    crate::sys::discard_stack_below_caller();
+    give_back_idle_memory();
     let pending = std::mem::take(&mut setup.preamble.pending);
     let engine = Engine {
         lines: engine_lines,
@@ -175,4 +174,15 @@ async fn link_write(link: &mut Client, text: &str) -> io::Result<()> {
     link.write_all(text.as_bytes()).await?;
     link.write_all(b"\r\n").await?;
     link.flush().await
+}
+
+/// Give back the heap's free pages and the stack below a shallow frame, once this session is
+/// idle. Done in a task of its own: the runtime polls a spawned task a few frames below
+/// `block_on`, while the relay runs inside the session's future, several pages of stack
+/// deeper, and the stack between the two would stay resident in every idle session.
+fn give_back_idle_memory() {
+    tokio::spawn(async {
+        crate::sys::release_free_heap();
+        crate::sys::discard_stack_below_caller();
+    });
 }

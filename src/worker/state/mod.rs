@@ -176,7 +176,7 @@ pub struct SessionShared {
     /// command's `200`.
     active_reply: Mutex<Option<&'static str>>,
     /// Where events for the monitor's records go (set once the session serves).
-    events: Mutex<Option<tokio::sync::mpsc::Sender<Event>>>,
+    events: Mutex<Option<tokio::sync::mpsc::Sender<Box<Event>>>>,
 }
 
 /// What the storage backend found for the transfer the relay forwarded last.
@@ -254,7 +254,7 @@ impl SessionShared {
     }
 
     /// Events reported from now on go to `sender`.
-    pub fn set_events(&self, sender: tokio::sync::mpsc::Sender<Event>) {
+    pub fn set_events(&self, sender: tokio::sync::mpsc::Sender<Box<Event>>) {
         *self.events.lock().unwrap_or_else(|p| p.into_inner()) = Some(sender);
     }
 
@@ -271,7 +271,7 @@ impl SessionShared {
             .unwrap_or_else(|p| p.into_inner())
             .as_ref()
         {
-            let _ = sender.try_send(event);
+            let _ = sender.try_send(Box::new(event));
         }
     }
 
