@@ -250,7 +250,9 @@ def details(ctx, rows):
     for s in ctx.servers:
         for d in s.get("pss_detail", []):
             out.append(f"{s['name']} memory: {d['total_kib'] / 1024:.0f} MiB PSS in "
-                       f"{d['processes']} processes with {d['sessions']} sessions (idle server: "
+                       f"{d['processes']} processes with {d['sessions']} sessions quiet for "
+                       f"{d['quiet_s']} s ({d['after_command_kib'] / 1024:.0f} MiB right after "
+                       f"a NOOP to each; idle server: "
                        f"{d['idle_total_kib'] / 1024:.1f} MiB in {d['idle_processes']} processes)")
         for d in s.get("max_detail", []):
             out.append(f"{s['name']} sessions held: opened {d['opened']} of {d['cap']} in "

@@ -174,8 +174,16 @@ def close_all(held):
             pass
 
 
+# How long the sessions stay quiet after the liveness NOOP before the idle sample. A server
+# may give memory back once a session goes quiet (rftpd does after 1 s); vsftpd's sessions
+# hold the same either way. The sample taken right after the NOOP is reported too.
+QUIET = 3
+
+
 def idle_session_pss(srv, n):
-    """MiB of PSS (all server processes together) per idle logged-in session, n sessions."""
+    """MiB of PSS (all server processes together) per idle logged-in session, n sessions:
+    sampled after the sessions have been quiet for QUIET seconds (the sample right after a
+    command to every session goes into the details)."""
     idle_pss, idle_procs = tree_pss(srv["pid"])
 
     async def run():
@@ -187,17 +195,21 @@ def idle_session_pss(srv, n):
             alive = await noop_all(held)
             if alive != n:
                 raise RuntimeError(f"only {alive}/{n} sessions answered NOOP")
-            return tree_pss(srv["pid"])
+            after_command, _ = tree_pss(srv["pid"])
+            await asyncio.sleep(QUIET)
+            total, procs = tree_pss(srv["pid"])
+            return total, procs, after_command
         finally:
             close_all(held)
             await asyncio.sleep(0.1)
 
     try:
-        total, procs = asyncio.run(run())
+        total, procs, after_command = asyncio.run(run())
     finally:
         wait_tree_settles(srv, idle_procs)
     srv.setdefault("pss_detail", []).append(
         {"sessions": n, "total_kib": total, "processes": procs,
+         "after_command_kib": after_command, "quiet_s": QUIET,
          "idle_total_kib": idle_pss, "idle_processes": idle_procs})
     return total / 1024 / n
 
