@@ -256,7 +256,7 @@ fn prepare(start: Start<'_>) -> Result<(tokio::runtime::Runtime, SessionFuture),
         login_token,
         refuse_writable,
     };
-    Ok((runtime, Box::pin(serve(session))))
+    Ok((runtime, Box::pin(session.serve())))
 }
 
 /// The whole session, on the heap.
@@ -277,9 +277,7 @@ struct Session {
 }
 
 impl Session {
-    /// Everything before the relay runs: the link, TLS, the FTP engine, the event forwarder.
-    /// Err: the session ended before it began.
-    async fn start(self) -> Result<Running, ExitReason> {
+    async fn serve(self) -> ExitReason {
         let config = self.config;
         let link = match nix::fcntl::fcntl(
             &self.link,
@@ -291,7 +289,7 @@ impl Session {
             Ok(l) => l,
             Err(e) => {
                 tracing::error!(error = %e, "cannot use the link to the pre-login process");
-                return Err(ExitReason::Error);
+                return ExitReason::Error;
             }
         };
         let (preamble, handed) =
@@ -299,11 +297,11 @@ impl Session {
                 Ok(Ok(p)) => p,
                 Ok(Err(e)) => {
                     tracing::error!(error = %e, "bad preamble from the pre-login process");
-                    return Err(ExitReason::Error);
+                    return ExitReason::Error;
                 }
                 Err(_) => {
                     tracing::error!("no preamble from the pre-login process in time");
-                    return Err(ExitReason::Error);
+                    return ExitReason::Error;
                 }
             };
         // SECURITY: what was handed over must be a connected TCP socket (the client's).
@@ -312,14 +310,14 @@ impl Session {
                 Ok(c) => relay::Client::Direct(c),
                 Err(e) => {
                     tracing::error!(error = %e, "the pre-login process handed over something else");
-                    return Err(ExitReason::Error);
+                    return ExitReason::Error;
                 }
             },
             None => match tokio::net::UnixStream::from_std(std::os::unix::net::UnixStream::from(
                 link.into_inner(),
             )) {
                 Ok(l) => relay::Client::Link(l),
-                Err(_) => return Err(ExitReason::Error),
+                Err(_) => return ExitReason::Error,
             },
         };
         if self.refuse_writable {
@@ -334,7 +332,7 @@ impl Session {
             )
             .await;
             let _ = tokio::io::AsyncWriteExt::shutdown(&mut client).await;
-            return Err(ExitReason::Refused);
+            return ExitReason::Refused;
         }
         // Moved, not copied: the certificate and key are parsed from these bytes at the first
         // data-connection handshake, and no second copy of the key stays behind.
@@ -363,7 +361,7 @@ impl Session {
                     }
                     Err(e) => {
                         tracing::error!("TLS: {e}");
-                        return Err(ExitReason::Error);
+                        return ExitReason::Error;
                     }
                 }
             }
@@ -375,7 +373,7 @@ impl Session {
             nonblocking_tcp(self.engine_end),
         ) {
             (Ok(r), Ok(e)) => (r, e),
-            _ => return Err(ExitReason::Error),
+            _ => return ExitReason::Error,
         };
         let monitor = match nix::fcntl::fcntl(
             &self.channel,
@@ -387,7 +385,7 @@ impl Session {
             Ok(m) => m,
             Err(e) => {
                 tracing::error!(error = %e, "cannot watch the monitor channel");
-                return Err(ExitReason::Error);
+                return ExitReason::Error;
             }
         };
         let client_ip = netns::unmapped(self.addresses.client.ip());
@@ -450,7 +448,7 @@ impl Session {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(error = %e, "cannot build the FTP server");
-                return Err(ExitReason::Error);
+                return ExitReason::Error;
             }
         };
         tokio::spawn(async move {
@@ -491,34 +489,10 @@ impl Session {
             start_dir: (!jailed).then_some(start_dir),
             preamble,
         };
-        Ok(Running {
-            relay: Box::pin(relay::run(client, relay_end, setup)),
-            shared,
-            forwarder,
-        })
+        let reason = relay::run(client, relay_end, setup).await;
+        // The last transfer's record must reach the monitor before the process exits.
+        shared.close_events();
+        let _ = tokio::time::timeout(Duration::from_secs(2), forwarder).await;
+        reason
     }
-}
-
-/// A session whose relay is about to run.
-struct Running {
-    relay: std::pin::Pin<Box<dyn std::future::Future<Output = ExitReason> + Send>>,
-    shared: Arc<SessionShared>,
-    forwarder: tokio::task::JoinHandle<()>,
-}
-
-/// The whole session. The set-up and the relay are separate futures on the heap, polled
-/// through a pointer: the set-up's poll function has a frame of several KiB, and inlined here
-/// it would sit under every command the relay answers (and stay resident in every session).
-async fn serve(session: Session) -> ExitReason {
-    let start: std::pin::Pin<Box<dyn std::future::Future<Output = Result<Running, ExitReason>>>> =
-        Box::pin(session.start());
-    let running = match start.await {
-        Ok(running) => running,
-        Err(reason) => return reason,
-    };
-    let reason = running.relay.await;
-    // The last transfer's record must reach the monitor before the process exits.
-    running.shared.close_events();
-    let _ = tokio::time::timeout(Duration::from_secs(2), running.forwarder).await;
-    reason
 }
