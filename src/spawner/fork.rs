@@ -93,6 +93,12 @@ impl Spawner {
                     }
                 }
                 let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.original_mask), None);
+                // SECURITY: nor the spawner's tokio signal sockets (every session would share
+                // them): a pair of its own at the same numbers (`sys::runtime_signals`).
+                if let Err(e) = crate::sys::runtime_signals::renew() {
+                    tracing::error!(error = %e, "session: cannot renew the runtime's signal sockets");
+                    std::process::exit(1);
+                }
                 // Each FTP session is a session of its own, as sshd makes each login one: no
                 // controlling terminal or process group shared with the server, and with the
                 // kernel's autogroup scheduling (on by default) the CPU is shared between

@@ -91,6 +91,11 @@ pub fn run(config: Config, user_list: String, banner: String) -> u8 {
     let users = UserList::new(&config, &user_list);
     sys::use_one_malloc_arena();
     let preloaded = preload_libraries(&config);
+    // tokio's signal registry, built once here and shared by every session's runtime.
+    if let Err(e) = sys::runtime_signals::preload() {
+        tracing::error!(error = %e, "cannot preload the runtime's signal state");
+        return EXIT_SETUP_FAILED;
+    }
     // One empty network namespace for every pre-login process (see `jail::nopriv`).
     let empty_net = match crate::jail::netns::empty_namespace() {
         Ok(fd) => Some(fd),

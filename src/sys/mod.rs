@@ -15,6 +15,7 @@ mod fds;
 mod huge_scratch;
 mod memory;
 mod reuseport;
+pub mod runtime_signals;
 
 pub use capabilities::*;
 pub use fds::*;
