@@ -68,6 +68,12 @@ pub fn run(config: Config, user_list: String, banner: String) -> u8 {
         }
     };
     let _ = nix::sys::prctl::set_name(SPAWNER_NAME);
+    // tokio's signal registry, built once here and shared by every session's runtime; first,
+    // while the heap has no holes, so that it fills pages of its own that no session writes.
+    if let Err(e) = sys::runtime_signals::preload() {
+        tracing::error!(error = %e, "cannot preload the runtime's signal state");
+        return EXIT_SETUP_FAILED;
+    }
     // SIGCHLD arrives through a signalfd, so one poll() waits for orders and ended sessions.
     let mut sigchld = SigSet::empty();
     sigchld.add(Signal::SIGCHLD);
@@ -91,11 +97,6 @@ pub fn run(config: Config, user_list: String, banner: String) -> u8 {
     let users = UserList::new(&config, &user_list);
     sys::use_one_malloc_arena();
     let preloaded = preload_libraries(&config);
-    // tokio's signal registry, built once here and shared by every session's runtime.
-    if let Err(e) = sys::runtime_signals::preload() {
-        tracing::error!(error = %e, "cannot preload the runtime's signal state");
-        return EXIT_SETUP_FAILED;
-    }
     // One empty network namespace for every pre-login process (see `jail::nopriv`).
     let empty_net = match crate::jail::netns::empty_namespace() {
         Ok(fd) => Some(fd),

@@ -63,3 +63,99 @@ pub fn discard_stack_below_caller() {
         )
     };
 }
+
+/// A zero-filled byte buffer in a private anonymous mapping of its own: a page is only backed
+/// by memory once something is written to it. For the message buffers sized for the largest
+/// message (16 KiB) that mostly carry a few dozen bytes: `vec![0; n]` would write every page
+/// of it (calloc clears a reused heap block) and keep them resident in every session.
+pub struct ZeroedBuffer {
+    start: std::ptr::NonNull<u8>,
+    len: usize,
+}
+
+impl ZeroedBuffer {
+    /// A buffer of `len` bytes (more than zero), all zero.
+    pub fn new(len: usize) -> std::io::Result<ZeroedBuffer> {
+        let size = std::num::NonZeroUsize::new(len)
+            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "empty buffer"))?;
+        use nix::sys::mman::{MapFlags, ProtFlags, mmap_anonymous};
+        // SAFETY: a new private anonymous mapping at an address the kernel chooses: it aliases
+        // nothing, and this value owns it until `drop` unmaps it.
+        let start = unsafe {
+            mmap_anonymous(
+                None,
+                size,
+                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+                MapFlags::MAP_PRIVATE,
+            )
+        }?;
+        Ok(ZeroedBuffer {
+            start: start.cast(),
+            len,
+        })
+    }
+}
+
+impl std::ops::Deref for ZeroedBuffer {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: `start` is a live read-write mapping of `len` bytes owned by `self` (anonymous
+        // memory reads as zero until written), borrowed no longer than `self`.
+        unsafe { std::slice::from_raw_parts(self.start.as_ptr(), self.len) }
+    }
+}
+
+impl std::ops::DerefMut for ZeroedBuffer {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `deref`, and `&mut self` makes this the only borrow.
+        unsafe { std::slice::from_raw_parts_mut(self.start.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for ZeroedBuffer {
+    fn drop(&mut self) {
+        // SAFETY: the mapping `new` made, unmapped once; no borrow of it outlives `self`.
+        let _ = unsafe { nix::sys::mman::munmap(self.start.cast(), self.len) };
+    }
+}
+
+// SAFETY: the buffer is plain memory owned by this value alone (like a Box<[u8]>).
+unsafe impl Send for ZeroedBuffer {}
+
+#[cfg(test)]
+mod zeroed_buffer_tests {
+    use super::ZeroedBuffer;
+
+    #[test]
+    fn a_new_buffer_is_zero_writable_and_only_touched_pages_are_resident() {
+        let mut buf = ZeroedBuffer::new(16 * 1024).unwrap();
+        assert_eq!(buf.len(), 16 * 1024);
+        assert!(buf.iter().all(|b| *b == 0));
+        buf[0] = 7;
+        buf[16 * 1024 - 1] = 9;
+        assert_eq!((buf[0], buf[16 * 1024 - 1]), (7, 9));
+        // A buffer nothing was written to holds no memory (reading maps the zero page).
+        let fresh = ZeroedBuffer::new(16 * 1024).unwrap();
+        let present = |b: &ZeroedBuffer| -> Vec<bool> {
+            use std::io::{Read, Seek, SeekFrom};
+            let mut pagemap = std::fs::File::open("/proc/self/pagemap").unwrap();
+            (0..b.len() / 4096)
+                .map(|page| {
+                    let address = b.as_ptr() as u64 + page as u64 * 4096;
+                    pagemap.seek(SeekFrom::Start(address / 4096 * 8)).unwrap();
+                    let mut entry = [0u8; 8];
+                    pagemap.read_exact(&mut entry).unwrap();
+                    u64::from_le_bytes(entry) >> 63 == 1
+                })
+                .collect()
+        };
+        assert_eq!(
+            present(&fresh),
+            [false; 4],
+            "an untouched buffer holds no memory"
+        );
+        let written = present(&buf);
+        assert!(written[0] && written[3], "{written:?}");
+        assert!(ZeroedBuffer::new(0).is_err());
+    }
+}

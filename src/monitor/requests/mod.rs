@@ -111,7 +111,16 @@ pub fn serve(
         anonymous_uploads: None,
     };
     m.records.connected();
-    let mut buf = vec![0u8; MAX_MESSAGE];
+    // Its pages are backed only once a message reaches them (most requests are a few dozen
+    // bytes): `vec![0; MAX_MESSAGE]` would keep all four resident in every session.
+    let mut buf = match crate::sys::ZeroedBuffer::new(MAX_MESSAGE) {
+        Ok(buf) => buf,
+        Err(e) => {
+            tracing::error!(error = %e, "monitor: no request buffer; ending the session");
+            m.kill_children();
+            return m.finish();
+        }
+    };
     while m.violation.is_none() && (m.prelogin.channel.is_some() || m.worker_channel_open()) {
         m.wait_and_answer(&mut buf);
     }
