@@ -69,19 +69,14 @@ pub fn greeting(config: &Config, banner: &str) -> String {
 /// Enter the sandbox, then serve the connection until the session ends.
 pub fn run(start: Start<'_>) -> ExitReason {
     // SECURITY: the runtime's signal sockets are this process's own, not the monitor's.
-    let signals = match crate::sys::runtime_signals::renew() {
-        Ok(numbers) => numbers.unwrap_or([-1; 2]),
+    let mut keep = match crate::sys::runtime_signals::renew() {
+        Ok(numbers) => numbers,
         Err(e) => {
             tracing::error!(error = %e, "cannot renew the runtime's signal sockets");
             return ExitReason::Error;
         }
     };
-    let keep = [
-        start.client.as_raw_fd(),
-        start.channel.as_raw_fd(),
-        signals[0],
-        signals[1],
-    ];
+    keep.extend([start.client.as_raw_fd(), start.channel.as_raw_fd()]);
     crate::jail::nopriv::enter(
         start.account,
         &start.config.secure_chroot_dir,

@@ -295,22 +295,29 @@ pub async fn recv_message_async(
     }
 }
 
+/// The descriptor numbers open in this process, from `/proc/self/fd` (the listing's own
+/// directory handle left out).
+pub fn listed_open_fds() -> io::Result<Vec<std::os::fd::RawFd>> {
+    use nix::fcntl::{F_GETFD, fcntl};
+    let listed: Vec<std::os::fd::RawFd> = std::fs::read_dir("/proc/self/fd")?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    Ok(listed
+        .into_iter()
+        // SAFETY: borrowed only to test that the number is open (the directory handle used for
+        // the listing is closed by now and fails with EBADF).
+        .filter(|fd| fcntl(unsafe { std::os::fd::BorrowedFd::borrow_raw(*fd) }, F_GETFD).is_ok())
+        .collect())
+}
+
 /// Close every descriptor of this process except `keep` and 0–2. Call while single-threaded
 /// and before any chroot (it lists `/proc/self/fd`).
 pub fn close_all_fds_except(keep: &[std::os::fd::RawFd]) -> io::Result<()> {
-    use std::os::fd::{FromRawFd, OwnedFd, RawFd};
-    let listed: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")?
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+    use std::os::fd::{FromRawFd, OwnedFd};
+    for raw in listed_open_fds()?
+        .into_iter()
         .filter(|fd| *fd > 2 && !keep.contains(fd))
-        .collect();
-    for raw in listed {
-        use nix::fcntl::{F_GETFD, fcntl};
-        // SAFETY: borrowed only to test that the number is open (the directory handle used for
-        // the listing is closed by now and fails with EBADF).
-        let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(raw) };
-        if fcntl(borrowed, F_GETFD).is_err() {
-            continue;
-        }
+    {
         // SAFETY: the process is single-threaded and `raw` is open and not one the caller
         // keeps: whoever held it is abandoned on purpose (the sandbox must hold nothing else),
         // and nothing uses the number again after this close.

@@ -39,14 +39,17 @@ pub fn preload() -> io::Result<()> {
     if PAIR.get().is_some() {
         return Ok(());
     }
-    let before = open_numbers()?;
+    let before: BTreeSet<RawFd> = super::listed_open_fds()?.into_iter().collect();
     // The runtime's own epoll and eventfd close with it; the signal state stays for good.
     drop(
         tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .build()?,
     );
-    let opened: Vec<RawFd> = open_numbers()?.difference(&before).copied().collect();
+    let opened: Vec<RawFd> = super::listed_open_fds()?
+        .into_iter()
+        .filter(|fd| !before.contains(fd))
+        .collect();
     let [first, second] = opened[..] else {
         return Err(io::Error::other(format!(
             "tokio's signal state opened {opened:?}, not two descriptors"
@@ -72,11 +75,12 @@ pub fn inherited() -> Option<[RawFd; 2]> {
 }
 
 /// Replace the inherited signal socket pair with a fresh one of this process's own, at the same
-/// two numbers; returns those numbers (to keep open), or `None` when nothing was inherited.
-/// Call right after a fork, while single-threaded, before this process runs a runtime.
-pub fn renew() -> io::Result<Option<[RawFd; 2]>> {
+/// two numbers; returns the numbers this process must keep open (none when nothing was
+/// inherited). Call right after a fork, while single-threaded, before this process runs a
+/// runtime.
+pub fn renew() -> io::Result<Vec<RawFd>> {
     let Some(numbers) = inherited() else {
-        return Ok(None);
+        return Ok(Vec::new());
     };
     let (a, b) = socketpair(
         AddressFamily::Unix,
@@ -85,33 +89,20 @@ pub fn renew() -> io::Result<Option<[RawFd; 2]>> {
         SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
     )?;
     for (fresh, number) in [(a, numbers[0]), (b, numbers[1])] {
-        // SAFETY: `number` is one of the two descriptors tokio's inherited registry owns for
-        // the life of the process; it is only ever replaced in place (dup3 closes the old
-        // socket and reuses the number atomically), never closed: the ManuallyDrop keeps this
-        // temporary owner from closing it.
-        let mut target = ManuallyDrop::new(unsafe { OwnedFd::from_raw_fd(number) });
-        // SAFETY: as above — checked open before it is replaced.
+        // SAFETY: borrowed only to test that the inherited number is still open.
         if fcntl(unsafe { BorrowedFd::borrow_raw(number) }, F_GETFD).is_err() {
             return Err(io::Error::other(format!(
                 "the inherited signal descriptor {number} is closed"
             )));
         }
+        // SAFETY: `number` is open (checked above) and is one of the two descriptors tokio's
+        // inherited registry owns for the life of the process; it is only ever replaced in
+        // place (dup3 closes the old socket and reuses the number atomically), never closed:
+        // the ManuallyDrop keeps this temporary owner from closing it.
+        let mut target = ManuallyDrop::new(unsafe { OwnedFd::from_raw_fd(number) });
         nix::unistd::dup3(fresh.as_fd(), &mut target, OFlag::O_CLOEXEC)?;
     }
-    Ok(Some(numbers))
-}
-
-/// The descriptor numbers open in this process (the listing's own directory handle left out).
-fn open_numbers() -> io::Result<BTreeSet<RawFd>> {
-    let listed: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")?
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .collect();
-    Ok(listed
-        .into_iter()
-        // SAFETY: borrowed only to test that the number is open (the listing's directory
-        // handle is closed by now and fails with EBADF).
-        .filter(|fd| fcntl(unsafe { BorrowedFd::borrow_raw(*fd) }, F_GETFD).is_ok())
-        .collect())
+    Ok(numbers.to_vec())
 }
 
 #[cfg(test)]
@@ -146,7 +137,7 @@ mod tests {
         let target = |fd: RawFd| std::fs::read_link(format!("/proc/self/fd/{fd}")).unwrap();
         let old = (target(a), target(b));
         assert!(old.0.to_string_lossy().starts_with("socket:"), "{old:?}");
-        assert_eq!(renew().unwrap(), Some([a, b]));
+        assert_eq!(renew().unwrap(), vec![a, b]);
         let new = (target(a), target(b));
         assert!(new.0 != old.0 && new.1 != old.1, "{old:?} -> {new:?}");
         assert!(new.0.to_string_lossy().starts_with("socket:"), "{new:?}");

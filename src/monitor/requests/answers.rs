@@ -228,18 +228,15 @@ impl Monitor<'_> {
                 let _ = nix::sys::prctl::set_name(WORKER_NAME);
                 // SECURITY: the runtime's signal sockets are the worker's own, not the monitor's
                 // (`sys::runtime_signals`); without them it stops here.
-                let Ok(signals) = sys::runtime_signals::renew() else {
+                let Ok(mut keep) = sys::runtime_signals::renew() else {
                     std::process::abort();
                 };
-                let signals = signals.unwrap_or([-1; 2]);
-                let keep = [
+                keep.extend([
                     link_worker.as_raw_fd(),
                     worker_end.as_raw_fd(),
                     accepted.start_dir.as_raw_fd(),
                     worker_namespace.as_raw_fd(),
-                    signals[0],
-                    signals[1],
-                ];
+                ]);
                 // SECURITY: the worker holds nothing of the monitor's (the pre-login channel,
                 // passive listeners). The monitor's objects that owned them are never dropped
                 // in this process: it leaves through `exit`, whatever happens.
