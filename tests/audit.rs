@@ -267,11 +267,13 @@ fn descendants(pid: u32, out: &mut Vec<u32>) {
 }
 
 /// Every process of the server's sessions: all descendants of the master except its
-/// spawners (monitors, workers, pre-login processes, whatever they run).
+/// spawners and their template processes (monitors, workers, pre-login processes, whatever
+/// they run).
 fn session_processes(server: &Server) -> Vec<u32> {
     let mut out = Vec::new();
-    for spawner in server.spawners() {
-        descendants(spawner, &mut out);
+    for monitor in server.monitors() {
+        out.push(monitor);
+        descendants(monitor, &mut out);
     }
     out
 }

@@ -309,7 +309,7 @@ fn a_reload_hands_new_sessions_to_a_new_spawner_and_the_old_one_leaves_after_its
     assert_eq!(fresh.pwd(), "/");
     let second = *spawners.iter().find(|p| **p != first).unwrap();
     assert_eq!(
-        common::children_of(second).len(),
+        common::spawner_sessions(second).len(),
         1,
         "the new session belongs to the new spawner"
     );
@@ -435,4 +435,169 @@ fn descriptors_the_master_inherited_never_reach_a_session() {
             common::comm(pid)
         );
     }
+}
+
+/// The spawner's template process (the one that forks every monitor), once there is one.
+fn template_of(spawner: u32) -> u32 {
+    let mut found = Vec::new();
+    common::wait_until(Duration::from_secs(5), || {
+        found = common::children_of(spawner)
+            .into_iter()
+            .filter(|p| common::comm(*p) == common::TEMPLATE_COMM)
+            .collect();
+        found.len() == 1
+    });
+    assert_eq!(
+        found.len(),
+        1,
+        "one template process under the spawner: {found:?}"
+    );
+    found[0]
+}
+
+/// The page frame behind every present page of `pid`'s writable mappings (root reads frame
+/// numbers from `/proc/PID/pagemap`), by address, with the mapping's name.
+fn page_frames(pid: u32) -> std::collections::HashMap<u64, (u64, String)> {
+    use std::io::{Read, Seek, SeekFrom};
+    let maps = fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+    let mut pagemap = fs::File::open(format!("/proc/{pid}/pagemap")).unwrap();
+    let mut out = std::collections::HashMap::new();
+    for line in maps.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if !fields[1].contains('w') {
+            continue;
+        }
+        let (start, end) = fields[0].split_once('-').unwrap();
+        let start = u64::from_str_radix(start, 16).unwrap();
+        let end = u64::from_str_radix(end, 16).unwrap();
+        let pages = ((end - start) / 4096) as usize;
+        let mut entries = vec![0u8; pages * 8];
+        pagemap.seek(SeekFrom::Start(start / 4096 * 8)).unwrap();
+        pagemap.read_exact(&mut entries).unwrap();
+        let name = fields.get(5).copied().unwrap_or("[anonymous]");
+        for (i, entry) in entries.chunks_exact(8).enumerate() {
+            let entry = u64::from_le_bytes(entry.try_into().unwrap());
+            if entry >> 63 == 1 {
+                let frame = entry & ((1 << 55) - 1);
+                out.insert(start + i as u64 * 4096, (frame, name.to_string()));
+            }
+        }
+    }
+    out
+}
+
+/// Pages of `pid` whose frame changed (a write that broke copy-on-write sharing) or that
+/// appeared since `before`.
+fn pages_written(pid: u32, before: &std::collections::HashMap<u64, (u64, String)>) -> Vec<String> {
+    page_frames(pid)
+        .into_iter()
+        .filter(|(address, (frame, _))| before.get(address).is_none_or(|(f, _)| f != frame))
+        .map(|(address, (_, name))| format!("{address:x} {name}"))
+        .collect()
+}
+
+#[test]
+fn monitors_are_forked_by_a_template_that_keeps_its_memory_as_it_was() {
+    if !common::require_root() {
+        return;
+    }
+    let user = TestUser::create();
+    let pam = PamService::create(&[]);
+    let server = Server::start("", &pam);
+    let spawner = single_spawner(&server);
+    let template = template_of(spawner);
+    assert_eq!(proc_ids(template).0, [0; 4], "the template runs as root");
+    // A first session: whatever is touched only once (a lazily bound symbol) is done.
+    let mut first = FtpClient::connect(server.addr());
+    first.login_ok(&user);
+    assert_eq!(first.pwd(), "/");
+
+    // Sessions alive while we look: every page the template has is shared with them, so a
+    // page it writes gets a new frame.
+    let mut held = vec![first];
+    let template_before = page_frames(template);
+    assert!(
+        template_before.values().any(|(frame, _)| *frame != 0),
+        "no page frame numbers readable"
+    );
+    const SESSIONS: usize = 20;
+    for _ in 0..SESSIONS {
+        let mut ftp = FtpClient::connect(server.addr());
+        ftp.login_ok(&user);
+        assert_eq!(ftp.pwd(), "/");
+        held.push(ftp);
+    }
+    // Every monitor ends up the spawner's child, as without a template (the spawner reaps
+    // and counts them).
+    let monitors = common::spawner_sessions(spawner);
+    assert_eq!(monitors.len(), SESSIONS + 1, "monitors: {monitors:?}");
+    for monitor in &monitors {
+        assert_eq!(common::comm(*monitor), "rftpd-monitor");
+    }
+    assert_eq!(
+        template_of(spawner),
+        template,
+        "the same template forked them all"
+    );
+    let template_wrote = pages_written(template, &template_before);
+    eprintln!(
+        "over {SESSIONS} session starts the template wrote {} pages: {template_wrote:?}",
+        template_wrote.len()
+    );
+    // Its stack and the libc data fork itself writes (3 pages here): pages each session
+    // writes in its own copy anyway. A table or heap block written per session would be
+    // pages each session keeps the old copy of (the spawner wrote 10-12 per session when it
+    // forked the monitors itself).
+    assert!(
+        template_wrote.len() <= 4,
+        "the template wrote {} pages over {SESSIONS} session starts: {template_wrote:?}",
+        template_wrote.len()
+    );
+    for mut ftp in held {
+        assert_eq!(ftp.cmd("QUIT").0, 221);
+    }
+}
+
+#[test]
+fn a_killed_template_is_replaced_and_its_sessions_go_on() {
+    if !common::require_root() {
+        return;
+    }
+    let user = TestUser::create();
+    let pam = PamService::create(&[]);
+    let server = Server::start("", &pam);
+    let spawner = single_spawner(&server);
+    let template = template_of(spawner);
+    let mut running = FtpClient::connect(server.addr());
+    running.login_ok(&user);
+
+    common::signal(template, "KILL");
+    assert!(
+        common::wait_until(Duration::from_secs(5), || !common::process_alive(template)),
+        "the template did not end"
+    );
+    let replaced = common::wait_until(Duration::from_secs(5), || {
+        common::children_of(spawner)
+            .into_iter()
+            .any(|p| p != template && common::comm(p) == common::TEMPLATE_COMM)
+    });
+    assert!(
+        replaced,
+        "no new template process; log:\n{}",
+        server.log().join("\n")
+    );
+    assert!(server.log_contains("the template process ended"));
+
+    assert_eq!(running.cmd("NOOP").0, 200, "the running session goes on");
+    let mut fresh = FtpClient::connect(server.addr());
+    fresh.login_ok(&user);
+    assert_eq!(fresh.pwd(), "/");
+    assert_eq!(common::spawner_sessions(spawner).len(), 2);
+    assert_eq!(
+        single_spawner(&server),
+        spawner,
+        "the spawner itself carried on"
+    );
+    assert_eq!(running.cmd("QUIT").0, 221);
+    assert_eq!(fresh.cmd("QUIT").0, 221);
 }

@@ -14,8 +14,6 @@
 //! What it must never do: leave a role without its limits, or run a session half-isolated
 //! (any failure here ends the session).
 
-use std::os::fd::OwnedFd;
-
 use nix::sched::CloneFlags;
 use nix::sys::resource::{Resource, setrlimit};
 
@@ -111,27 +109,23 @@ pub fn enter_session_namespaces() -> nix::Result<()> {
     )
 }
 
-/// The spawner's handle on PID namespaces: each monitor it forks starts a new one.
+/// The spawner's handle on PID namespaces: each monitor starts a new one. The process that
+/// forks a monitor (the template's short-lived intermediate one) enters it and exits, so no
+/// process ever needs to return to the spawner's namespace.
 pub struct PidNamespaces {
-    /// The spawner's own PID namespace, to return to after each fork.
-    own: OwnedFd,
+    _checked: (),
 }
 
 impl PidNamespaces {
-    /// Open the spawner's own PID namespace (before any fork).
+    /// Check, before any session, that this kernel has PID namespaces.
     pub fn open() -> std::io::Result<PidNamespaces> {
-        let own = std::fs::File::open("/proc/self/ns/pid")?;
-        Ok(PidNamespaces { own: own.into() })
+        std::fs::File::open("/proc/self/ns/pid")?;
+        Ok(PidNamespaces { _checked: () })
     }
 
-    /// Make the next child the first process of a new PID namespace.
+    /// Make this process's next child the first process of a new PID namespace (once per
+    /// process: a second `unshare(CLONE_NEWPID)` is refused).
     pub fn next_child_in_new(&self) -> nix::Result<()> {
         nix::sched::unshare(CloneFlags::CLONE_NEWPID)
-    }
-
-    /// Children after this one start in the spawner's own namespace again (a second
-    /// `unshare(CLONE_NEWPID)` is refused until then).
-    pub fn restore(&self) -> nix::Result<()> {
-        nix::sched::setns(&self.own, CloneFlags::CLONE_NEWPID)
     }
 }

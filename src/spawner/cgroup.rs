@@ -237,7 +237,7 @@ impl SessionCgroups {
 
     /// Make the cgroups of session `id`, with their limits.
     pub fn create(&self, id: u64) -> io::Result<SessionCgroup> {
-        let name = format!("session-{id}");
+        let name = session_name(id);
         let limit = |value: u32, scale: u64| {
             if value == 0 {
                 // cgroup v1's memory.limit_in_bytes takes -1 for "no limit", pids.max "max".
@@ -280,6 +280,15 @@ impl SessionCgroups {
         Ok(made)
     }
 
+    /// The cgroups [`create`](Self::create) made for session `id` (for its monitor, forked
+    /// by the template process, which holds this configuration but not the spawner's table).
+    pub fn of_session(&self, id: u64) -> SessionCgroup {
+        let name = session_name(id);
+        let mut dirs = vec![self.root.join(&name)];
+        dirs.extend(self.v1.iter().map(|(_, parent)| parent.join(&name)));
+        SessionCgroup { dirs }
+    }
+
     /// Remove cgroups just made that no process has joined.
     fn discard(&self, made: SessionCgroup) {
         for dir in made.dirs {
@@ -292,6 +301,11 @@ impl SessionCgroups {
         self.leftover.extend(cgroup.dirs);
         self.leftover.retain(|d| !remove_dir(d));
     }
+}
+
+/// The directory name of session `id`'s cgroups.
+fn session_name(id: u64) -> String {
+    format!("session-{id}")
 }
 
 /// A limit file exists only where its controller is enabled.

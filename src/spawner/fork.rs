@@ -1,23 +1,22 @@
-//! The spawner's one fork per accepted connection: the session's cgroup and PID namespace
-//! first, its claim channel, then the fork, after which the child — the session's monitor —
-//! sheds everything of the spawner's before it runs (`crate::monitor::run`).
+//! The spawner's part of starting a session for an accepted connection: the session's cgroup
+//! and its claim channel, then the order to the template process (`template`), which forks
+//! the monitor; and what the template reports back.
 //!
-//! SECURITY: a forked monitor must hold nothing that reaches the master or another session:
-//! not the master's channel, not the signalfd, not another session's claim channel; and a
-//! session whose cgroup or PID namespace cannot be made is not started (fail closed).
+//! SECURITY: a session whose cgroup cannot be made is not started (fail closed); the spawner
+//! passes the template only the client socket and that session's own end of its claim
+//! channel, and believes a report of a started session only for a session it ordered.
 
 use std::os::fd::{AsFd, OwnedFd};
 
-use nix::sys::signal::{SigmaskHow, sigprocmask};
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+use nix::unistd::Pid;
 
-use super::{MONITOR_NAME, Session, Spawner, cgroup};
-use crate::monitor::{self, Handover};
-use crate::protocol::spawner::Report;
-use crate::sys::{self, Forked};
+use super::{Session, Spawner, cgroup};
+use crate::protocol::spawner::{MAX_RECORD, Order, Report};
+use crate::sys;
 
 impl Spawner {
-    /// Fork a session process for `client` (`carried`: the client address a trusted load
+    /// Start a session process for `client` (`carried`: the client address a trusted load
     /// balancer's PROXY header named, read by the master).
     pub(super) fn spawn(
         &mut self,
@@ -35,21 +34,6 @@ impl Spawner {
                 return;
             }
         };
-        let not_started = |spawner: &mut Spawner, cgroup: Option<cgroup::SessionCgroup>| {
-            if let (Some(cgroups), Some(dir)) = (&mut spawner.cgroups, cgroup) {
-                cgroups.remove(dir);
-            }
-            spawner.report(Report::NotStarted { id });
-        };
-        // SECURITY: the monitor is process 1 of a new PID namespace (isolate).
-        if let Some(pids) = &self.template.pid_namespaces
-            && let Err(e) = pids.next_child_in_new()
-        {
-            tracing::error!(error = %e, "spawner: cannot make a PID namespace; not starting the session");
-            drop(client);
-            not_started(self, cgroup);
-            return;
-        }
         let (claims, session_claims) = match socketpair(
             AddressFamily::Unix,
             SockType::SeqPacket,
@@ -60,87 +44,112 @@ impl Spawner {
             Err(e) => {
                 tracing::error!(error = %e, "spawner: no claim channel; not starting the session");
                 drop(client);
-                if let Some(pids) = &self.template.pid_namespaces {
-                    let _ = pids.restore();
-                }
-                not_started(self, cgroup);
+                self.not_started(id, cgroup);
                 return;
             }
         };
-        let forked = sys::fork_single_threaded();
-        if let (Some(pids), Ok(Forked::Parent(_)) | Err(_)) =
-            (&self.template.pid_namespaces, &forked)
-            && let Err(e) = pids.restore()
-        {
-            // The next unshare fails and says so; sessions already started are unaffected.
-            tracing::error!(error = %e, "spawner: cannot return to its own PID namespace");
-        }
-        match forked {
-            Ok(Forked::Child) => {
-                // The session must hold nothing of the spawner's: not the master's channel, not
-                // the signalfd, not the blocked SIGCHLD.
-                self.channel = None;
-                self.children_signal = None;
-                // SECURITY: a session holds its own claim channel and no other session's
-                // (it could claim logins in their name otherwise).
-                self.children.clear();
-                drop(claims);
-                self.tallies = None;
-                if let Some(sender) = self.template.tally_sender.as_ref() {
-                    match sender.try_clone() {
-                        Ok(copy) => monitor::tally::install(copy),
-                        Err(e) => tracing::warn!(error = %e, "no metrics counts for this session"),
-                    }
+        let sent = match &self.template_process {
+            Some(template) => sys::send_message_fds(
+                template.channel.as_fd(),
+                &Order::Spawn {
+                    id,
+                    client: carried,
                 }
-                let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.original_mask), None);
-                // SECURITY: nor the spawner's tokio signal sockets (every session would share
-                // them): a pair of its own at the same numbers (`sys::runtime_signals`).
-                if let Err(e) = crate::sys::runtime_signals::renew() {
-                    tracing::error!(error = %e, "session: cannot renew the runtime's signal sockets");
-                    std::process::exit(1);
-                }
-                // Each FTP session is a session of its own, as sshd makes each login one: no
-                // controlling terminal or process group shared with the server, and with the
-                // kernel's autogroup scheduling (on by default) the CPU is shared between
-                // sessions rather than all of them competing as one group against the host.
-                if let Err(e) = nix::unistd::setsid() {
-                    tracing::warn!(error = %e, "session: setsid failed; it shares the spawner's session");
-                }
-                let _ = nix::sys::prctl::set_name(MONITOR_NAME);
-                let template = &self.template;
-                let code = monitor::run(
-                    &template.config,
-                    &template.users,
-                    Handover {
-                        banner: &template.banner,
-                        empty_net: template.empty_net.as_ref().map(|f| f.as_fd()),
-                        proxied_client: carried,
-                        cgroup: cgroup.as_ref(),
-                        claims: Some(session_claims.as_fd()),
+                .encode(),
+                &[client.as_fd(), session_claims.as_fd()],
+            ),
+            None => Err(std::io::Error::other("no template process")),
+        };
+        drop(client);
+        drop(session_claims);
+        match sent {
+            Ok(()) => {
+                self.pending.insert(
+                    id,
+                    Session {
+                        id,
+                        cgroup,
+                        claims: Some(claims),
+                        claimed: false,
                     },
-                    std::net::TcpStream::from(client),
                 );
-                std::process::exit(i32::from(code));
-            }
-            Ok(Forked::Parent(pid)) => {
-                drop(client);
-                drop(session_claims);
-                let session = Session {
-                    id,
-                    cgroup,
-                    claims: Some(claims),
-                    claimed: false,
-                };
-                self.children.insert(pid, session);
-                self.report(Report::Started {
-                    id,
-                    pid: pid.as_raw() as u32,
-                });
             }
             Err(e) => {
-                tracing::error!(error = %e, "spawner: cannot fork a session");
-                drop(client);
-                not_started(self, cgroup);
+                tracing::error!(error = %e, "spawner: cannot hand the session to the template process");
+                self.not_started(id, cgroup);
+            }
+        }
+    }
+
+    fn not_started(&mut self, id: u64, cgroup: Option<cgroup::SessionCgroup>) {
+        if let (Some(cgroups), Some(dir)) = (&mut self.cgroups, cgroup) {
+            cgroups.remove(dir);
+        }
+        self.report(Report::NotStarted { id });
+    }
+
+    /// Read every report the template process (or one of its intermediate processes) has
+    /// sent: a started session joins the table of running ones.
+    pub(super) fn take_template_reports(&mut self) {
+        let mut buf = [0u8; MAX_RECORD + 1];
+        // Bounded: at most one report per session ordered, and those are in `pending`.
+        for _ in 0..=self.pending.len() {
+            let Some(template) = &self.template_process else {
+                return;
+            };
+            let len = match sys::recv_message(template.channel.as_fd(), &mut buf) {
+                Ok((0, _)) => return,
+                Ok((len, None)) => len,
+                Ok((_, Some(_))) => {
+                    tracing::error!("spawner: the template process sent a descriptor; ignored");
+                    continue;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    tracing::error!(error = %e, "spawner: cannot read the template process's reports");
+                    return;
+                }
+            };
+            match Report::decode(&buf[..len]) {
+                Ok(Report::Started { id, pid }) => match self.pending.remove(&id) {
+                    Some(session) => {
+                        self.children.insert(Pid::from_raw(pid as i32), session);
+                        self.report(Report::Started { id, pid });
+                    }
+                    None => tracing::error!(id, "spawner: a report for a session never ordered"),
+                },
+                Ok(Report::NotStarted { id }) => match self.pending.remove(&id) {
+                    Some(session) => self.not_started(id, session.cgroup),
+                    None => tracing::error!(id, "spawner: a report for a session never ordered"),
+                },
+                _ => tracing::error!("spawner: malformed report from the template process"),
+            }
+        }
+    }
+
+    /// The template process ended (`status`): sessions it did not report are not started;
+    /// a new template takes over unless the spawner is finishing.
+    pub(super) fn template_ended(&mut self, end: crate::protocol::spawner::ProcessEnd) {
+        self.take_template_reports();
+        let lost: Vec<u64> = self.pending.keys().copied().collect();
+        for id in lost {
+            if let Some(session) = self.pending.remove(&id) {
+                self.not_started(id, session.cgroup);
+            }
+        }
+        self.template_process = None;
+        if self.retired || self.channel.is_none() {
+            return;
+        }
+        tracing::error!(
+            ?end,
+            "spawner: the template process ended; starting a new one"
+        );
+        match self.start_template() {
+            Ok(t) => self.template_process = Some(t),
+            Err(e) => {
+                tracing::error!(error = %e, "spawner: cannot start a template process; no more sessions start")
             }
         }
     }

@@ -17,6 +17,7 @@
 pub mod cgroup;
 mod claims;
 mod fork;
+mod template;
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
@@ -148,12 +149,30 @@ pub fn run(config: Config, user_list: String, banner: String) -> u8 {
         children_signal: Some(children_signal),
         tallies,
         children: HashMap::new(),
+        pending: HashMap::new(),
+        template_process: None,
         cgroups,
         retired: false,
         original_mask,
         _preloaded: preloaded,
     };
-    spawner.serve()
+    // Every monitor is forked by the template's intermediate process and handed to us when
+    // that exits: without this the spawner could not reap or count them (fail closed).
+    if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+        tracing::error!(error = %e, "cannot make the spawner a child subreaper");
+        return EXIT_SETUP_FAILED;
+    }
+    // Last, so that it holds the spawner's memory as complete as it will be for sessions.
+    match spawner.start_template() {
+        Ok(t) => spawner.template_process = Some(t),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the template process");
+            return EXIT_SETUP_FAILED;
+        }
+    }
+    let code = spawner.serve();
+    spawner.stop_template();
+    code
 }
 
 /// Move the master's channel from fd 0 to a close-on-exec descriptor above 2 and put
@@ -177,8 +196,13 @@ struct Spawner {
     /// The receiving end of the monitors' metrics counts (`metrics_enable`); `None` in a
     /// forked session.
     tallies: Option<OwnedFd>,
-    /// Running sessions, by pid.
+    /// Running sessions, by the monitor's pid.
     children: HashMap<Pid, Session>,
+    /// Sessions handed to the template process that it has not reported yet, by id.
+    pending: HashMap<u64, Session>,
+    /// The process that forks the monitors (`template`); `None` in the processes it forks,
+    /// and while none could be started.
+    template_process: Option<template::Template>,
     /// Where session cgroups are made (a delegated cgroup v2 subtree, and on a hybrid host the
     /// service's v1 cgroups), if anywhere.
     cgroups: Option<cgroup::SessionCgroups>,
@@ -230,7 +254,7 @@ impl Spawner {
         let mut buf = [0u8; MAX_RECORD + 1];
         loop {
             let accepting = self.channel.is_some() && !self.retired;
-            if !accepting && self.children.is_empty() {
+            if !accepting && self.children.is_empty() && self.pending.is_empty() {
                 tracing::debug!("spawner: no sessions left; exiting");
                 return EXIT_OK;
             }
@@ -243,7 +267,7 @@ impl Spawner {
                 .filter(|(_, c)| c.claims.is_some())
                 .map(|(pid, _)| *pid)
                 .collect();
-            let (child_ready, order_ready, tally_ready, claims_ready) = {
+            let (child_ready, order_ready, tally_ready, template_ready, claims_ready) = {
                 let mut fds = vec![PollFd::new(children_signal.as_fd(), PollFlags::POLLIN)];
                 let tally_at = self.tallies.as_ref().map(|t| {
                     fds.push(PollFd::new(t.as_fd(), PollFlags::POLLIN));
@@ -251,6 +275,10 @@ impl Spawner {
                 });
                 let order_at = self.channel.as_ref().map(|channel| {
                     fds.push(PollFd::new(channel.as_fd(), PollFlags::POLLIN));
+                    fds.len() - 1
+                });
+                let template_at = self.template_process.as_ref().map(|t| {
+                    fds.push(PollFd::new(t.channel.as_fd(), PollFlags::POLLIN));
                     fds.len() - 1
                 });
                 let first_claim = fds.len();
@@ -279,12 +307,22 @@ impl Spawner {
                     ready(Some(0)),
                     ready(order_at),
                     ready(tally_at),
+                    ready(template_at),
                     claims_ready,
                 )
             };
+            // Before reaping: a monitor is ours to reap only after its intermediate process
+            // exited, which it does after reporting the monitor's pid.
+            if template_ready || child_ready {
+                self.take_template_reports();
+            }
             if child_ready {
                 // Drain the signalfd, then reap everything that has ended (signals coalesce).
-                while let Ok(Some(_)) = children_signal.read_signal() {}
+                while let Ok(Some(_)) = self
+                    .children_signal
+                    .as_ref()
+                    .map_or(Ok(None), |s| s.read_signal())
+                {}
                 // A session's last counts before its end.
                 self.pass_on_tallies();
                 self.reap();
@@ -318,7 +356,9 @@ impl Spawner {
                 WaitStatus::Signaled(pid, signal, _) => (pid, ProcessEnd::Killed(signal as i32)),
                 _ => continue,
             };
-            if let Some(session) = self.children.remove(&pid) {
+            if self.template_process.as_ref().is_some_and(|t| t.pid == pid) {
+                self.template_ended(end);
+            } else if let Some(session) = self.children.remove(&pid) {
                 // Process 1 of the session's PID namespace has gone, so has everything else.
                 if let (Some(cgroups), Some(dir)) = (&mut self.cgroups, session.cgroup) {
                     cgroups.remove(dir);

@@ -15,19 +15,36 @@ pub fn send_message(
     bytes: &[u8],
     fd: Option<std::os::fd::BorrowedFd<'_>>,
 ) -> io::Result<()> {
+    match fd {
+        Some(fd) => send_message_fds(socket, bytes, &[fd]),
+        None => send_message_fds(socket, bytes, &[]),
+    }
+}
+
+/// Send one message on a `SOCK_SEQPACKET` socket with these file descriptors attached
+/// (`SCM_RIGHTS`; none: a plain message).
+pub fn send_message_fds(
+    socket: std::os::fd::BorrowedFd<'_>,
+    bytes: &[u8],
+    fds: &[std::os::fd::BorrowedFd<'_>],
+) -> io::Result<()> {
     use nix::sys::socket::{ControlMessage, MsgFlags, UnixAddr, sendmsg};
     use std::os::fd::AsRawFd;
-    let raw = fd.map(|f| [f.as_raw_fd()]);
-    let cmsgs: Vec<ControlMessage<'_>> = raw
-        .as_ref()
-        .map(|r| ControlMessage::ScmRights(r))
-        .into_iter()
-        .collect();
+    const MAX: usize = 4;
+    if fds.len() > MAX {
+        return Err(io::Error::other("too many descriptors for one message"));
+    }
+    let mut raw = [-1; MAX];
+    for (slot, fd) in raw.iter_mut().zip(fds) {
+        *slot = fd.as_raw_fd();
+    }
+    let rights = [ControlMessage::ScmRights(&raw[..fds.len()])];
+    let cmsgs: &[ControlMessage<'_>] = if fds.is_empty() { &[] } else { &rights };
     let iov = [std::io::IoSlice::new(bytes)];
     let sent = sendmsg::<UnixAddr>(
         socket.as_raw_fd(),
         &iov,
-        &cmsgs,
+        cmsgs,
         MsgFlags::MSG_NOSIGNAL,
         None,
     )?;
@@ -35,6 +52,92 @@ pub fn send_message(
         return Err(io::Error::other("short send on a message socket"));
     }
     Ok(())
+}
+
+/// Receive one message from a `SOCK_SEQPACKET` socket into `buf` together with exactly
+/// `N` (at most 4) passed descriptors, using nothing but the stack (no allocation: the
+/// spawner's template process must not write its heap). A message longer than `buf`, or
+/// carrying any other number of descriptors, is an error, and every descriptor that did
+/// arrive is closed. A closed peer is `Ok((0, None))`.
+pub fn recv_message_exact_fds<const N: usize>(
+    socket: std::os::fd::BorrowedFd<'_>,
+    buf: &mut [u8],
+) -> io::Result<(usize, Option<[std::os::fd::OwnedFd; N]>)> {
+    use nix::libc;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    /// Room for one `SCM_RIGHTS` header and 4 descriptors, aligned for `cmsghdr`.
+    #[repr(C, align(8))]
+    struct Control([u8; 64]);
+    const MAX_FDS: usize = 4;
+    const { assert!(N <= MAX_FDS) };
+    let mut control = Control([0; 64]);
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: msghdr is plain data; all-zero is a valid empty value, and every pointer field
+    // is set below to memory that outlives the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.0.as_mut_ptr().cast();
+    msg.msg_controllen = control.0.len() as _;
+    let received = loop {
+        // SAFETY: `msg` points at `iov` (into `buf`, `buf.len()` bytes) and `control` (64
+        // bytes), both live and exclusively borrowed for the call; the kernel writes no more
+        // than the lengths given.
+        let n = unsafe { libc::recvmsg(socket.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
+        if n >= 0 {
+            break n as usize;
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    };
+    let mut taken: [Option<OwnedFd>; MAX_FDS] = [None, None, None, None];
+    let mut count = 0;
+    let mut foreign = false;
+    // SAFETY: `msg` was filled in by recvmsg; CMSG_FIRSTHDR/CMSG_NXTHDR only walk within
+    // `msg_control`/`msg_controllen`, which the kernel set to the part it wrote.
+    let mut header = unsafe { libc::CMSG_FIRSTHDR(&msg) };
+    while !header.is_null() {
+        // SAFETY: a non-null header from CMSG_FIRSTHDR/CMSG_NXTHDR lies whole in `control`.
+        let h = unsafe { &*header };
+        if h.cmsg_level == libc::SOL_SOCKET && h.cmsg_type == libc::SCM_RIGHTS {
+            // SAFETY: CMSG_LEN(0) is a constant computation.
+            let data_len = h.cmsg_len as usize - unsafe { libc::CMSG_LEN(0) } as usize;
+            // SAFETY: CMSG_DATA points at the header's payload, `data_len` bytes of `control`.
+            let data = unsafe { libc::CMSG_DATA(header) };
+            for i in 0..data_len / std::mem::size_of::<libc::c_int>() {
+                // SAFETY: within the payload; it may be unaligned, hence read_unaligned.
+                let raw = unsafe { std::ptr::read_unaligned(data.cast::<libc::c_int>().add(i)) };
+                // SAFETY: the kernel just installed this descriptor in our table for us
+                // (SCM_RIGHTS); nothing else in the process knows its number, so we are its
+                // single owner. Dropped (closed) unless it is one we asked for.
+                let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+                if count < MAX_FDS {
+                    taken[count] = Some(fd);
+                }
+                count += 1;
+            }
+        } else {
+            foreign = true;
+        }
+        // SAFETY: as for CMSG_FIRSTHDR.
+        header = unsafe { libc::CMSG_NXTHDR(&msg, header) };
+    }
+    let truncated = msg.msg_flags & (libc::MSG_TRUNC | libc::MSG_CTRUNC) != 0;
+    if received == 0 && count == 0 && !truncated {
+        return Ok((0, None));
+    }
+    if truncated || foreign || count != N {
+        return Err(io::Error::other(
+            "oversized message or the wrong number of descriptors",
+        ));
+    }
+    let fds: [OwnedFd; N] = std::array::from_fn(|i| taken[i].take().expect("counted above"));
+    Ok((received, Some(fds)))
 }
 
 /// Receive one message from a `SOCK_SEQPACKET` socket into `buf`, taking ownership of at most

@@ -55,6 +55,40 @@ pub fn fork_single_threaded() -> io::Result<Forked> {
     }
 }
 
+/// Proof, taken once, that this process has a single thread — for a process that forks on
+/// every request and must not touch memory to do so (the spawner's template process: reading
+/// `/proc/self/task` each time would write heap pages its children then hold as private
+/// copies). Its holder must never start a thread; it cannot be sent to another thread.
+pub struct SingleThreaded {
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+impl SingleThreaded {
+    /// Checked now: exactly one thread.
+    pub fn check() -> io::Result<SingleThreaded> {
+        let threads = thread_count()?;
+        if threads != 1 {
+            return Err(io::Error::other(format!(
+                "refusing to fork a process with {threads} threads"
+            )));
+        }
+        Ok(SingleThreaded {
+            _not_send: std::marker::PhantomData,
+        })
+    }
+
+    /// `fork()`, without reading anything first.
+    pub fn fork(&self) -> io::Result<Forked> {
+        // SAFETY: `check` proved this process had one thread, and the holder of this proof
+        // starts none (it is not `Send`, and the template process that holds it runs no
+        // runtime); so the child inherits no lock held by another thread.
+        match unsafe { nix::unistd::fork() }? {
+            nix::unistd::ForkResult::Child => Ok(Forked::Child),
+            nix::unistd::ForkResult::Parent { child } => Ok(Forked::Parent(child)),
+        }
+    }
+}
+
 /// PAM's `PAM_FAIL_DELAY` item: a callback that replaces the built-in sleep after a failed
 /// authentication. Ours does nothing, so the server — not a PAM module — decides how long a
 /// client waits for its `530`, and does so without blocking anything else.

@@ -1205,11 +1205,24 @@ fn descendants(pid: u32, out: &mut Vec<u32>) {
     }
 }
 
-/// Session monitors: children of the master's children (the spawners).
+/// The `comm` of each spawner's template process, the one child of a spawner that is not a
+/// session's monitor.
+pub const TEMPLATE_COMM: &str = "rftpd-template";
+
+/// Session monitors: children of the master's children (the spawners), but for each
+/// spawner's template process.
 pub fn session_monitors(master_pid: u32) -> Vec<u32> {
     children_of(master_pid)
         .into_iter()
-        .flat_map(children_of)
+        .flat_map(spawner_sessions)
+        .collect()
+}
+
+/// The session monitors one spawner has started: its children but its template process.
+pub fn spawner_sessions(spawner: u32) -> Vec<u32> {
+    children_of(spawner)
+        .into_iter()
+        .filter(|p| comm(*p) != TEMPLATE_COMM)
         .collect()
 }
 
