@@ -128,8 +128,8 @@ impl Spawner {
         }
     }
 
-    /// The template process ended (`status`): sessions it did not report are not started;
-    /// a new template takes over unless the spawner is finishing.
+    /// The template process ended (`end`): sessions it did not report are not started; a new
+    /// template takes over (forked by the serve loop) unless the spawner is finishing.
     pub(super) fn template_ended(&mut self, end: crate::protocol::spawner::ProcessEnd) {
         self.take_template_reports();
         let lost: Vec<u64> = self.pending.keys().copied().collect();
@@ -139,18 +139,12 @@ impl Spawner {
             }
         }
         self.template_process = None;
-        if self.retired || self.channel.is_none() {
-            return;
-        }
-        tracing::error!(
-            ?end,
-            "spawner: the template process ended; starting a new one"
-        );
-        match self.start_template() {
-            Ok(t) => self.template_process = Some(t),
-            Err(e) => {
-                tracing::error!(error = %e, "spawner: cannot start a template process; no more sessions start")
-            }
+        if !self.retired && self.channel.is_some() {
+            // The serve loop forks a new one before it waits again.
+            tracing::error!(
+                ?end,
+                "spawner: the template process ended; starting a new one"
+            );
         }
     }
 }

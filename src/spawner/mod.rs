@@ -258,6 +258,16 @@ impl Spawner {
                 tracing::debug!("spawner: no sessions left; exiting");
                 return EXIT_OK;
             }
+            if accepting && self.template_process.is_none() {
+                // The last template died and no new one could be started then. Only here,
+                // where no client socket is in scope for the new template to inherit.
+                match self.start_template() {
+                    Ok(t) => self.template_process = Some(t),
+                    Err(e) => {
+                        tracing::error!(error = %e, "spawner: cannot start a template process")
+                    }
+                }
+            }
             let Some(children_signal) = &self.children_signal else {
                 return EXIT_SETUP_FAILED;
             };

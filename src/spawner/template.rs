@@ -52,6 +52,10 @@ pub(super) struct Template {
 
 impl Spawner {
     /// Fork the template process from the spawner as it is now.
+    ///
+    /// SECURITY: call it only where no descriptor outside `self` is open (not while handling
+    /// an order: the client socket would pass to every later session). What `self` holds
+    /// that the template must not keep, it closes (`become_template`).
     pub(super) fn start_template(&mut self) -> std::io::Result<Template> {
         let (ours, theirs) = socketpair(
             AddressFamily::Unix,

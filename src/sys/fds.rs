@@ -106,7 +106,8 @@ pub fn recv_message_exact_fds<const N: usize>(
         let h = unsafe { &*header };
         if h.cmsg_level == libc::SOL_SOCKET && h.cmsg_type == libc::SCM_RIGHTS {
             // SAFETY: CMSG_LEN(0) is a constant computation.
-            let data_len = h.cmsg_len as usize - unsafe { libc::CMSG_LEN(0) } as usize;
+            let data_len =
+                (h.cmsg_len as usize).saturating_sub(unsafe { libc::CMSG_LEN(0) } as usize);
             // SAFETY: CMSG_DATA points at the header's payload, `data_len` bytes of `control`.
             let data = unsafe { libc::CMSG_DATA(header) };
             for i in 0..data_len / std::mem::size_of::<libc::c_int>() {
