@@ -1,11 +1,12 @@
 //! The session spawner: a single-threaded root process the master fork+execs once (and again
-//! on each reload), which forks one session process (the monitor) per accepted connection.
+//! on each reload), which starts one session process (the monitor) per accepted connection —
+//! forked by its template process (`template`), re-parented to the spawner, reaped here.
 //!
 //! Why it exists: a session forked from an already running process shares that process's
 //! relocated binary, libraries and parsed configuration copy-on-write, where an exec per
 //! connection rebuilt all of them in every session (about 250 KiB each). The master itself
 //! cannot fork — it is multi-threaded — so this process, exec'd with exactly the configuration
-//! the master validated, forks for it.
+//! the master validated, forks for it (once: the template, whose memory never changes).
 //!
 //! It reads orders from the master on fd 0 (a `SOCK_SEQPACKET` socket; see [`protocol`]),
 //! reaps its sessions and reports how each ended. Each session's monitor has a channel of its
