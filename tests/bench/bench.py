@@ -57,6 +57,7 @@ class Context:
         self.duration = knob("DURATION", 6)
         # The command round trips of each repetition, measured for all servers at once.
         self.round_trips = {}
+        self.pinned = {}
         self.mem_sessions = knob("MEM_SESSIONS", 500)
         self.max_cap = knob("MAX_SESSIONS", 10000)
         self.max_budget = knob("MAX_SESSIONS_BUDGET", 420)
@@ -130,6 +131,22 @@ def round_trips_together(ctx, rep):
     return cache[rep]
 
 
+def pinned_together(ctx, rep, same_cpu):
+    """NOOP round trips of repetition `rep` with client and servers pinned
+    (`benchlib.commands.pinned_noops`), once for every running server together."""
+    cache = ctx.pinned
+    key = (rep, same_cpu)
+    if key not in cache:
+        running = [s for s in ctx.servers if os.path.exists(f"/proc/{s['pid']}")]
+        try:
+            cache[key] = commands.pinned_noops(running, ctx.cmd_count, same_cpu)
+        except Exception as e:  # noqa: BLE001
+            cache[key] = e
+    if isinstance(cache[key], Exception):
+        raise cache[key]
+    return cache[key]
+
+
 def make_rows(ctx):
     c = ctx
     rows = [fast_row(c, d, t, k) for t in (False, True) for d in ("RETR", "STOR")
@@ -162,6 +179,12 @@ def make_rows(ctx):
         driver.fanout[verb] = sub
     rows.append(driver)
     rows += list(driver.fanout.values())
+    for same_cpu, where in ((True, "on the client's CPU"), (False, "on the other CPU")):
+        rows.append(Row(f"cmd_pin_{'same' if same_cpu else 'other'}",
+                        f"(info) round trip NOOP, p50 of {c.cmd_count}, server pinned {where}",
+                        "µs", LOWER, None, c.reps,
+                        lambda srv, rep, first, s=same_cpu: pinned_together(c, rep, s)[srv["name"]],
+                        info=True))
 
     def mirror_fn(up, parallel):
         def run(srv, rep, first):

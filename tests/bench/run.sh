@@ -24,8 +24,11 @@
 #                       retr_tls_zero stor_tls stor_tls_zero (fast client; retr/retr_zero with
 #                       the loopback ceiling) curl_retr curl_stor curl_retr_tls curl_stor_tls
 #                       logins small1 small8 list nlst mlsd cmd (or cmd_noop cmd_pwd cmd_cwd
-#                       cmd_type cmd_size cmd_mdtm) mirror mirror4 mirror_r mem max
+#                       cmd_type cmd_size cmd_mdtm) cmd_pin_same cmd_pin_other (info: NOOP
+#                       with client and server pinned) mirror mirror4 mirror_r mem max
 #   SERVERS=rftpd,vsftpd,pure-ftpd   which servers to run (rftpd is always one of them)
+#   SERVER_SESSION=own  each server started with setsid, in a session (autogroup) of its own
+#                       as under systemd; `shared`: in the script's session, with the clients
 #   PURE_FTPD_DEB=file  use this pure-ftpd .deb instead of `apt-get download pure-ftpd`
 #   RFTPD_PORT=21210 VSFTPD_PORT=21211 PURE_FTPD_PORT=21212   control ports; passive ranges
 #                       20000-24999 / 25000-29999 / 30000-49999
@@ -66,6 +69,8 @@ IDLE_TIMEOUT=$(( MAX_SESSIONS_BUDGET + 300 ))
 [ "$IDLE_TIMEOUT" -lt 900 ] && IDLE_TIMEOUT=900
 IDLE_MINUTES=$(( (IDLE_TIMEOUT + 59) / 60 ))
 SERVERS="${SERVERS:-rftpd,vsftpd,pure-ftpd}"
+SERVER_SESSION="${SERVER_SESSION:-own}"
+case "$SERVER_SESSION" in own|shared) ;; *) echo "SERVER_SESSION is own or shared" >&2; exit 1 ;; esac
 want_server() { [[ ",$SERVERS," == *",$1,"* ]]; }
 want_row() { [ -z "${ONLY:-}" ] || [[ ",$ONLY," == *",$1,"* ]]; }
 
@@ -405,12 +410,17 @@ sys.exit(0 if s.makefile('rb').readline().startswith(b'220') else 1)" 2>/dev/nul
     echo "$2 did not greet on port $1" >&2; exit 1
 }
 
-"$RFTPD" --config "$W/rftpd.toml" >"$W/rftpd.log" 2>&1 &
+# Each server in a session (and so, with the kernel's autogroup scheduling, a CPU group) of its
+# own, apart from the benchmark's clients: as systemd starts a service, and as a server's
+# real clients, on other hosts, are. SERVER_SESSION=shared starts them in the script's own.
+LAUNCH=()
+[ "$SERVER_SESSION" = own ] && LAUNCH=(setsid)
+"${LAUNCH[@]}" "$RFTPD" --config "$W/rftpd.toml" >"$W/rftpd.log" 2>&1 &
 RFTPD_PID=$!
 PIDS+=("$RFTPD_PID")
 PID_OF[rftpd]=$RFTPD_PID
 if want_server vsftpd; then
-    "$VSFTPD_BIN" "$W/vsftpd.conf" >"$W/vsftpd.log" 2>&1 &
+    "${LAUNCH[@]}" "$VSFTPD_BIN" "$W/vsftpd.conf" >"$W/vsftpd.log" 2>&1 &
     PID_OF[vsftpd]=$!
     PIDS+=("${PID_OF[vsftpd]}")
 fi
@@ -418,7 +428,7 @@ PURE_FTPD_MAX=$(( MAX_SESSIONS > 50 ? MAX_SESSIONS : 50 ))
 if [ -n "$PURE_FTPD_BIN" ]; then
     mapfile -t pf_args < <(pure_ftpd_args "$PURE_FTPD_PORT" "$PURE_FTPD_MAX")
     printf '%s\n' "$PURE_FTPD_BIN" "${pf_args[@]}" > "$W/pure-ftpd.conf"   # for BENCH_LOGS
-    "$PURE_FTPD_BIN" "${pf_args[@]}" >"$W/pure-ftpd.log" 2>&1 &
+    "${LAUNCH[@]}" "$PURE_FTPD_BIN" "${pf_args[@]}" >"$W/pure-ftpd.log" 2>&1 &
     PID_OF[pure-ftpd]=$!
     PIDS+=("${PID_OF[pure-ftpd]}")
 fi
@@ -446,6 +456,11 @@ for name in "${NAMES[@]}"; do
 done
 
 NOTES+=("all servers: 127.0.0.1, rftpd and vsftpd through PAM service vsftpd (pure-ftpd: -l unix), chroot_local_user, allow_writeable_chroot, write_enable, local_umask 022, passive ranges of their own, idle timeout $IDLE_TIMEOUT s (pure-ftpd: $IDLE_MINUTES min); rftpd extra keys: $(printf '%s; ' "${RF_EXTRA[@]}" | sed "s|$W/tls/||g")")
+if [ "$SERVER_SESSION" = own ]; then
+    NOTES+=("every server started with setsid: a session, and an autogroup of the CPU scheduler, of its own, apart from the clients' (SERVER_SESSION=own)")
+else
+    NOTES+=("servers started in the benchmark's own session, sharing the clients' autogroup (SERVER_SESSION=shared); rftpd's sessions still each make a session of their own")
+fi
 want_server vsftpd && NOTES+=("vsftpd runs its built-in defaults plus the same settings (session_support=NO, isolate/isolate_network as built, max_clients/max_per_ip 5000, xferlog off); its sessions row is capped at 2000, vsftpd's documented max_clients default and the most this comparison asks of it")
 [ -n "$PURE_FTPD_BIN" ] && NOTES+=("pure-ftpd $PURE_FTPD_VERSION (Debian's .deb, unpacked, not installed): $(sed 1d "$W/pure-ftpd.conf" | tr '\n' ' ' | sed "s|$W/tls/||g")")
 

@@ -12,6 +12,7 @@ verb would see a different step, and the ratios would measure the steps.
 It sends only these verbs and never writes to the server's files.
 """
 
+import os
 import statistics
 import time
 
@@ -79,3 +80,64 @@ def round_trips(servers, count):
     finally:
         for _, session in sessions:
             session.close()
+
+
+def _pin_tree(root_pid, cpus):
+    """Set the CPU affinity of every thread of root_pid and its descendants (new children
+    inherit it); threads that are gone are skipped."""
+    from benchlib.sessions import descendants
+    for pid in descendants(root_pid):
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                os.sched_setaffinity(int(tid), cpus)
+            except OSError:
+                pass
+
+
+def pinned_noops(servers, count, same_cpu):
+    """{server name: p50 µs} of `count` NOOP round trips per server, servers taking turns, with
+    the client on CPU 0 and every process of each server on CPU 0 too (`same_cpu`) or on
+    CPU 1. Unpinned, where the scheduler puts a session decides its round trip more than the
+    server's own work does: on this 2-CPU machine ~30-50 µs when the session shares the
+    client's CPU, ~120-170 µs when it wakes on the other one, for every server. Pinned, both
+    placements are measured for each server; affinities are restored afterwards."""
+    everywhere = set(range(os.cpu_count() or 1))
+    if len(everywhere) < 2:
+        raise RuntimeError("needs at least 2 CPUs")
+    server_cpus = {0} if same_cpu else {1}
+    sessions = []
+    try:
+        os.sched_setaffinity(0, {0})
+        for srv in servers:
+            _pin_tree(srv["pid"], server_cpus)
+        for srv in servers:
+            sessions.append((srv["name"], Session(srv)))
+        for srv in servers:  # the new sessions' processes, made after a fork or two
+            _pin_tree(srv["pid"], server_cpus)
+        for i in range(20):  # warm-up, untimed
+            for _, session in sessions:
+                session.command("NOOP", 200)
+        times = {name: [] for name, _ in sessions}
+        n = len(sessions)
+        for i in range(count):
+            for name, session in sessions[i % n:] + sessions[:i % n]:
+                t0 = time.perf_counter_ns()
+                session.sock.sendall(b"NOOP\r\n")
+                code, text = read_reply(session.f)
+                t1 = time.perf_counter_ns()
+                if code != 200:
+                    raise RuntimeError(f"{name}: NOOP: expected 200, got {text!r}")
+                times[name].append((t1 - t0) / 1000)
+        for _, session in sessions:
+            session.quit()
+        return {name: statistics.median(t) for name, t in times.items()}
+    finally:
+        for _, session in sessions:
+            session.close()
+        os.sched_setaffinity(0, everywhere)
+        for srv in servers:
+            _pin_tree(srv["pid"], everywhere)
